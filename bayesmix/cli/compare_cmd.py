@@ -1,0 +1,9 @@
+"""`bayesmix compare`: not available yet."""
+
+from .common import not_available
+
+
+def add_parser(sub):
+    p = sub.add_parser("compare", help="(not available yet)", description="Not available yet.")
+    p.set_defaults(func=not_available("compare", "planned"))
+    return p

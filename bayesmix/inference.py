@@ -1,0 +1,413 @@
+"""Model building, NUTS sampling, the diagnostics gate, and saving/loading fits.
+
+The PyMC model is built from (law, run table, priors). Observations enter on the
+log-loss scale with a noise sd per domain; a per-run offset shared by all checkpoints
+and domains of one training run keeps checkpoints of one run from counting as
+independent evidence. Missing losses are masked out of the likelihood.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from scipy import optimize
+
+from . import _az
+from .errors import FitRejectedError, UsageError
+from .laws import Law, get_law
+from .posterior import Posterior
+from .priors import make_rv, resolve_priors
+from .scaling import Scaling
+
+SAMPLERS = ("pymc", "nutpie", "numpyro")
+LIKELIHOODS = ("normal", "student_t")
+
+#: The diagnostics gate: a fit is called good only within these bounds.
+MAX_RHAT = 1.01
+
+
+@dataclass
+class FitSettings:
+    """Sampler settings recorded with every fit."""
+
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    seed: int = 0
+    sampler: str = "pymc"
+    target_accept: float = 0.9
+    likelihood: str = "normal"
+    run_effect: str = "auto"
+    map_starts: int = 4
+    cores: int | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _uses_run_effect(table, run_effect: str) -> bool:
+    if run_effect == "auto":
+        return table.n_runs < table.n_rows
+    if run_effect in ("on", True):
+        return True
+    if run_effect in ("off", False):
+        return False
+    raise UsageError(f"run_effect must be 'auto', 'on' or 'off', got '{run_effect}'")
+
+
+def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str = "normal",
+                run_effect: str = "auto", scaling: Scaling | None = None) -> tuple[pm.Model, Scaling]:
+    """Build the PyMC model of ``law`` on ``table``.
+
+    Parameters
+    ----------
+    law : Law
+        A registered law.
+    table : RunTable
+        Runs with losses (missing values masked).
+    priors : dict, optional
+        Prior overrides (see :func:`bayesmix.priors.resolve_priors`).
+    likelihood : {"normal", "student_t"}
+        Observation model on log-loss; Student-t for tables with outliers.
+    run_effect : {"auto", "on", "off"}
+        Per-run offset shared by a run's checkpoints; "auto" uses it when some run has
+        several checkpoints.
+    scaling : Scaling, optional
+        Reference units; default from the table.
+
+    Returns
+    -------
+    (pm.Model, Scaling)
+    """
+    if likelihood not in LIKELIHOODS:
+        raise UsageError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got '{likelihood}'")
+    law.check_table(table)
+    priors = resolve_priors(law, priors)
+    scaling = scaling or Scaling.from_table(table)
+    losses = np.asarray(table.losses, dtype=float)
+    rows, doms = np.nonzero(np.isfinite(losses))
+    if len(rows) == 0:
+        raise UsageError(f"{table.source}: the table has no observed losses to fit")
+    run_labels, run_index = np.unique(np.asarray(table.run_ids, dtype=str), return_inverse=True)
+    n, d = scaling.scale_inputs(table.model_size, table.tokens)
+    coords = {
+        "domain": list(table.domains),
+        "domain_j": list(table.domains),
+        "run": list(run_labels),
+        "cell": np.arange(len(rows)),
+    }
+    with pm.Model(coords=coords) as model:
+        p = {param.name: make_rv(param.name, priors[param.name], dims=param.dims or None)
+             for param in law.params}
+        mean = law.mean(p, pt.constant(np.asarray(table.weights, dtype=float)), pt.constant(n), pt.constant(d))
+        log_mu = pt.log(mean) + np.log(np.asarray(scaling.loss_ref))
+        log_mu_cells = log_mu[rows, doms]
+        if _uses_run_effect(table, run_effect):
+            run_sd = make_rv("run_sd", priors["run_sd"])
+            run_z = pm.Normal("run_z", 0.0, 1.0, dims="run")
+            log_mu_cells = log_mu_cells + (run_sd * run_z)[run_index[rows]]
+        sigma = make_rv("sigma", priors["sigma"], dims="domain")
+        observed = np.log(losses[rows, doms])
+        if likelihood == "student_t":
+            nu = make_rv("nu", priors["nu"])
+            pm.StudentT("log_loss", nu=nu, mu=log_mu_cells, sigma=sigma[doms], observed=observed, dims="cell")
+        else:
+            pm.Normal("log_loss", mu=log_mu_cells, sigma=sigma[doms], observed=observed, dims="cell")
+    return model, scaling
+
+
+def find_map(model: pm.Model, *, starts: int = 4, seed: int = 0) -> tuple[dict, float]:
+    """Best of several L-BFGS-B MAP searches from jittered starts (unconstrained space).
+
+    The law posteriors can have separated modes; starting every chain near the best of
+    several optima makes chains agree far more often than random starts do.
+
+    Returns
+    -------
+    (point, logp) : the transformed-space point of the best optimum and its log density.
+    """
+    from pymc.blocking import DictToArrayBijection
+    from pymc.initial_point import make_initial_point_fn
+
+    func = model.logp_dlogp_function(ravel_inputs=True)
+    func.set_extra_values({})
+    ip_fn = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
+    value_names = [v.name for v in model.value_vars]
+    best, best_logp = None, -np.inf
+    rng = np.random.default_rng(seed)
+    for start in range(max(1, starts)):
+        point = ip_fn(int(rng.integers(2**31)))
+        x0 = DictToArrayBijection.map({k: point[k] for k in value_names})
+
+        def neg(x):
+            logp, grad = func(x)
+            if not np.isfinite(logp):
+                return 1e30, np.zeros_like(x)
+            return -float(logp), -np.asarray(grad, dtype=float)
+
+        with np.errstate(all="ignore"):
+            res = optimize.minimize(neg, x0.data, jac=True, method="L-BFGS-B",
+                                    options={"maxiter": 3000})
+        if np.isfinite(res.fun) and -res.fun > best_logp:
+            best_logp = -res.fun
+            best = DictToArrayBijection.rmap(x0._replace(data=res.x))
+    if best is None:
+        raise FitRejectedError("no MAP search found a finite log density; check the priors and the data")
+    return dict(best), float(best_logp)
+
+
+def _untransformed_point(model: pm.Model, point: dict) -> dict:
+    """Map a transformed-space point to initvals keyed by free RV name."""
+    out = {}
+    for rv in model.free_RVs:
+        value_var = model.rvs_to_values[rv]
+        transform = model.rvs_to_transforms.get(rv)
+        value = point[value_var.name]
+        if transform is not None:
+            value = transform.backward(value, *rv.owner.inputs).eval()
+        out[rv.name] = np.asarray(value)
+    return out
+
+
+def identification_warnings(law: Law, table) -> list[str]:
+    """Plain-language warnings when the design cannot identify the law's scale terms."""
+    out = []
+    sizes = np.unique(table.model_size)
+    tokens = np.unique(table.tokens)
+    if law.uses_model_size and len(sizes) == 1:
+        out.append(f"the table has a single model size, so the N terms of '{law.name}' are "
+                   "informed by the priors only: extrapolation over N is prior-driven")
+    if law.uses_tokens and len(tokens) == 1:
+        out.append(f"the table has a single token count, so the D terms of '{law.name}' are "
+                   "informed by the priors only")
+    if law.uses_model_size and law.uses_tokens and len(sizes) > 1 and len(tokens) > 1:
+        corr = np.corrcoef(np.log(table.model_size), np.log(table.tokens))[0, 1]
+        if abs(corr) > 0.95:
+            out.append(f"log N and log D are nearly collinear (correlation {corr:.3f}): the N and D "
+                       "exponents trade off; add runs at other tokens-per-parameter ratios")
+    return out
+
+
+def compute_loglik(posterior: Posterior, table, run_draws=None) -> np.ndarray:
+    """Pointwise log-likelihood of the observed losses, ``(S, rows, K)``, NaN where missing.
+
+    The density is that of the loss itself (the log-loss density minus ``log L``), so
+    laws fitted to the same table are comparable.
+    """
+    from scipy import stats
+
+    mu = posterior.expected_loss(table.weights, table.model_size, table.tokens)
+    log_mu = np.log(mu)
+    if run_draws is not None:
+        log_mu = log_mu + run_draws[:, :, None]
+    y = np.log(np.asarray(table.losses, dtype=float))[None]
+    sigma = np.asarray(posterior.sigma)[:, None, :]
+    if posterior.nu is not None:
+        ll = stats.t.logpdf(y, df=np.asarray(posterior.nu)[:, None, None], loc=log_mu, scale=sigma)
+    else:
+        ll = stats.norm.logpdf(y, loc=log_mu, scale=sigma)
+    return ll - y
+
+
+@dataclass
+class Fit:
+    """A fitted law: InferenceData plus what is needed to predict from it.
+
+    Use :func:`fit_law` to create one and :meth:`Fit.load` to read one from disk.
+    """
+
+    idata: object
+    law: Law
+    scaling: Scaling
+    domains: tuple
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def diagnostics(self) -> dict:
+        return self.attrs.get("diagnostics", {})
+
+    def posterior(self, max_draws: int | None = None) -> Posterior:
+        """The fit's :class:`Posterior` (optionally thinned to ``max_draws``)."""
+        draws = {p.name: _az.stacked_draws(self.idata, p.name) for p in self.law.params}
+        sigma = _az.stacked_draws(self.idata, "sigma")
+        nu = _az.stacked_draws(self.idata, "nu") if _az.has_var(self.idata, "nu") else None
+        run_sd = _az.stacked_draws(self.idata, "run_sd") if _az.has_var(self.idata, "run_sd") else None
+        post = Posterior(self.law, draws, self.scaling, tuple(self.domains), sigma=sigma, nu=nu,
+                         run_sd=run_sd, meta={"fingerprint": self.attrs.get("fingerprint")})
+        return post.thin(max_draws) if max_draws else post
+
+    def save(self, path):
+        """Write the fit to NetCDF atomically."""
+        _az.set_attrs(self.idata, self.attrs)
+        return _az.save(self.idata, path)
+
+    @classmethod
+    def load(cls, path) -> "Fit":
+        """Read a fit written by :meth:`save` (a ``.nc`` file or a model folder)."""
+        from pathlib import Path
+
+        path = Path(path)
+        if path.is_dir():
+            candidates = sorted(path.glob("*.nc"))
+            if not candidates:
+                raise UsageError(f"{path}: no fitted model (.nc) in this folder")
+            path = candidates[0]
+        if not path.exists():
+            raise UsageError(f"{path}: fit file not found; create one with 'bayesmix fit RUNS.csv --out {path}'")
+        try:
+            idata = _az.load(path)
+            attrs = _az.get_attrs(idata)
+            law = get_law(attrs["law"], **attrs.get("law_options", {}))
+        except (KeyError, OSError, ValueError) as err:
+            raise UsageError(f"{path}: not a bayesmix fit ({err})") from None
+        return cls(idata, law, Scaling.from_dict(attrs["scaling"]), tuple(attrs["domains"]), attrs)
+
+
+def diagnose(idata, law: Law) -> dict:
+    names = [p.name for p in law.params] + ["sigma"]
+    names += [v for v in ("run_sd", "nu") if _az.has_var(idata, v)]
+    return _az.diagnostics_table(idata, names)
+
+
+def check_gate(diagnostics: dict, allow_warnings: bool = False) -> list[str]:
+    """Problems that make a fit untrustworthy; raise unless ``allow_warnings``."""
+    problems = []
+    if diagnostics["max_rhat"] > MAX_RHAT:
+        problems.append(
+            f"max R-hat {diagnostics['max_rhat']:.3f} > {MAX_RHAT} (worst: {diagnostics.get('worst_rhat_param')}): "
+            "chains disagree; run more --tune and --draws, or more chains with a different --seed, "
+            "or tighten the priors of the worst parameter"
+        )
+    if diagnostics["divergences"] > 0:
+        problems.append(
+            f"{diagnostics['divergences']} divergent transitions: the sampler missed part of the posterior; "
+            "raise target_accept (--target-accept 0.95) or use --likelihood student_t if there are outliers"
+        )
+    if problems and not allow_warnings:
+        raise FitRejectedError("the fit is not trustworthy:\n  - " + "\n  - ".join(problems)
+                               + "\n  (pass --allow-warnings to keep it anyway)")
+    return problems
+
+
+def format_diagnostics(diag: dict) -> str:
+    rows = [
+        ("max R-hat", f"{diag['max_rhat']:.4f}", f"<= {MAX_RHAT}"),
+        ("min bulk ESS", f"{diag['min_ess_bulk']:.0f}", ">= 100 per chain is comfortable"),
+        ("min tail ESS", f"{diag['min_ess_tail']:.0f}", ""),
+        ("divergences", f"{diag['divergences']}", "0"),
+        ("tree depth hits", f"{diag.get('treedepth_hits', 0)}", "0"),
+        ("gradients / draw", f"{diag.get('gradients_per_draw', float('nan')):.1f}", ""),
+        ("sampling time", f"{diag.get('sampling_seconds', float('nan')):.1f} s", ""),
+        ("solver residual", f"{diag.get('solver_residual', float('nan')):.1e}", "capacity laws: < 1e-8"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"  {name:<{width}}  {value:>10}  {note}" for name, value, note in rows)
+
+
+def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings | None = None,
+            init: dict | None = None, progressbar: bool = True, allow_warnings: bool = True,
+            **kwargs) -> Fit:
+    """Fit a law to a run table by NUTS.
+
+    Parameters
+    ----------
+    table : RunTable
+    law : str or Law
+    priors : dict, optional
+        Prior overrides.
+    settings : FitSettings, optional
+        Sampler settings; keyword arguments override single fields.
+    init : dict, optional
+        Initial values by parameter name (warm start, e.g. a previous posterior mean);
+        skips the MAP search.
+    progressbar : bool
+    allow_warnings : bool
+        When False, raise :class:`FitRejectedError` if the diagnostics gate fails.
+
+    Returns
+    -------
+    Fit
+    """
+    settings = settings or FitSettings()
+    for key, value in kwargs.items():
+        if not hasattr(settings, key):
+            raise TypeError(f"unknown fit setting '{key}'")
+        setattr(settings, key, value)
+    if settings.sampler not in SAMPLERS:
+        raise UsageError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{settings.sampler}'")
+    law = get_law(law) if isinstance(law, str) else law
+    model, scaling = build_model(law, table, priors, likelihood=settings.likelihood,
+                                 run_effect=settings.run_effect)
+    t0 = time.perf_counter()
+    if init is None:
+        point, _ = find_map(model, starts=settings.map_starts, seed=settings.seed)
+        init = _untransformed_point(model, point)
+    init = {k: v for k, v in init.items() if k in {rv.name for rv in model.free_RVs}}
+    map_seconds = time.perf_counter() - t0
+    rng = np.random.default_rng(settings.seed)
+    initvals = [dict(init) for _ in range(settings.chains)]
+    t1 = time.perf_counter()
+    sample_kwargs = dict(
+        draws=settings.draws, tune=settings.tune, chains=settings.chains,
+        random_seed=int(rng.integers(2**31)), progressbar=progressbar,
+        target_accept=settings.target_accept, compute_convergence_checks=False,
+    )
+    with model, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=RuntimeWarning)
+        if settings.sampler == "pymc":
+            idata = pm.sample(initvals=initvals, init="jitter+adapt_diag",
+                              cores=settings.cores or min(settings.chains, 2), **sample_kwargs)
+        else:
+            idata = pm.sample(nuts_sampler=settings.sampler, initvals=initvals, **sample_kwargs)
+    sampling_seconds = time.perf_counter() - t1
+
+    fit = Fit(idata, law, scaling, tuple(table.domains))
+    posterior = fit.posterior()
+    run_draws = None
+    if _az.has_var(idata, "run_z"):
+        labels, index = np.unique(np.asarray(table.run_ids, dtype=str), return_inverse=True)
+        run_draws = (_az.stacked_draws(idata, "run_sd")[:, None] * _az.stacked_draws(idata, "run_z"))[:, index]
+    loglik = compute_loglik(posterior, table, run_draws)
+    chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
+    _az.add_table_groups(
+        idata, weights=table.weights, model_size=table.model_size, tokens=table.tokens,
+        run_ids=table.run_ids, losses=table.losses,
+        loglik=loglik.reshape(chains, draws, *loglik.shape[1:]),
+        domains=table.domains,
+    )
+    diag = diagnose(idata, law)
+    diag["sampling_seconds"] = sampling_seconds
+    diag["map_seconds"] = map_seconds
+    diag.update(law.fit_checks(posterior, table))
+    import arviz
+    import pymc
+    import pytensor
+
+    from . import __version__
+
+    fit.attrs = {
+        "bayesmix_type": "fit",
+        "law": law.name,
+        "law_options": law.options,
+        "priors": resolve_priors(law, priors),
+        "scaling": scaling.to_dict(),
+        "domains": list(table.domains),
+        "fingerprint": table.fingerprint(),
+        "source": str(table.source),
+        "settings": settings.to_dict(),
+        "seed": settings.seed,
+        "diagnostics": diag,
+        "warnings": identification_warnings(law, table),
+        "versions": {"bayesmix": __version__, "pymc": pymc.__version__,
+                     "pytensor": pytensor.__version__, "arviz": arviz.__version__},
+        "scales": {"model_sizes": sorted(set(map(float, table.model_size))),
+                   "tokens": [float(np.min(table.tokens)), float(np.max(table.tokens))]},
+    }
+    check_gate(diag, allow_warnings=allow_warnings)
+    return fit

@@ -1,0 +1,132 @@
+"""The contract every scaling law in the registry fulfils.
+
+A law is a small declarative object: its parameters (with dims), default priors, a
+mean function written once in PyTensor, and a citation. The fitting, prediction,
+decision and acquisition layers only ever use this interface.
+
+Broadcasting convention of :meth:`Law.mean`
+-------------------------------------------
+The same mean function serves the PyMC model and the vectorised evaluation of
+posterior draws, so it must be written with broadcasting in mind:
+
+* ``h`` has shape ``(..., rows, K)``; ``n`` and ``d`` have shape ``(..., rows, 1)``;
+* a parameter with dims ``("domain",)`` has shape ``(K,)`` in the model and
+  ``(S, 1, K)`` for ``S`` posterior draws; a scalar parameter has shape ``()`` in the
+  model and ``(S, 1, 1)`` for draws; a parameter with dims ``("domain", "domain_j")``
+  has shape ``(K, K)`` in the model and ``(S, 1, K, K)`` for draws;
+* reductions over domains use ``axis=-1`` with ``keepdims=True``.
+
+Units: ``n = N / N_ref`` and ``d = D / D_ref`` are dimensionless, measured at the
+reference scale of the data (geometric means), and the mean is the loss divided by the
+domain's reference loss (the geometric mean of its observed losses). Amplitudes are
+therefore "the term's size at the reference scale relative to the typical loss", which
+keeps amplitude and exponent from forming one long ridge in the posterior.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+DOMAIN = "domain"
+DOMAIN_J = "domain_j"
+
+
+@dataclass(frozen=True)
+class Param:
+    """A law parameter.
+
+    Parameters
+    ----------
+    name : str
+        Name in the PyMC model and in the posterior.
+    dims : tuple of str
+        ``()`` for a scalar, ``("domain",)`` for one value per domain,
+        ``("domain", "domain_j")`` for a domain-by-domain matrix.
+    prior : dict
+        Default prior: ``{"dist": <pymc distribution name>, **kwargs}``. Overridable.
+    doc : str
+        What the parameter means, with its units.
+    """
+
+    name: str
+    dims: tuple[str, ...]
+    prior: dict
+    doc: str = ""
+
+    def shape(self, n_domains: int) -> tuple[int, ...]:
+        return tuple(n_domains for _ in self.dims)
+
+
+@dataclass
+class Law:
+    """Base class of registered laws. Subclasses set the class attributes and ``mean``."""
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    citation: ClassVar[str] = ""
+    uses_model_size: ClassVar[bool] = False
+    uses_tokens: ClassVar[bool] = False
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    options: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ contract
+    def mean(self, p: dict, h, n, d):
+        """Expected loss divided by the reference loss, shape ``(..., rows, K)``.
+
+        Parameters
+        ----------
+        p : dict of str to TensorVariable
+            Parameter values following the broadcasting convention of this module.
+        h : TensorVariable
+            Mixture weights, ``(..., rows, K)``.
+        n, d : TensorVariable
+            Model size and tokens in reference units, ``(..., rows, 1)``.
+        """
+        raise NotImplementedError
+
+    def fit_checks(self, posterior, table) -> dict:
+        """Law-specific numerical checks recorded with every fit (default: none)."""
+        return {}
+
+    # ------------------------------------------------------------------ helpers
+    def default_priors(self) -> dict[str, dict]:
+        """The default prior of every parameter, as plain (JSON-serialisable) dicts."""
+        return {param.name: dict(param.prior) for param in self.params}
+
+    def param(self, name: str) -> Param:
+        for param in self.params:
+            if param.name == name:
+                return param
+        raise KeyError(name)
+
+    def describe(self) -> str:
+        lines = [f"{self.name}: {self.title}", f"  {self.citation}"]
+        for param in self.params:
+            dims = "(" + ", ".join(param.dims) + ")" if param.dims else "scalar"
+            lines.append(f"  {param.name:<8} {dims:<20} {param.prior}  {param.doc}")
+        return "\n".join(lines)
+
+    def check_table(self, table) -> None:
+        """Raise :class:`UsageError` when the table's scales cannot inform this law."""
+        from ..errors import UsageError
+
+        sizes = np.unique(np.round(np.asarray(table.model_size), 0))
+        if not self.uses_model_size and len(sizes) > 1:
+            raise UsageError(
+                f"law '{self.name}' has no model-size term but the table has {len(sizes)} model "
+                "sizes; select one with --filter-model-size (Python: table.filter_scale(model_size=[...]))"
+            )
+        if not self.uses_tokens:
+            # Several token counts at one model size cannot be explained without a D term.
+            for size in sizes:
+                at = np.isclose(table.model_size, size, rtol=1e-6)
+                if len(np.unique(np.round(table.tokens[at], 0))) > 1:
+                    raise UsageError(
+                        f"law '{self.name}' has no token term but the table has several token counts "
+                        f"at model size {size:.4g}; select one with --filter-tokens or use final "
+                        "checkpoints only (Python: table.final_checkpoints())"
+                    )

@@ -1,0 +1,86 @@
+"""Priors: defaults declared by each law, overridable from Python or a TOML/JSON file.
+
+A prior is a plain dict ``{"dist": <PyMC distribution name>, **parameters}`` so that it
+can be written in a file, stored in a fit's attributes and shown in a model card.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pymc as pm
+
+from .errors import UsageError
+from .laws import Law
+
+#: Priors of the observation model (not part of any law).
+OBSERVATION_PRIORS = {
+    "sigma": {"dist": "HalfNormal", "sigma": 0.05},
+    "run_sd": {"dist": "HalfNormal", "sigma": 0.02},
+    "nu": {"dist": "Gamma", "alpha": 2.0, "beta": 0.1},
+}
+
+
+def resolve_priors(law: Law, overrides: dict | None = None) -> dict[str, dict]:
+    """The law's default priors and the observation priors, updated by ``overrides``.
+
+    Raises
+    ------
+    UsageError
+        If an override names a parameter the law does not have, or lacks ``dist``.
+    """
+    priors = {**law.default_priors(), **{k: dict(v) for k, v in OBSERVATION_PRIORS.items()}}
+    for name, spec in (overrides or {}).items():
+        if name not in priors:
+            raise UsageError(
+                f"prior for unknown parameter '{name}' of law '{law.name}'; "
+                f"its parameters are: {', '.join(priors)}"
+            )
+        if not isinstance(spec, dict) or "dist" not in spec:
+            raise UsageError(f"prior for '{name}' must be a table with a 'dist' key, e.g. "
+                             "{dist = 'LogNormal', mu = -1.2, sigma = 0.5}")
+        if not hasattr(pm, spec["dist"]):
+            raise UsageError(f"prior for '{name}': PyMC has no distribution '{spec['dist']}'")
+        priors[name] = dict(spec)
+    return priors
+
+
+def load_prior_file(path) -> dict[str, dict]:
+    """Read prior overrides from a TOML or JSON file: one table per parameter."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path}: prior file not found")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except Exception as err:  # parse errors of either format
+        raise UsageError(f"{path}: cannot parse prior file: {err}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: a prior file maps parameter names to prior tables")
+    return data
+
+
+def make_rv(name: str, spec: dict, dims=None):
+    """Create the PyMC random variable of a prior spec inside the current model."""
+    kwargs = {k: v for k, v in spec.items() if k != "dist"}
+    try:
+        return getattr(pm, spec["dist"])(name, dims=dims, **kwargs)
+    except TypeError as err:
+        raise UsageError(f"prior for '{name}' ({spec}): {err}") from None
+
+
+def draw_from_prior(law: Law, n_domains: int, *, priors=None, seed=0) -> dict[str, np.ndarray]:
+    """One draw of the law's parameters from their priors (for simulation)."""
+    priors = resolve_priors(law, priors)
+    coords = {"domain": range(n_domains), "domain_j": range(n_domains)}
+    with pm.Model(coords=coords):
+        rvs = [make_rv(p.name, priors[p.name], dims=p.dims or None) for p in law.params]
+        values = pm.draw(rvs, random_seed=seed)
+    return {p.name: np.asarray(v, dtype=float) for p, v in zip(law.params, values)}

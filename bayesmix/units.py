@@ -1,0 +1,42 @@
+"""Parsing and formatting of model sizes and token counts (``7e9``, ``7B``, ``140B``, ``122M``)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from .errors import UsageError
+
+_SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
+_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*$")
+
+
+def parse_quantity(text, *, what="quantity") -> float:
+    """Parse ``'7B'``, ``'122M'``, ``'1.5e9'`` or a number into a positive float.
+
+    Raises
+    ------
+    UsageError
+        If the text is not a positive finite number with an optional K/M/B/T suffix.
+    """
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        match = _PATTERN.match(str(text))
+        if not match:
+            raise UsageError(
+                f"cannot read {what} '{text}': write a number with an optional suffix "
+                "K, M, B or T, e.g. 7e9, 7B, 140B, 122M"
+            )
+        value = float(match.group(1)) * _SUFFIX[match.group(2).upper()]
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{what} must be a positive finite number, got '{text}'")
+    return value
+
+
+def format_quantity(value: float) -> str:
+    """Format a count compactly: 122000000 -> '122M', 2.5e10 -> '25B'."""
+    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.4g}{suffix}"
+    return f"{value:.4g}"
