@@ -132,3 +132,105 @@ def thin(idata, max_draws: int):
     n_draw = idata.posterior.sizes["draw"]
     step = max(1, int(np.ceil(n_chain * n_draw / max_draws)))
     return idata.isel(draw=slice(None, None, step))
+
+
+# --------------------------------------------------------------------------- model comparison
+
+
+def psis_loo(loglik, posterior_idata=None, reff=None) -> dict:
+    """PSIS-LOO on a pointwise log-likelihood array ``(chain, draw, point)``.
+
+    Parameters
+    ----------
+    loglik : ndarray ``(chain, draw, point)``
+        Log-likelihood of each point (e.g. one training run: all its cells summed).
+    posterior_idata : InferenceData, optional
+        The fit whose posterior gave the draws; used for the relative efficiency
+        ``reff`` as :func:`arviz.loo` computes it. Without it ``reff`` is 1.
+    reff : float, optional
+        Relative MCMC efficiency; overrides the one from ``posterior_idata``.
+
+    Returns
+    -------
+    dict
+        ``elpd_i`` (point,), ``pareto_k`` (point,), ``good_k`` (the sample-size-aware
+        threshold ``min(1 - 1/log10(S), 0.7)``), ``log_weights`` ``(S, point)``
+        normalised PSIS log weights of the leave-one-out posteriors (draws stacked
+        chain-major, as :func:`stacked_draws`), ``p_loo`` and ``reff``.
+    """
+    import warnings
+
+    loglik = np.asarray(loglik, dtype=float)
+    chains, draws, points = loglik.shape
+    coords = {"point": np.arange(points)}
+    ll = xr.Dataset({"point_loglik": (("chain", "draw", "point"), loglik)},
+                    coords={**coords, "chain": np.arange(chains), "draw": np.arange(draws)})
+    if reff is None:
+        if posterior_idata is not None and hasattr(posterior_idata, "posterior") and chains > 1:
+            ess_p = az.ess(posterior_idata.posterior, method="mean")
+            reff = float(np.hstack([ess_p[v].values.flatten() for v in ess_p.data_vars]).mean()
+                         / (chains * draws))
+        else:
+            reff = 1.0
+    idata = az.InferenceData(log_likelihood=ll)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = az.loo(idata, pointwise=True, reff=reff)
+        stacked = ll["point_loglik"].stack(__sample__=("chain", "draw")).transpose("point", "__sample__")
+        log_weights, _ = az.psislw(-stacked, reff=reff)
+    return {
+        "elpd_i": np.asarray(result["loo_i"].values, dtype=float),
+        "pareto_k": np.asarray(result["pareto_k"].values, dtype=float),
+        "good_k": float(result["good_k"]),
+        "log_weights": np.asarray(log_weights.values, dtype=float).T,
+        "p_loo": float(result["p_loo"]),
+        "reff": float(reff),
+    }
+
+
+def arviz_stacking_weights(logliks: dict) -> dict:
+    """Stacking weights of :func:`arviz.compare` from PSIS-LOO of each model.
+
+    Parameters
+    ----------
+    logliks : dict of str to ndarray ``(chain, draw, point)``
+        Pointwise log-likelihood of each model on the same points.
+
+    Returns
+    -------
+    dict of str to float
+    """
+    import warnings
+
+    elpds = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, arr in logliks.items():
+            arr = np.asarray(arr, dtype=float)
+            ll = xr.Dataset({"point_loglik": (("chain", "draw", "point"), arr)},
+                            coords={"chain": np.arange(arr.shape[0]), "draw": np.arange(arr.shape[1]),
+                                    "point": np.arange(arr.shape[2])})
+            elpds[name] = az.loo(az.InferenceData(log_likelihood=ll), pointwise=True, reff=1.0)
+        table = az.compare(elpds, method="stacking")
+    return {str(name): float(w) for name, w in table["weight"].items()}
+
+
+def pointwise_loglik(idata, var: str = "loss") -> tuple[np.ndarray, np.ndarray]:
+    """The stored pointwise log-likelihood ``(chain, draw, row, domain)`` of a fit and the
+    run id of each row (from ``constant_data``)."""
+    if not hasattr(idata, "log_likelihood") or var not in idata.log_likelihood:
+        raise ValueError(f"the fit has no pointwise log-likelihood '{var}'")
+    ll = idata.log_likelihood[var].transpose("chain", "draw", "row", "domain").values
+    run_ids = np.asarray(idata.constant_data["run_id"].values, dtype=str)
+    return np.asarray(ll, dtype=float), run_ids
+
+
+def draws_dataarray(values: np.ndarray, domains, name: str = "loss"):
+    """Wrap ``(S, rows, K)`` draws as an xarray DataArray with dims (draw, row, domain)."""
+    values = np.asarray(values)
+    return xr.DataArray(
+        values,
+        dims=("draw", "row", "domain"),
+        coords={"draw": np.arange(values.shape[0]), "row": np.arange(values.shape[1]), "domain": list(domains)},
+        name=name,
+    )

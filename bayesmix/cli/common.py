@@ -85,3 +85,17 @@ def not_available(name: str, issue: str):
         raise NotAvailableError(f"'{name}' is not available yet ({issue}).")
 
     return run
+
+
+def show_progress(args) -> bool:
+    """Progress bars only on a terminal and without --quiet."""
+    import sys
+
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def load_posterior(path, *, max_draws=None):
+    """Load a fit file or a shipped model folder and return its Posterior."""
+    from ..inference import Fit
+
+    return Fit.load(path).posterior(max_draws=max_draws)

@@ -1,9 +1,84 @@
-"""`bayesmix fit`: not available yet."""
+"""``bayesmix fit``: fit a law to a run table by NUTS and save the posterior."""
 
-from .common import not_available
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import FitRejectedError
+from .common import add_table_options, load_table_from_args, show_progress
 
 
 def add_parser(sub):
-    p = sub.add_parser("fit", help="(not available yet)", description="Not available yet.")
-    p.set_defaults(func=not_available("fit", "planned"))
+    from ..inference import LIKELIHOODS, SAMPLERS
+    from ..laws import available_laws
+
+    p = sub.add_parser(
+        "fit", help="fit a scaling law to a run table by NUTS",
+        description="Fit a registered scaling law to a run table with NUTS, print the sampler "
+                    "diagnostics, and save the posterior as ArviZ InferenceData (NetCDF).",
+    )
+    p.add_argument("runs", help="run table (CSV or Parquet)")
+    p.add_argument("--law", default="capacity_noise", choices=available_laws(),
+                   help="law to fit (default: capacity_noise)")
+    p.add_argument("--out", required=True, help="output file (.nc)")
+    p.add_argument("--draws", type=int, default=1000, help="draws per chain after tuning (default 1000)")
+    p.add_argument("--tune", type=int, default=1000, help="tuning iterations per chain (default 1000)")
+    p.add_argument("--chains", type=int, default=4, help="chains (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--sampler", default="pymc", choices=SAMPLERS, help="NUTS backend (default pymc)")
+    p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default 0.9)")
+    p.add_argument("--likelihood", default="normal", choices=LIKELIHOODS,
+                   help="observation model on log-loss (student_t for outliers)")
+    p.add_argument("--checkpoints", default="final", choices=("final", "all"),
+                   help="use each run's final checkpoint only (default) or all checkpoints "
+                        "with a per-run offset")
+    p.add_argument("--priors", default=None, metavar="FILE",
+                   help="TOML or JSON file overriding default priors, one table per parameter")
+    p.add_argument("--allow-warnings", action="store_true",
+                   help="keep a fit that fails the diagnostics gate (R-hat > 1.01 or divergences)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_table_options(p)
+    p.set_defaults(func=run)
     return p
+
+
+def run(args) -> int:
+    from ..estimator import select_checkpoints
+    from ..inference import FitSettings, fit_law, format_diagnostics
+    from ..laws import get_law
+    from ..priors import load_prior_file
+
+    table = load_table_from_args(args)
+    for note in table.notes:
+        print(f"note: {note}", file=sys.stderr)
+    rows = select_checkpoints(table, args.checkpoints)
+    priors = load_prior_file(args.priors) if args.priors else None
+    law = get_law(args.law)
+    settings = FitSettings(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+                           sampler=args.sampler, target_accept=args.target_accept,
+                           likelihood=args.likelihood)
+    print(f"fitting {law.name} to {rows.n_rows} rows ({rows.n_runs} runs, {len(rows.domains)} domains) "
+          f"from {table.source}", file=sys.stderr)
+    fit = fit_law(rows, law, priors=priors, settings=settings, progressbar=show_progress(args),
+                  allow_warnings=True)
+    fit.attrs["settings"]["checkpoints"] = args.checkpoints
+    for warning in fit.attrs.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    print("diagnostics:")
+    print(format_diagnostics(fit.diagnostics))
+    from ..inference import check_gate
+
+    out = Path(args.out)
+    try:
+        problems = check_gate(fit.diagnostics, allow_warnings=args.allow_warnings)
+    except FitRejectedError as err:
+        rejected = out.with_name(out.stem + ".rejected" + (out.suffix or ".nc"))
+        fit.attrs["rejected"] = True
+        fit.save(rejected)
+        raise FitRejectedError(f"{err}\n  the draws were kept in {rejected} for inspection") from None
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    fit.save(out)
+    print(f"saved {out}")
+    return 0

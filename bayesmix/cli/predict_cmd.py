@@ -1,9 +1,83 @@
-"""`bayesmix predict`: not available yet."""
+"""``bayesmix predict``: posterior predictive losses at any mixture and scale."""
 
-from .common import not_available
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+from ..units import parse_quantity
+from .common import add_table_options, load_table_from_args, parse_weights
 
 
 def add_parser(sub):
-    p = sub.add_parser("predict", help="(not available yet)", description="Not available yet.")
-    p.set_defaults(func=not_available("predict", "planned"))
+    p = sub.add_parser(
+        "predict", help="predict losses from a fit at given mixtures and scales",
+        description="Predict per-domain losses from a fitted model: for every row of a run table "
+                    "(--runs) or for a single point (--mixture with --model-size and --tokens). "
+                    "Adds pred_<d> (posterior mean of the expected loss), sd_<d>, q05_<d>, q95_<d> "
+                    "(loss a new run would log, observation noise included).",
+    )
+    p.add_argument("fit", help="fit file (.nc) or shipped model folder")
+    p.add_argument("--runs", default=None, help="run table with mixtures, model_size and n_tokens (losses optional)")
+    p.add_argument("--mixture", default=None, metavar="d=W,...", help="a single mixture, e.g. arxiv=0.2,book=0.1,...")
+    p.add_argument("--model-size", default=None, help="N for --mixture, e.g. 7B")
+    p.add_argument("--tokens", default=None, help="D for --mixture, e.g. 140B")
+    p.add_argument("--out", default=None, help="output CSV (default: print)")
+    p.add_argument("--seed", type=int, default=0)
+    add_table_options(p)
+    p.set_defaults(func=run)
     return p
+
+
+def mixture_vector(text, domains) -> np.ndarray:
+    """A full weight vector from 'd=w,...'; unnamed domains get 0; must sum to 1 within 1e-2."""
+    given = parse_weights(text, "mixture")
+    unknown = [d for d in given if d not in domains]
+    if unknown:
+        raise UsageError(f"unknown domains in --mixture: {', '.join(unknown)}; the fit has {', '.join(domains)}")
+    w = np.array([given.get(d, 0.0) for d in domains])
+    if np.any(w < 0):
+        raise UsageError("--mixture weights must be non-negative")
+    if abs(w.sum() - 1) > 1e-2:
+        raise UsageError(f"--mixture weights sum to {w.sum():.4f}, not 1")
+    return w / w.sum()
+
+
+def run(args) -> int:
+    from ..estimator import prediction_frame
+    from .common import load_posterior
+
+    posterior = load_posterior(args.fit)
+    domains = tuple(posterior.domains)
+    if args.runs and args.mixture:
+        raise UsageError("give either --runs or --mixture, not both")
+    if args.mixture:
+        if not args.model_size or not args.tokens:
+            raise UsageError("--mixture needs --model-size and --tokens")
+        w = mixture_vector(args.mixture, domains)[None]
+        N = parse_quantity(args.model_size, what="model size")
+        D = parse_quantity(args.tokens, what="tokens")
+        frame = pd.DataFrame({f"weight_{d}": w[:, j] for j, d in enumerate(domains)})
+        frame["model_size"], frame["n_tokens"] = N, D
+        out = pd.concat([frame, prediction_frame(posterior, w, [N], [D], seed=args.seed)], axis=1)
+    elif args.runs:
+        table = load_table_from_args(args, args.runs, require_losses=False)
+        if tuple(table.domains) != domains:
+            raise UsageError(f"{args.runs}: domains {', '.join(table.domains)} differ from the fit's "
+                             f"{', '.join(domains)}; map them with --domain-map")
+        pred = prediction_frame(posterior, table.weights, table.model_size, table.tokens, seed=args.seed)
+        out = pd.concat([table.to_frame().reset_index(drop=True), pred], axis=1)
+        for note in table.notes:
+            print(f"note: {note}", file=sys.stderr)
+    else:
+        raise UsageError("give --runs FILE or --mixture d=w,... with --model-size and --tokens")
+    if args.out:
+        out.to_csv(args.out, index=False)
+        print(f"wrote {len(out)} rows to {args.out}")
+    else:
+        with pd.option_context("display.max_columns", 12, "display.width", 160):
+            print(out.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return 0

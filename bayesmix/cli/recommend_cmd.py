@@ -1,9 +1,152 @@
-"""`bayesmix recommend`: not available yet."""
+"""`bayesmix recommend`: a risk-aware mixture recommendation from a fitted law."""
 
-from .common import not_available
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UsageError
+from ..units import parse_quantity
+from .common import parse_weights
+
+DESCRIPTION = """\
+Recommend the training mixture for a target model size N and token count D from a
+fitted law, with the posterior uncertainty of everything reported: the predicted
+objective and per-domain losses (mean, sd, 5%/95%), the probability of beating each
+baseline mixture (uniform always included) and the expected gain, the expected regret
+of the recommendation (its objective minus each posterior draw's own optimum), and the
+posterior of the optimal mixture itself (mean and 90% region per domain), which shows
+which weights the data pin down and which they do not.
+
+The objective is the plain average of the domains' losses, a weighted average
+(--weights) or one domain's loss (--target-domain). The risk measure turns the
+posterior of the objective into one number: mean (default), quantile:Q (the loss beaten
+with probability Q) or cvar:ALPHA (the mean of the worst 1-ALPHA of the posterior).
+
+Constraints: per-domain --min/--max weights, and data availability: with --available
+d=TOKENS and --max-epochs E, the weight obeys h_d * D <= E * TOKENS_d. Constraints that
+cannot all hold are refused, naming the ones that conflict (exit status 2).
+
+With --candidates FILE the given mixtures are ranked by the risk measure instead, with
+the probability that each one is the best."""
+
+EPILOG = """\
+mixture files (--baseline FILE, --candidates FILE): a CSV with an optional 'name'
+column and one column per domain (<d> or weight_<d>), a JSON {name: {domain: weight}},
+or a recommendation JSON written by this command.
+
+examples:
+  bayesmix recommend fit.nc --model-size 7B --tokens 140B --out rec.json
+  bayesmix recommend fit.nc --model-size 7B --tokens 140B --risk cvar:0.9 \\
+      --min web=0.3 --max code=0.2 --available books=20B --max-epochs 2
+  bayesmix recommend fit.nc --model-size 1B --tokens 20B --target-domain github \\
+      --baseline 'current:web=0.6,code=0.2,books=0.2'
+  bayesmix recommend fit.nc --model-size 1B --tokens 20B --candidates mixes.csv"""
 
 
 def add_parser(sub):
-    p = sub.add_parser("recommend", help="(not available yet)", description="Not available yet.")
-    p.set_defaults(func=not_available("recommend", "planned"))
+    p = sub.add_parser(
+        "recommend",
+        help="recommend a mixture for a target scale, with its uncertainty",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("fit", metavar="FIT", help="fitted law: a .nc file written by 'bayesmix fit' or its folder")
+    p.add_argument("--model-size", required=True, metavar="N", help="target model size, e.g. 7B")
+    p.add_argument("--tokens", required=True, metavar="D", help="target training tokens, e.g. 140B")
+    obj = p.add_argument_group("objective")
+    obj.add_argument("--weights", metavar="d=W,...",
+                     help="weighted average of domain losses (unnamed domains get 0; normalised)")
+    obj.add_argument("--target-domain", metavar="DOMAIN", help="minimise this domain's loss only")
+    obj.add_argument("--risk", default="mean", metavar="RISK",
+                     help="mean (default), quantile:Q (e.g. quantile:0.9) or cvar:ALPHA (e.g. cvar:0.9)")
+    con = p.add_argument_group("constraints")
+    con.add_argument("--min", metavar="d=W,...", help="lower bounds on domain weights")
+    con.add_argument("--max", metavar="d=W,...", help="upper bounds on domain weights")
+    con.add_argument("--available", metavar="d=TOKENS,...",
+                     help="tokens available per domain, e.g. books=20B,arxiv=5B")
+    con.add_argument("--max-epochs", type=float, metavar="E",
+                     help="passes allowed over the available data (default 1)")
+    cmp_ = p.add_argument_group("comparisons")
+    cmp_.add_argument("--baseline", action="append", default=[], metavar="NAME:d=W,...|FILE",
+                      help="a baseline mixture to compare with (repeatable); uniform is always included")
+    cmp_.add_argument("--candidates", metavar="FILE",
+                      help="rank the mixtures in FILE instead of optimising")
+    run_ = p.add_argument_group("computation")
+    run_.add_argument("--max-draws", type=int, default=400, metavar="S",
+                      help="posterior draws used (evenly thinned; default 400)")
+    run_.add_argument("--restarts", type=int, default=4, metavar="R",
+                      help="starting points of the optimisation (default 4)")
+    run_.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", metavar="REC.json", help="also write the result as JSON")
+    p.set_defaults(func=run)
     return p
+
+
+def _parse_available(text):
+    if not text:
+        return None
+    out = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"cannot read --available item '{item}': write domain=TOKENS, e.g. books=20B")
+        out[name.strip()] = parse_quantity(value.strip(), what=f"available tokens of '{name.strip()}'")
+    return out
+
+
+def _parse_baselines(values, domains):
+    from ..decide import as_mixture, load_mixtures
+
+    out = {}
+    for text in values:
+        name, sep, spec = text.partition(":")
+        if sep and "=" in spec:
+            weights = parse_weights(spec, what=f"baseline '{name}'")
+            found = {name.strip(): as_mixture(weights, domains, what=f"baseline '{name.strip()}'")}
+        elif Path(text).exists():
+            found = load_mixtures(text, domains)
+        else:
+            raise UsageError(f"cannot read --baseline '{text}': write NAME:d=W,... or give a mixture file")
+        for key, value in found.items():
+            if key in out:
+                raise UsageError(f"two baselines are named '{key}'")
+            out[key] = value
+    return out
+
+
+def run(args) -> int:
+    from ..decide import Constraints, Objective, load_mixtures, rank_candidates, recommend
+    from ..inference import Fit
+
+    if args.max_draws < 1:
+        raise UsageError("--max-draws must be at least 1")
+    if args.restarts < 1:
+        raise UsageError("--restarts must be at least 1")
+    objective = Objective(weights=parse_weights(args.weights, what="--weights"),
+                          target_domain=args.target_domain)
+    constraints = Constraints(min=parse_weights(args.min, what="--min"),
+                              max=parse_weights(args.max, what="--max"),
+                              available=_parse_available(args.available),
+                              max_epochs=args.max_epochs)
+    model_size = parse_quantity(args.model_size, what="--model-size")
+    tokens = parse_quantity(args.tokens, what="--tokens")
+    posterior = Fit.load(args.fit).posterior()
+    if args.candidates:
+        if args.baseline:
+            raise UsageError("--baseline compares with an optimised mixture; with --candidates "
+                             "put the baselines in the candidates file")
+        candidates = load_mixtures(args.candidates, posterior.domains)
+        result = rank_candidates(posterior, candidates, model_size, tokens, objective=objective,
+                                 risk=args.risk, constraints=constraints, max_draws=args.max_draws)
+    else:
+        baselines = _parse_baselines(args.baseline, posterior.domains)
+        result = recommend(posterior, model_size, tokens, objective=objective, risk=args.risk,
+                           constraints=constraints, baselines=baselines, n_restarts=args.restarts,
+                           max_draws=args.max_draws, seed=args.seed)
+    print(result.format_table())
+    if args.out:
+        result.to_json(args.out)
+        print(f"\nwritten: {args.out}")
+    return 0

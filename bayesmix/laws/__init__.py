@@ -45,6 +45,6 @@ def get_law(name: str, **options) -> Law:
 
 
 # Importing the modules registers their laws.
-from . import capacity  # noqa: E402,F401
+from . import capacity, exponential, bimix, shukor, chinchilla, linear  # noqa: E402,F401,I001
 
 __all__ = ["DOMAIN", "DOMAIN_J", "Law", "Param", "available_laws", "get_law", "register"]

@@ -1,0 +1,70 @@
+"""BiMix, the bivariate data mixing law of Ge et al. (2025).
+
+``L_i(r_i, s) = A_i / r_i^alpha_i * (B_i / s^beta_i + C_i)``: the loss of domain ``i``
+depends on its own proportion ``r_i`` and on the amount of training ``s``; there is no
+model-size term and no transfer between domains.
+"""
+
+from __future__ import annotations
+
+import pytensor.tensor as pt
+
+from . import register
+from .base import DOMAIN, Law, Param
+
+CITATION = (
+    "Ge, C., Ma, Z., Chen, D., Li, Y. and Ding, B. BiMix: Bivariate Data Mixing Law for Language "
+    "Model Pretraining. arXiv:2405.14908 (v4, 2025), Sec. 3.1, Eq. 3: "
+    "L_i(r_i, s) = A_i / r_i^alpha_i * (B_i / s^beta_i + C_i)."
+)
+
+
+@register
+class BiMixLaw(Law):
+    """BiMix (Ge et al., arXiv:2405.14908, Sec. 3.1, Eq. 3).
+
+    ``L_i(h, D) = (K h_i)^(-alpha_i) * (B_i d^(-beta_i) + C_i)``, ``d = D / D_ref``.
+
+    Eq. 3 uses training steps ``s``; at a fixed batch size they are proportional to the
+    tokens ``D``, and the constant is absorbed in ``B_i``. Only the products ``A_i B_i`` and
+    ``A_i C_i`` of Eq. 3 are identifiable, so ``A_i`` is absorbed too and the proportion is
+    measured against the uniform share ``1/K``: ``B_i + C_i`` is the loss at the uniform
+    share and the reference token count, relative to the reference loss. The function
+    family is exactly that of Eq. 3 (``A_i = K^(-alpha_i)`` times the scale absorbed).
+
+    Zero weights: Eq. 3 gives an infinite loss at ``h_i = 0``. Following the project's
+    convention for terms in a domain's own data, the proportion factor is dropped when
+    ``h_i = 0`` (factor 1): such a domain gets the loss the law assigns to the uniform
+    share. Predictions for a domain at or near zero weight are therefore outside what the
+    law describes; the jump at ``h_i = 0`` is a convention, not a fitted effect.
+
+    No model-size term (``uses_model_size = False``): tables with several model sizes are
+    refused by :meth:`Law.check_table`; several token counts are fine.
+    """
+
+    name = "bimix"
+    title = "BiMix bivariate data mixing law (Ge et al., Eq. 3)"
+    citation = CITATION
+    uses_model_size = False
+    uses_tokens = True
+    params = (
+        Param("alpha", (DOMAIN,), {"dist": "LogNormal", "mu": -2.3, "sigma": 1.0},
+              "exponent of the domain's own proportion; median 0.1, 95% in (0.014, 0.7): "
+              "a five-fold change of share moves the loss by a few to tens of percent"),
+        Param("B", (DOMAIN,), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
+              "token term at the uniform share and D_ref, relative to the reference loss "
+              "(median 0.2)"),
+        Param("beta", (DOMAIN,), {"dist": "LogNormal", "mu": -1.2, "sigma": 0.5},
+              "token exponent (median 0.3, 95% in (0.11, 0.8)), as in Chinchilla-type fits"),
+        Param("C", (DOMAIN,), {"dist": "Beta", "alpha": 3.0, "beta": 2.0},
+              "loss left at infinite tokens at the uniform share, as a fraction of the "
+              "reference loss; Beta(3, 2) keeps it below the typical observed loss"),
+    )
+
+    def mean(self, p, h, n, d):
+        K = h.shape[-1]
+        active = pt.gt(h, 0)
+        share = K * pt.switch(active, h, 1.0)
+        proportion_factor = pt.switch(active, pt.exp(-p["alpha"] * pt.log(share)), 1.0)
+        token_term = p["B"] * pt.exp(-p["beta"] * pt.log(d))
+        return proportion_factor * (token_term + p["C"])

@@ -1,0 +1,504 @@
+"""Tests of the comparison of laws: scoring, PSIS-LOO, stacking, folds, executors, CLI.
+
+Most tests replace NUTS by a *fake fit*: a genuine :class:`bayesmix.inference.Fit`
+built from hand-made draws around a known truth, so that the whole pipeline (folds,
+tasks, scoring, merging, CSV/JSON, saved fits, stacking) runs in milliseconds. One
+slow test runs real (tiny) NUTS fits on local processes and on a Dask LocalCluster.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bayesmix import _az
+from bayesmix.compare import (
+    CompareSettings,
+    Comparison,
+    FitTask,
+    StackedPosterior,
+    compare_laws,
+    coverage,
+    grouped_kfold,
+    integrated_loglik,
+    make_folds,
+    mean_relative_error,
+    parse_cv,
+    run_level_loglik,
+    run_level_loo,
+    run_task,
+    scale_folds,
+    score_runs,
+    stacked_posterior,
+    stacking_weights,
+)
+from bayesmix.errors import UsageError
+from bayesmix.executors import SerialExecutor, make_executor
+from bayesmix.inference import Fit
+from bayesmix.laws import get_law
+from bayesmix.posterior import Posterior
+from bayesmix.simulate import default_truth, simulate_runs
+
+DOMAINS = ("web", "code", "books")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _truth(law="capacity_noise", seed=1):
+    return default_truth(law, DOMAINS, seed=seed, noise_sd=0.01)
+
+
+@pytest.fixture(scope="module")
+def multi_scale_table():
+    """Two checkpoints per run, three model sizes, a run offset: 18 runs, 36 rows."""
+    table, _ = simulate_runs(_truth(), n_mixtures=6, model_sizes=(5e7, 1e8, 2e8), checkpoints=(0.5, 1.0),
+                             run_offset_sd=0.01, seed=3)
+    return table
+
+
+def _posterior_near_truth(truth, n_draws=200, *, seed=0, jitter=0.01, sigma=0.015, run_sd=0.01):
+    rng = np.random.default_rng(seed)
+    draws = {k: np.asarray(v, dtype=float)[None] * np.exp(rng.normal(0, jitter, (n_draws,) + np.shape(v)))
+             for k, v in truth.params.items()}
+    K = len(truth.domains)
+    return Posterior(get_law(truth.law_name), draws, truth.scaling, tuple(truth.domains),
+                     sigma=np.full((n_draws, K), sigma) * np.exp(rng.normal(0, 0.1, (n_draws, K))),
+                     run_sd=None if run_sd is None else np.abs(rng.normal(run_sd, run_sd / 5, n_draws)))
+
+
+def _fit_from_posterior(post: Posterior, table, chains=2) -> Fit:
+    """A real Fit (saveable, loadable) whose draws are those of ``post``."""
+    S = post.n_draws
+    per = S // chains
+    draws, dims = {}, {}
+    for param in post.law.params:
+        value = np.asarray(post.draws[param.name])[: chains * per]
+        draws[param.name] = value.reshape((chains, per) + value.shape[1:])
+        dims[param.name] = list(param.dims)
+    draws["sigma"] = post.sigma[: chains * per].reshape(chains, per, -1)
+    dims["sigma"] = ["domain"]
+    if post.run_sd is not None:
+        draws["run_sd"] = post.run_sd[: chains * per].reshape(chains, per)
+    idata = _az.from_draws(draws, dims, {"domain": list(post.domains), "domain_j": list(post.domains)})
+    attrs = {"law": post.law.name, "law_options": {}, "scaling": post.scaling.to_dict(),
+             "domains": list(post.domains), "fingerprint": table.fingerprint(),
+             "diagnostics": {"max_rhat": 1.0, "min_ess_bulk": 400.0, "min_ess_tail": 400.0, "divergences": 0}}
+    return Fit(idata, post.law, post.scaling, tuple(post.domains), attrs)
+
+
+class FakeFitter:
+    """Stands in for ``inference.fit_law``: records each training table, returns a Fit
+    whose draws sit near the simulation truth of the law (so scores are meaningful)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, table, law, priors=None, settings=None, **kwargs):
+        law = get_law(law) if isinstance(law, str) else law
+        law.check_table(table)  # as build_model does: a refused table raises UsageError
+        self.calls.append({"law": law.name, "model_sizes": sorted(set(table.model_size)),
+                           "runs": sorted(set(table.run_ids)), "seed": settings.seed})
+        offset = {"capacity_noise": 0, "capacity": 1}.get(law.name, 2)
+        truth = _truth("capacity_noise")
+        post = _posterior_near_truth(truth, 200, seed=settings.seed % 1000)
+        if law.name != "capacity_noise":
+            # a worse law: the same draws, biased by a few percent
+            post.draws["E"] = post.draws["E"] * (1.0 + 0.03 * offset)
+        return _fit_from_posterior(post, table)
+
+
+@pytest.fixture
+def fake_fitter(monkeypatch):
+    fitter = FakeFitter()
+    monkeypatch.setattr("bayesmix.inference.fit_law", fitter)
+    return fitter
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_mre_and_coverage_on_known_numbers():
+    observed = np.array([2.0, 4.0, 1.0, np.nan])
+    predicted = np.array([2.2, 3.0, 1.0, 5.0])
+    # |0.2|/2 = 0.1, 1/4 = 0.25, 0 -> mean 0.35/3; the NaN cell is not scored
+    assert mean_relative_error(predicted, observed) == pytest.approx(0.35 / 3)
+    assert mean_relative_error(predicted, observed, mask=[True, False, True, True]) == pytest.approx(0.05)
+    assert math.isnan(mean_relative_error(predicted, observed, mask=[False] * 4))
+    lower = np.array([1.9, 4.1, 0.5, 0.0])
+    upper = np.array([2.1, 5.0, 1.0, 9.0])
+    # inside, below the interval, on the upper edge (inside); NaN not scored
+    assert coverage(lower, upper, observed) == pytest.approx(2 / 3)
+
+
+def test_parse_cv():
+    assert parse_cv("loo").kind == "loo"
+    assert parse_cv("kfold:7").k == 7
+    assert parse_cv("scale").label == "scale"
+    for bad in ("kfold:1", "kfold:x", "holdout"):
+        with pytest.raises(UsageError):
+            parse_cv(bad)
+
+
+# --------------------------------------------------------------------------- folds
+
+
+def test_grouped_kfold_never_splits_a_run(multi_scale_table):
+    table = multi_scale_table
+    folds = grouped_kfold(table, 4, seed=5)
+    all_runs = set(table.run_ids)
+    tested = [set(f.test_runs) for f in folds]
+    assert set().union(*tested) == all_runs  # every run is held out once ...
+    assert sum(len(t) for t in tested) == len(all_runs)  # ... and only once
+    for fold in folds:
+        assert not set(fold.train_runs) & set(fold.test_runs)
+        assert set(fold.train_runs) | set(fold.test_runs) == all_runs
+        # all checkpoints of a test run are test rows: no row of a test run is in training
+        train_rows = np.isin(table.run_ids, fold.train_runs)
+        test_rows = np.isin(table.run_ids, fold.test_runs)
+        assert np.all(train_rows ^ test_rows)
+    assert max(map(len, tested)) - min(map(len, tested)) <= 1
+    with pytest.raises(UsageError, match="needs at least"):
+        grouped_kfold(table, 100)
+
+
+def test_scale_folds_train_only_on_smaller_sizes(multi_scale_table):
+    table = multi_scale_table
+    folds = scale_folds(table)
+    size_of = dict(zip(table.run_ids, table.model_size))
+    assert len(folds) == 2
+    for fold in folds:
+        train_sizes = {size_of[r] for r in fold.train_runs}
+        test_sizes = {size_of[r] for r in fold.test_runs}
+        assert len(test_sizes) == 1
+        assert max(train_sizes) < min(test_sizes)
+        # fit on *all* runs up to the previous size
+        assert set(fold.train_runs) == {r for r, s in size_of.items() if s <= max(train_sizes)}
+    with pytest.raises(UsageError, match="two or more model sizes"):
+        scale_folds(table.filter_scale(model_size=[1e8]))
+
+
+def test_scale_chaining_fits_see_only_smaller_sizes(multi_scale_table, fake_fitter):
+    result = compare_laws(multi_scale_table, ["capacity_noise"], cv="scale", executor=SerialExecutor())
+    sizes = [call["model_sizes"] for call in fake_fitter.calls]
+    assert sizes == [[5e7], [5e7, 1e8]]
+    scored = set(result.laws["capacity_noise"].runs)
+    size_of = dict(zip(multi_scale_table.run_ids, multi_scale_table.model_size))
+    assert {size_of[r] for r in scored} == {1e8, 2e8}  # the smallest size is never scored
+
+
+# --------------------------------------------------------------------------- held-out density
+
+
+def test_integrated_loglik_matches_quadrature_and_monte_carlo(multi_scale_table):
+    truth = _truth()
+    post = _posterior_near_truth(truth, 50, run_sd=0.02)
+    closed, runs = integrated_loglik(post, multi_scale_table)
+    quad, _ = integrated_loglik(post, multi_scale_table, method="quadrature")
+    # Adaptive Gauss-Hermite integrates a Gaussian integrand exactly: round-off only.
+    np.testing.assert_allclose(closed, quad, atol=1e-8)
+    # Monte Carlo over the run offset for one draw and run: 2e5 offsets give an SE of
+    # about 1e-3 nats here; 0.01 is 10 SE.
+    rng = np.random.default_rng(0)
+    mask = np.asarray(multi_scale_table.run_ids) == runs[0]
+    mu = post.expected_loss(multi_scale_table.weights, multi_scale_table.model_size, multi_scale_table.tokens)[0][mask]
+    y = np.log(multi_scale_table.losses[mask])
+    z = rng.normal(0.0, post.run_sd[0], 200_000)
+    ll = stats.norm.logpdf(y[None] - np.log(mu)[None] - z[:, None, None], scale=post.sigma[0]).sum((1, 2)) - y.sum()
+    mc = np.logaddexp.reduce(ll) - np.log(len(z))
+    assert closed[0, 0] == pytest.approx(mc, abs=0.01)
+    # by domain: each (run, domain) block integrates its own offset; with one domain's
+    # cells only the result must equal the run-level value on a one-domain table
+    by_domain, _ = integrated_loglik(post, multi_scale_table, by_domain=True)
+    assert by_domain.shape == (50, len(runs), 3)
+
+
+def test_integrated_loglik_without_run_effect_is_the_sum_of_pointwise(multi_scale_table):
+    from bayesmix.inference import compute_loglik
+
+    post = _posterior_near_truth(_truth(), 40, run_sd=None)
+    ll, runs = integrated_loglik(post, multi_scale_table)
+    pointwise = compute_loglik(post, multi_scale_table)  # (S, rows, K)
+    per_row = np.nansum(pointwise, axis=-1)
+    expected = np.column_stack([per_row[:, np.asarray(multi_scale_table.run_ids) == r].sum(axis=1) for r in runs])
+    np.testing.assert_allclose(ll, expected, rtol=1e-10)
+
+
+def test_score_runs_calibrated_on_truth():
+    """Scoring the truth itself: coverage near 90 % and small MRE (no bias)."""
+    truth = _truth()
+    table, _ = simulate_runs(truth, n_mixtures=40, model_sizes=(1e8,), seed=11)
+    post = _posterior_near_truth(truth, 400, jitter=0.0, sigma=0.01, run_sd=None)
+    scores = score_runs(post, table, seed=1)
+    inside = coverage(scores["lower"], scores["upper"], scores["observed"])
+    # 120 cells: binomial sd of the coverage is 0.027; 0.9 +- 0.08 is 3 sd
+    assert abs(inside - 0.9) < 0.08
+    # noise sd 1 %: the mean |relative error| of a unbiased prediction is about 0.8 %
+    assert mean_relative_error(scores["mean"], scores["observed"]) < 0.012
+
+
+# --------------------------------------------------------------------------- LOO
+
+
+def _conjugate_fake_idata(seed=0, groups=8, per_group=3, chains=4, draws=1000):
+    """Normal mean, known sd, conjugate prior: exact posterior draws and the exact
+    leave-one-group-out predictive densities."""
+    rng = np.random.default_rng(seed)
+    sd, prior_sd = 0.5, 2.0
+    y = rng.normal(1.0, sd, (groups, per_group))
+    prec = 1 / prior_sd**2 + y.size / sd**2
+    mean, var = (y.sum() / sd**2) / prec, 1 / prec
+    theta = rng.normal(mean, math.sqrt(var), (chains, draws))
+    exact = []
+    for g in range(groups):
+        rest = np.delete(y, g, axis=0)
+        prec_g = 1 / prior_sd**2 + rest.size / sd**2
+        m_g, v_g = (rest.sum() / sd**2) / prec_g, 1 / prec_g
+        cov = sd**2 * np.eye(per_group) + v_g
+        exact.append(stats.multivariate_normal.logpdf(y[g], mean=np.full(per_group, m_g), cov=cov))
+    # one row per observation, the observations of a group are the "checkpoints" of a run;
+    # spread them over two "domains" with a NaN cell to check that missing cells count 0
+    rows = groups * per_group
+    loglik = np.full((chains, draws, rows, 2), np.nan)
+    obs = y.reshape(-1)
+    loglik[..., 0] = stats.norm.logpdf(obs[None, None, :], loc=theta[..., None], scale=sd)
+    loglik[..., 1] = 0.0
+    run_ids = np.repeat([f"run-{g}" for g in range(groups)], per_group)
+    idata = _az.from_draws({"theta": theta}, {}, {})
+    _az.add_table_groups(idata, weights=np.full((rows, 2), 0.5), model_size=np.ones(rows), tokens=np.ones(rows),
+                         run_ids=run_ids, losses=np.ones((rows, 2)), loglik=loglik, domains=("a", "b"))
+    return idata, loglik, run_ids, np.array(exact)
+
+
+def test_run_level_loo_sums_pointwise_and_matches_exact_logo():
+    idata, loglik, run_ids, exact = _conjugate_fake_idata()
+    summed, runs = run_level_loglik(idata)
+    by_hand = np.stack([np.nansum(loglik[:, :, run_ids == r], axis=(2, 3)) for r in runs], axis=-1)
+    np.testing.assert_allclose(summed, by_hand, rtol=1e-12)
+    loo = run_level_loo(idata)
+    assert list(loo["runs"]) == [f"run-{g}" for g in range(8)]
+    assert loo["good_k"] == pytest.approx(min(1 - 1 / np.log10(4000), 0.7))
+    assert np.all(loo["pareto_k"] < loo["good_k"])
+    # 4000 exact posterior draws and well-behaved weights (k < 0.5): PSIS error is a few
+    # 1e-3 nats per group; 0.03 is ~10x that
+    np.testing.assert_allclose(loo["elpd_i"], exact, atol=0.03)
+    assert loo["elpd"] == pytest.approx(exact.sum(), abs=0.1)
+
+
+# --------------------------------------------------------------------------- stacking
+
+
+def test_stacking_weights_dominant_and_mixed():
+    rng = np.random.default_rng(0)
+    good = rng.normal(-1.0, 0.1, 50)
+    lpd = np.column_stack([good, good - 2.0])  # model 0 better on every point
+    w = stacking_weights(lpd)
+    assert w[0] == pytest.approx(1.0, abs=1e-6)
+    # Each model explains a disjoint set of points (density ~0 on the others): the
+    # optimum of sum log(w p1 + (1-w) p2) is w = n1 / (n1 + n2).
+    n1, n2 = 30, 10
+    lpd = np.vstack([np.tile([0.0, -30.0], (n1, 1)), np.tile([-30.0, 0.0], (n2, 1))])
+    np.testing.assert_allclose(stacking_weights(lpd), [0.75, 0.25], atol=1e-4)
+
+
+def test_stacking_weights_agree_with_arviz_compare():
+    rng = np.random.default_rng(1)
+    n, chains, draws = 40, 2, 500
+    y = rng.normal(0, 1, n)
+    theta_a = rng.normal(0.0, 0.1, (chains, draws, 1))
+    ll_a = stats.norm.logpdf(y, loc=theta_a, scale=1.0)  # the true model
+    ll_b = stats.norm.logpdf(y, loc=theta_a + 1.5, scale=1.0)  # biased
+    arviz_w = _az.arviz_stacking_weights({"a": ll_a, "b": ll_b})
+    loo_a = _az.psis_loo(ll_a)["elpd_i"]
+    loo_b = _az.psis_loo(ll_b)["elpd_i"]
+    ours = stacking_weights(np.column_stack([loo_a, loo_b]))
+    assert arviz_w["a"] > 0.99 and ours[0] > 0.99
+    np.testing.assert_allclose(ours, [arviz_w["a"], arviz_w["b"]], atol=1e-3)
+
+
+# --------------------------------------------------------------------------- stacked posterior
+
+
+def test_stacked_posterior_mixes_in_proportion_and_keeps_each_laws_noise():
+    truth = _truth()
+    a = _posterior_near_truth(truth, 100, seed=1, run_sd=None)
+    b = _posterior_near_truth(truth, 60, seed=2, run_sd=None)
+    b.draws["E"] = b.draws["E"] * 1.5
+    b = Posterior(b.law, b.draws, b.scaling, b.domains, sigma=np.zeros_like(b.sigma))  # noiseless component
+    mix = StackedPosterior({"a": a, "b": b, "c": a}, {"a": 0.75, "b": 0.25, "c": 0.0}, n_draws=80)
+    assert mix.n_draws == 80 and set(mix.weights) == {"a", "b"}
+    assert np.bincount(mix.component).tolist() == [60, 20]
+    h = np.array([[0.5, 0.3, 0.2], [0.2, 0.2, 0.6]])
+    mu = mix.expected_loss(h, 1e8, 2e9)
+    mu_a = a.expected_loss(h, 1e8, 2e9)
+    mu_b = b.expected_loss(h, 1e8, 2e9)
+    from_a, from_b = mix.component == 0, mix.component == 1
+    np.testing.assert_allclose(mu[from_a], mu_a[mix.local_index[from_a]])
+    np.testing.assert_allclose(mu[from_b], mu_b[mix.local_index[from_b]])
+    noisy = mix.add_noise(mu, seed=3)
+    np.testing.assert_array_equal(noisy[from_b], mu[from_b])  # b has sigma 0
+    assert np.all(noisy[from_a] != mu[from_a])
+    summary = mix.summarise(h, 1e8, 2e9)
+    np.testing.assert_allclose(summary["mean"], 0.75 * mu_a.mean(0) + 0.25 * mu_b[mix.local_index[from_b]].mean(0), rtol=1e-3)
+    sub = mix.subset([5, 70, 1])
+    np.testing.assert_allclose(sub.expected_loss(h, 1e8, 2e9), mu[[5, 70, 1]])
+
+
+@pytest.mark.slow
+def test_stacked_posterior_symbolic_graph_equals_numeric():
+    import pytensor
+    import pytensor.tensor as pt
+
+    truth = _truth("capacity")
+    a = _posterior_near_truth(truth, 30, seed=1, run_sd=None)
+    b = _posterior_near_truth(truth, 30, seed=2, run_sd=None)
+    b.draws["E"] = b.draws["E"] * 1.5
+    mix = StackedPosterior({"a": a, "b": b}, {"a": 0.5, "b": 0.5}, n_draws=20).subset([19, 0, 10, 3])
+    h = np.array([[0.5, 0.3, 0.2], [0.2, 0.2, 0.6]])
+    hs = pt.matrix("h")
+    sym = pytensor.function([hs], mix.symbolic_expected_loss(hs, 1e8, 2e9))(h)
+    np.testing.assert_allclose(sym, mix.expected_loss(h, 1e8, 2e9), rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- pipeline (fake fits)
+
+
+def test_compare_kfold_pipeline_ranks_the_true_law(multi_scale_table, fake_fitter, tmp_path):
+    table = multi_scale_table.final_checkpoints()  # one token count per size: 'capacity' accepts it
+    result = compare_laws(table, ["capacity_noise", "capacity", "exponential"] if _has("exponential")
+                          else ["capacity_noise", "capacity"], cv="kfold:3",
+                          executor=SerialExecutor(), save_fits=tmp_path / "fits")
+    summary = result.summary()
+    overall = summary[summary["domain"] == "all"].set_index("law")
+    assert overall.loc["capacity_noise", "elpd_diff"] == 0.0
+    assert overall.loc["capacity", "elpd_diff"] > 0
+    assert overall.loc["capacity_noise", "n_runs"] == table.n_runs
+    assert overall.loc["capacity_noise", "mre_trained"] < overall.loc["capacity", "mre_trained"]
+    assert result.stacking_weights["capacity_noise"] > 0.9
+    if "exponential" in overall.index:
+        assert overall.loc["exponential", "status"] == "skipped"
+        assert "model size" in overall.loc["exponential", "reason"]
+    # per-domain rows
+    assert set(summary["domain"]) >= {"all", *DOMAINS}
+    # the stacking mixture loads the saved full-data fits through the JSON
+    path = tmp_path / "cmp.json"
+    result.save(json_path=path)
+    mix = stacked_posterior(path)
+    assert set(mix.components) <= {"capacity_noise", "capacity"}
+    out = mix.summarise(table.weights[:2], 1e8, 2e9)
+    assert out["mean"].shape == (2, 3)
+    again = Comparison.load(path)
+    pd.testing.assert_frame_equal(again.summary(), summary, check_dtype=False)
+
+
+def _has(law):
+    from bayesmix.laws import available_laws
+
+    return law in available_laws()
+
+
+def test_compare_loo_refits_runs_with_bad_k(multi_scale_table, fake_fitter, monkeypatch):
+    real = _az.psis_loo
+
+    def flagged(loglik, **kwargs):
+        out = real(loglik, **kwargs)
+        out["pareto_k"] = np.full_like(out["pareto_k"], 0.1)  # fake draws: set k by hand
+        out["pareto_k"][[2, 5]] = [0.9, 1.2]  # two runs with bad k
+        return out
+
+    monkeypatch.setattr(_az, "psis_loo", flagged)
+    settings = CompareSettings(max_refits=1)
+    result = compare_laws(multi_scale_table, ["capacity_noise"], cv="loo", settings=settings,
+                          executor=SerialExecutor())
+    res = result.laws["capacity_noise"]
+    runs = list(pd.unique(multi_scale_table.run_ids))
+    assert res.refitted_runs == [runs[5]]  # worst first, at most max_refits
+    refit_call = fake_fitter.calls[-1]
+    assert runs[5] not in refit_call["runs"] and len(refit_call["runs"]) == len(runs) - 1
+    row = result.summary().query("domain == 'all'").iloc[0]
+    assert row["pareto_k_bad"] == 2 and row["refitted"] == 1
+    assert "k>thr" in result.format_table()
+    # each run is scored once, its cells once
+    assert sorted(res.runs) == sorted(runs)
+    assert len(res.cells) == np.isfinite(multi_scale_table.losses).sum()
+
+
+def test_a_law_refused_on_a_training_fold_is_reported_not_fatal(multi_scale_table, fake_fitter, monkeypatch):
+    from bayesmix.errors import UsageError as UE
+
+    calls = {"n": 0}
+    real = fake_fitter.__call__
+
+    def sometimes_refuse(table, law, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise UE("law refuses this fold")
+        return real(table, law, **kwargs)
+
+    monkeypatch.setattr("bayesmix.inference.fit_law", sometimes_refuse)
+    result = compare_laws(multi_scale_table, ["capacity_noise"], cv="kfold:3", executor=SerialExecutor())
+    row = result.summary().query("domain == 'all'").iloc[0]
+    assert row["status"] == "ok" and row["n_folds_skipped"] == 1
+    assert row["n_runs"] == multi_scale_table.n_runs - len(make_folds(multi_scale_table, "kfold:3")[1].test_runs)
+    assert "1 fold(s) skipped" in result.format_table()
+
+
+def test_cli_compare_writes_csv_json_and_reports_refused_law(multi_scale_table, fake_fitter, run_cli, tmp_path):
+    frame = multi_scale_table.final_checkpoints().to_frame()
+    path = tmp_path / "runs.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "cmp.csv"
+    laws = "capacity_noise,capacity" + (",exponential" if _has("exponential") else "")
+    code, stdout, stderr = run_cli("compare", path, "--laws", laws, "--cv", "kfold:2", "--out", out,
+                                   "--jobs", "1", "--progress", "--draws", "10", "--tune", "10")
+    assert code == 0, stderr
+    assert "capacity_noise" in stdout and "wrote" in stdout
+    assert stderr.count("] capacity") == 4  # one progress line per fit
+    csv = pd.read_csv(out)
+    assert {"law", "domain", "elpd", "elpd_diff", "weight", "mre_all", "mre_trained", "coverage90"} <= set(csv.columns)
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["cv"] == "kfold:2" and len(data["folds"]) == 2
+    assert set(data["laws"]["capacity"]["cells"]) >= {"observed", "mean", "lower", "upper", "trained"}
+    if _has("exponential"):
+        assert "exponential" in stdout and "skipped" in stdout
+        assert data["laws"]["exponential"]["status"] == "skipped"
+    # --quiet: no progress
+    code, _, stderr = run_cli("compare", path, "--laws", "capacity", "--cv", "kfold:2", "--jobs", "1", "--quiet")
+    assert code == 0 and "] capacity" not in stderr
+    code, _, stderr = run_cli("compare", path, "--laws", "nosuchlaw", "--jobs", "1")
+    assert code == 2 and "unknown law" in stderr
+
+
+# --------------------------------------------------------------------------- executors (real NUTS)
+
+
+def _tiny_tasks():
+    truth = _truth("capacity", seed=4)
+    table, _ = simulate_runs(truth, n_mixtures=6, model_sizes=(1e8, 2e8), seed=5)
+    settings = CompareSettings(draws=30, tune=30, chains=2, map_starts=1, seed=3)
+    folds = make_folds(table, "kfold:2", seed=0)
+    return [FitTask(table=table, law="capacity", kind="heldout", fold=f, settings=settings) for f in folds]
+
+
+@pytest.mark.slow
+def test_local_processes_and_dask_cluster_give_identical_results():
+    distributed = pytest.importorskip("distributed")
+    tasks = _tiny_tasks()
+    with make_executor(jobs=2) as local:
+        seen = []
+        local_results = local.map(run_task, tasks, on_result=lambda i, r: seen.append(i))
+    assert sorted(seen) == [0, 1]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        with make_executor(dask=cluster) as dask_ex:
+            dask_results = dask_ex.map(run_task, tasks)
+    for a, b in zip(local_results, dask_results):
+        assert a.status == b.status == "ok", (a.reason, b.reason)
+        np.testing.assert_array_equal(a.scores["run_lpd"], b.scores["run_lpd"])
+        np.testing.assert_array_equal(a.scores["mean"], b.scores["mean"])
+        assert a.scores["runs"] == b.scores["runs"]
