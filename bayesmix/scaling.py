@@ -33,15 +33,19 @@ class Scaling:
 
     @classmethod
     def from_table(cls, table) -> "Scaling":
+        """References from a table: geometric means of N, of D, and of all observed losses.
+
+        The loss reference is one number shared by all domains (repeated per domain):
+        the capacity split compares the amplitudes of different domains in absolute
+        terms, so rescaling domains separately would change the law itself.
+        """
         losses = np.asarray(table.losses, dtype=float)
-        with np.errstate(all="ignore"):
-            loss_ref = np.exp(np.nanmean(np.log(losses), axis=0))
-        # A domain without any observed loss keeps a neutral reference of 1 nat.
-        loss_ref = np.where(np.isfinite(loss_ref), loss_ref, 1.0)
+        observed = losses[np.isfinite(losses)]
+        loss_ref = float(np.exp(np.mean(np.log(observed)))) if observed.size else 1.0
         return cls(
             n_ref=float(np.exp(np.mean(np.log(table.model_size)))),
             d_ref=float(np.exp(np.mean(np.log(table.tokens)))),
-            loss_ref=tuple(float(v) for v in loss_ref),
+            loss_ref=tuple([loss_ref] * len(table.domains)),
         )
 
     def scale_inputs(self, model_size, tokens) -> tuple[np.ndarray, np.ndarray]:

@@ -74,10 +74,11 @@ def add_parser(sub):
     fit_group = p.add_argument_group("sampling of each fit")
     fit_group.add_argument("--draws", type=int, default=500, help="draws per chain (default: 500)")
     fit_group.add_argument("--tune", type=int, default=500, help="tuning steps per chain (default: 500)")
-    fit_group.add_argument("--chains", type=int, default=2, help="chains, run one after the other (default: 2)")
+    fit_group.add_argument("--chains", type=int, default=2,
+                           help="chains, run one after the other; at least 2 for R-hat (default: 2)")
     fit_group.add_argument("--seed", type=int, default=0, help="seed of the folds and the fits (default: 0)")
     fit_group.add_argument("--map-starts", type=int, default=2, help="MAP searches per fit (default: 2)")
-    fit_group.add_argument("--target-accept", type=float, default=0.9)
+    fit_group.add_argument("--target-accept", type=float, default=0.95)
     fit_group.add_argument("--likelihood", choices=("normal", "student_t"), default="normal")
     fit_group.add_argument("--sampler", choices=("pymc", "nutpie"), default="pymc")
     fit_group.add_argument("--max-refits", type=int, default=10,
@@ -94,6 +95,8 @@ def run(args) -> int:
     for name in ("draws", "tune", "chains", "map_starts"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.chains < 2:
+        raise UsageError("--chains must be at least 2: the diagnostics (R-hat) compare chains")
     table = load_table_from_args(args)
     if args.final_only:
         table = table.final_checkpoints()

@@ -1,0 +1,107 @@
+"""fit / predict: the CLI and the estimator API, on simulated truths."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayesmix import _az
+from bayesmix.cli import main
+from bayesmix.inference import Fit
+from bayesmix.simulate import default_truth, simulate_runs
+from bayesmix.testing import fit_from_posterior, posterior_around_truth
+
+
+@pytest.fixture(scope="module")
+def truth_and_table():
+    truth = default_truth("capacity_noise", seed=3)
+    table, truth = simulate_runs(truth, n_mixtures=6, model_sizes=(1e8, 3e8), seed=3)
+    return truth, table
+
+
+@pytest.fixture(scope="module")
+def fake_fit_path(tmp_path_factory, truth_and_table):
+    truth, _ = truth_and_table
+    path = tmp_path_factory.mktemp("fit") / "fit.nc"
+    fit_from_posterior(posterior_around_truth(truth, n_draws=100, rel_sd=0.01, seed=1)).save(path)
+    return path
+
+
+def test_predict_runs_cli_adds_columns_and_tracks_truth(tmp_path, truth_and_table, fake_fit_path, capsys):
+    truth, table = truth_and_table
+    runs_csv = tmp_path / "runs.csv"
+    table.to_frame().to_csv(runs_csv, index=False)
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(fake_fit_path), "--runs", str(runs_csv), "--out", str(out)]) == 0
+    pred = pd.read_csv(out)
+    assert len(pred) == table.n_rows
+    for d in truth.domains:
+        for prefix in ("pred", "sd", "q05", "q95"):
+            assert f"{prefix}_{d}" in pred.columns
+    true = truth.expected_loss(table.weights, table.model_size, table.tokens)
+    got = pred[[f"pred_{d}" for d in truth.domains]].to_numpy()
+    # Draws scatter 1% around the truth in each parameter: predictions within 3%.
+    np.testing.assert_allclose(got, true, rtol=0.03)
+    lo = pred[[f"q05_{d}" for d in truth.domains]].to_numpy()
+    hi = pred[[f"q95_{d}" for d in truth.domains]].to_numpy()
+    assert np.all(lo < got) and np.all(got < hi)
+
+
+def test_predict_single_point(truth_and_table, fake_fit_path, capsys):
+    truth, _ = truth_and_table
+    mixture = ",".join(f"{d}={w}" for d, w in zip(truth.domains, [0.4, 0.3, 0.2, 0.1]))
+    assert main(["predict", str(fake_fit_path), "--mixture", mixture, "--model-size", "7B",
+                 "--tokens", "140B"]) == 0
+    out = capsys.readouterr().out
+    assert "pred_web" in out
+    value = truth.expected_loss(np.array([[0.4, 0.3, 0.2, 0.1]]), 7e9, 1.4e11)[0, 0]
+    assert f"{value:.2g}"[:3] in out
+
+
+@pytest.mark.parametrize("argv_tail, message", [
+    (["--mixture", "nope=1.0", "--model-size", "1B", "--tokens", "1B"], "unknown domains"),
+    (["--mixture", "web=0.5,code=0.2", "--model-size", "1B", "--tokens", "1B"], "sum to"),
+    (["--mixture", "web=1.0", "--model-size", "seven", "--tokens", "1B"], "cannot read model size"),
+    (["--mixture", "web=1.0"], "needs --model-size"),
+    ([], "give --runs"),
+])
+def test_predict_bad_input_exits_2(fake_fit_path, capsys, argv_tail, message):
+    assert main(["predict", str(fake_fit_path), *argv_tail]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_missing_fit_file_is_a_clean_error(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "absent.nc"), "--mixture", "a=1", "--model-size", "1B",
+                 "--tokens", "1B"]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fit_cli_writes_complete_inference_data(tmp_path, capsys):
+    truth = default_truth("capacity", seed=5)
+    table, _ = simulate_runs(truth, n_mixtures=8, model_sizes=(1e8, 2e8, 4e8), seed=5)
+    runs_csv = tmp_path / "runs.csv"
+    table.to_frame().to_csv(runs_csv, index=False)
+    out = tmp_path / "fit.nc"
+    code = main(["fit", str(runs_csv), "--law", "capacity", "--out", str(out), "--draws", "150",
+                 "--tune", "150", "--chains", "2", "--seed", "1", "--quiet", "--allow-warnings"])
+    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "max R-hat" in printed and "divergences" in printed
+    fit = Fit.load(out)
+    idata = fit.idata
+    for group in ("posterior", "sample_stats", "observed_data", "constant_data", "log_likelihood"):
+        assert hasattr(idata, group), group
+    assert idata.log_likelihood["loss"].dims == ("chain", "draw", "row", "domain")
+    attrs = fit.attrs
+    assert attrs["law"] == "capacity" and attrs["seed"] == 1
+    assert attrs["fingerprint"] == table.fingerprint()
+    assert set(attrs["versions"]) >= {"pymc", "arviz", "bayesmix"}
+    assert attrs["diagnostics"]["solver_residual"] < 1e-8
+    # Prediction from the saved file is close to the truth inside the design.
+    post = fit.posterior()
+    mu = post.expected_loss(table.weights, table.model_size, table.tokens).mean(axis=0)
+    true = truth.expected_loss(table.weights, table.model_size, table.tokens)
+    assert np.max(np.abs(mu / true - 1)) < 0.02  # noise sd is 1% per cell
