@@ -234,3 +234,92 @@ def draws_dataarray(values: np.ndarray, domains, name: str = "loss"):
         coords={"draw": np.arange(values.shape[0]), "row": np.arange(values.shape[1]), "domain": list(domains)},
         name=name,
     )
+
+
+# --------------------------------------------------------------------------- report helpers
+
+
+def parameter_summary(idata, var_names):
+    """:func:`arviz.summary` of ``var_names`` (mean, sd, HDI, MCSE, bulk/tail ESS, R-hat).
+
+    Returns a pandas DataFrame indexed by labels such as ``c[web]`` or ``t[web, code]``.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return az.summary(idata, var_names=list(var_names), kind="all", hdi_prob=0.9, round_to="none")
+
+
+def labelled_chain_draws(idata, var_names) -> dict:
+    """Draws of every scalar component of ``var_names``, each ``(chain, draw)``.
+
+    Keys are labelled as :func:`arviz.summary` labels them (``c[web]``, ``t[web, code]``).
+    """
+    out = {}
+    for var in var_names:
+        da = idata.posterior[var]
+        other = [d for d in da.dims if d not in ("chain", "draw")]
+        da = da.transpose("chain", "draw", *other)
+        values = np.asarray(da.values, dtype=float)
+        if not other:
+            out[var] = values
+            continue
+        index_values = [list(np.asarray(da[d].values)) for d in other]
+        flat = values.reshape(values.shape[:2] + (-1,))
+        for i, idx in enumerate(np.ndindex(*values.shape[2:])):
+            label = ", ".join(str(index_values[j][k]) for j, k in enumerate(idx))
+            out[f"{var}[{label}]"] = flat[..., i]
+    return out
+
+
+def posterior_var_names(idata) -> list:
+    """Names of the variables of the posterior group."""
+    return [str(v) for v in idata.posterior.data_vars]
+
+
+def table_groups(idata):
+    """The run table stored with a fit (``constant_data`` and ``observed_data``), or None.
+
+    Returns
+    -------
+    dict or None
+        ``weights`` (rows, K), ``model_size`` (rows,), ``tokens`` (rows,), ``run_id``
+        (rows,) and ``losses`` (rows, K) (NaN where missing; all NaN when the fit has no
+        ``observed_data``), ``domains``; None when ``constant_data`` is absent or lacks
+        one of these variables.
+    """
+    if not hasattr(idata, "constant_data"):
+        return None
+    const = idata.constant_data
+    if any(name not in const for name in ("weights", "model_size", "tokens")):
+        return None
+    weights = np.asarray(const["weights"].transpose("row", "domain").values, dtype=float)
+    domains = [str(d) for d in const["weights"]["domain"].values]
+    rows = weights.shape[0]
+    run_id = (np.asarray(const["run_id"].values, dtype=str) if "run_id" in const
+              else np.asarray([str(i) for i in range(rows)]))
+    if hasattr(idata, "observed_data") and "loss" in idata.observed_data:
+        losses = np.asarray(idata.observed_data["loss"].transpose("row", "domain").values, dtype=float)
+    else:
+        losses = np.full(weights.shape, np.nan)
+    return {"weights": weights, "model_size": np.asarray(const["model_size"].values, dtype=float),
+            "tokens": np.asarray(const["tokens"].values, dtype=float), "run_id": run_id,
+            "losses": losses, "domains": domains, "has_observed": bool(np.isfinite(losses).any())}
+
+
+def sampler_stats(idata):
+    """Divergences and tree-depth hits from ``sample_stats``, or None when the group is absent."""
+    if not hasattr(idata, "sample_stats"):
+        return None
+    stats = idata.sample_stats
+    out = {"divergences": int(stats["diverging"].values.sum()) if "diverging" in stats else None}
+    for name in ("reached_max_treedepth", "maxdepth_reached"):
+        if name in stats:
+            out["treedepth_hits"] = int(stats[name].values.sum())
+            break
+    for name in ("tree_depth", "depth"):
+        if name in stats:
+            out["mean_tree_depth"] = float(stats[name].values.mean())
+            break
+    return out

@@ -468,7 +468,7 @@ class Constraints:
 def _check_feasible(bounds: Bounds) -> None:
     problems = []
     for i, d in enumerate(bounds.domains):
-        if bounds.lower[i] > bounds.upper[i] + CONSTRAINT_TOLERANCE:
+        if bounds.lower[i] > bounds.upper[i]:
             problems.append(f"{bounds.lower_source[i]} conflicts with {bounds.upper_source[i]}")
     if problems:
         raise UsageError("infeasible constraints: " + "; ".join(problems))
@@ -559,6 +559,8 @@ class _Evaluator:
         if bad.any():
             value = np.where(bad, np.inf, value)
             grad = np.where(bad[..., None], 0.0, grad)
+        # Weights a hair above zero give huge noise-term slopes; keep directions finite.
+        grad = np.nan_to_num(grad, nan=0.0, posinf=1e12, neginf=-1e12)
         return value, grad, losses
 
 
@@ -970,7 +972,7 @@ class CandidateRanking:
             f"objective: {self.objective_description}; risk: {self.risk.describe()}; "
             f"{self.n_draws} posterior draws",
             "",
-            f"{'rank':>4}  {'candidate':<{nw}}  {str(self.risk):>12}  {'mean':>8}  {'5%':>8}  "
+            f"{'rank':>4}  {'candidate':<{nw}}  {'risk':>12}  {'mean':>8}  {'5%':>8}  "
             f"{'95%':>8}  {'P(best)':>7}  {'regret':>8}  feasible",
         ]
         for rank, j in enumerate(np.argsort(self.risk_values, kind="stable"), start=1):

@@ -94,7 +94,7 @@ def boxes(draw, max_k=8):
 
 
 @given(boxes())
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 def test_projection_is_feasible_idempotent_and_euclidean(case):
     lower, upper, point = case
     h = project_to_polytope(point, lower, upper)
@@ -345,10 +345,10 @@ def test_target_domain_objective_favours_that_domain(problem, posterior):
 
 # ============================================================================ constraints
 def test_available_tokens_cap_the_weight(posterior):
-    constraints = Constraints(available={"web": 2e9}, max_epochs=3)
+    constraints = Constraints(available={"web": 5e8}, max_epochs=3)
     rec = recommend(posterior, **TARGET, constraints=constraints, max_draws=40, n_restarts=2)
-    assert rec.mixture[0] * TARGET["tokens"] <= 3 * 2e9 * (1 + 1e-12)
-    assert rec.bounds.upper[0] == pytest.approx(0.3)
+    assert rec.mixture[0] * TARGET["tokens"] <= 3 * 5e8 * (1 + 1e-12)
+    assert rec.bounds.upper[0] == pytest.approx(0.075)
     assert any("available web" in c for c in rec.to_dict()["constraints"]["binding"])
 
 
@@ -392,7 +392,7 @@ def small_posterior(posterior):
 
 
 @given(constraint_sets())
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 def test_constraints_hold_exactly_in_every_recommendation(small_posterior, constraints):
     if constraints.max_epochs is not None and not constraints.available:
@@ -444,10 +444,137 @@ def test_optimum_region_covers_the_true_optimum_over_seeds(truth):
     ref = slsqp_minimum(lambda x: float(truth.expected_loss(project_to_polytope(x, 0, 1), **TARGET).mean()),
                         np.zeros(4), np.ones(4), [np.full(4, 0.25)])
     np.testing.assert_allclose(true_opt, project_to_polytope(ref.x, 0, 1), atol=1e-4)
-    covered = []
+    true_value = problem.objective_draws(true_opt)[-1, 0]
+    covered, gaps = [], []
     for m in range(seeds):
         q05, q95 = np.quantile(opt_h[m * S:(m + 1) * S], [0.05, 0.95], axis=0)
         covered.extend((true_opt >= q05 - 1e-9) & (true_opt <= q95 + 1e-9))
+        # This seed's recommendation: the same problem with only this seed's draws weighted.
+        weights = np.zeros(problem.n_draws)
+        weights[m * S:(m + 1) * S] = 1.0
+        h, _ = problem.recommend_mixture("mean", draw_weights=weights, n_restarts=2)
+        gaps.append(problem.objective_draws(h)[-1, 0] / true_value - 1)
     coverage = np.mean(covered)
     # 64 domain-seed pairs at nominal 0.9 (sd ~0.04 if independent, more with correlation).
     assert 0.75 <= coverage <= 1.0, coverage
+    # The recommendation's true objective is within 0.1% of the true optimum for every seed.
+    assert 0 <= min(gaps) and max(gaps) < 1e-3, gaps
+
+
+# ============================================================================ command line
+@pytest.fixture(scope="module")
+def fit_file(tmp_path_factory, posterior):
+    """A fit file around 40 hand-made draws (one chain), as `bayesmix fit` would write it."""
+    S = 40
+    law = posterior.law
+    draws = {k: np.asarray(v)[:S][None] for k, v in posterior.draws.items()}
+    draws["sigma"] = np.full((1, S, len(DOMAINS)), 0.01)
+    dims = {p.name: list(p.dims) for p in law.params if p.dims}
+    dims["sigma"] = ["domain"]
+    idata = _az.from_draws(draws, dims, {"domain": list(DOMAINS)})
+    attrs = {"bayesmix_type": "fit", "law": law.name, "law_options": {}, "domains": list(DOMAINS),
+             "scaling": posterior.scaling.to_dict(), "fingerprint": "hand-made"}
+    path = tmp_path_factory.mktemp("fit") / "fit.nc"
+    Fit(idata, law, posterior.scaling, DOMAINS, attrs).save(path)
+    return path
+
+
+CLI_TARGET = ("--model-size", "1B", "--tokens", "20B")
+
+
+def test_cli_recommend_prints_a_table_and_writes_json(run_cli, fit_file, tmp_path):
+    out = tmp_path / "rec.json"
+    code, stdout, stderr = run_cli("recommend", fit_file, *CLI_TARGET, "--risk", "cvar:0.8", "--min", "books=0.3",
+                                   "--baseline", "heavy:web=0.7,code=0.1,books=0.1,science=0.1",
+                                   "--out", out)
+    assert code == 0, stderr
+    assert "Recommended mixture for N=1B, D=20B tokens" in stdout
+    assert "heavy" in stdout and "uniform" in stdout and "expected regret" in stdout
+    data = json.loads(out.read_text())
+    assert data["bayesmix_type"] == "recommendation" and data["fingerprint"] == "hand-made"
+    assert data["n_draws"] == 40 and data["optimal_mixture"]["n_draws"] == 40
+    assert data["risk"]["measure"] == "cvar:0.8"
+    assert data["mixture"]["books"] >= 0.3 and "min books=0.3" in data["constraints"]["binding"]
+    assert [b["name"] for b in data["baselines"]] == ["uniform", "heavy"]
+    assert 0 <= data["baselines"][1]["prob_better"] <= 1
+    assert data["target"] == {"model_size": 1e9, "tokens": 2e10}
+    # A written recommendation can serve as a baseline of the next one.
+    code, stdout, stderr = run_cli("recommend", fit_file, *CLI_TARGET, "--baseline", out, "--restarts", "1")
+    assert code == 0, stderr
+    assert "rec " in stdout
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        (["--min", "web=0.6,code=0.5"], ["infeasible", "min web=0.6", "min code=0.5"]),
+        (["--min", "books=0.5", "--available", "books=5B"], ["infeasible", "min books=0.5", "available books=5B"]),
+        (["--max", "web=0.1,code=0.1,books=0.1,science=0.1"], ["infeasible", "max web=0.1", "< 1"]),
+        (["--risk", "cvar"], ["cvar:0.9"]),
+        (["--target-domain", "github"], ["unknown domain", "github"]),
+        (["--max-epochs", "2"], ["--available"]),
+    ],
+)
+def test_cli_refuses_bad_options_with_exit_2(run_cli, fit_file, options, words):
+    code, stdout, stderr = run_cli("recommend", fit_file, *CLI_TARGET, *options)
+    assert code == 2
+    assert "Traceback" not in stderr
+    for word in words:
+        assert word in stderr
+
+
+def test_cli_ranks_candidates(run_cli, fit_file, write_csv, tmp_path):
+    path = write_csv("""
+        name,weight_web,weight_code,weight_books,weight_science
+        even,0.25,0.25,0.25,0.25
+        web-heavy,0.7,0.1,0.1,0.1
+        books-heavy,0.1,0.1,0.7,0.1
+    """, name="candidates.csv")
+    out = tmp_path / "ranking.json"
+    code, stdout, stderr = run_cli("recommend", fit_file, *CLI_TARGET, "--candidates", path, "--risk",
+                                   "quantile:0.9", "--out", out)
+    assert code == 0, stderr
+    assert "Candidates ranked" in stdout and "P(best)" in stdout
+    data = json.loads(out.read_text())
+    rows = data["candidates"]
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+    assert sum(r["prob_best"] for r in rows) == pytest.approx(1.0)
+    assert rows[0]["risk_value"] <= rows[1]["risk_value"] <= rows[2]["risk_value"]
+    assert rows[0]["name"] == "even"  # lopsided mixtures lose on the plain average here
+
+
+def test_load_mixtures_reads_json_and_refuses_bad_rows(tmp_path):
+    good = tmp_path / "m.json"
+    good.write_text(json.dumps({"a": {"web": 0.5, "code": 0.5}, "b": {"books": 1.0}}))
+    mixtures = load_mixtures(good, DOMAINS)
+    np.testing.assert_allclose(mixtures["a"], [0.5, 0.5, 0, 0])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"a": {"web": 0.5, "code": 0.2}}))
+    with pytest.raises(Exception, match="sum to 0.7"):
+        load_mixtures(bad, DOMAINS)
+
+
+# ============================================================================ recovery from a fit
+@pytest.mark.slow
+def test_recommendation_from_a_fit_recovers_the_true_optimum():
+    """NUTS on a rich simulated design (3 domains, 10 mixtures x 4 sizes x 2 token counts):
+    at targets up to 7.5x the largest proxy, the recommended mixture's true objective is
+    within 0.1% of the true optimum, and the true optimum lies inside the reported 90%
+    region of the optimal mixture for most domains (one NUTS fit: 5-15 minutes on 2 busy cores)."""
+    from bayesmix.inference import fit_law
+    from bayesmix.simulate import simulate_runs
+
+    truth = default_truth("capacity_noise", DOMAINS[:3], seed=3)
+    table, _ = simulate_runs(truth, n_mixtures=10, model_sizes=(5e7, 1e8, 2e8, 4e8), tokens=(2e9, 8e9), seed=1)
+    fit = fit_law(table, "capacity_noise", draws=150, tune=250, chains=2, progressbar=False,
+                  run_effect="off", map_starts=1, seed=0)
+    posterior = fit.posterior()
+    inside = []
+    for model_size, tokens in [(4e8, 8e9), (1e9, 2e10), (3e9, 6e10)]:
+        rec = recommend(posterior, model_size, tokens, max_draws=300)
+        truth_problem = MixtureProblem(truth.posterior, model_size, tokens)
+        true_opt, true_value = truth_problem.recommend_mixture("mean", n_restarts=6)
+        gap = truth_problem.objective_draws(rec.mixture)[0, 0] / true_value - 1
+        assert 0 <= gap < 1e-3, (model_size, gap)
+        inside.extend((true_opt >= rec.optimum["q05"] - 1e-9) & (true_opt <= rec.optimum["q95"] + 1e-9))
+    assert np.mean(inside) > 0.5, inside
