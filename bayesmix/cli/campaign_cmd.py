@@ -1,9 +1,132 @@
-"""`bayesmix campaign`: not available yet."""
+"""`bayesmix campaign`: a fit -> next -> observe -> refit loop on the simulator or a pool of runs."""
 
-from .common import not_available
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UsageError
+from ..units import parse_quantity
+from .next_cmd import add_acquisition_options, add_candidate_options, add_target_options
+
+DESCRIPTION = """\
+Run an acquisition campaign: fit the law, choose the next runs (bayesmix next), observe
+their losses, refit (NUTS warm-started at the previous posterior means), and repeat until
+the budget (--budget-steps steps, or --budget FLOPs of acquired runs) is spent. The log
+records the compute spent and the regret at the target after each step.
+
+Observations come from the simulator (--simulate, with --law and --seed: the true regret
+of each recommendation is logged) or from a pool of finished runs (--pool RUNS.csv: the
+campaign starts from --initial-runs random runs of the pool and may only pick runs of the
+pool; only the posterior expected regret is logged).
+
+--refit reweight replaces NUTS by the exact importance reweighting of the draws of
+--base-fit (seconds instead of minutes; only sound while the effective sample size,
+logged as 'ess', stays large)."""
+
+EPILOG = """\
+writes DIR/campaign.csv (one row per step: step, n_runs, compute, expected_regret,
+true_regret, true_relative_regret, ess, weight_<d>..., chosen, seconds) and
+DIR/runs.csv (every run of the campaign).
+
+examples:
+  bayesmix campaign --simulate --law capacity_noise --seed 1 --target-model-size 3B \\
+      --target-tokens 60B --sizes 50M,100M --n-mixtures 8 --budget-steps 5 --out camp/
+  bayesmix campaign --pool runs.csv --target-model-size 1B --target-tokens 20B \\
+      --budget 1e20 --out camp/"""
 
 
 def add_parser(sub):
-    p = sub.add_parser("campaign", help="(not available yet)", description="Not available yet.")
-    p.set_defaults(func=not_available("campaign", "planned"))
+    p = sub.add_parser("campaign", help="run a fit -> next -> observe -> refit loop",
+                       description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("observations")
+    src.add_argument("--simulate", action="store_true", help="observe runs from the simulator")
+    src.add_argument("--law", default="capacity_noise", help="the simulator's true law (default capacity_noise)")
+    src.add_argument("--domains", default="web,code,books,science", metavar="d,...",
+                     help="simulated domains (default web,code,books,science)")
+    src.add_argument("--initial-sizes", default="50M,100M", metavar="N,...",
+                     help="model sizes of the simulated initial runs (default 50M,100M)")
+    src.add_argument("--initial-mixtures", type=int, default=6, metavar="M",
+                     help="mixtures of the simulated initial runs (default 6)")
+    src.add_argument("--pool", metavar="RUNS.csv", help="replay runs from this table")
+    src.add_argument("--initial-runs", type=int, default=8, metavar="R",
+                     help="random pool runs the campaign starts from (default 8)")
+    add_target_options(p)
+    add_candidate_options(p, with_file=False)
+    add_acquisition_options(p)
+    b = p.add_argument_group("budget and refit")
+    b.add_argument("--budget-steps", type=int, metavar="S", help="acquisition steps")
+    b.add_argument("--budget", metavar="FLOPS", help="compute of acquired runs, e.g. 1e20")
+    b.add_argument("--refit", default="nuts", choices=("nuts", "reweight"))
+    b.add_argument("--base-fit", metavar="FIT.nc", help="draws reweighted by --refit reweight")
+    b.add_argument("--fit-law", default=None, help="law fitted by NUTS (default: --law)")
+    b.add_argument("--draws", type=int, default=200, help="NUTS draws per chain (default 200)")
+    b.add_argument("--tune", type=int, default=200, help="NUTS tuning steps (default 200)")
+    b.add_argument("--chains", type=int, default=2, help="NUTS chains (default 2)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for campaign.csv and runs.csv")
+    p.set_defaults(func=run)
     return p
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from ..acquire import (NutsRefit, PoolObserver, ReweightRefit, SimulatorObserver, run_campaign,
+                           table_to_candidates)
+    from ..data import load_runs
+    from ..inference import Fit
+    from ..simulate import default_truth, simulate_runs
+    from .next_cmd import candidates_from_args, decision_from_args
+
+    if bool(args.simulate) == bool(args.pool):
+        raise UsageError("give exactly one source of observations: --simulate or --pool RUNS.csv")
+    if args.budget_steps is None and args.budget is None:
+        raise UsageError("give a budget: --budget-steps S or --budget FLOPS")
+    if args.budget_steps is not None and args.budget_steps < 1:
+        raise UsageError("--budget-steps must be at least 1")
+    budget = parse_quantity(args.budget, what="--budget") if args.budget else None
+    objective, constraints = decision_from_args(args)
+    truth = None
+    if args.simulate:
+        domains = tuple(d.strip() for d in args.domains.split(",") if d.strip())
+        truth = default_truth(args.law, domains, seed=args.seed)
+        sizes = [parse_quantity(s, what="--initial-sizes") for s in args.initial_sizes.split(",")]
+        table, _ = simulate_runs(truth, n_mixtures=args.initial_mixtures, model_sizes=sizes, seed=args.seed)
+        observe = SimulatorObserver(truth, seed=args.seed)
+        candidates = candidates_from_args(args, domains, constraints)
+    else:
+        pool = load_runs(args.pool)
+        ids = np.unique(np.asarray(pool.run_ids, dtype=str))
+        if args.initial_runs < 1 or args.initial_runs >= len(ids):
+            raise UsageError(f"--initial-runs must be between 1 and {len(ids) - 1} (the pool has {len(ids)} runs)")
+        start = np.random.default_rng(args.seed).choice(ids, size=args.initial_runs, replace=False)
+        in_start = np.isin(np.asarray(pool.run_ids, dtype=str), start)
+        table = pool.select(in_start)
+        rest = pool.select(~in_start)
+        observe = PoolObserver(rest)
+        candidates = table_to_candidates(rest)
+    if args.refit == "reweight":
+        if not args.base_fit:
+            raise UsageError("--refit reweight needs --base-fit FIT.nc (the draws to reweight)")
+        refit = ReweightRefit(Fit.load(args.base_fit).posterior(max_draws=None))
+    else:
+        refit = NutsRefit(args.fit_law or args.law, draws=args.draws, tune=args.tune, chains=args.chains,
+                          seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def show(row):
+        true = f", true regret {row['true_regret']:.4g}" if "true_regret" in row else ""
+        print(f"step {row['step']}: {row['n_runs']} runs, compute {row['compute']:.3g} FLOPs, "
+              f"expected regret {row['expected_regret']:.4g}{true}; next: {row['chosen'] or '-'}", flush=True)
+
+    result = run_campaign(table, args.target_model_size, args.target_tokens, refit=refit, observe=observe,
+                          candidates=candidates, criterion=args.criterion, batch=args.batch,
+                          budget_steps=args.budget_steps, budget_flops=budget, truth=truth,
+                          objective=objective, constraints=constraints, risk=args.risk,
+                          max_draws=args.max_draws, n_outcomes=args.n_outcomes, seed=args.seed, callback=show)
+    result.to_frame().to_csv(out / "campaign.csv", index=False)
+    result.table.to_frame().to_csv(out / "runs.csv", index=False)
+    print(f"written: {out / 'campaign.csv'}, {out / 'runs.csv'}")
+    return 0
