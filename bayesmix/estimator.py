@@ -51,7 +51,7 @@ class LawModel:
     """
 
     def __init__(self, law="capacity_noise", *, priors=None, draws=1000, tune=1000, chains=4, seed=0,
-                 sampler="pymc", likelihood="normal", checkpoints="final", allow_warnings=False,
+                 sampler="nutpie", likelihood="normal", checkpoints="final", allow_warnings=False,
                  progressbar=True):
         self.law = law
         self.priors = priors

@@ -39,7 +39,7 @@ class FitSettings:
     tune: int = 1000
     chains: int = 4
     seed: int = 0
-    sampler: str = "pymc"
+    sampler: str = "nutpie"
     target_accept: float = 0.95
     likelihood: str = "normal"
     run_effect: str = "auto"
@@ -194,7 +194,7 @@ def _sample_nutpie(model, init: dict, settings: FitSettings, sample_kwargs: dict
     try:
         import nutpie
     except ImportError:
-        raise UsageError("the nutpie sampler is not installed: pip install 'bayesmix[fast]' "
+        raise UsageError("the nutpie sampler is not installed: pip install nutpie, "
                          "or use --sampler pymc") from None
     compiled = nutpie.compile_pymc_model(model, initial_points=init, jitter_rvs=set())
     return nutpie.sample(
@@ -395,7 +395,9 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
         if settings.sampler == "nutpie":
             idata = _sample_nutpie(model, init, settings, sample_kwargs)
         elif settings.sampler == "pymc":
-            idata = pm.sample(initvals=initvals, init="jitter+adapt_diag",
+            # Chains start at the best MAP point; jitter of +-1 in unconstrained space can
+            # throw a chain far into the tails, where these laws' densities are not finite.
+            idata = pm.sample(initvals=initvals, init="adapt_diag",
                               cores=settings.cores or min(settings.chains, 2), **sample_kwargs)
         else:
             idata = pm.sample(nuts_sampler=settings.sampler, initvals=initvals, **sample_kwargs)

@@ -98,16 +98,14 @@ def default_truth(law: str = "capacity_noise", domains=DEFAULT_DOMAINS, *, seed:
     elif law in ("additive", "joint"):
         # Own data weighs most in the mixture term: about 0.1-0.5 nats across mixtures.
         params = {"E": rng.uniform(1.2, 2.0, K),
-                  "alpha": rng.uniform(0.2, 0.5, K), "beta": rng.uniform(0.2, 0.5, K),
-                  "C": np.where(off_diagonal, rng.uniform(0.5, 2.0, (K, K)), rng.uniform(4.0, 8.0, (K, K))),
+                  "A": rng.uniform(0.3, 0.7, K), "alpha": rng.uniform(0.2, 0.5, K),
+                  "B": rng.uniform(0.3, 0.7, K), "beta": rng.uniform(0.2, 0.5, K),
+                  "C": np.where(off_diagonal, rng.uniform(0.3, 1.0, (K, K)), rng.uniform(2.5, 5.0, (K, K))),
                   "gamma": rng.uniform(0.3, 0.7, (K, K))}
-        if law == "additive":
-            params["A"] = rng.uniform(0.3, 0.7, K)
-            params["B"] = rng.uniform(0.3, 0.7, K)
-        else:
-            params["C_A"] = rng.uniform(0.2, 0.8, (K, K))
+        if law == "joint":  # amplitudes vary by up to a factor ~2 over mixtures
+            params["C_A"] = rng.uniform(0.5, 1.5, (K, K))
             params["gamma_A"] = rng.uniform(0.8, 1.25, K)
-            params["C_B"] = rng.uniform(0.2, 0.8, (K, K))
+            params["C_B"] = rng.uniform(0.5, 1.5, (K, K))
             params["gamma_B"] = rng.uniform(0.8, 1.25, K)
     elif law == "linear":
         params = {"W": np.where(off_diagonal, rng.uniform(2.6, 3.4, (K, K)), rng.uniform(1.6, 2.2, (K, K))),

@@ -18,7 +18,8 @@ posterior draws, so it must be written with broadcasting in mind:
 
 Units: ``n = N / N_ref`` and ``d = D / D_ref`` are dimensionless, measured at the
 reference scale of the data (geometric means), and the mean is the loss divided by the
-domain's reference loss (the geometric mean of its observed losses). Amplitudes are
+reference loss (the geometric mean of all observed losses, one number shared by all
+domains, so that amplitudes of different domains stay comparable). Amplitudes are
 therefore "the term's size at the reference scale relative to the typical loss", which
 keeps amplitude and exponent from forming one long ridge in the posterior.
 """

@@ -56,9 +56,10 @@ class BiMixLaw(Law):
               "(median 0.2)"),
         Param("beta", (DOMAIN,), {"dist": "LogNormal", "mu": -1.2, "sigma": 0.5},
               "token exponent (median 0.3, 95% in (0.11, 0.8)), as in Chinchilla-type fits"),
-        Param("C", (DOMAIN,), {"dist": "Beta", "alpha": 3.0, "beta": 2.0},
-              "loss left at infinite tokens at the uniform share, as a fraction of the "
-              "reference loss; Beta(3, 2) keeps it below the typical observed loss"),
+        Param("C", (DOMAIN,), {"dist": "LogNormal", "mu": -0.5, "sigma": 0.6},
+              "loss left at infinite tokens at the uniform share, relative to the reference loss "
+              "(the geometric mean of all observed losses, shared by the domains); median 0.6, "
+              "90% in (0.2, 1.6), as domains' losses range from about 0.5 to 1.5 of the reference"),
     )
 
     def mean(self, p, h, n, d):

@@ -21,13 +21,20 @@ CITATION = (
 class ChinchillaDomainLaw(Law):
     """Per-domain Chinchilla law on the domain's own tokens (Hoffmann et al. 2022, Eq. 2).
 
-    ``L_i = E_i + A_i n^(-alpha_i) + B_i (d h_i)^(-beta_i)``, ``n = N/N_ref``, ``d = D/D_ref``.
+    ``L_i = E_i + A_i n^(-alpha_i) + B_i (K d h_i)^(-beta_i)``, ``n = N/N_ref``,
+    ``d = D/D_ref``.
 
     A baseline without transfer: domain ``i``'s loss depends on the mixture only through
-    its own tokens ``D h_i``. Zero weights: a domain with ``h_i = 0`` saw none of its own
-    data, and the data term is dropped (as in ``capacity_noise``); its loss is
-    ``E_i + A_i n^(-alpha_i)``. The law itself diverges as ``h_i -> 0+``, so this value is
-    a convention and not the limit.
+    its own tokens ``D h_i``. They are measured against ``D_ref / K``, the domain's tokens
+    under the uniform mixture at the reference scale, so that ``B_i`` is the data term in
+    the middle of the data (referencing ``D_ref`` itself, far above a typical domain's own
+    tokens, makes ``B_i`` and ``beta_i`` one long ridge in the posterior). This is a
+    reparametrisation of the same law (``B^{Eq.2}_i = B_i (D_ref / K)^beta_i``).
+
+    Zero weights: a domain with ``h_i = 0`` saw none of its own data, and the data term
+    is dropped (as in ``capacity_noise``); its loss is ``E_i + A_i n^(-alpha_i)``. The law
+    itself diverges as ``h_i -> 0+``, so this value is a convention and not the limit: a
+    mixture optimiser must not read it as "zero weight is best for domain i".
     """
 
     name = "chinchilla_domain"
@@ -36,24 +43,25 @@ class ChinchillaDomainLaw(Law):
     uses_model_size = True
     uses_tokens = True
     params = (
-        Param("E", (DOMAIN,), {"dist": "Beta", "alpha": 3.0, "beta": 2.0},
-              "irreducible loss as a fraction of the domain's reference loss; Beta(3, 2) keeps "
-              "it below the typical observed loss (mean 0.6)"),
+        Param("E", (DOMAIN,), {"dist": "LogNormal", "mu": -0.5, "sigma": 0.6},
+              "irreducible loss relative to the reference loss (the geometric mean of all observed "
+              "losses, shared by the domains); median 0.6, 90% in (0.2, 1.6): domains' typical "
+              "losses range from about 0.5 (code) to 1.5 (books) of the reference"),
         Param("A", (DOMAIN,), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
               "model-size term at N_ref, relative to the reference loss (median 0.2)"),
         Param("alpha", (DOMAIN,), {"dist": "LogNormal", "mu": -1.2, "sigma": 0.5},
               "model-size exponent (median 0.3, 95% in (0.11, 0.8)); bounded away from 0 where "
               "the term would turn into a constant indistinguishable from E"),
         Param("B", (DOMAIN,), {"dist": "LogNormal", "mu": -2.3, "sigma": 1.0},
-              "data term when the domain's own tokens D*h_i equal D_ref, relative to the "
-              "reference loss (median 0.1; own tokens are below D_ref for a typical share)"),
+              "data term when the domain's own tokens D*h_i equal D_ref/K (uniform mixture at the "
+              "reference scale), relative to the reference loss (median 0.1)"),
         Param("beta", (DOMAIN,), {"dist": "LogNormal", "mu": -1.2, "sigma": 0.5},
               "exponent of the domain's own tokens (median 0.3, 95% in (0.11, 0.8))"),
     )
 
     def mean(self, p, h, n, d):
         active = pt.gt(h, 0)
-        own_tokens = d * pt.switch(active, h, 1.0)
+        own_tokens = d * h.shape[-1] * pt.switch(active, h, 1.0)
         data_term = pt.switch(active, p["B"] * pt.exp(-p["beta"] * pt.log(own_tokens)), 0.0)
         size_term = p["A"] * pt.exp(-p["alpha"] * pt.log(n))
         return p["E"] + size_term + data_term

@@ -7,6 +7,11 @@ Joint (Eq. 2.5): ``L = E + 1 / sum_j C_j h_j^gamma_j + A_h/N^alpha + B_h/D^beta`
 The paper fits one law per target domain; here every validation domain ``i`` has its own
 row of coefficients (``C_ij``, ``gamma_ij``, ...), so matrices are ``(domain, domain_j)``
 with the validation domain first and the training domain second.
+
+Both laws are written in exact reparametrisations that centre the coefficients in the
+data (see the class docstrings): the paper's coefficients are recovered by the formulas
+given there. Coefficients referenced far from the data (``h_j = 1``) form long ridges
+with their exponents in the posterior, which NUTS explores slowly.
 """
 
 from __future__ import annotations
@@ -24,31 +29,42 @@ CITATION = (
 
 
 def mixture_term(C, gamma, h):
-    """``1 / sum_j C_ij h_j^gamma_ij`` (the ``E_h`` part of Eqs. 2.4-2.5), ``(..., rows, K)``.
+    """``1 / sum_j C_ij (K h_j)^gamma_ij`` (the ``E_h`` part of Eqs. 2.4-2.5), ``(..., rows, K)``.
 
-    A training domain with ``h_j = 0`` contributes nothing, which is the law's own limit
-    (``gamma > 0``); the power is computed on a safe value inside a switch so that the
-    gradient with respect to ``gamma`` stays finite (``h^gamma log h`` is 0 * -inf at 0).
-    The sum is positive for any mixture because the weights sum to one and ``C > 0``.
+    The paper's ``C_ij h_j^gamma_ij`` with ``C^{paper}_ij = C_ij K^gamma_ij``: ``C_ij`` is
+    training domain j's contribution at the uniform share ``1/K``. A training domain with
+    ``h_j = 0`` contributes nothing, which is the law's own limit (``gamma > 0``); the
+    power is computed on a safe value inside a switch so that the gradient with respect to
+    ``gamma`` stays finite (``h^gamma log h`` is 0 * -inf at 0). The sum is positive for
+    any mixture because the weights sum to one and ``C > 0``.
     """
     h_j = h[..., None, :]
     active = pt.gt(h_j, 0)
-    powered = pt.switch(active, pt.exp(gamma * pt.log(pt.switch(active, h_j, 1.0))), 0.0)
+    share = h.shape[-1] * pt.switch(active, h_j, 1.0)
+    powered = pt.switch(active, pt.exp(gamma * pt.log(share)), 0.0)
     return 1.0 / pt.sum(C * powered, axis=-1)
 
 
-def _mixed_amplitude(C, gamma, h):
-    """``(sum_j C_ij h_j)^gamma_i`` (``A_h`` and ``B_h`` of Eq. 2.5), ``(..., rows, K)``."""
-    return pt.exp(gamma * pt.log(pt.sum(C * h[..., None, :], axis=-1)))
+def mixed_amplitude(amplitude, C, gamma, h):
+    """``A_h`` (or ``B_h``) of Eq. 2.5 as ``A_i (sum_j c_ij h_j)^gamma_i``, ``(..., rows, K)``.
+
+    ``c_ij = C_ij / mean_j C_ij`` (rows of mean 1), so ``A_i`` is the amplitude at the
+    uniform mixture; this is Eq. 2.5's ``(sum_j C^A_ij h_j)^gamma^A_i`` with
+    ``C^A_ij = A_i^(1/gamma_i) c_ij``. Only the ratios within a row of ``C`` matter.
+    """
+    shape = C / pt.mean(C, axis=-1, keepdims=True)
+    return amplitude * pt.exp(gamma * pt.log(pt.sum(shape * h[..., None, :], axis=-1)))
 
 
-_E = Param("E", (DOMAIN,), {"dist": "Beta", "alpha": 3.0, "beta": 2.0},
-           "irreducible loss as a fraction of the domain's reference loss; Beta(3, 2) keeps it "
-           "below the typical observed loss (mean 0.6)")
-_C = Param("C", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": 1.5, "sigma": 1.0},
-           "weight of training domain j (column) in the mixture term of validation domain i "
-           "(row), in units of 1/reference loss; median 4.5 puts the mixture term at about "
-           "5-15% of the loss for a uniform mixture of 4-17 domains")
+_E = Param("E", (DOMAIN,), {"dist": "LogNormal", "mu": -0.5, "sigma": 0.6},
+           "irreducible loss relative to the reference loss (the geometric mean of all observed "
+           "losses, shared by the domains); median 0.6, 90% in (0.2, 1.6): domains' typical "
+           "losses range from about 0.5 (code) to 1.5 (books) of the reference")
+_C = Param("C", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": 0.5, "sigma": 1.0},
+           "contribution of training domain j (column) at the uniform share 1/K to the "
+           "mixture term of validation domain i (row), in units of 1/reference loss; the term "
+           "is 1/sum_j C_ij at the uniform mixture, so the median 1.65 puts it at about 15% "
+           "of the reference loss for 4 domains and 4% for 17")
 _GAMMA = Param("gamma", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": -0.7, "sigma": 0.5},
                "exponent of h_j in the mixture term (median 0.5, 95% in (0.19, 1.3)); "
                "positive, so a domain with zero weight contributes nothing")
@@ -63,12 +79,13 @@ _BETA = Param("beta", (DOMAIN,), {"dist": "LogNormal", "mu": -1.2, "sigma": 0.5}
 class AdditiveLaw(Law):
     """Additive data-mixture scaling law (Shukor et al. 2025, Eq. 2.4).
 
-    ``L_i = E_i + 1 / sum_j C_ij h_j^gamma_ij + A_i n^(-alpha_i) + B_i d^(-beta_i)``
+    ``L_i = E_i + 1 / sum_j C_ij (K h_j)^gamma_ij + A_i n^(-alpha_i) + B_i d^(-beta_i)``
 
-    with ``n = N/N_ref`` and ``d = D/D_ref`` (total tokens, not the domain's own). Since the
-    mixture term is separate from the scale terms, the best mixture does not depend on
-    ``N`` or ``D``. A training domain with zero weight simply contributes nothing to the
-    mixture term (the law's own limit, see :func:`mixture_term`).
+    with ``n = N/N_ref`` and ``d = D/D_ref`` (total tokens, not the domain's own); the
+    paper's ``C_j`` is ``C_ij K^gamma_ij`` (see :func:`mixture_term`). Since the mixture
+    term is separate from the scale terms, the best mixture does not depend on ``N`` or
+    ``D``. A training domain with zero weight simply contributes nothing to the mixture
+    term (the law's own limit).
 
     On a single-scale table ``E``, ``A`` and ``B`` add up to one constant and the
     exponents are informed by the priors only (``fit_law`` warns).
@@ -101,13 +118,20 @@ class AdditiveLaw(Law):
 class JointLaw(Law):
     """Joint data-mixture scaling law (Shukor et al. 2025, Eq. 2.5).
 
-    ``L_i = E_i + 1 / sum_j C_ij h_j^gamma_ij + A_h,i n^(-alpha_i) + B_h,i d^(-beta_i)``,
-    ``A_h,i = (sum_j C^A_ij h_j)^gamma^A_i``, ``B_h,i = (sum_j C^B_ij h_j)^gamma^B_i``.
+    ``L_i = E_i + 1 / sum_j C_ij (K h_j)^gamma_ij + A_h,i n^(-alpha_i) + B_h,i d^(-beta_i)``,
+    ``A_h,i = A_i (sum_j a_ij h_j)^gamma^A_i``, ``B_h,i = B_i (sum_j b_ij h_j)^gamma^B_i``,
+
+    with ``a_ij = C^A_ij / mean_j C^A_ij`` and likewise ``b`` from ``C^B``. This is Eq. 2.5
+    with the amplitudes split into their value at the uniform mixture (``A_i``, ``B_i``)
+    and their shape over mixtures: the paper's ``C^A_ij`` is ``A_i^(1/gamma^A_i) a_ij``
+    (see :func:`mixed_amplitude`; the overall scale of a row of ``C^A`` has no effect and
+    stays at its prior). Written as in the paper, ``C^A`` and ``gamma^A`` trade off along
+    a ridge whenever the amplitude is far from 1.
 
     The mixture changes the size of the N and D terms, so the best mixture depends on the
     scale. With ``gamma^A = gamma^B = 1`` and constant rows of ``C^A`` and ``C^B`` the law
     reduces to the additive law; the priors on ``gamma^A`` and ``gamma^B`` are centred
-    there. ``sum_j C^A_ij h_j`` is positive for every mixture, so zero weights need no
+    there. ``sum_j a_ij h_j`` is positive for every mixture, so zero weights need no
     special treatment beyond that of the mixture term.
     """
 
@@ -122,20 +146,26 @@ class JointLaw(Law):
         _BETA,
         _C,
         _GAMMA,
-        Param("C_A", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
-              "contribution of training domain j to the model-size amplitude of domain i, "
-              "relative to the reference loss (median 0.2, as A of the additive law)"),
+        Param("A", (DOMAIN,), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
+              "model-size term at N_ref for the uniform mixture, relative to the reference "
+              "loss (median 0.2)"),
+        Param("C_A", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": 0.0, "sigma": 0.5},
+              "relative weight of training domain j in the model-size amplitude of domain i; "
+              "only ratios within a row matter; a factor of e^(+-1) between domains at 95%"),
         Param("gamma_A", (DOMAIN,), {"dist": "LogNormal", "mu": 0.0, "sigma": 0.3},
               "exponent of the model-size amplitude; median 1 (the additive law), 95% in "
               "(0.55, 1.8)"),
-        Param("C_B", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
-              "contribution of training domain j to the token amplitude of domain i, relative "
-              "to the reference loss (median 0.2)"),
+        Param("B", (DOMAIN,), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
+              "token term at D_ref for the uniform mixture, relative to the reference loss "
+              "(median 0.2)"),
+        Param("C_B", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": 0.0, "sigma": 0.5},
+              "relative weight of training domain j in the token amplitude of domain i; only "
+              "ratios within a row matter"),
         Param("gamma_B", (DOMAIN,), {"dist": "LogNormal", "mu": 0.0, "sigma": 0.3},
               "exponent of the token amplitude; median 1 (the additive law)"),
     )
 
     def mean(self, p, h, n, d):
-        size_term = _mixed_amplitude(p["C_A"], p["gamma_A"], h) * pt.exp(-p["alpha"] * pt.log(n))
-        token_term = _mixed_amplitude(p["C_B"], p["gamma_B"], h) * pt.exp(-p["beta"] * pt.log(d))
+        size_term = mixed_amplitude(p["A"], p["C_A"], p["gamma_A"], h) * pt.exp(-p["alpha"] * pt.log(n))
+        token_term = mixed_amplitude(p["B"], p["C_B"], p["gamma_B"], h) * pt.exp(-p["beta"] * pt.log(d))
         return p["E"] + mixture_term(p["C"], p["gamma"], h) + size_term + token_term
