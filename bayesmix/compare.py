@@ -68,6 +68,7 @@ __all__ = [
     "coverage",
     "grouped_kfold",
     "integrated_loglik",
+    "is_comparison_file",
     "make_folds",
     "mean_relative_error",
     "parse_cv",
@@ -524,7 +525,7 @@ class CompareSettings:
     chains: int = 2
     seed: int = 0
     map_starts: int = 2
-    target_accept: float = 0.9
+    target_accept: float = 0.95
     likelihood: str = "normal"
     run_effect: str = "auto"
     sampler: str = "pymc"
@@ -916,6 +917,35 @@ class Comparison:
                    data.get("executor", ""), data.get("seconds", 0.0))
 
     @classmethod
+    def combine(cls, comparisons) -> "Comparison":
+        """One comparison from several run separately on the same table and folds (e.g.
+        one law at a time, or a law added later without refitting the others).
+
+        Raises
+        ------
+        UsageError
+            If the comparisons differ in table, scheme or folds, or share a law.
+        """
+        comparisons = [c if isinstance(c, Comparison) else Comparison.load(c) for c in comparisons]
+        if not comparisons:
+            raise UsageError("nothing to combine")
+        first = comparisons[0]
+        laws = {}
+        for other in comparisons:
+            for what, a, b in (("table", first.table_info.get("fingerprint"), other.table_info.get("fingerprint")),
+                               ("cv scheme", first.scheme, other.scheme),
+                               ("folds", [f.to_dict() for f in first.folds], [f.to_dict() for f in other.folds])):
+                if a != b:
+                    raise UsageError(f"cannot combine comparisons with different {what}; rerun them with the "
+                                     "same table, --cv and --seed")
+            for name, res in other.laws.items():
+                if name in laws:
+                    raise UsageError(f"law '{name}' is in two of the comparisons to combine")
+                laws[name] = res
+        return cls(first.scheme, laws, first.folds, first.domains, first.settings, first.table_info,
+                   first.executor, sum(c.seconds for c in comparisons))
+
+    @classmethod
     def load(cls, path) -> "Comparison":
         """Read a comparison JSON written by :meth:`save`."""
         path = Path(path)
@@ -1242,9 +1272,31 @@ class StackedPosterior:
         return self.components[self._names[0]].scaling
 
     @property
-    def law(self):
-        """The law of the heaviest component (for display only; draws mix laws)."""
-        return self.components[max(self.weights, key=self.weights.get)].law
+    def law(self) -> "StackedLaw":
+        """A label standing in for the law (``name`` and ``options``) in reports and cache
+        keys; the draws mix several laws, so it has no mean function."""
+        return StackedLaw("stacked(" + ",".join(f"{n}={w:.3f}" for n, w in self.weights.items()) + ")")
+
+    @property
+    def draws(self) -> dict:
+        """The draws of every component at the mixture's draws, keyed ``law/param``, with
+        the component of each draw (a content key: equal draws give equal dicts)."""
+        out = {"component": self.component.astype(float), "local_index": self.local_index.astype(float)}
+        for c, name in enumerate(self._names):
+            where = self.component == c
+            for key, value in self.components[name].draws.items():
+                out[f"{name}/{key}"] = np.asarray(value)[self.local_index[where]]
+        return out
+
+    @property
+    def sigma(self) -> np.ndarray | None:
+        """``(S, K)`` observation noise sd of each draw (its own law's)."""
+        parts = [(p.sigma if p.sigma is not None else np.zeros((p.n_draws, self.n_domains)), w)
+                 for p, w in self._parts()]
+        out = np.empty((self.n_draws, self.n_domains))
+        for value, where in parts:
+            out[where] = value
+        return out
 
     def _parts(self):
         """(component posterior restricted to its draws, positions in the mixture)."""
@@ -1290,12 +1342,18 @@ class StackedPosterior:
                 "q05": np.quantile(pred, 0.05, axis=0), "q95": np.quantile(pred, 0.95, axis=0)}
 
     def symbolic_expected_loss(self, h, model_size, tokens):
-        """PyTensor graph ``(S, rows, K)`` of the mixture's expected loss (for gradients)."""
+        """PyTensor graph ``(S, rows, K)`` of the mixture's expected loss (for gradients).
+
+        ``h`` is ``(rows, K)``, or ``(S, rows, K)`` with one mixture set per draw.
+        """
         import pytensor.tensor as pt
 
         parts, positions = [], []
         for post, where in self._parts():
-            parts.append(post.symbolic_expected_loss(h, model_size, tokens))
+            # A 3-d ``h`` carries one mixture set per draw (the decision layer's per-draw
+            # optima): each component gets the rows of its own draws.
+            h_part = h[where] if h.ndim == 3 else h
+            parts.append(post.symbolic_expected_loss(h_part, model_size, tokens))
             positions.append(where)
         order = np.argsort(np.concatenate(positions))
         return pt.concatenate(parts, axis=0)[order]
@@ -1305,12 +1363,35 @@ class StackedPosterior:
         return f"StackedPosterior({ws}; {self.n_draws} draws)"
 
 
+@dataclass(frozen=True)
+class StackedLaw:
+    """Name of a stacking mixture where code expects ``posterior.law`` (display, cache keys)."""
+
+    name: str
+    options: dict = field(default_factory=dict)
+    title: str = "stacking mixture of laws"
+
+
 def _largest_remainder(weights, total: int) -> list[int]:
     raw = np.asarray(weights, dtype=float) * total
     counts = np.floor(raw).astype(int)
     rest = total - counts.sum()
     counts[np.argsort(-(raw - counts), kind="stable")[:rest]] += 1
     return counts.tolist()
+
+
+def is_comparison_file(path) -> bool:
+    """Whether ``path`` is a comparison JSON written by ``bayesmix compare`` (so that a
+    command given a model path can stack the compared laws instead of loading one fit)."""
+    path = Path(path)
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return False
+    try:
+        with path.open() as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return '"bayesmix_type": "comparison"' in head
 
 
 def stacked_posterior(comparison, fits=None, *, n_draws: int | None = None, max_draws: int | None = None) -> StackedPosterior:

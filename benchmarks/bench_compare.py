@@ -47,9 +47,20 @@ def main(argv=None) -> int:
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--map-starts", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sampler", default="pymc", choices=("pymc", "nutpie"))
     parser.add_argument("--out", default=None, help="folder for cmp.csv and cmp.json")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--combine", nargs="+", default=None, metavar="CMP.json",
+                        help="no fits: combine comparisons run one law at a time (same table, --cv, --seed) "
+                             "and print the table")
     args = parser.parse_args(argv)
+    if args.combine:
+        from bayesmix.compare import Comparison
+
+        result = Comparison.combine(args.combine)
+        _report(result, result.table_info.get("source", ""), args)
+        print(f"\ncombined {len(args.combine)} comparisons: {result.seconds:.1f} s of wall time in all")
+        return 0
 
     from bayesmix.compare import CompareSettings, compare_laws
     from bayesmix.data import load_runs
@@ -69,18 +80,26 @@ def main(argv=None) -> int:
             except UsageError:
                 pass
     settings = CompareSettings(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
-                               map_starts=args.map_starts)
+                               map_starts=args.map_starts, sampler=args.sampler)
     print(f"{args.data}: {table.n_rows} rows, {table.n_runs} runs, {table.n_domains} domains; "
           f"laws {', '.join(laws)}; cv {args.cv}; {args.jobs} jobs; "
-          f"{args.chains}x({args.tune}+{args.draws}) draws per fit", flush=True)
+          f"{args.chains}x({args.tune}+{args.draws}) draws per fit ({args.sampler})", flush=True)
     t0 = time.perf_counter()
     with make_executor(jobs=args.jobs) as executor:
         result = compare_laws(table, laws, cv=args.cv, settings=settings, executor=executor,
                               progress=not args.quiet)
     seconds = time.perf_counter() - t0
+    _report(result, args.data, args)
+    n_fits = sum(len(res.fits) for res in result.laws.values())
+    print(f"\ncompare {args.cv} on {Path(args.data).parent.name}: {n_fits} fits in {seconds:.1f} s wall "
+          f"({args.jobs} jobs)")
+    return 0
+
+
+def _report(result, data, args) -> None:
     print(result.format_table())
     overall = result.summary().query("domain == 'all' and status == 'ok'").set_index("law")
-    if "pile17" in str(args.data):
+    if "pile17" in str(data):
         print("\nheld-out MRE over cells with positive training weight, beside the paper's Table 2 (70/30 split):")
         print(f"  {'law':<18}{'this run':>10}{'paper':>9}  paper's name")
         for name, (label, paper) in PAPER_TABLE2.items():
@@ -90,10 +109,6 @@ def main(argv=None) -> int:
         out = Path(args.out)
         result.save(csv_path=out / "cmp.csv", json_path=out / "cmp.json")
         print(f"wrote {out / 'cmp.csv'} and {out / 'cmp.json'}")
-    n_fits = sum(len(res.fits) for res in result.laws.values())
-    print(f"\ncompare {args.cv} on {Path(args.data).parent.name}: {n_fits} fits in {seconds:.1f} s wall "
-          f"({args.jobs} jobs)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from bayesmix.compare import (
     coverage,
     grouped_kfold,
     integrated_loglik,
+    is_comparison_file,
     make_folds,
     mean_relative_error,
     parse_cv,
@@ -363,6 +364,12 @@ def test_stacked_posterior_symbolic_graph_equals_numeric():
     hs = pt.matrix("h")
     sym = pytensor.function([hs], mix.symbolic_expected_loss(hs, 1e8, 2e9))(h)
     np.testing.assert_allclose(sym, mix.expected_loss(h, 1e8, 2e9), rtol=1e-10)
+    # one mixture set per draw (as the decision layer evaluates per-draw optima)
+    per_draw = np.stack([h, h[::-1], h, h[::-1]])
+    h3 = pt.tensor3("h3")
+    sym3 = pytensor.function([h3], mix.symbolic_expected_loss(h3, 1e8, 2e9))(per_draw)
+    for s in range(4):
+        np.testing.assert_allclose(sym3[s], mix.subset([s]).expected_loss(per_draw[s], 1e8, 2e9)[0], rtol=1e-10)
 
 
 # --------------------------------------------------------------------------- pipeline (fake fits)
@@ -388,12 +395,24 @@ def test_compare_kfold_pipeline_ranks_the_true_law(multi_scale_table, fake_fitte
     # the stacking mixture loads the saved full-data fits through the JSON
     path = tmp_path / "cmp.json"
     result.save(json_path=path)
+    assert is_comparison_file(path) and not is_comparison_file(tmp_path / "fits" / "capacity.nc")
     mix = stacked_posterior(path)
+    assert mix.law.name.startswith("stacked(capacity_noise=")
     assert set(mix.components) <= {"capacity_noise", "capacity"}
     out = mix.summarise(table.weights[:2], 1e8, 2e9)
     assert out["mean"].shape == (2, 3)
     again = Comparison.load(path)
     pd.testing.assert_frame_equal(again.summary(), summary, check_dtype=False)
+    # a law compared later, alone on the same folds, combines with the others
+    alone = compare_laws(table, ["capacity"], cv="kfold:3", executor=SerialExecutor())
+    rest = Comparison.load(path)
+    rest.laws.pop("capacity")
+    combined = Comparison.combine([Comparison(rest.scheme, rest.laws, rest.folds, rest.domains, rest.settings,
+                                              rest.table_info), alone])
+    np.testing.assert_allclose(combined.summary().set_index(["law", "domain"]).loc[("capacity", "all"), "elpd"],
+                               overall.loc["capacity", "elpd"])
+    with pytest.raises(UsageError, match="different cv scheme"):
+        Comparison.combine([alone, compare_laws(table, ["capacity_noise"], cv="kfold:2", executor=SerialExecutor())])
 
 
 def _has(law):
@@ -478,11 +497,14 @@ def test_cli_compare_writes_csv_json_and_reports_refused_law(multi_scale_table, 
 
 
 def _tiny_tasks():
+    """Two folds of a small table, fitted by the cheapest law registered (the executor,
+    not the law, is under test; the capacity law's graph takes ~30 s to compile)."""
+    law = "linear" if _has("linear") else "capacity"
     truth = _truth("capacity", seed=4)
     table, _ = simulate_runs(truth, n_mixtures=6, model_sizes=(1e8, 2e8), seed=5)
     settings = CompareSettings(draws=30, tune=30, chains=2, map_starts=1, seed=3)
     folds = make_folds(table, "kfold:2", seed=0)
-    return [FitTask(table=table, law="capacity", kind="heldout", fold=f, settings=settings) for f in folds]
+    return [FitTask(table=table, law=law, kind="heldout", fold=f, settings=settings) for f in folds]
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from scipy import stats
 from bayesmix.inference import fit_law
 from bayesmix.simulate import default_truth, simulate_runs
 
-SEEDS = (11, 12, 13)
+SEEDS = (11, 12)
 DOMAINS = ("web", "code", "books")
 
 
@@ -58,7 +58,7 @@ def test_interval_coverage_of_exponents_and_irreducible_losses(recovery_fits):
             lo, hi = np.quantile(draws, [0.05, 0.95], axis=0)
             inside += int(np.sum((lo <= true) & (true <= hi)))
             total += len(true)
-    # 27 intervals: under calibration the count is Binomial(27, 0.9); its 1% quantile is
+    # 18 intervals: under calibration the count is Binomial(18, 0.9); its 1% quantile is
     # the bound, so a calibrated sampler fails this test about once in a hundred seeds.
     bound = stats.binom.ppf(0.01, total, 0.9)
     assert inside >= bound, f"{inside} of {total} intervals contain the truth (need {bound:.0f})"
