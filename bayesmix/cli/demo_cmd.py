@@ -15,8 +15,8 @@ def add_parser(sub):
                     "at a 10x larger scale next to the true losses.",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the simulation and the sampler")
-    p.add_argument("--draws", type=int, default=300, help="draws per chain (default 300)")
-    p.add_argument("--tune", type=int, default=300, help="tuning iterations per chain (default 300)")
+    p.add_argument("--draws", type=int, default=400, help="draws per chain (default 400)")
+    p.add_argument("--tune", type=int, default=600, help="tuning iterations per chain (default 600)")
     p.add_argument("--chains", type=int, default=2, help="chains (default 2)")
     p.add_argument("--out", default=None, help="also save the fit to this .nc file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -30,7 +30,7 @@ def run(args) -> int:
 
     truth = default_truth("capacity_noise", seed=args.seed)
     table, truth = simulate_runs(truth, n_mixtures=12, model_sizes=(5e7, 1e8, 2e8, 4e8),
-                                 tokens_per_param=20, seed=args.seed)
+                                 tokens_per_param=20, seed=args.seed, min_weight=0.03)
     print("simulated run table (truth: capacity_noise):")
     print(table.format_summary())
     print()
