@@ -248,13 +248,16 @@ def integrated_loglik(posterior, table, *, by_domain: bool = False, expected=Non
     (loglik, runs)
         ``loglik`` is ``(S, R)`` (or ``(S, R, K)`` with ``by_domain``; NaN where a run has
         no loss on a domain), the density of the losses themselves (nats); ``runs``
-        the run ids in order of first appearance.
+        the run ids in order of first appearance. Runs without any logged loss are
+        left out (they carry no evidence to score).
     """
-    first = pd.unique(np.asarray(table.run_ids, dtype=str))
-    remap = {r: i for i, r in enumerate(first)}
-    codes = np.array([remap[r] for r in np.asarray(table.run_ids, dtype=str)], dtype=int)
-    R, K = len(first), table.n_domains
     losses = np.asarray(table.losses, dtype=float)
+    ids = np.asarray(table.run_ids, dtype=str)
+    # A run without any logged loss carries no evidence: it is not scored.
+    first = pd.unique(ids[np.isfinite(losses).any(axis=1)])
+    remap = {r: i for i, r in enumerate(first)}
+    codes = np.array([remap.get(r, -1) for r in ids], dtype=int)
+    R, K = len(first), table.n_domains
     rows, doms = np.nonzero(np.isfinite(losses))
     mu = posterior.expected_loss(table.weights, table.model_size, table.tokens) if expected is None else expected
     S = mu.shape[0]
@@ -417,7 +420,7 @@ def score_runs(posterior, table, *, seed: int = 0, log_weights=None) -> dict:
     ll_run, runs = integrated_loglik(posterior, table, expected=mu)
     ll_rd, _ = integrated_loglik(posterior, table, expected=mu, by_domain=True)
     first = {r: i for i, r in enumerate(runs)}
-    codes = np.array([first[r] for r in np.asarray(table.run_ids, dtype=object)], dtype=int)
+    codes = np.array([first.get(r, -1) for r in np.asarray(table.run_ids, dtype=object)], dtype=int)
     losses = np.asarray(table.losses, dtype=float)
     rows, doms = np.nonzero(np.isfinite(losses))
     pred = posterior.add_noise(mu, seed=seed)[:, rows, doms]

@@ -230,6 +230,18 @@ def test_integrated_loglik_without_run_effect_is_the_sum_of_pointwise(multi_scal
     np.testing.assert_allclose(ll, expected, rtol=1e-10)
 
 
+def test_runs_without_any_loss_are_not_scored(multi_scale_table):
+    import dataclasses
+
+    losses = np.array(multi_scale_table.losses)
+    first_run = multi_scale_table.run_ids[0]
+    losses[np.asarray(multi_scale_table.run_ids) == first_run] = np.nan
+    table = dataclasses.replace(multi_scale_table, losses=losses)
+    scores = score_runs(_posterior_near_truth(_truth(), 30), table)
+    assert first_run not in scores["runs"] and len(scores["runs"]) == table.n_runs - 1
+    assert np.all(np.isfinite(scores["run_lpd"]))
+
+
 def test_score_runs_calibrated_on_truth():
     """Scoring the truth itself: coverage near 90 % and small MRE (no bias)."""
     truth = _truth()
