@@ -95,7 +95,10 @@ def show_progress(args) -> bool:
 
 
 def load_posterior(path, *, max_draws=None):
-    """Load a fit file or a shipped model folder and return its Posterior."""
+    """Load a fit file, a shipped model folder, or a comparison JSON (stacked prediction)."""
+    from ..compare import is_comparison_file, stacked_posterior
     from ..inference import Fit
 
+    if is_comparison_file(path):
+        return stacked_posterior(path, max_draws=max_draws)
     return Fit.load(path).posterior(max_draws=max_draws)

@@ -50,7 +50,7 @@ def run(args) -> int:
     summary = posterior.summarise(mixtures, N, D)
     true = truth.expected_loss(mixtures, N, D)
     print()
-    print(f"predictions at N=4B, D=80B (10x the largest proxy run), 90% predictive intervals:")
+    print("predictions at N=4B, D=80B (10x the largest proxy run), 90% predictive intervals:")
     print(f"  {'mixture':<32} {'domain':<8} {'true':>7} {'pred':>7} {'q05':>7} {'q95':>7}")
     inside = 0
     for i, h in enumerate(mixtures):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..units import parse_quantity
-from .common import parse_weights
+from .common import load_posterior, parse_weights
 
 DESCRIPTION = """\
 Recommend the training mixture for a target model size N and token count D from a
@@ -118,7 +118,6 @@ def _parse_baselines(values, domains):
 
 def run(args) -> int:
     from ..decide import Constraints, Objective, load_mixtures, rank_candidates, recommend
-    from ..inference import Fit
 
     if args.max_draws < 1:
         raise UsageError("--max-draws must be at least 1")
@@ -132,7 +131,7 @@ def run(args) -> int:
                               max_epochs=args.max_epochs)
     model_size = parse_quantity(args.model_size, what="--model-size")
     tokens = parse_quantity(args.tokens, what="--tokens")
-    posterior = Fit.load(args.fit).posterior()
+    posterior = load_posterior(args.fit)
     if args.candidates:
         if args.baseline:
             raise UsageError("--baseline compares with an optimised mixture; with --candidates "
