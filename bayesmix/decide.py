@@ -841,11 +841,7 @@ class Recommendation:
 
     def to_json(self, path=None, indent: int = 2) -> str:
         """The JSON text; also written to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(text + "\n")
-        return text
+        return _json_text(self.to_dict(), path, indent)
 
     def format_table(self) -> str:
         """Human-readable report of the recommendation."""
@@ -958,11 +954,8 @@ class CandidateRanking:
         })
 
     def to_json(self, path=None, indent: int = 2) -> str:
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(text + "\n")
-        return text
+        """The JSON text; also written to ``path`` when given."""
+        return _json_text(self.to_dict(), path, indent)
 
     def format_table(self) -> str:
         nw = max(9, max(len(n) for n in self.names))
@@ -1523,3 +1516,12 @@ __all__ = [
     "Risk", "as_mixture", "expected_regret", "load_mixtures", "project_to_polytope",
     "rank_candidates", "recommend", "risk_value", "weighted_quantile",
 ]
+
+
+def _json_text(data: dict, path=None, indent: int = 2) -> str:
+    """Strict JSON text of ``data`` (no NaN); also written to ``path`` when given."""
+    text = json.dumps(data, indent=indent, allow_nan=False)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n")
+    return text
