@@ -110,6 +110,7 @@ def save(idata, path) -> Path:
     os.close(fd)
     try:
         idata.to_netcdf(tmp, engine="h5netcdf")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a fit file is an ordinary output
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -132,6 +133,12 @@ def thin(idata, max_draws: int):
     n_draw = idata.posterior.sizes["draw"]
     step = max(1, int(np.ceil(n_chain * n_draw / max_draws)))
     return idata.isel(draw=slice(None, None, step))
+
+
+def keep_groups(idata, groups):
+    """A copy of ``idata`` with only the named groups (those present)."""
+    present = [g for g in groups if hasattr(idata, g)]
+    return az.InferenceData(**{g: getattr(idata, g).copy() for g in present})
 
 
 # --------------------------------------------------------------------------- model comparison
