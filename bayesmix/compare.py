@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from .metrics import interval_coverage as coverage, mean_relative_error  # noqa: F401  (re-exported)
 from .errors import BayesmixError, UsageError
 
 __all__ = [
@@ -350,30 +351,6 @@ def run_level_loo(idata) -> dict:
     n = len(runs)
     out.update(runs=runs, elpd=float(out["elpd_i"].sum()), se=float(math.sqrt(n * np.var(out["elpd_i"]))))
     return out
-
-
-def mean_relative_error(predicted, observed, mask=None) -> float:
-    """Mean of ``|predicted - observed| / observed`` over the cells where ``mask`` is
-    true and ``observed`` is finite (NaN when there are none)."""
-    predicted = np.asarray(predicted, dtype=float)
-    observed = np.asarray(observed, dtype=float)
-    keep = np.isfinite(observed) & np.isfinite(predicted)
-    if mask is not None:
-        keep &= np.asarray(mask, dtype=bool)
-    if not keep.any():
-        return float("nan")
-    return float(np.mean(np.abs(predicted[keep] - observed[keep]) / observed[keep]))
-
-
-def coverage(lower, upper, observed, mask=None) -> float:
-    """Fraction of cells whose ``observed`` value lies in ``[lower, upper]`` (NaN if none)."""
-    lower, upper, observed = (np.asarray(v, dtype=float) for v in (lower, upper, observed))
-    keep = np.isfinite(observed)
-    if mask is not None:
-        keep &= np.asarray(mask, dtype=bool)
-    if not keep.any():
-        return float("nan")
-    return float(np.mean((observed[keep] >= lower[keep]) & (observed[keep] <= upper[keep])))
 
 
 def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs) -> list[np.ndarray]:
