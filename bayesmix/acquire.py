@@ -840,6 +840,9 @@ class ReweightRefit:
 class NutsRefit:
     """Refit by NUTS (:func:`bayesmix.inference.fit_law`), warm-started at the previous means.
 
+    A refit keeps the reference units of the previous posterior (``scaling=``), so the
+    warm start (the previous posterior means) is in the units of the new model.
+
     Parameters
     ----------
     law : str
@@ -847,24 +850,105 @@ class NutsRefit:
     seed : int
     max_draws : int, optional
         Thin the new posterior.
+    sampler : {"nutpie", "pymc", "numpyro"}
+    priors : dict, optional
+        Prior overrides passed to :func:`~bayesmix.inference.fit_law`.
+
+    Attributes
+    ----------
+    calls : int
+        Fits run so far; ``seconds`` their total wall time.
     """
 
     def __init__(self, law: str = "capacity_noise", *, draws: int = 200, tune: int = 200, chains: int = 2,
-                 seed: int = 0, max_draws: int | None = None):
+                 seed: int = 0, max_draws: int | None = None, sampler: str = "nutpie", priors=None):
         self.law, self.draws, self.tune, self.chains = law, draws, tune, chains
-        self.seed, self.max_draws = seed, max_draws
+        self.seed, self.max_draws, self.sampler, self.priors = seed, max_draws, sampler, priors
         self.calls = 0
+        self.seconds = 0.0
 
     def __call__(self, table: RunTable, previous: Posterior | None = None):
         from .inference import fit_law
 
-        init = None
+        init, scaling = None, None
         if previous is not None:
             init = {name: np.asarray(v).mean(axis=0) for name, v in previous.draws.items()}
+            if previous.sigma is not None:
+                init["sigma"] = np.asarray(previous.sigma).mean(axis=0)
+            scaling = previous.scaling
         self.calls += 1
-        fit = fit_law(table, self.law, init=init, draws=self.draws, tune=self.tune, chains=self.chains,
-                      seed=self.seed + self.calls, progressbar=False)
+        t0 = time.perf_counter()
+        fit = fit_law(table, self.law, priors=self.priors, init=init, scaling=scaling, draws=self.draws,
+                      tune=self.tune, chains=self.chains, seed=self.seed + self.calls, sampler=self.sampler,
+                      progressbar=False)
+        self.seconds += time.perf_counter() - t0
         return fit.posterior(max_draws=self.max_draws)
+
+
+class AdaptiveRefit:
+    """Importance reweighting of a NUTS posterior, refitted by NUTS when the weights degenerate.
+
+    The first call fits ``nuts`` to the table (the base posterior, conditioned on the
+    base table). Later calls weight the base draws by the likelihood of the rows added
+    since (Normal on the log-loss with the draw's ``sigma`` and ``run_sd``; each new row
+    its own run): the exact Bayesian update of the base posterior, as long as the
+    base draws cover the new posterior. When the effective sample size falls below
+    ``ess_fraction`` of the draws, the table is refitted by NUTS, warm-started at the
+    current weighted means and in the base's units, and becomes the new base.
+
+    Parameters
+    ----------
+    nuts : NutsRefit
+    ess_fraction : float
+        Refit below this effective sample size, as a fraction of the draws.
+    max_refits : int, optional
+        At most this many NUTS refits after the first fit (then reweight whatever the ESS;
+        the logged ESS shows it).
+    initial : Posterior, optional
+        A posterior already fitted to the table of the first call (used as the base
+        instead of a first NUTS fit, e.g. one fit shared by several campaigns).
+
+    Attributes
+    ----------
+    refits : int
+        NUTS refits run after the first fit.
+    """
+
+    def __init__(self, nuts: NutsRefit, *, ess_fraction: float = 0.2, max_refits: int | None = None,
+                 initial: Posterior | None = None):
+        if not 0 < ess_fraction < 1:
+            raise UsageError(f"ess_fraction must be in (0, 1), got {ess_fraction}")
+        self.nuts, self.ess_fraction, self.max_refits = nuts, ess_fraction, max_refits
+        self.initial = initial
+        self.base: Posterior | None = None
+        self.base_rows = 0
+        self.refits = 0
+
+    def _weights(self, table: RunTable) -> np.ndarray:
+        S = self.base.n_draws
+        new = table.select(np.arange(table.n_rows) >= self.base_rows)
+        if new.n_rows == 0:
+            return np.full(S, 1.0 / S)
+        mu = self.base.expected_loss(new.weights, new.model_size, new.tokens)
+        sigma = np.full((S, self.base.n_domains), 1e-2) if self.base.sigma is None else self.base.sigma
+        loglik = log_likelihood(np.log(new.losses), np.log(mu), sigma, self.base.run_sd)
+        return _normalise_log(loglik.sum(0))
+
+    def __call__(self, table: RunTable, previous=None):
+        if self.base is None:
+            self.base = self.initial if self.initial is not None else self.nuts(table, None)
+            self.base_rows = table.n_rows
+            return self.base, None
+        w = self._weights(table)
+        can_refit = self.max_refits is None or self.refits < self.max_refits
+        if effective_sample_size(w) < self.ess_fraction * self.base.n_draws and can_refit:
+            draws = {k: np.tensordot(w, np.asarray(v), axes=1)[None] for k, v in self.base.draws.items()}
+            sigma = None if self.base.sigma is None else (w @ self.base.sigma)[None]
+            warm = Posterior(self.base.law, draws, self.base.scaling, self.base.domains, sigma=sigma)
+            self.base, self.base_rows = self.nuts(table, warm), table.n_rows
+            self.refits += 1
+            return self.base, None
+        return self.base, w
 
 
 class SimulatorObserver:
@@ -932,7 +1016,7 @@ def run_campaign(table: RunTable, model_size, tokens, *, refit: Callable, observ
                  budget_flops: float | None = None, truth=None, objective: Objective | None = None,
                  constraints: Constraints | None = None, risk="mean",
                  max_draws: int | None = DEFAULT_ACQUISITION_DRAWS, n_outcomes: int = DEFAULT_OUTCOMES,
-                 seed: int = 0, callback: Callable | None = None) -> CampaignResult:
+                 seed: int = 0, callback: Callable | None = None, score: Callable | None = None) -> CampaignResult:
     """Run fit -> next -> observe -> refit until the budget is spent.
 
     Parameters
@@ -958,6 +1042,11 @@ def run_campaign(table: RunTable, model_size, tokens, *, refit: Callable, observ
         With a known truth the log has the true regret of each step's recommendation.
     callback : callable, optional
         Called with each log row.
+    score : callable, optional
+        ``score(problem, draw_weights, recommendation) -> dict``: extra log columns
+        computed from each step's decision problem (a
+        :class:`~bayesmix.decide.MixtureProblem` for the current posterior), its draw
+        weights and the recommended mixture, e.g. a regret against observed runs.
 
     Returns
     -------
@@ -1001,6 +1090,8 @@ def run_campaign(table: RunTable, model_size, tokens, *, refit: Callable, observ
             row["true_relative_regret"] = r / opt
         for j, d in enumerate(posterior.domains):
             row[f"weight_{d}"] = h[j]
+        if score is not None:
+            row.update(score(acq.problem, acq.weights, h))
         done = budget_steps is not None and step >= budget_steps
         pool = candidates(step, table) if callable(candidates) else candidates
         keep = [i for i, n in enumerate(pool.names) if n not in observed]
@@ -1033,7 +1124,7 @@ def run_campaign(table: RunTable, model_size, tokens, *, refit: Callable, observ
 
 
 __all__ = [
-    "Acquisition", "AcquisitionResult", "CampaignResult", "CandidateSet", "NutsRefit", "PoolObserver",
+    "AcquisitionResult", "Acquisition", "AdaptiveRefit", "CampaignResult", "CandidateSet", "NutsRefit", "PoolObserver",
     "ReweightRefit", "SimulatorObserver", "concat_tables", "effective_sample_size", "flops_cost",
     "generate_candidates", "load_candidates", "log_likelihood", "run_campaign", "select_next",
     "simplex_sobol", "table_to_candidates", "true_regret_function",

@@ -342,7 +342,7 @@ def format_diagnostics(diag: dict) -> str:
 
 def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings | None = None,
             init: dict | None = None, progressbar: bool = True, allow_warnings: bool = True,
-            **kwargs) -> Fit:
+            scaling: Scaling | None = None, **kwargs) -> Fit:
     """Fit a law to a run table by NUTS.
 
     Parameters
@@ -359,6 +359,10 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
     progressbar : bool
     allow_warnings : bool
         When False, raise :class:`FitRejectedError` if the diagnostics gate fails.
+    scaling : Scaling, optional
+        Reference units (default: from the table). Pass a previous fit's ``scaling``
+        when refitting a grown table warm-started at that fit's means, so that ``init``
+        is in the units the model uses.
 
     Returns
     -------
@@ -373,7 +377,7 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
         raise UsageError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{settings.sampler}'")
     law = get_law(law) if isinstance(law, str) else law
     model, scaling = build_model(law, table, priors, likelihood=settings.likelihood,
-                                 run_effect=settings.run_effect)
+                                 run_effect=settings.run_effect, scaling=scaling)
     t0 = time.perf_counter()
     if init is None:
         point, _ = find_map(model, starts=settings.map_starts, seed=settings.seed)

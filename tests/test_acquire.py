@@ -277,3 +277,189 @@ def test_cli_campaign_needs_budget_and_one_source(tmp_path, capsys):
     code = main(["campaign", "--target-model-size", "3B", "--target-tokens", "60B", "--budget-steps", "1",
                  "--out", str(tmp_path)])
     assert code == 2 and "--simulate or --pool" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- benchmark truth and prior
+def test_contrasting_truth_optimum_is_off_uniform_and_moves_with_scale():
+    """The benchmark truth: a non-uniform optimum that shifts between proxy and target scale."""
+    from bayesmix.decide import MixtureProblem
+    from bayesmix.simulate import contrasting_truth
+
+    t = contrasting_truth(seed=0)
+    cons = Constraints(min={d: 0.03 for d in t.domains})
+    optima = {}
+    for n in (5e7, 2e9):
+        problem = MixtureProblem(t.posterior, n, 20 * n, constraints=cons, max_draws=None)
+        optima[n] = problem.per_draw_optima()[0][0]
+    target = MixtureProblem(t.posterior, 2e9, 4e10, constraints=cons, max_draws=None)
+    opt = target.objective_draws(optima[2e9][None])[0, 0]
+    uniform = target.objective_draws(np.full((1, K), 1 / K))[0, 0]
+    small = target.objective_draws(optima[5e7][None])[0, 0]
+    # Measured 0.65% and 0.32% (docstring); the default truth gives ~0.01% for both.
+    assert (uniform - opt) / opt > 0.004
+    assert (small - opt) / opt > 0.002
+    assert np.abs(optima[2e9] - optima[5e7]).max() > 0.05
+
+
+def test_exponent_prior_agrees_at_anchor_and_parts_with_scale():
+    from bayesmix.simulate import contrasting_truth, exponent_prior
+
+    t = contrasting_truth(seed=1)
+    prior = exponent_prior(t, 5e7, 1e9, n_draws=50, rel_sd=0.4, seed=3)
+    for name, value in t.params.items():  # draw 0 is the truth
+        assert np.allclose(prior.draws[name][0], value, rtol=1e-6)
+    uniform = np.full((1, K), 1 / K)
+    anchor = prior.expected_loss(uniform, [5e7], [1e9])[:, 0]
+    want = t.expected_loss(uniform, [5e7], [1e9])[0]
+    # Every draw reproduces the truth at the anchor (fixed-point solve: 1e-6 relative).
+    assert np.allclose(anchor, want[None], rtol=1e-6)
+    far = prior.expected_loss(uniform, [2e9], [4e10])[:, 0]
+    assert np.all(far.std(0) / far.mean(0) > 0.01)  # 40x the anchor's tokens: draws disagree
+    off = prior.expected_loss(np.array([[0.7, 0.1, 0.1, 0.1]]), [5e7], [1e9])[:, 0]
+    assert np.all(off.std(0) / off.mean(0) > 0.005)  # an off-uniform small run is informative
+    assert np.all(prior.draws["E"] > 0)
+
+
+# ---------------------------------------------------------------------------- refits
+class _StubNuts:
+    """Stands in for NutsRefit: returns a fixed posterior and records its calls."""
+
+    def __init__(self, posterior):
+        self.posterior, self.calls = posterior, []
+
+    def __call__(self, table, previous=None):
+        self.calls.append((table.n_rows, previous))
+        return self.posterior
+
+
+def test_adaptive_refit_reweights_new_rows_and_refits_on_low_ess(truth):
+    from bayesmix.acquire import AdaptiveRefit
+
+    post = exponent_posterior(truth, np.linspace(0.6, 1.5, 30), 0.02)
+    start, _ = simulate_runs(truth, mixtures=np.full((1, K), 1 / K), model_sizes=[5e7], tokens=[truth.scaling.d_ref],
+                             seed=0)
+    from bayesmix.acquire import concat_tables
+    observe = SimulatorObserver(truth, seed=1)  # distinct run ids per observed run
+    new = observe(CandidateSet.from_arrays(truth.domains, [[0.7, 0.1, 0.1, 0.1]], 1e8, 2e9))
+    grown = concat_tables(start, new)
+    stub = _StubNuts(post)
+    refit = AdaptiveRefit(stub, ess_fraction=0.01, max_refits=1)
+    base, w = refit(start, None)
+    assert base is post and w is None and len(stub.calls) == 1
+    _, w = refit(grown, base)
+    # Only the rows added after the base fit enter: the weights are those of 'new' alone.
+    _, want = ReweightRefit(post)(new)
+    assert np.allclose(w, want)
+    assert len(stub.calls) == 1
+    # Demand an ESS above what the data leave: a warm-started refit at the weighted means.
+    refit.ess_fraction = 0.99
+    _, w2 = refit(grown, base)
+    assert w2 is None and len(stub.calls) == 2 and refit.refits == 1
+    rows, warm = stub.calls[-1]
+    assert rows == grown.n_rows
+    assert np.allclose(warm.draws["a"][0], want @ post.draws["a"])
+    # max_refits reached: reweight (from the new base) however low the ESS.
+    grown2 = concat_tables(grown, observe(CandidateSet.from_arrays(truth.domains, [[0.1, 0.7, 0.1, 0.1]], 1e8, 2e9)))
+    _, w3 = refit(grown2, base)
+    assert w3 is not None and len(stub.calls) == 2
+
+
+def test_adaptive_refit_uses_an_initial_posterior_without_fitting(truth):
+    from bayesmix.acquire import AdaptiveRefit
+
+    post = exponent_posterior(truth, [0.8, 1.0, 1.2], 0.02)
+    stub = _StubNuts(post)
+    table, _ = simulate_runs(truth, n_mixtures=2, model_sizes=[5e7], seed=0)
+    base, w = AdaptiveRefit(stub, initial=post)(table, None)
+    assert base is post and w is None and stub.calls == []
+
+
+def test_nuts_refit_keeps_units_and_warm_starts(monkeypatch, truth):
+    """NutsRefit hands fit_law the previous scaling and means (no sampling: fit_law is stubbed)."""
+    import bayesmix.inference as inference
+    from bayesmix.acquire import NutsRefit
+
+    seen = {}
+
+    class FakeFit:
+        def posterior(self, max_draws=None):
+            return "posterior"
+
+    def fake_fit_law(table, law, **kwargs):
+        seen.update(kwargs)
+        return FakeFit()
+
+    monkeypatch.setattr(inference, "fit_law", fake_fit_law)
+    post = exponent_posterior(truth, [0.8, 1.2], 0.02)
+    table, _ = simulate_runs(truth, n_mixtures=2, model_sizes=[5e7], seed=0)
+    refit = NutsRefit("capacity_noise", sampler="pymc", draws=5, tune=5)
+    assert refit(table, None) == "posterior"
+    assert seen["scaling"] is None and seen["init"] is None and seen["sampler"] == "pymc"
+    refit(table, post)
+    assert seen["scaling"] is post.scaling
+    assert np.allclose(seen["init"]["a"], post.draws["a"].mean(0))
+    assert np.allclose(seen["init"]["sigma"], 0.02)
+
+
+def test_fit_law_passes_scaling_to_the_model(monkeypatch, truth):
+    """fit_law(scaling=...) builds the model in those units (stopped right after building)."""
+    import bayesmix.inference as inference
+    from bayesmix.scaling import Scaling
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_build(law, table, priors=None, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(inference, "build_model", fake_build)
+    table, _ = simulate_runs(truth, n_mixtures=2, model_sizes=[5e7], seed=0)
+    units = Scaling(n_ref=1e8, d_ref=2e9, loss_ref=(1.0,) * K)
+    with pytest.raises(Stop):
+        inference.fit_law(table, "capacity_noise", scaling=units)
+    assert seen["scaling"] is units
+    with pytest.raises(Stop):
+        inference.fit_law(table, "capacity_noise")
+    assert seen["scaling"] is None  # default: units from the table, as before
+
+
+def test_build_model_uses_given_scaling(truth):
+    from bayesmix.inference import build_model
+    from bayesmix.laws import get_law
+    from bayesmix.scaling import Scaling
+
+    table, _ = simulate_runs(truth, n_mixtures=3, model_sizes=[5e7, 1e8], seed=0)
+    units = Scaling(n_ref=1e8, d_ref=2e9, loss_ref=(2.0,) * K)
+    _, got = build_model(get_law("capacity_noise"), table, scaling=units)
+    assert got == units
+    _, default = build_model(get_law("capacity_noise"), table)
+    assert default == Scaling.from_table(table) and default != units
+
+
+def test_campaign_score_hook_adds_columns(truth):
+    post = exponent_posterior(truth, [0.8, 1.0, 1.2], 0.02)
+    table, _ = simulate_runs(truth, mixtures=np.full((1, K), 1 / K), model_sizes=[5e7], seed=0)
+    cands = generate_candidates(truth.domains, ["50M"], tokens_per_param=20, n_mixtures=2, seed=0)
+    calls = []
+
+    def score(problem, weights, h):
+        calls.append((problem.n_draws, weights.sum(), h.copy()))
+        return {"my_score": float(h[0])}
+
+    result = run_campaign(table, *TARGET, refit=ReweightRefit(post), observe=SimulatorObserver(truth, seed=0),
+                          candidates=cands, criterion="random", budget_steps=1, max_draws=None, n_outcomes=2,
+                          score=score)
+    log = result.to_frame()
+    assert len(calls) == 2 and list(log["my_score"]) == [c[2][0] for c in calls]
+    assert all(n == 3 and w == pytest.approx(1) for n, w, _ in calls)
+    assert np.allclose(log[[f"weight_{d}" for d in truth.domains]].to_numpy(), [c[2] for c in calls])
+
+
+def test_cli_campaign_adaptive_refit_checks_ess_fraction(tmp_path, capsys):
+    code = main(["campaign", "--simulate", "--target-model-size", "3B", "--target-tokens", "60B",
+                 "--initial-sizes", "50M", "--initial-mixtures", "2", "--sizes", "50M", "--n-mixtures", "2",
+                 "--budget-steps", "1", "--refit", "adaptive", "--ess-fraction", "1.5", "--out", str(tmp_path)])
+    assert code == 2 and "--ess-fraction" in capsys.readouterr().err

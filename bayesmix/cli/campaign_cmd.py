@@ -22,7 +22,9 @@ pool; only the posterior expected regret is logged).
 
 --refit reweight replaces NUTS by the exact importance reweighting of the draws of
 --base-fit (seconds instead of minutes; only sound while the effective sample size,
-logged as 'ess', stays large)."""
+logged as 'ess', stays large). --refit adaptive fits by NUTS once, then reweights those
+draws by the new runs and refits by NUTS (warm-started, same reference units) only when
+the effective sample size falls below --ess-fraction of the draws."""
 
 EPILOG = """\
 writes DIR/campaign.csv (one row per step: step, n_runs, compute, expected_regret,
@@ -58,7 +60,12 @@ def add_parser(sub):
     b = p.add_argument_group("budget and refit")
     b.add_argument("--budget-steps", type=int, metavar="S", help="acquisition steps")
     b.add_argument("--budget", metavar="FLOPS", help="compute of acquired runs, e.g. 1e20")
-    b.add_argument("--refit", default="nuts", choices=("nuts", "reweight"))
+    b.add_argument("--refit", default="nuts", choices=("nuts", "reweight", "adaptive"),
+                   help="nuts: NUTS every step; reweight: reweight --base-fit's draws; adaptive: one NUTS fit, "
+                        "then reweight, refitting by NUTS when the ESS falls below --ess-fraction")
+    b.add_argument("--ess-fraction", type=float, default=0.2,
+                   help="--refit adaptive: refit below this ESS / draws (default 0.2)")
+    b.add_argument("--sampler", default="nutpie", choices=("nutpie", "pymc"), help="NUTS sampler (default nutpie)")
     b.add_argument("--base-fit", metavar="FIT.nc", help="draws reweighted by --refit reweight")
     b.add_argument("--fit-law", default=None, help="law fitted by NUTS (default: --law)")
     b.add_argument("--draws", type=int, default=200, help="NUTS draws per chain (default 200)")
@@ -72,7 +79,7 @@ def add_parser(sub):
 def run(args) -> int:
     import numpy as np
 
-    from ..acquire import (NutsRefit, PoolObserver, ReweightRefit, SimulatorObserver, run_campaign,
+    from ..acquire import (AdaptiveRefit, NutsRefit, PoolObserver, ReweightRefit, SimulatorObserver, run_campaign,
                            table_to_candidates)
     from ..data import load_runs
     from ..inference import Fit
@@ -112,7 +119,11 @@ def run(args) -> int:
         refit = ReweightRefit(Fit.load(args.base_fit).posterior(max_draws=None))
     else:
         refit = NutsRefit(args.fit_law or args.law, draws=args.draws, tune=args.tune, chains=args.chains,
-                          seed=args.seed)
+                          seed=args.seed, sampler=args.sampler)
+        if args.refit == "adaptive":
+            if not 0 < args.ess_fraction < 1:
+                raise UsageError(f"--ess-fraction must be between 0 and 1, got {args.ess_fraction}")
+            refit = AdaptiveRefit(refit, ess_fraction=args.ess_fraction)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
