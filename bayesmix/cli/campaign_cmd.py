@@ -72,6 +72,7 @@ def add_parser(sub):
     b.add_argument("--tune", type=int, default=200, help="NUTS tuning steps (default 200)")
     b.add_argument("--chains", type=int, default=2, help="NUTS chains (default 2)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for campaign.csv and runs.csv")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (none is drawn when stderr is not a terminal)")
     p.set_defaults(func=run)
     return p
 
@@ -84,6 +85,7 @@ def run(args) -> int:
     from ..data import load_runs
     from ..inference import Fit
     from ..simulate import default_truth, simulate_runs
+    from ..progress import ProgressBar, wanted
     from .next_cmd import candidates_from_args, decision_from_args
 
     if bool(args.simulate) == bool(args.pool):
@@ -127,16 +129,22 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
+    bar = ProgressBar(args.budget_steps + 1 if args.budget_steps is not None else None, "campaign steps",
+                      enabled=wanted(args.quiet))
+
     def show(row):
         true = f", true regret {row['true_regret']:.4g}" if "true_regret" in row else ""
         print(f"step {row['step']}: {row['n_runs']} runs, compute {row['compute']:.3g} FLOPs, "
               f"expected regret {row['expected_regret']:.4g}{true}; next: {row['chosen'] or '-'}", flush=True)
+        bar.advance(f"step {row['step']}: {row['seconds']:.0f} s")
 
-    result = run_campaign(table, args.target_model_size, args.target_tokens, refit=refit, observe=observe,
-                          candidates=candidates, criterion=args.criterion, batch=args.batch,
-                          budget_steps=args.budget_steps, budget_flops=budget, truth=truth,
-                          objective=objective, constraints=constraints, risk=args.risk,
-                          max_draws=args.max_draws, n_outcomes=args.n_outcomes, seed=args.seed, callback=show)
+    with bar:
+        result = run_campaign(table, args.target_model_size, args.target_tokens, refit=refit, observe=observe,
+                              candidates=candidates, criterion=args.criterion, batch=args.batch,
+                              budget_steps=args.budget_steps, budget_flops=budget, truth=truth,
+                              objective=objective, constraints=constraints, risk=args.risk,
+                              max_draws=args.max_draws, n_outcomes=args.n_outcomes, seed=args.seed,
+                              callback=show)
     result.to_frame().to_csv(out / "campaign.csv", index=False)
     result.table.to_frame().to_csv(out / "runs.csv", index=False)
     print(f"written: {out / 'campaign.csv'}, {out / 'runs.csv'}")

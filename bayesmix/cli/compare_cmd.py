@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..errors import UsageError
@@ -91,6 +90,7 @@ def add_parser(sub):
 def run(args) -> int:
     from ..compare import CompareSettings, compare_laws
     from ..executors import make_executor
+    from ..progress import ProgressBar, wanted
 
     for name in ("draws", "tune", "chains", "map_starts"):
         if getattr(args, name) < 1:
@@ -104,10 +104,17 @@ def run(args) -> int:
     settings = CompareSettings(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                                map_starts=args.map_starts, target_accept=args.target_accept,
                                likelihood=args.likelihood, sampler=args.sampler, max_refits=args.max_refits)
-    show = not args.quiet and (args.progress or sys.stderr.isatty())
     json_path = args.json or (str(Path(args.out).with_suffix(".json")) if args.out else None)
     executor = make_executor(jobs=args.jobs, dask=args.dask)
-    with executor:
+    # --progress: one plain line per fit (for logs); on a terminal: a bar; else silent
+    bar = ProgressBar(None, "fits", enabled=wanted(args.quiet) and not args.progress)
+
+    def progress(done, total, task, result):
+        bar.set_total(total)
+        bar.advance(f"{task.describe()}: {result.status}")
+
+    show = True if args.progress and not args.quiet else (progress if bar.enabled else None)
+    with executor, bar:
         result = compare_laws(table, laws, cv=args.cv, settings=settings, executor=executor,
                               save_fits=args.save_fits, progress=show)
     print(result.format_table())
