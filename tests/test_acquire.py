@@ -270,6 +270,25 @@ def test_cli_campaign_simulated_with_reweighting(tmp_path, capsys, truth):
     assert "step 2" in capsys.readouterr().out
 
 
+def test_cli_campaign_pool_reveals_one_final_checkpoint_per_run(tmp_path, capsys, truth):
+    base = tmp_path / "base.nc"
+    fit_from_posterior(exponent_posterior(truth, np.linspace(0.5, 1.6, 40), truth.noise_sd)).save(base)
+    pool, _ = simulate_runs(truth, n_mixtures=3, model_sizes=[5e7, 1e8], checkpoints=(0.5, 1.0), seed=1)
+    assert pool.n_rows == 2 * pool.n_runs  # two checkpoints per run
+    path = tmp_path / "pool.csv"
+    pool.to_frame().to_csv(path, index=False)
+    out = tmp_path / "camp"
+    code = main(["campaign", "--pool", str(path), "--initial-runs", "2", "--seed", "0", "--target-model-size", "3B",
+                 "--target-tokens", "60B", "--budget-steps", "2", "--n-outcomes", "4", "--refit", "reweight",
+                 "--base-fit", str(base), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    runs = pd.read_csv(out / "runs.csv")
+    # 2 initial runs + one per step, each with only its final checkpoint (D at the run's end)
+    assert len(runs) == runs["run_id"].nunique() == 4
+    ends = pool.to_frame().groupby("run_id")["n_tokens"].max()
+    assert np.allclose(runs["n_tokens"].to_numpy(), ends.loc[runs["run_id"]].to_numpy())
+
+
 def test_cli_campaign_needs_budget_and_one_source(tmp_path, capsys):
     code = main(["campaign", "--simulate", "--target-model-size", "3B", "--target-tokens", "60B",
                  "--sizes", "50M", "--out", str(tmp_path)])

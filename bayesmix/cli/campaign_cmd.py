@@ -105,7 +105,10 @@ def run(args) -> int:
         observe = SimulatorObserver(truth, seed=args.seed)
         candidates = candidates_from_args(args, domains, constraints)
     else:
-        pool = load_runs(args.pool)
+        # one row per run: the reweighting treats each new row as an independent run, and
+        # fits use final checkpoints by default (intermediate ones have not finished their
+        # learning-rate decay), so the pool reveals each run's final checkpoint only
+        pool = load_runs(args.pool).final_checkpoints()
         ids = np.unique(np.asarray(pool.run_ids, dtype=str))
         if args.initial_runs < 1 or args.initial_runs >= len(ids):
             raise UsageError(f"--initial-runs must be between 1 and {len(ids) - 1} (the pool has {len(ids)} runs)")
