@@ -57,6 +57,9 @@ class Truth:
 
     def irreducible_loss(self) -> np.ndarray:
         """``E_i`` in nats, when the law has an ``E`` parameter."""
+        if "E" not in self.params:
+            raise UsageError(f"law '{self.law_name}' has no irreducible loss E "
+                             f"(its parameters: {', '.join(self.params)})")
         return np.asarray(self.params["E"]) * np.asarray(self.scaling.loss_ref)
 
 
