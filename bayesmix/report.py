@@ -446,6 +446,8 @@ def _ppc_section(posterior, table, seed) -> Section:
 
 
 def _scaling_section(posterior, table, target_model_size, target_tokens, seed) -> Section:
+    from matplotlib.ticker import NullFormatter
+
     domains = list(posterior.domains)
     K = len(domains)
     if table is not None:
@@ -502,6 +504,8 @@ def _scaling_section(posterior, table, target_model_size, target_tokens, seed) -
         ax_d.axvline(d_max, ls=":", color="0.4", lw=1, label="largest D fitted")
         for ax in (ax_n, ax_d):
             ax.set_xscale("log")
+            # a range under one decade gets minor-tick labels that overprint each other
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_ylabel("loss (nats)")
         ax_n.set_xlabel("model size N (parameters)")
         ax_d.set_xlabel("training tokens D (tokens)")
