@@ -7,13 +7,13 @@ porting this file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import arviz as az
 import numpy as np
 import xarray as xr
+
+from ._files import atomic_path
 
 
 def stacked_draws(idata, var: str) -> np.ndarray:
@@ -104,18 +104,9 @@ def get_attrs(idata) -> dict:
 
 def save(idata, path) -> Path:
     """Write InferenceData to NetCDF atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         idata.to_netcdf(tmp, engine="h5netcdf")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a fit file is an ordinary output
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return Path(path)
 
 
 def load(path):

@@ -929,10 +929,7 @@ class AdaptiveRefit:
         new = table.select(np.arange(table.n_rows) >= self.base_rows)
         if new.n_rows == 0:
             return np.full(S, 1.0 / S)
-        mu = self.base.expected_loss(new.weights, new.model_size, new.tokens)
-        sigma = np.full((S, self.base.n_domains), 1e-2) if self.base.sigma is None else self.base.sigma
-        loglik = log_likelihood(np.log(new.losses), np.log(mu), sigma, self.base.run_sd)
-        return _normalise_log(loglik.sum(0))
+        return ReweightRefit(self.base)(new)[1]
 
     def __call__(self, table: RunTable, previous=None):
         if self.base is None:

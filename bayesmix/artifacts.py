@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from . import _az
+from ._files import write_text_atomic
 from .errors import UsageError
 
 POSTERIOR_FILE = "posterior.nc"
@@ -104,18 +103,7 @@ def read_card(folder) -> dict:
 
 
 def write_json_atomic(path, payload) -> Path:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=False, default=_json_default)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return write_text_atomic(path, json.dumps(payload, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(value):

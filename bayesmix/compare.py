@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from ._files import write_text_atomic
 from .metrics import interval_coverage as coverage, mean_relative_error  # noqa: F401  (re-exported)
 from .errors import BayesmixError, UsageError
 
@@ -876,9 +877,9 @@ class Comparison:
     def save(self, csv_path=None, json_path=None) -> None:
         """Write the summary CSV and/or the JSON (atomically)."""
         if csv_path is not None:
-            _atomic_write(csv_path, self.summary().to_csv(index=False))
+            write_text_atomic(csv_path, self.summary().to_csv(index=False))
         if json_path is not None:
-            _atomic_write(json_path, json.dumps(_json_safe(self.to_dict()), indent=1, allow_nan=False))
+            write_text_atomic(json_path, json.dumps(_json_safe(self.to_dict()), indent=1, allow_nan=False))
 
     @classmethod
     def from_dict(cls, data: dict) -> "Comparison":
@@ -960,22 +961,6 @@ def _json_safe(obj):
 
 def _floats(values) -> list:
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, dtype=float).reshape(-1)]
-
-
-def _atomic_write(path, text: str) -> None:
-    import os
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _cell_metrics(cells: pd.DataFrame | None) -> dict:
