@@ -31,7 +31,7 @@ TRAIN_MAX_SIZE = 3.1e8
 TARGET_SIZE, TARGET_TOKENS = 7e9, 1.4e11
 
 
-def ranking_at(posterior, table, size, *, seed=0) -> dict:
+def ranking_at(posterior, table, size) -> dict:
     """How well the fit orders the mixtures run at ``size`` (final checkpoints)."""
     mask = np.asarray(table.final_checkpoint_mask, bool) & (table.model_size == size)
     rows = table.select(mask)
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     metrics, _ = common.heldout_metrics(posterior, test, seed=args.seed)
     print("\nextrapolation to model sizes the fit never saw:\n" + common.format_metrics(metrics))
 
-    rankings = [ranking_at(posterior, table, size, seed=args.seed) for size in (6.8e8, 9.37e8)
+    rankings = [ranking_at(posterior, table, size) for size in (6.8e8, 9.37e8)
                 if np.any(table.model_size == size)]
     print("\nordering the tested mixtures by predicted average loss (final checkpoints):")
     for r in rankings:
