@@ -20,12 +20,16 @@ from scipy import optimize
 from . import _az
 from .errors import FitRejectedError, UsageError
 from .laws import Law, get_law
+from .coordinates import LEVEL, add_level_terms, to_level_coordinates, uses_level_coordinates
 from .posterior import Posterior
 from .priors import make_rv, resolve_priors
 from .scaling import Scaling
 
 SAMPLERS = ("pymc", "nutpie", "numpyro")
 LIKELIHOODS = ("normal", "student_t")
+
+#: |corr(log N, log D)| above which the N and D terms of a design are called collinear.
+COLLINEAR = 0.95
 
 #: The diagnostics gate: a fit is called good only within these bounds.
 MAX_RHAT = 1.01
@@ -45,6 +49,7 @@ class FitSettings:
     run_effect: str = "auto"
     map_starts: int = 4
     cores: int | None = None
+    coordinates: str = "auto"
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -61,7 +66,8 @@ def _uses_run_effect(table, run_effect: str) -> bool:
 
 
 def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str = "normal",
-                run_effect: str = "auto", scaling: Scaling | None = None) -> tuple[pm.Model, Scaling]:
+                run_effect: str = "auto", scaling: Scaling | None = None,
+                coordinates: str = "auto") -> tuple[pm.Model, Scaling]:
     """Build the PyMC model of ``law`` on ``table``.
 
     Parameters
@@ -79,6 +85,13 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         several checkpoints.
     scaling : Scaling, optional
         Reference units; default from the table.
+    coordinates : {"auto", "level", "natural"}
+        The sampler's coordinates for the law's :attr:`~bayesmix.laws.Law.level_terms`:
+        "level" samples the log of their sum and their log-ratios (an exact change of
+        variables, see :mod:`bayesmix.coordinates`); "natural" samples each term with its
+        own prior as a PyMC random variable (needed for prior predictive sampling);
+        "auto" uses level coordinates where the law and its priors allow them and the
+        design cannot separate the terms by scale (:func:`scales_separate_terms`).
 
     Returns
     -------
@@ -86,8 +99,15 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
     """
     if likelihood not in LIKELIHOODS:
         raise UsageError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got '{likelihood}'")
+    if coordinates not in ("auto", "level", "natural"):
+        raise UsageError(f"coordinates must be 'auto', 'level' or 'natural', got '{coordinates}'")
     law.check_table(table)
     priors = resolve_priors(law, priors)
+    level = uses_level_coordinates(law, priors) and (
+        coordinates == "level" or (coordinates == "auto" and not scales_separate_terms(table)))
+    if coordinates == "level" and not level:
+        raise UsageError(f"law '{law.name}' with these priors cannot use level coordinates: its level "
+                         "terms need priors on the positive half-line")
     scaling = scaling or Scaling.from_table(table)
     losses = np.asarray(table.losses, dtype=float)
     rows, doms = np.nonzero(np.isfinite(losses))
@@ -109,8 +129,13 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         d_data = pm.Data("d", d[:, 0])[:, None]
         cell_row = pm.Data("cell_row", rows.astype("int64"))
         cell_domain = pm.Data("cell_domain", doms.astype("int64"))
-        p = {param.name: make_rv(param.name, priors[param.name], dims=param.dims or None)
-             for param in law.params}
+        p = {}
+        if level:
+            with np.errstate(all="ignore"):
+                typical = np.nanmean(np.log(losses), axis=0) - np.log(np.asarray(scaling.loss_ref))
+            p.update(add_level_terms(law, priors, np.where(np.isfinite(typical), typical, 0.0)))
+        p.update({param.name: make_rv(param.name, priors[param.name], dims=param.dims or None)
+                  for param in law.params if param.name not in p})
         mean = law.mean(p, weights, n_data, d_data)
         log_mu = pt.log(mean) + np.log(np.asarray(scaling.loss_ref))
         log_mu_cells = log_mu[cell_row, cell_domain]
@@ -205,6 +230,23 @@ def _sample_nutpie(model, init: dict, settings: FitSettings, sample_kwargs: dict
     )
 
 
+def scales_separate_terms(table) -> bool:
+    """Whether the design varies N and D independently (several of each, not collinear).
+
+    Then the data tell a law's additive terms apart through their different scaling, and
+    natural coordinates sample well. On one scale, or with D tied to N, only the terms'
+    sum is pinned down and level coordinates avoid the curved ridge. Measured: Pile 17
+    (one scale) capacity_noise, nutpie gradients per draw 620-825 natural, 103 level;
+    a rich simulated design (4 sizes x 2 tokens-per-parameter, 3 domains) samples a
+    little better in natural coordinates (min bulk ESS 68 against 22 on one seed).
+    """
+    sizes, tokens = np.unique(table.model_size), np.unique(table.tokens)
+    if len(sizes) < 2 or len(tokens) < 2:
+        return False
+    corr = np.corrcoef(np.log(table.model_size), np.log(table.tokens))[0, 1]
+    return bool(abs(corr) <= COLLINEAR)
+
+
 def identification_warnings(law: Law, table) -> list[str]:
     """Plain-language warnings when the design cannot identify the law's scale terms."""
     out = []
@@ -218,7 +260,7 @@ def identification_warnings(law: Law, table) -> list[str]:
                    "informed by the priors only")
     if law.uses_model_size and law.uses_tokens and len(sizes) > 1 and len(tokens) > 1:
         corr = np.corrcoef(np.log(table.model_size), np.log(table.tokens))[0, 1]
-        if abs(corr) > 0.95:
+        if abs(corr) > COLLINEAR:
             out.append(f"log N and log D are nearly collinear (correlation {corr:.3f}): the N and D "
                        "exponents trade off; add runs at other tokens-per-parameter ratios")
     return out
@@ -377,11 +419,14 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
         raise UsageError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{settings.sampler}'")
     law = get_law(law) if isinstance(law, str) else law
     model, scaling = build_model(law, table, priors, likelihood=settings.likelihood,
-                                 run_effect=settings.run_effect, scaling=scaling)
+                                 run_effect=settings.run_effect, scaling=scaling,
+                                 coordinates=settings.coordinates)
     t0 = time.perf_counter()
     if init is None:
         point, _ = find_map(model, starts=settings.map_starts, seed=settings.seed)
         init = _untransformed_point(model, point)
+    else:
+        init = to_level_coordinates(law, init) if LEVEL in model.named_vars else dict(init)
     init = {k: v for k, v in init.items() if k in {rv.name for rv in model.free_RVs}}
     map_seconds = time.perf_counter() - t0
     rng = np.random.default_rng(settings.seed)

@@ -16,6 +16,7 @@ import pytensor.tensor as pt
 import pytest
 
 from bayesmix.data import RunTable
+from bayesmix.coordinates import LEVEL, to_level_coordinates, uses_level_coordinates
 from bayesmix.errors import UsageError
 from bayesmix.inference import Fit, build_model, fit_law
 from bayesmix.laws import DOMAIN, DOMAIN_J, available_laws, get_law
@@ -84,6 +85,11 @@ def test_declared_metadata(name):
         assert hasattr(pm, param.prior["dist"]), (param.name, param.prior)
         assert param.doc.strip(), f"{name}.{param.name} has no doc"
     assert isinstance(law.uses_model_size, bool) and isinstance(law.uses_tokens, bool)
+    # Level terms are per-domain parameters with positive priors (see bayesmix.coordinates).
+    assert len(set(law.level_terms)) == len(law.level_terms) != 1
+    for term in law.level_terms:
+        assert law.param(term).dims == (DOMAIN,), term
+    assert bool(law.level_terms) == uses_level_coordinates(law, law.default_priors())
 
 
 @pytest.mark.parametrize("name", LAWS)
@@ -130,7 +136,9 @@ def test_mean_of_prior_draws_is_finite_and_positive_with_draw_row_domain_shape(n
 @pytest.mark.parametrize("name", LAWS)
 def test_prior_predictive_sampling_in_the_pymc_model(name):
     law, _, table = simulated(name)
-    model, _ = build_model(law, table)
+    # Level coordinates (see the next test) have flat free variables; prior sampling
+    # uses the natural model, whose density they reproduce exactly.
+    model, _ = build_model(law, table, coordinates="natural")
     with model:
         prior = pm.sample_prior_predictive(draws=12, random_seed=1)
     for param in law.params:
@@ -140,6 +148,36 @@ def test_prior_predictive_sampling_in_the_pymc_model(name):
     log_loss = prior.prior_predictive["log_loss"].values
     assert log_loss.shape == (1, 12, int(np.isfinite(table.losses).sum()))
     assert np.all(np.isfinite(log_loss))
+
+
+@pytest.mark.parametrize("name", LAWS)
+def test_level_coordinates_give_exactly_the_natural_log_density(name):
+    """The change of variables to level coordinates has unit Jacobian: at matching points
+    the two models' log densities are equal, so the posterior is the same."""
+    law, _, table = simulated(name)
+    natural, _ = build_model(law, table, coordinates="natural")
+    if not law.level_terms:
+        model, _ = build_model(law, table)
+        assert {rv.name for rv in model.free_RVs} == {rv.name for rv in natural.free_RVs}
+        return
+    model, _ = build_model(law, table, coordinates="level")
+    assert LEVEL in model.named_vars and not set(law.level_terms) & {rv.name for rv in model.free_RVs}
+    rng = np.random.default_rng(3)
+    logp_natural, logp_level = natural.compile_logp(), model.compile_logp()
+    for _ in range(3):
+        point = {k: v + rng.normal(0.0, 0.5, np.shape(v)) for k, v in natural.initial_point().items()}
+        terms = {t: np.exp(point[f"{t}_log__"]) for t in law.level_terms}
+        level = to_level_coordinates(law, terms)
+        mapped = {}
+        for rv in model.free_RVs:
+            value = model.rvs_to_values[rv].name
+            mapped[value] = level[rv.name] if rv.name in level else point[value]
+        np.testing.assert_allclose(logp_level(mapped), logp_natural(point), rtol=1e-10)
+        # The deterministic terms are the natural values.
+        outs = model.replace_rvs_by_values([model[t] for t in law.level_terms])
+        got = pytensor.function(model.value_vars, outs, on_unused_input="ignore")
+        for t, value in zip(law.level_terms, got(*[mapped[v.name] for v in model.value_vars])):
+            np.testing.assert_allclose(value, terms[t], rtol=1e-10)
 
 
 # ----------------------------------------------------------------------------- 4. prediction at one point

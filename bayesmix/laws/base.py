@@ -71,6 +71,11 @@ class Law:
     uses_model_size: ClassVar[bool] = False
     uses_tokens: ClassVar[bool] = False
     params: ClassVar[tuple[Param, ...]] = ()
+    #: Positive per-domain parameters that add up to the law's mean at the reference
+    #: point (e.g. ``("E", "c", "A")``). The sampler then works in level coordinates
+    #: (log of their sum, log-ratios): an exact change of variables, see
+    #: :mod:`bayesmix.coordinates`. Empty: natural coordinates.
+    level_terms: ClassVar[tuple[str, ...]] = ()
 
     options: dict = field(default_factory=dict)
 

@@ -176,6 +176,7 @@ class CapacityNoiseLaw(_CapacityBase):
     uses_model_size = True
     uses_tokens = True
     params = _CAPACITY_PARAMS + _NOISE_PARAMS
+    level_terms = ("E", "c", "A")
 
     def mean(self, p, h, n, d):
         K = h.shape[-1]
@@ -200,6 +201,7 @@ class CapacityLaw(_CapacityBase):
     uses_model_size = True
     uses_tokens = False
     params = _CAPACITY_PARAMS
+    level_terms = ("E", "c")
 
     def mean(self, p, h, n, d):
         return _capacity_term(p, h, n) + p["E"]

@@ -59,6 +59,8 @@ class ChinchillaDomainLaw(Law):
               "exponent of the domain's own tokens (median 0.3, 95% in (0.11, 0.8))"),
     )
 
+    level_terms = ("E", "A", "B")
+
     def mean(self, p, h, n, d):
         active = pt.gt(h, 0)
         own_tokens = d * h.shape[-1] * pt.switch(active, h, 1.0)

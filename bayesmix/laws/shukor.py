@@ -107,6 +107,7 @@ class AdditiveLaw(Law):
         _C,
         _GAMMA,
     )
+    level_terms = ("E", "A", "B")
 
     def mean(self, p, h, n, d):
         size_term = p["A"] * pt.exp(-p["alpha"] * pt.log(n))
@@ -164,6 +165,7 @@ class JointLaw(Law):
         Param("gamma_B", (DOMAIN,), {"dist": "LogNormal", "mu": 0.0, "sigma": 0.3},
               "exponent of the token amplitude; median 1 (the additive law)"),
     )
+    level_terms = ("E", "A", "B")
 
     def mean(self, p, h, n, d):
         size_term = mixed_amplitude(p["A"], p["C_A"], p["gamma_A"], h) * pt.exp(-p["alpha"] * pt.log(n))

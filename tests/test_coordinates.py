@@ -1,0 +1,92 @@
+"""Level coordinates: when they are used, how values map into them, and bad input.
+
+The exactness of the change of variables (equal log densities at matching points) is
+checked for every law in tests/test_laws_contract.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bayesmix.coordinates import LEVEL, level_initial_values, ratio_name, to_level_coordinates, uses_level_coordinates
+from bayesmix.errors import UsageError
+from bayesmix.inference import build_model, scales_separate_terms
+from bayesmix.laws import get_law
+from bayesmix.priors import resolve_priors
+from bayesmix.simulate import default_truth, simulate_runs
+
+
+@pytest.fixture(scope="module")
+def table():
+    truth = default_truth(seed=0)
+    runs, _ = simulate_runs(truth, model_sizes=(6e7, 2e8), tokens=(2e9, 6e9), n_mixtures=4, seed=0,
+                            min_weight=0.02)
+    return runs
+
+
+def test_level_coordinates_map_back_to_the_natural_values():
+    law = get_law("capacity_noise")
+    rng = np.random.default_rng(0)
+    values = {t: rng.lognormal(-1.0, 1.0, size=5) for t in law.level_terms}
+    values["b"] = np.full(5, 0.3)
+    level = to_level_coordinates(law, values)
+    assert set(level) == {LEVEL, ratio_name("c"), ratio_name("A"), "b"}
+    np.testing.assert_allclose(np.exp(level[LEVEL]), values["E"] + values["c"] + values["A"], rtol=1e-12)
+    # Back: E = level / (1 + sum exp(ratios)); the others are E * exp(ratio).
+    E = np.exp(level[LEVEL]) / (1 + np.exp(level[ratio_name("c")]) + np.exp(level[ratio_name("A")]))
+    np.testing.assert_allclose(E, values["E"], rtol=1e-12)
+    np.testing.assert_allclose(E * np.exp(level[ratio_name("A")]), values["A"], rtol=1e-12)
+    assert level["b"] is values["b"]
+
+
+def test_values_without_every_level_term_pass_through_unchanged():
+    law = get_law("capacity_noise")
+    values = {"E": np.ones(3), "b": np.ones(3)}
+    assert to_level_coordinates(law, values).keys() == values.keys()
+
+
+def test_initial_ratios_sit_at_the_prior_medians():
+    law = get_law("capacity_noise")
+    priors = resolve_priors(law)
+    init = level_initial_values(law, priors, np.zeros(4))
+    assert init[ratio_name("c")] == pytest.approx(np.full(4, priors["c"]["mu"] - priors["E"]["mu"]))
+    # A non-lognormal positive prior: the median of log x by simulation, close to the exact one.
+    priors["A"] = {"dist": "HalfNormal", "sigma": 0.5}
+    init = level_initial_values(law, priors, np.zeros(4))
+    exact_median_log = np.log(0.5 * 0.6744897501960817)  # median of |N(0, 0.5)|
+    assert init[ratio_name("A")][0] == pytest.approx(exact_median_log - priors["E"]["mu"], abs=0.05)
+
+
+def test_a_prior_off_the_positive_half_line_falls_back_to_natural_coordinates(table):
+    law = get_law("capacity_noise")
+    priors = {"E": {"dist": "Normal", "mu": 0.5, "sigma": 0.1}}
+    assert not uses_level_coordinates(law, resolve_priors(law, priors))
+    model, _ = build_model(law, table, priors)
+    assert "E" in {rv.name for rv in model.free_RVs} and LEVEL not in model.named_vars
+    with pytest.raises(UsageError, match="positive half-line"):
+        build_model(law, table, priors, coordinates="level")
+
+
+def test_laws_without_level_terms_and_unknown_settings(table):
+    assert not uses_level_coordinates(get_law("linear"), resolve_priors(get_law("linear")))
+    with pytest.raises(UsageError, match="coordinates must be"):
+        build_model(get_law("capacity_noise"), table, coordinates="polar")
+
+
+def test_auto_picks_level_coordinates_only_where_scales_cannot_separate_the_terms(table):
+    law = get_law("capacity_noise")
+    # A 2 x 2 grid of N and D: the terms scale differently, natural coordinates.
+    assert scales_separate_terms(table)
+    model, _ = build_model(law, table)
+    assert {"E", "c", "A"} <= {rv.name for rv in model.free_RVs}
+    # One model size and one token count: level coordinates, terms kept as deterministics.
+    one_scale = table.select(np.isclose(table.model_size, 6e7) & np.isclose(table.tokens, 2e9))
+    assert not scales_separate_terms(one_scale)
+    model, _ = build_model(law, one_scale)
+    free = {rv.name for rv in model.free_RVs}
+    assert {LEVEL, ratio_name("c"), ratio_name("A")} <= free and not {"E", "c", "A"} & free
+    assert {"E", "c", "A"} <= {v.name for v in model.deterministics}
+    # D tied to N (tokens per parameter fixed): collinear, level coordinates.
+    runs, _ = simulate_runs(default_truth(seed=1), model_sizes=(6e7, 2e8, 6e8), n_mixtures=3, seed=1)
+    assert not scales_separate_terms(runs)
