@@ -247,6 +247,15 @@ def scales_separate_terms(table) -> bool:
     return bool(abs(corr) <= COLLINEAR)
 
 
+def _require_numpyro() -> None:
+    try:
+        import jax  # noqa: F401
+        import numpyro  # noqa: F401
+    except ImportError:
+        raise UsageError("the numpyro sampler needs jax and numpyro: pip install 'bayesmix[numpyro]' "
+                         "(or pip install numpyro jax), or use --sampler nutpie") from None
+
+
 def identification_warnings(law: Law, table) -> list[str]:
     """Plain-language warnings when the design cannot identify the law's scale terms."""
     out = []
@@ -417,6 +426,8 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
         setattr(settings, key, value)
     if settings.sampler not in SAMPLERS:
         raise UsageError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{settings.sampler}'")
+    if settings.sampler == "numpyro":
+        _require_numpyro()
     law = get_law(law) if isinstance(law, str) else law
     model, scaling = build_model(law, table, priors, likelihood=settings.likelihood,
                                  run_effect=settings.run_effect, scaling=scaling,

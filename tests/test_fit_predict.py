@@ -105,3 +105,18 @@ def test_fit_cli_writes_complete_inference_data(tmp_path, capsys):
     mu = post.expected_loss(table.weights, table.model_size, table.tokens).mean(axis=0)
     true = truth.expected_loss(table.weights, table.model_size, table.tokens)
     assert np.max(np.abs(mu / true - 1)) < 0.02  # noise sd is 1% per cell
+
+
+def test_numpyro_sampler_without_jax_is_a_clean_error(tmp_path, capsys, monkeypatch, truth_and_table):
+    """numpyro is an optional extra: without it the CLI says how to install it (exit 2)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "numpyro", None)  # import numpyro -> ImportError
+    _, table = truth_and_table
+    runs = tmp_path / "runs.csv"
+    table.to_frame().to_csv(runs, index=False)
+    assert main(["fit", str(runs), "--sampler", "numpyro", "--draws", "10", "--tune", "10",
+                 "--out", str(tmp_path / "fit.nc")]) == 2
+    err = capsys.readouterr().err
+    assert "bayesmix[numpyro]" in err and "Traceback" not in err
+    assert not (tmp_path / "fit.nc").exists()
