@@ -32,7 +32,7 @@ def main(argv=None):
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--sampler", default="pymc")
+    parser.add_argument("--sampler", default=FitSettings.sampler, choices=("nutpie", "pymc", "numpyro"))
     parser.add_argument("--map-only", action="store_true")
     args = parser.parse_args(argv)
     if not DATA.exists():
