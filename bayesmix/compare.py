@@ -971,7 +971,7 @@ def _cell_metrics(cells: pd.DataFrame | None) -> dict:
         "n_cells": int(len(cells)),
         "n_cells_trained": int(trained.sum()),
         "mre_all": mean_relative_error(cells["mean"], cells["observed"]),
-        "mre_trained": mean_relative_error(cells["mean"], cells["observed"], trained),
+        "mre_trained": mean_relative_error(cells["mean"], cells["observed"], mask=trained),
         "coverage90": coverage(cells["lower"], cells["upper"], cells["observed"]),
     }
 

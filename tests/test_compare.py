@@ -536,3 +536,22 @@ def test_local_processes_and_dask_cluster_give_identical_results():
         np.testing.assert_array_equal(a.scores["run_lpd"], b.scores["run_lpd"])
         np.testing.assert_array_equal(a.scores["mean"], b.scores["mean"])
         assert a.scores["runs"] == b.scores["runs"]
+
+
+def test_mre_over_trained_cells_counts_only_cells_with_positive_weight():
+    """Regression: the trained-cells MRE must use the mask (it once equalled the all-cells MRE)."""
+    import pandas as pd
+
+    from bayesmix.compare import _cell_metrics
+
+    cells = pd.DataFrame({
+        "observed": [1.0, 1.0, 2.0, 2.0],
+        "mean": [1.1, 1.0, 2.0, 3.0],  # relative errors 0.1, 0, 0, 0.5
+        "lower": [0.5, 0.5, 0.5, 2.5], "upper": [2.5, 2.5, 2.5, 3.5],  # the last misses its observation
+        "trained": [True, True, True, False],
+    })
+    metrics = _cell_metrics(cells)
+    assert metrics["n_cells_trained"] == 3
+    assert metrics["mre_all"] == pytest.approx(0.6 / 4)
+    assert metrics["mre_trained"] == pytest.approx(0.1 / 3)
+    assert metrics["coverage90"] == pytest.approx(0.75)
