@@ -43,8 +43,10 @@ returns only pointwise held-out results.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import pickle
 import sys
 import time
 import zlib
@@ -55,7 +57,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from ._files import write_text_atomic
+from ._files import atomic_path, write_text_atomic
 from .metrics import interval_coverage as coverage, mean_relative_error  # noqa: F401  (re-exported)
 from .errors import BayesmixError, UsageError
 
@@ -653,6 +655,84 @@ def run_task(task: FitTask) -> TaskResult:
     return result
 
 
+class TaskStore:
+    """Finished fit tasks kept on disk, so that a stopped comparison loses nothing.
+
+    Each finished task's :class:`TaskResult` is written (atomically) to
+    ``folder/<key>.pkl`` as soon as it arrives; the key hashes everything that determines
+    the result: the table's fingerprint, the law, the task kind, the fold's runs, the
+    settings, the priors and the seed. Rerunning the same comparison with the same
+    folder skips the tasks already done; changing anything reruns them.
+
+    The files are Python pickles written by this library: point it only at folders you
+    wrote yourself.
+    """
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+
+    @staticmethod
+    def key(task: FitTask) -> str:
+        fold = task.fold.to_dict() if task.fold else None
+        payload = json.dumps(
+            [task.table.fingerprint(), task.law, task.kind, fold, task.settings.to_dict(),
+             task.law_options, task.priors, task.save_path, task.seed],
+            sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+    def _path(self, task: FitTask) -> Path:
+        safe_law = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in task.law)
+        return self.folder / f"{safe_law}-{task.kind}-{self.key(task)}.pkl"
+
+    def load(self, task: FitTask) -> TaskResult | None:
+        """The stored result of ``task``, or None (also when the file is unreadable)."""
+        path = self._path(task)
+        if not path.exists():
+            return None
+        if task.save_path and not Path(task.save_path).exists():
+            return None  # the saved fit is gone: redo the task
+        try:
+            with open(path, "rb") as handle:
+                result = pickle.load(handle)
+        except Exception:  # noqa: BLE001 - a damaged file means: run the task again
+            return None
+        return result if isinstance(result, TaskResult) and result.status == "ok" else None
+
+    def save(self, task: FitTask, result: TaskResult) -> None:
+        """Keep ``result`` (only successful fits: a failed one is retried next time)."""
+        if result.status != "ok":
+            return
+        with atomic_path(self._path(task)) as tmp:
+            with open(tmp, "wb") as handle:
+                pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _run_tasks(executor, tasks: list, on_result, store: TaskStore | None) -> list:
+    """Run ``tasks`` on ``executor`` in order; those already in ``store`` are not rerun."""
+    outputs: list = [None] * len(tasks)
+    todo = []
+    for i, task in enumerate(tasks):
+        found = store.load(task) if store is not None else None
+        if found is None:
+            todo.append(i)
+        else:
+            outputs[i] = found
+            on_result(i, found)
+
+    def finished(j, result):
+        i = todo[j]
+        outputs[i] = result
+        if store is not None:
+            store.save(tasks[i], result)
+        on_result(i, result)
+
+    if todo:
+        results = executor.map(run_task, [tasks[i] for i in todo], on_result=finished)
+        for j, result in enumerate(results):
+            outputs[todo[j]] = result
+    return outputs
+
+
 # =========================================================================== comparison
 
 
@@ -1048,7 +1128,8 @@ def _default_progress(done: int, total: int, task: FitTask, result: TaskResult) 
 
 
 def compare_laws(table, laws=None, *, cv="kfold:5", settings: CompareSettings | None = None,
-                 executor=None, save_fits=None, priors: dict | None = None, progress=None) -> Comparison:
+                 executor=None, save_fits=None, priors: dict | None = None, progress=None,
+                 work_dir=None) -> Comparison:
     """Compare laws on a run table by held-out prediction of whole runs.
 
     Parameters
@@ -1072,6 +1153,10 @@ def compare_laws(table, laws=None, *, cv="kfold:5", settings: CompareSettings | 
     progress : callable or bool, optional
         ``progress(done, total, task, result)`` after each fit; True prints one line per
         fit to stderr; None/False is silent.
+    work_dir : path, optional
+        Keep each finished fit's held-out results in this folder as it arrives
+        (:class:`TaskStore`); a rerun with the same folder and inputs skips the fits
+        already done, so an interrupted comparison resumes where it stopped.
 
     Returns
     -------
@@ -1114,6 +1199,7 @@ def compare_laws(table, laws=None, *, cv="kfold:5", settings: CompareSettings | 
                 tasks.append(FitTask(kind="full", fold=None, save_path=save_path, **common))
     own_executor = executor is None
     executor = executor or make_executor()
+    store = TaskStore(work_dir) if work_dir is not None else None
     done = [0]
     total = [len(tasks)]
 
@@ -1123,7 +1209,7 @@ def compare_laws(table, laws=None, *, cv="kfold:5", settings: CompareSettings | 
             progress(done[0], total[0], batch[index], result)
 
     try:
-        outputs = executor.map(run_task, tasks, on_result=lambda i, r: on_result(i, r, tasks)) if tasks else []
+        outputs = _run_tasks(executor, tasks, lambda i, r: on_result(i, r, tasks), store)
         by_law: dict[str, list] = {}
         for task, out in zip(tasks, outputs):
             by_law.setdefault(task.law, []).append(out)
@@ -1146,7 +1232,7 @@ def compare_laws(table, laws=None, *, cv="kfold:5", settings: CompareSettings | 
                                                priors=(priors or {}).get(name)))
             if refit_tasks:
                 total[0] += len(refit_tasks)
-                refits = executor.map(run_task, refit_tasks, on_result=lambda i, r: on_result(i, r, refit_tasks))
+                refits = _run_tasks(executor, refit_tasks, lambda i, r: on_result(i, r, refit_tasks), store)
                 for name in by_law:
                     mine = [r for t, r in zip(refit_tasks, refits) if t.law == name]
                     if mine:

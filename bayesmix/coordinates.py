@@ -30,6 +30,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .laws import DOMAIN, Law
+from .priors import make_dist
 
 #: Prior families with support on the positive half-line: the log change of variables
 #: needs it. A law whose level terms have another prior is sampled in natural coordinates.
@@ -57,17 +58,14 @@ def uses_level_coordinates(law: Law, priors: dict) -> bool:
 
 def _log_density_of_log(spec: dict, log_x):
     """``log p(x) + log x``: the prior density of ``log x`` for a positive prior ``p``."""
-    kwargs = {k: v for k, v in spec.items() if k != "dist"}
-    dist = getattr(pm, spec["dist"]).dist(**kwargs)
-    return pm.logp(dist, pt.exp(log_x)) + log_x
+    return pm.logp(make_dist(spec), pt.exp(log_x)) + log_x
 
 
 def _prior_median_log(spec: dict) -> float:
     """A central value of ``log x`` under the prior (exact for LogNormal)."""
     if spec["dist"] in ("LogNormal", "Lognormal"):
         return float(spec.get("mu", 0.0))
-    draws = pm.draw(getattr(pm, spec["dist"]).dist(**{k: v for k, v in spec.items() if k != "dist"}),
-                    draws=2001, random_seed=0)
+    draws = pm.draw(make_dist(spec), draws=2001, random_seed=0)
     return float(np.median(np.log(np.asarray(draws, dtype=float))))
 
 

@@ -240,11 +240,15 @@ def scales_separate_terms(table) -> bool:
     a rich simulated design (4 sizes x 2 tokens-per-parameter, 3 domains) samples a
     little better in natural coordinates (min bulk ESS 68 against 22 on one seed).
     """
-    sizes, tokens = np.unique(table.model_size), np.unique(table.tokens)
-    if len(sizes) < 2 or len(tokens) < 2:
-        return False
-    corr = np.corrcoef(np.log(table.model_size), np.log(table.tokens))[0, 1]
-    return bool(abs(corr) <= COLLINEAR)
+    corr = log_scale_correlation(table)
+    return bool(corr is not None and abs(corr) <= COLLINEAR)
+
+
+def log_scale_correlation(table) -> float | None:
+    """Correlation of log N and log D over the rows; None unless both take several values."""
+    if len(np.unique(table.model_size)) < 2 or len(np.unique(table.tokens)) < 2:
+        return None
+    return float(np.corrcoef(np.log(table.model_size), np.log(table.tokens))[0, 1])
 
 
 def _require_numpyro() -> None:
@@ -267,8 +271,8 @@ def identification_warnings(law: Law, table) -> list[str]:
     if law.uses_tokens and len(tokens) == 1:
         out.append(f"the table has a single token count, so the D terms of '{law.name}' are "
                    "informed by the priors only")
-    if law.uses_model_size and law.uses_tokens and len(sizes) > 1 and len(tokens) > 1:
-        corr = np.corrcoef(np.log(table.model_size), np.log(table.tokens))[0, 1]
+    corr = log_scale_correlation(table)
+    if law.uses_model_size and law.uses_tokens and corr is not None:
         if abs(corr) > COLLINEAR:
             out.append(f"log N and log D are nearly collinear (correlation {corr:.3f}): the N and D "
                        "exponents trade off; add runs at other tokens-per-parameter ratios")

@@ -69,11 +69,22 @@ def load_prior_file(path) -> dict[str, dict]:
 
 def make_rv(name: str, spec: dict, dims=None):
     """Create the PyMC random variable of a prior spec inside the current model."""
-    kwargs = {k: v for k, v in spec.items() if k != "dist"}
     try:
-        return getattr(pm, spec["dist"])(name, dims=dims, **kwargs)
+        return getattr(pm, spec["dist"])(name, dims=dims, **_dist_kwargs(spec))
     except TypeError as err:
         raise UsageError(f"prior for '{name}' ({spec}): {err}") from None
+
+
+def make_dist(spec: dict):
+    """The prior spec as an unnamed PyMC distribution (``.dist``), outside any model."""
+    try:
+        return getattr(pm, spec["dist"]).dist(**_dist_kwargs(spec))
+    except TypeError as err:
+        raise UsageError(f"prior {spec}: {err}") from None
+
+
+def _dist_kwargs(spec: dict) -> dict:
+    return {k: v for k, v in spec.items() if k != "dist"}
 
 
 def draw_from_prior(law: Law, n_domains: int, *, priors=None, seed=0) -> dict[str, np.ndarray]:

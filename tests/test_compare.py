@@ -555,3 +555,48 @@ def test_mre_over_trained_cells_counts_only_cells_with_positive_weight():
     assert metrics["mre_all"] == pytest.approx(0.6 / 4)
     assert metrics["mre_trained"] == pytest.approx(0.1 / 3)
     assert metrics["coverage90"] == pytest.approx(0.75)
+
+
+def test_an_interrupted_comparison_resumes_from_its_work_folder(multi_scale_table, fake_fitter, tmp_path):
+    table = multi_scale_table.final_checkpoints()
+    work = tmp_path / "parts"
+    laws = ["capacity_noise", "capacity"]
+    real_call = FakeFitter.__call__
+
+    def stop_at_third_fit(self, *args, **kwargs):
+        if len(self.calls) == 2:
+            raise KeyboardInterrupt  # the user stops the comparison during the third fit
+        return real_call(self, *args, **kwargs)
+
+    FakeFitter.__call__ = stop_at_third_fit
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            compare_laws(table, laws, cv="kfold:2", executor=SerialExecutor(), work_dir=work)
+    finally:
+        FakeFitter.__call__ = real_call
+    assert len(list(work.glob("*.pkl"))) == 2  # the two finished fits were kept
+    resumed = compare_laws(table, laws, cv="kfold:2", executor=SerialExecutor(), work_dir=work)
+    assert len(fake_fitter.calls) == 2 + 2  # only the two missing fits ran
+    fresh = compare_laws(table, laws, cv="kfold:2", executor=SerialExecutor())
+    pd.testing.assert_frame_equal(resumed.summary(), fresh.summary())
+    # anything that changes a fit's result changes its key: a new seed reruns every fit
+    calls = len(fake_fitter.calls)
+    compare_laws(table, laws, cv="kfold:2", executor=SerialExecutor(), work_dir=work,
+                 settings=CompareSettings(seed=1))
+    assert len(fake_fitter.calls) == calls + 4
+
+
+def test_cli_compare_keeps_parts_only_until_the_result_is_written(multi_scale_table, fake_fitter, run_cli, tmp_path):
+    path = tmp_path / "runs.csv"
+    multi_scale_table.final_checkpoints().to_frame().to_csv(path, index=False)
+    out = tmp_path / "cmp.csv"
+    args = ("compare", path, "--laws", "capacity", "--cv", "kfold:2", "--out", out, "--jobs", "1", "--quiet")
+    code, _, stderr = run_cli(*args)
+    assert code == 0, stderr
+    assert out.exists() and not (tmp_path / "cmp.parts").exists()
+    work = tmp_path / "kept"
+    code, _, stderr = run_cli(*args, "--work-dir", work)
+    assert code == 0, stderr
+    calls = len(fake_fitter.calls)
+    code, _, stderr = run_cli(*args, "--work-dir", work)
+    assert code == 0 and len(fake_fitter.calls) == calls  # every fit came from the kept folder

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 from ..errors import UsageError
@@ -26,7 +27,9 @@ interval. A law that cannot explain the table's scales is reported as skipped wi
 reason.
 
 Fits run in parallel: local processes (--jobs, default one per core) or an existing
-Dask cluster (--dask ADDRESS). Each fit samples on one core."""
+Dask cluster (--dask ADDRESS). Each fit samples on one core. Every finished fit is kept
+in a work folder as it arrives: if a long comparison stops, run the same command again
+and it carries on from the fits already done."""
 
 EPILOG = """\
 examples:
@@ -67,6 +70,10 @@ def add_parser(sub):
                            help="local worker processes (default: one per core; 1 runs in this process)")
     run_group.add_argument("--dask", default=None, metavar="ADDRESS",
                            help="run the fits on an existing Dask cluster (scheduler address, e.g. tcp://host:8786)")
+    run_group.add_argument("--work-dir", default=None, metavar="DIR",
+                           help="keep each finished fit's results in DIR as it arrives; rerunning the same "
+                                "command skips the fits already done (default: CMP.parts beside --out/--json, "
+                                "removed once the comparison is written)")
     run_group.add_argument("--quiet", action="store_true", help="no progress lines")
     run_group.add_argument("--progress", action="store_true",
                            help="one line per finished fit on stderr even when it is not a terminal")
@@ -105,6 +112,7 @@ def run(args) -> int:
                                map_starts=args.map_starts, target_accept=args.target_accept,
                                likelihood=args.likelihood, sampler=args.sampler, max_refits=args.max_refits)
     json_path = args.json or (str(Path(args.out).with_suffix(".json")) if args.out else None)
+    work_dir = args.work_dir or (str(Path(json_path).with_suffix(".parts")) if json_path else None)
     executor = make_executor(jobs=args.jobs, dask=args.dask)
     # --progress: one plain line per fit (for logs); on a terminal: a bar; else silent
     bar = ProgressBar(None, "fits", enabled=wanted(args.quiet) and not args.progress)
@@ -116,9 +124,11 @@ def run(args) -> int:
     show = True if args.progress and not args.quiet else (progress if bar.enabled else None)
     with executor, bar:
         result = compare_laws(table, laws, cv=args.cv, settings=settings, executor=executor,
-                              save_fits=args.save_fits, progress=show)
+                              save_fits=args.save_fits, progress=show, work_dir=work_dir)
     print(result.format_table())
     result.save(csv_path=args.out, json_path=json_path)
+    if work_dir and not args.work_dir:
+        shutil.rmtree(work_dir, ignore_errors=True)  # everything it held is in the JSON now
     written = [p for p in (args.out, json_path) if p]
     if written:
         print(f"wrote {' and '.join(written)}")
