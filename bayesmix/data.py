@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .units import format_quantity
 
 __all__ = ["RunTable", "load_runs"]
 
