@@ -10,7 +10,7 @@ seed to seed: a single-split figure (such as the paper's Table 2) is compared wi
 mean and spread over seeds. For each seed the script fits NUTS (the posterior mean is what
 ``bayesmix predict`` reports) and a MAP point fit (the kind of estimate the paper
 reports), and prints MRE over positive-weight cells and all cells, 90% coverage, R-hat,
-divergences and time. Options: --law, --draws, --tune, --chains, --sampler, --no-map.
+divergences and time. Options: --law, --draws, --tune, --chains, --sampler, --likelihood, --no-map.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def main(argv=None):
     parser.add_argument("--tune", type=int, default=500)
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--sampler", default="nutpie")
+    parser.add_argument("--likelihood", default="normal", choices=("normal", "student_t"))
     parser.add_argument("--no-map", action="store_true", help="skip the MAP point fits")
     args = parser.parse_args(argv)
 
@@ -68,7 +69,8 @@ def main(argv=None):
         train, test = select_checkpoints(table.select(mask), "final"), table.select(~mask)
         t0 = time.perf_counter()
         fit = fit_law(train, args.law, settings=FitSettings(draws=args.draws, tune=args.tune, chains=args.chains,
-                                                            seed=seed, sampler=args.sampler),
+                                                            seed=seed, sampler=args.sampler,
+                                                            likelihood=args.likelihood),
                       progressbar=False, allow_warnings=True)
         seconds = time.perf_counter() - t0
         metrics, _ = common.heldout_metrics(fit.posterior(), test, seed=seed, by_size=False)
@@ -77,7 +79,7 @@ def main(argv=None):
                "coverage90": m["coverage90"], "rhat": fit.diagnostics["max_rhat"],
                "divergences": fit.diagnostics["divergences"], "seconds": seconds, "map_trained": np.nan}
         if not args.no_map:
-            point = map_posterior(train, args.law, seed=seed)
+            point = map_posterior(train, args.law, seed=seed, likelihood=args.likelihood)
             mu = point.expected_loss(test.weights, test.model_size, test.tokens)[0]
             row["map_trained"] = mean_relative_error(mu, test.losses, test.weights, positive_weight_only=True)
         rows.append(row)
