@@ -721,7 +721,6 @@ def _run_tasks(executor, tasks: list, on_result, store: TaskStore | None) -> lis
 
     def finished(j, result):
         i = todo[j]
-        outputs[i] = result
         if store is not None:
             store.save(tasks[i], result)
         on_result(i, result)

@@ -214,14 +214,14 @@ def map_posterior(table, law="capacity_noise", *, priors=None, starts: int = 4, 
     law = get_law(law) if isinstance(law, str) else law
     model, scaling = build_model(law, table, priors, likelihood=likelihood, run_effect=run_effect)
     point, _ = find_map(model, starts=starts, seed=seed)
-    names = [p.name for p in law.params] + [n for n in ("sigma", "nu", "run_sd") if n in model.named_vars]
+    noise = [n for n in ("sigma", "nu", "run_sd") if n in model.named_vars]
+    names = [p.name for p in law.params] + noise
     evaluate = pytensor.function(model.value_vars, model.replace_rvs_by_values([model[n] for n in names]),
                                  on_unused_input="ignore")
-    values = dict(zip(names, evaluate(*[point[v.name] for v in model.value_vars])))
-    draws = {p.name: np.asarray(values[p.name], dtype=float)[None] for p in law.params}
-    extra = {n: np.asarray(values[n], dtype=float)[None] if n in values else None
-             for n in ("sigma", "nu", "run_sd")}
-    return Posterior(law, draws, scaling, tuple(table.domains), **extra)
+    values = {n: np.asarray(v, dtype=float)[None]
+              for n, v in zip(names, evaluate(*[point[v.name] for v in model.value_vars]))}
+    draws = {p.name: values[p.name] for p in law.params}
+    return Posterior(law, draws, scaling, tuple(table.domains), **{n: values[n] for n in noise})
 
 
 def _untransformed_point(model: pm.Model, point: dict) -> dict:

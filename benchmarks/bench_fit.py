@@ -16,7 +16,6 @@ import argparse
 import time
 from pathlib import Path
 
-
 from bayesmix.data import load_runs
 from bayesmix.inference import FitSettings, build_model, find_map, fit_law, format_diagnostics
 from bayesmix.laws import get_law

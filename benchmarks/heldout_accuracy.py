@@ -36,9 +36,8 @@ def _study_module(study: str):
     return module
 
 
-def train_mask(study: str, table, seed: int) -> np.ndarray:
+def train_mask(study: str, module, table, seed: int) -> np.ndarray:
     """The case study's training rows: a seeded 70% of runs (pile17) or the smaller sizes."""
-    module = _study_module(study)
     if study == "pile17":
         return module.split_runs(table, seed)
     return np.asarray(table.model_size <= module.TRAIN_MAX_SIZE)
@@ -60,12 +59,12 @@ def main(argv=None):
     from bayesmix.data import load_runs
     from bayesmix.estimator import select_checkpoints
     from bayesmix.inference import FitSettings, fit_law, map_posterior
-    from bayesmix.metrics import mean_relative_error
 
     table = load_runs(common.require_table(args.study))
+    study = _study_module(args.study)
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        mask = train_mask(args.study, table, seed)
+        mask = train_mask(args.study, study, table, seed)
         train, test = select_checkpoints(table.select(mask), "final"), table.select(~mask)
         t0 = time.perf_counter()
         fit = fit_law(train, args.law, settings=FitSettings(draws=args.draws, tune=args.tune, chains=args.chains,
@@ -80,8 +79,8 @@ def main(argv=None):
                "divergences": fit.diagnostics["divergences"], "seconds": seconds, "map_trained": np.nan}
         if not args.no_map:
             point = map_posterior(train, args.law, seed=seed, likelihood=args.likelihood)
-            mu = point.expected_loss(test.weights, test.model_size, test.tokens)[0]
-            row["map_trained"] = mean_relative_error(mu, test.losses, test.weights, positive_weight_only=True)
+            point_metrics, _ = common.heldout_metrics(point, test, seed=seed, by_size=False)
+            row["map_trained"] = point_metrics["all_rows"]["mre_positive_weight"]
         rows.append(row)
         print(f"seed {seed}: train {train.n_rows} rows, test {test.n_rows}; MRE positive-weight cells "
               f"NUTS {100 * row['nuts_trained']:.3f}% MAP {100 * row['map_trained']:.3f}%, all cells "
