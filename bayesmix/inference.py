@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 from scipy import optimize
@@ -122,8 +123,9 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         "cell": np.arange(len(rows)),
     }
     with pm.Model(coords=coords) as model:
-        # Data enter as shared variables, not constants, so that compiled code (PyTensor's C
-        # and numba caches, nutpie) is reused across data sets of the same law.
+        # Every number taken from the table enters as a shared variable, never a constant,
+        # so that compiled code (PyTensor's C and numba caches, nutpie's compiled model via
+        # :func:`model_signature`) is reused across data sets of the same law, e.g. folds.
         weights = pm.Data("weights", np.asarray(table.weights, dtype=float))
         n_data = pm.Data("n", n[:, 0])[:, None]
         d_data = pm.Data("d", d[:, 0])[:, None]
@@ -137,7 +139,8 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         p.update({param.name: make_rv(param.name, priors[param.name], dims=param.dims or None)
                   for param in law.params if param.name not in p})
         mean = law.mean(p, weights, n_data, d_data)
-        log_mu = pt.log(mean) + np.log(np.asarray(scaling.loss_ref))
+        log_loss_ref = pm.Data("log_loss_ref", np.log(np.asarray(scaling.loss_ref, dtype=float)))
+        log_mu = pt.log(mean) + log_loss_ref
         log_mu_cells = log_mu[cell_row, cell_domain]
         if _uses_run_effect(table, run_effect):
             cell_run = pm.Data("cell_run", run_index[rows].astype("int64"))
@@ -237,6 +240,73 @@ def _untransformed_point(model: pm.Model, point: dict) -> dict:
     return out
 
 
+def model_signature(model: pm.Model) -> str:
+    """A hash of everything in ``model`` but its shared data.
+
+    Two models with equal signatures compute the same function of their parameters and
+    shared variables (the graph of the log density and the deterministics, printed with
+    types, and the values of every constant in it), so code compiled for one serves the
+    other once its shared data are swapped in. A number taken from the table and baked
+    into the graph as a constant changes the signature: it can make the cache miss,
+    never return a wrong model.
+    """
+    import hashlib
+
+    import pytensor
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import ancestors
+
+    # Deterministics in terms of the value variables: random variables print their RNG's
+    # address, which differs between otherwise equal models.
+    outputs = [model.logp()] + model.replace_rvs_by_values(list(model.deterministics))
+    digest = hashlib.sha256(pytensor.printing.debugprint(outputs, file="str", print_type=True).encode())
+    for var in ancestors(outputs):
+        if isinstance(var, Constant):
+            digest.update(np.asarray(var.data).tobytes())
+    for rv in model.free_RVs:
+        digest.update(f"{rv.name}:{model.rvs_to_values[rv].name}".encode())
+    return digest.hexdigest()
+
+
+#: nutpie-compiled models of this process by :func:`model_signature` (most recent last).
+_COMPILED_MODELS: "dict[str, object]" = {}
+#: Compiled models kept per process: one per law of a comparison is enough.
+COMPILED_MODELS_KEPT = 12
+
+
+def _compiled_nutpie_model(model: pm.Model, init: dict):
+    """nutpie's compiled ``model`` starting at ``init``, compiled once per signature.
+
+    Compiling takes 5-75 s on the laws here (the capacity laws the most), often more than
+    sampling; the folds of a comparison differ only in their data, so a process compiles
+    each law once and later fits swap in their data (``with_data``) and starting point.
+    """
+    import dataclasses
+
+    import nutpie
+    from pymc.initial_point import make_initial_point_fn
+
+    key = model_signature(model)
+    compiled = _COMPILED_MODELS.pop(key, None)
+    if compiled is None:
+        compiled = nutpie.compile_pymc_model(model, initial_points=init, jitter_rvs=set())
+    else:
+        data = {v.name: v.get_value() for v in model.data_vars if v.name in compiled.shared_data}
+        point = make_initial_point_fn(model=model, overrides=init, jitter_rvs=set(),
+                                      return_transformed=True)(0)
+        start = np.concatenate([np.asarray(point[model.rvs_to_values[rv].name], dtype="float64").ravel()
+                                for rv in model.free_RVs])
+        coords = dict(compiled.coords or {})
+        coords.update({name: pd.Index(values) for name, values in model.coords.items()
+                       if name in coords and values is not None})
+        compiled = dataclasses.replace(compiled.with_data(**data), _coords=coords,
+                                       initial_point_func=lambda seed: start.copy())
+    _COMPILED_MODELS[key] = compiled
+    while len(_COMPILED_MODELS) > COMPILED_MODELS_KEPT:
+        _COMPILED_MODELS.pop(next(iter(_COMPILED_MODELS)))
+    return compiled
+
+
 def _sample_nutpie(model, init: dict, settings: FitSettings, sample_kwargs: dict):
     """NUTS with nutpie: numba-compiled gradients and a low-rank modified mass matrix.
 
@@ -247,11 +317,11 @@ def _sample_nutpie(model, init: dict, settings: FitSettings, sample_kwargs: dict
     at the best MAP point.
     """
     try:
-        import nutpie
+        import nutpie  # noqa: F401
     except ImportError:
         raise UsageError("the nutpie sampler is not installed: pip install nutpie, "
                          "or use --sampler pymc") from None
-    compiled = nutpie.compile_pymc_model(model, initial_points=init, jitter_rvs=set())
+    compiled = _compiled_nutpie_model(model, init)
     return nutpie.sample(
         compiled, draws=sample_kwargs["draws"], tune=sample_kwargs["tune"], chains=sample_kwargs["chains"],
         cores=settings.cores or min(settings.chains, 2), seed=sample_kwargs["random_seed"],

@@ -136,3 +136,37 @@ def test_map_posterior_is_a_point_fit_that_predicts_new_mixtures_of_its_truth():
     assert np.max(np.abs(predicted / expected - 1)) < 0.01
     # the point's noise scale is of the simulated order (log-loss sd 0.003), not the prior's
     assert np.all(post.sigma < 0.02)
+
+
+def test_a_law_compiled_once_samples_new_data_exactly_as_a_fresh_compile(monkeypatch):
+    """The folds of a comparison reuse one nutpie compilation per law and process; the
+    draws on the second data set must be those of a fresh compilation, bit for bit."""
+    import nutpie
+
+    from bayesmix import inference
+    from bayesmix.inference import build_model, fit_law, model_signature
+    from bayesmix.laws import get_law
+
+    truth = default_truth("chinchilla_domain", ("a", "b", "c"), seed=4, noise_sd=0.01)
+    table, _ = simulate_runs(truth, n_mixtures=8, model_sizes=(5e7, 2e8), tokens_per_param=20.0, seed=4)
+    runs = np.asarray(table.run_ids, dtype=object)
+    first = table.select(runs != runs[0])  # other runs, other references (loss, N, D)
+    second = table.select(~np.isin(runs, runs[-3:]))
+    law = get_law("chinchilla_domain")
+    assert model_signature(build_model(law, first)[0]) == model_signature(build_model(law, second)[0])
+    # a changed prior is a changed constant of the graph: another model, another compile
+    other = {"E": {"dist": "LogNormal", "mu": -0.4, "sigma": 0.6}}
+    assert model_signature(build_model(law, second, other)[0]) != model_signature(build_model(law, second)[0])
+
+    compiles = []
+    original = nutpie.compile_pymc_model
+    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: compiles.append(1) or original(*a, **k))
+    settings = dict(draws=60, tune=60, chains=2, seed=5, map_starts=1, progressbar=False, sampler="nutpie")
+    monkeypatch.setattr(inference, "_COMPILED_MODELS", {})
+    fresh = fit_law(second, law, **settings)
+    monkeypatch.setattr(inference, "_COMPILED_MODELS", {})
+    fit_law(first, law, **settings)
+    reused = fit_law(second, law, **settings)
+    assert len(compiles) == 2  # fresh, then first; the second data set reused the latter
+    for name in ("E", "A", "alpha", "B", "beta", "sigma"):
+        np.testing.assert_array_equal(reused.idata.posterior[name].values, fresh.idata.posterior[name].values)
