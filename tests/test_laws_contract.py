@@ -113,6 +113,12 @@ def test_check_table_refuses_scales_the_law_cannot_explain(name):
     else:
         with pytest.raises(UsageError, match="--filter-tokens"):
             law.check_table(two_tokens)
+    one_scale = table([1e8, 1e8], [2e9, 2e9])
+    if law.one_scale_refusal:
+        with pytest.raises(UsageError, match="one model size and one token count"):
+            law.check_table(one_scale)
+    else:
+        law.check_table(one_scale)
 
 
 # ----------------------------------------------------------------------------- 2. shapes

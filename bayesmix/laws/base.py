@@ -76,6 +76,9 @@ class Law:
     #: (log of their sum, log-ratios): an exact change of variables, see
     #: :mod:`bayesmix.coordinates`. Empty: natural coordinates.
     level_terms: ClassVar[tuple[str, ...]] = ()
+    #: Why the law cannot be fitted to runs at one model size and one token count, or
+    #: empty when it can (the table is then refused with this reason).
+    one_scale_refusal: ClassVar[str] = ""
 
     options: dict = field(default_factory=dict)
 
@@ -121,6 +124,12 @@ class Law:
         from ..errors import UsageError
 
         sizes = np.unique(np.round(np.asarray(table.model_size), 0))
+        if self.one_scale_refusal and len(sizes) == 1 and len(np.unique(np.round(table.tokens, 0))) == 1:
+            raise UsageError(
+                f"law '{self.name}' cannot be fitted to runs at one model size and one token count "
+                f"({table.source}: every run has N = {sizes[0]:.4g}, D = {float(table.tokens[0]):.4g}): "
+                f"{self.one_scale_refusal}"
+            )
         if not self.uses_model_size and len(sizes) > 1:
             raise UsageError(
                 f"law '{self.name}' has no model-size term but the table has {len(sizes)} model "
