@@ -495,7 +495,8 @@ class CompareSettings:
     likelihood : {"normal", "student_t"}
     run_effect : {"auto", "on", "off"}
     sampler : str
-        ``pymc`` (default) or ``nutpie``.
+        ``nutpie`` (default, as for a single fit: each process compiles a law once for
+        all its folds) or ``pymc``.
     max_refits : int
         LOO: at most this many runs with a bad Pareto ``k`` are refitted exactly per law
         (worst first); the rest are reported.
@@ -511,7 +512,7 @@ class CompareSettings:
     target_accept: float = 0.95
     likelihood: str = "normal"
     run_effect: str = "auto"
-    sampler: str = "pymc"
+    sampler: str = "nutpie"
     max_refits: int = 10
     score_draws: int = 1000
 
@@ -592,7 +593,7 @@ class TaskResult:
 
 def _short_diagnostics(diag: dict) -> dict:
     keys = ("max_rhat", "min_ess_bulk", "divergences", "treedepth_hits", "sampling_seconds",
-            "map_seconds", "chains", "draws")
+            "map_seconds", "compile_seconds", "chains", "draws")
     return {k: (float(diag[k]) if isinstance(diag[k], (float, np.floating)) else diag[k])
             for k in keys if k in diag}
 

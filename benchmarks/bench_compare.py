@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--map-starts", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sampler", default="pymc", choices=("pymc", "nutpie"))
+    parser.add_argument("--sampler", default="nutpie", choices=("nutpie", "pymc"))
     parser.add_argument("--out", default=None, help="folder for cmp.csv and cmp.json")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--combine", nargs="+", default=None, metavar="CMP.json",
@@ -105,6 +105,15 @@ def _report(result, data, args) -> None:
         for name, (label, paper) in PAPER_TABLE2.items():
             ours = f"{100 * overall.loc[name, 'mre_trained']:.3f}%" if name in overall.index else "-"
             print(f"  {name:<18}{ours:>10}{paper:>8.3f}%  {label}")
+    print("\nwhere the time went (seconds summed over each law's fits, all workers):")
+    print(f"  {'law':<18}{'fits':>5}{'total':>9}{'compile':>9}{'MAP':>8}{'NUTS':>8}")
+    for name, res in result.laws.items():
+        if not res.fits:
+            continue
+        part = lambda key: sum(float(f.get("diagnostics", {}).get(key, 0.0)) for f in res.fits)
+        total = sum(float(f.get("seconds", 0.0)) for f in res.fits)
+        print(f"  {name:<18}{len(res.fits):>5}{total:>9.0f}{part('compile_seconds'):>9.0f}"
+              f"{part('map_seconds'):>8.0f}{part('sampling_seconds'):>8.0f}")
     if args.out:
         out = Path(args.out)
         result.save(csv_path=out / "cmp.csv", json_path=out / "cmp.json")

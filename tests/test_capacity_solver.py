@@ -9,15 +9,39 @@ from scipy.optimize import minimize
 from bayesmix.laws.capacity import capacity_split
 
 
-@pytest.fixture(scope="module")
-def solver():
+@pytest.fixture(scope="module", params=["FAST_RUN", "NUMBA"])
+def solver(request):
+    """The split compiled by PyTensor's C backend (the Newton Op's NumPy ``perform``) and
+    by numba (its numba implementation, the one nutpie samples with)."""
     h = pt.matrix("h")
     b = pt.vector("b")
     c = pt.vector("c")
     H = pt.scalar("H")
     n = pt.col("n")
     x, t, f = capacity_split(h, b, c, H, n, return_multiplier=True)
-    return pytensor.function([h, b, c, H, n], [x, f])
+    return pytensor.function([h, b, c, H, n], [x, f], mode=request.param)
+
+
+def test_newton_op_is_the_same_in_both_backends_over_draws_and_rows():
+    """Batched as in prediction, ``(draws, rows, K)``: both implementations of the Newton
+    Op give the same split, and the budget holds in every draw and row."""
+    rng = np.random.default_rng(7)
+    h_val, _, _, _, n_val = random_instance(rng, 6, rows=9)
+    S = 5
+    b_val = rng.uniform(0.03, 0.9, (S, 1, 6))
+    c_val = np.exp(rng.normal(0, 1.5, (S, 1, 6)))
+    H_val = np.exp(rng.normal(-4, 1.0, (S, 1, 1)))
+    b = pt.tensor("b", shape=(None, 1, None))
+    c = pt.tensor("c", shape=(None, 1, None))
+    H = pt.tensor("H", shape=(None, 1, 1))
+    h = pt.matrix("h")
+    n = pt.col("n")
+    x = capacity_split(h, b, c, H, n)
+    outs = [pytensor.function([h, b, c, H, n], x, mode=mode)(h_val, b_val, c_val, H_val, n_val)
+            for mode in ("FAST_RUN", "NUMBA")]
+    assert outs[0].shape == (S, 9, 6)
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-12)
+    np.testing.assert_allclose(outs[1].sum(axis=-1), n_val[None, :, 0] + 5 * H_val[:, :, 0], rtol=1e-12)
 
 
 def random_instance(rng, K, rows, zero_share=0.3):

@@ -514,7 +514,7 @@ def _tiny_tasks():
     law = "linear" if _has("linear") else "capacity"
     truth = _truth("capacity", seed=4)
     table, _ = simulate_runs(truth, n_mixtures=6, model_sizes=(1e8, 2e8), seed=5)
-    settings = CompareSettings(draws=30, tune=30, chains=2, map_starts=1, seed=3)
+    settings = CompareSettings(draws=30, tune=30, chains=2, map_starts=1, seed=3, sampler="pymc")
     folds = make_folds(table, "kfold:2", seed=0)
     return [FitTask(table=table, law=law, kind="heldout", fold=f, settings=settings) for f in folds]
 

@@ -86,7 +86,8 @@ def add_parser(sub):
     fit_group.add_argument("--map-starts", type=int, default=2, help="MAP searches per fit (default: 2)")
     fit_group.add_argument("--target-accept", type=float, default=0.95)
     fit_group.add_argument("--likelihood", choices=("normal", "student_t"), default="normal")
-    fit_group.add_argument("--sampler", choices=("pymc", "nutpie"), default="pymc")
+    fit_group.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie",
+                           help="NUTS sampler (default: nutpie; each worker compiles a law once for all its folds)")
     fit_group.add_argument("--max-refits", type=int, default=10,
                            help="loo: refit at most this many runs with a bad Pareto k per law (default: 10)")
     add_table_options(p)

@@ -8,8 +8,12 @@ where the capacity split ``x(h, N)`` solves
 
 from __future__ import annotations
 
+import numpy as np
 import pytensor.tensor as pt
-from pytensor.gradient import disconnected_grad
+from pytensor.gradient import disconnected_grad, disconnected_type
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
 
 from . import register
 from .base import DOMAIN, Law, Param
@@ -25,6 +29,107 @@ CITATION = (
 SOLVER_ITERATIONS = 12
 
 
+def _newton_rows(lw, ex, lh, bl, act, iterations):
+    """The Newton solve on 2-D arrays ``(rows, K)`` (NumPy; see :func:`capacity_split`)."""
+    with np.errstate(all="ignore"):
+        t = np.min(np.where(act, lw - bl / ex, np.inf), axis=-1, keepdims=True)
+        for _ in range(iterations):
+            log_x_free = (lw - t) * ex
+            clamped = ~act | (log_x_free < lh)
+            x = np.exp(np.where(clamped, lh, log_x_free))
+            total = np.sum(x, axis=-1, keepdims=True)
+            slope = -np.sum(np.where(clamped, 0.0, x * ex), axis=-1, keepdims=True) / total
+            t = t - (np.log(total) - bl[:, :1]) / slope
+    return t
+
+
+class NewtonMultiplier(Op):
+    """``t = log lam`` of the capacity split by a fixed number of Newton steps.
+
+    Inputs, all of one shape ``(..., K)``: ``log(h_i b_i c_i)``, ``1/(b_i+1)``,
+    ``log H``, ``log(n + (K-1) H)`` and the activity mask (``h_i > 0``); output ``t``
+    with shape ``(..., 1)``. One Op instead of the unrolled iterations keeps the graph
+    small (the capacity law's model compiled in 80 s with them unrolled) and runs the
+    loop in one pass over each row under numba. It has no gradient of its own:
+    :func:`capacity_split` uses it under ``disconnected_grad`` and differentiates one
+    Newton step in the graph.
+    """
+
+    __props__ = ("iterations",)
+
+    def __init__(self, iterations: int = SOLVER_ITERATIONS):
+        self.iterations = int(iterations)
+
+    def make_node(self, log_w, expo, log_H, budget_log, active):
+        inputs = [pt.as_tensor_variable(v).astype("float64") for v in (log_w, expo, log_H, budget_log, active)]
+        ndim = inputs[0].type.ndim
+        if any(v.type.ndim != ndim for v in inputs):
+            raise TypeError("NewtonMultiplier: broadcast the inputs to one shape first")
+        out = pt.TensorType("float64", shape=(None,) * (ndim - 1) + (1,))()
+        return Apply(self, inputs, [out])
+
+    def perform(self, node, inputs, outputs):
+        lw, ex, lh, bl, act = (np.asarray(v, dtype=float) for v in inputs)
+        K = lw.shape[-1]
+        flat = [v.reshape(-1, K) for v in (lw, ex, lh, bl)]
+        t = _newton_rows(*flat, act.reshape(-1, K) > 0, self.iterations)
+        outputs[0][0] = t.reshape(lw.shape[:-1] + (1,))
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [tuple(shapes[0][:-1]) + (1,)]
+
+    def connection_pattern(self, node):
+        return [[False] for _ in node.inputs]
+
+    def L_op(self, inputs, outputs, output_grads):
+        return [disconnected_type() for _ in inputs]
+
+
+@register_funcify_default_op_cache_key(NewtonMultiplier)
+def _numba_newton_multiplier(op, node, **kwargs):
+    iterations = op.iterations
+
+    @numba_njit
+    def rows(lw, ex, lh, bl, act):
+        M, K = lw.shape
+        out = np.empty((M, 1))
+        for m in range(M):
+            t = np.inf
+            for k in range(K):
+                if act[m, k] > 0:
+                    t = min(t, lw[m, k] - bl[m, k] / ex[m, k])
+            for _ in range(iterations):
+                total = 0.0
+                free = 0.0
+                for k in range(K):
+                    log_x = (lw[m, k] - t) * ex[m, k]
+                    if act[m, k] > 0 and log_x >= lh[m, k]:
+                        x = np.exp(log_x)
+                        total += x
+                        free += x * ex[m, k]
+                    else:
+                        total += np.exp(lh[m, k])
+                t = t - (np.log(total) - bl[m, 0]) / (-free / total)
+            out[m, 0] = t
+        return out
+
+    @numba_njit
+    def newton_multiplier(lw, ex, lh, bl, act):
+        K = lw.shape[-1]
+        t = rows(np.ascontiguousarray(lw).reshape((-1, K)), np.ascontiguousarray(ex).reshape((-1, K)),
+                 np.ascontiguousarray(lh).reshape((-1, K)), np.ascontiguousarray(bl).reshape((-1, K)),
+                 np.ascontiguousarray(act).reshape((-1, K)))
+        return t.reshape(lw.shape[:-1] + (1,))
+
+    return newton_multiplier
+
+
+def newton_multiplier(log_w, expo, log_H, budget_log, active, iterations: int = SOLVER_ITERATIONS):
+    """``t = log lam`` of the capacity split, inputs broadcast to one shape (see
+    :class:`NewtonMultiplier`)."""
+    return NewtonMultiplier(iterations)(*pt.broadcast_arrays(log_w, expo, log_H, budget_log, active))
+
+
 def capacity_split(h, b, c, H, n, iterations: int = SOLVER_ITERATIONS, return_multiplier: bool = False):
     """Differentiable KKT solution of the capacity allocation, vectorised over rows.
 
@@ -35,9 +140,9 @@ def capacity_split(h, b, c, H, n, iterations: int = SOLVER_ITERATIONS, return_mu
     ``f(t) = log(sum_i x_i(t)) - log(n + (K-1) H)``. ``f`` is convex and decreasing, so
     Newton started left of the root (at the smallest ``t`` where one domain alone takes
     the whole budget) never overshoots: no bracketing or line search is needed and the
-    iteration count is fixed. The iterations run outside the gradient
-    (``disconnected_grad``); one Newton step inside the graph then gives exactly the
-    implicit-function gradient ``dt/dtheta = -(df/dtheta) / (df/dt)``.
+    iteration count is fixed. The iterations run outside the gradient, in one compact
+    Op (:class:`NewtonMultiplier`); one Newton step inside the graph then gives exactly
+    the implicit-function gradient ``dt/dtheta = -(df/dtheta) / (df/dt)``.
 
     Parameters
     ----------
@@ -72,12 +177,7 @@ def capacity_split(h, b, c, H, n, iterations: int = SOLVER_ITERATIONS, return_mu
         return f, slope, clamped, log_x
 
     lw, ex, lh, bl = (disconnected_grad(v) for v in (log_w, expo, log_H, budget_log))
-    # Start: the smallest t at which some active domain alone uses the whole budget.
-    start = pt.switch(active, lw - bl / ex, pt.inf)
-    t = pt.min(start, axis=-1, keepdims=True)
-    for _ in range(iterations):
-        f, slope, _, _ = residual(t, lw, ex, lh, bl)
-        t = t - f / slope
+    t = newton_multiplier(lw, ex, lh, bl, active, iterations)
     t = disconnected_grad(t)
     # One Newton step in the graph: value unchanged at convergence, implicit gradient.
     f, slope, _, _ = residual(t, log_w, expo, log_H, budget_log)
