@@ -38,6 +38,10 @@ class BiMixLaw(Law):
     share. Predictions for a domain at or near zero weight are therefore outside what the
     law describes; the jump at ``h_i = 0`` is a convention, not a fitted effect.
 
+    ``C_i + B_i`` is the loss at the uniform share and ``D_ref``; on one token count only
+    that sum is identified (``level_terms``: the sampler works in level coordinates, see
+    :mod:`bayesmix.coordinates`).
+
     No model-size term (``uses_model_size = False``): tables with several model sizes are
     refused by :meth:`Law.check_table`; several token counts are fine.
     """
@@ -47,6 +51,7 @@ class BiMixLaw(Law):
     citation = CITATION
     uses_model_size = False
     uses_tokens = True
+    level_terms = ("C", "B")
     params = (
         Param("alpha", (DOMAIN,), {"dist": "LogNormal", "mu": -2.3, "sigma": 1.0},
               "exponent of the domain's own proportion; median 0.1, 95% in (0.014, 0.7): "

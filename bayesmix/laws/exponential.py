@@ -34,6 +34,10 @@ class ExponentialLaw(Law):
     identified. The function family is exactly that of Eq. 7
     (``k_i^{Eq.7} = k_i exp(-sum_j t_ij / K)``).
 
+    ``c_i + k_i`` is the loss at the uniform mixture, which the data pin down far better
+    than its split (``level_terms``): the sampler works in level coordinates, see
+    :mod:`bayesmix.coordinates`.
+
     The law describes one model size and one token count: it has no N or D term
     (``uses_model_size = uses_tokens = False``), so :meth:`Law.check_table` refuses tables
     with several scales. Zero weights need no special treatment (``exp`` is finite there).
@@ -44,6 +48,7 @@ class ExponentialLaw(Law):
     citation = CITATION
     uses_model_size = False
     uses_tokens = False
+    level_terms = ("c", "k")
     params = (
         Param("c", (DOMAIN,), {"dist": "LogNormal", "mu": -0.2, "sigma": 0.5},
               "loss that no mixture removes at the table's scale, relative to the reference loss "
