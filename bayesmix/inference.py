@@ -291,10 +291,10 @@ COMPILED_MODELS_KEPT = 12
 def _compiled_nutpie_model(model: pm.Model):
     """nutpie's compiled ``model`` with ``model``'s data, compiled once per signature.
 
-    Compiling takes 5-75 s on the laws here (the capacity laws the most), often more than
-    sampling; the folds of a comparison differ only in their data, so a process compiles
-    each law once and later fits swap in their data (``with_data``). Set the chains'
-    start with :func:`_start_at`.
+    Compiling takes 5-30 s on Pile 17 (the capacity laws the most), often more than
+    sampling a cheap law; the folds of a comparison differ only in their data, so a
+    process compiles each law once and later fits swap in their data (``with_data``).
+    Set the chains' start with :func:`_start_at`.
     """
     import dataclasses
 

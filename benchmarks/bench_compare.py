@@ -1,9 +1,10 @@
 """Time a whole comparison of laws on a real run table and set it beside the paper.
 
 Default: ``--cv kfold:5`` on ``../shared/data/pile17/runs.csv`` with every registered
-law that accepts the table (the single-scale comparison of Dai and Zheng's Table 2),
-two local worker processes. Prints one line per fit, the comparison table, the
-held-out MRE per law beside the paper's Table 2, and the wall time.
+law that accepts the table (the single-scale comparison of Dai and Zheng's Table 2; the
+joint law refuses one scale), two local worker processes, nutpie. Prints one line per
+fit, the comparison table, the held-out MRE per law beside the paper's Table 2, the
+seconds each law spent compiling, in MAP searches and in NUTS, and the wall time.
 
     python benchmarks/bench_compare.py
     python benchmarks/bench_compare.py --data ../shared/data/pile4/runs.csv --cv scale
