@@ -331,10 +331,11 @@ def _compiled_logp_dlogp(compiled):
         # user_data points into compiled.shared_data: the closure keeps both alive.
         code = function(n_dim, x.ctypes.data_as(double_p), grad.ctypes.data_as(double_p),
                         logp.ctypes.data_as(double_p), compiled.user_data.ctypes.data)
-        if code in (3, 4):  # a non-finite gradient or density: outside the support
-            return -np.inf, np.zeros(n_dim)
+        # 3, 4: a non-finite gradient or density; 1: an error raised inside, e.g. numba's
+        # ZeroDivisionError where an exp underflowed to 0 far in the tails (PyTensor's C
+        # code gives inf or nan there). All mean the same to the search: no usable point.
         if code != 0:
-            raise RuntimeError(f"the compiled log density failed (code {code})")
+            return -np.inf, np.zeros(n_dim)
         return float(logp), grad
 
     return logp_dlogp

@@ -89,7 +89,10 @@ class NewtonMultiplier(Op):
 def _numba_newton_multiplier(op, node, **kwargs):
     iterations = op.iterations
 
-    @numba_njit
+    # error_model="numpy": a zero slope (every active domain at the floor, far in the
+    # tails) gives inf/nan as in the graph it replaces, not a ZeroDivisionError that
+    # would abort the caller's log-density evaluation.
+    @numba_njit(error_model="numpy")
     def rows(lw, ex, lh, bl, act):
         M, K = lw.shape
         out = np.empty((M, 1))
@@ -113,7 +116,7 @@ def _numba_newton_multiplier(op, node, **kwargs):
             out[m, 0] = t
         return out
 
-    @numba_njit
+    @numba_njit(error_model="numpy")
     def newton_multiplier(lw, ex, lh, bl, act):
         K = lw.shape[-1]
         t = rows(np.ascontiguousarray(lw).reshape((-1, K)), np.ascontiguousarray(ex).reshape((-1, K)),
