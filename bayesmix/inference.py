@@ -257,9 +257,10 @@ def _untransformed_point(model: pm.Model, point: dict) -> dict:
 def model_signature(model: pm.Model) -> str:
     """A hash of everything in ``model`` but its shared data.
 
-    Two models with equal signatures compute the same function of their parameters and
-    shared variables (the graph of the log density and the deterministics, printed with
-    types, and the values of every constant in it), so code compiled for one serves the
+    Two models with equal signatures compute the same function of parameters of the same
+    shapes and of their shared variables (the graph of the log density and the
+    deterministics, printed with types, the values of every constant in it, and the
+    parameters' shapes), so code compiled for one serves the
     other once its shared data are swapped in. A number taken from the table and baked
     into the graph as a constant changes the signature: it can make the cache miss,
     never return a wrong model.
@@ -279,6 +280,10 @@ def model_signature(model: pm.Model) -> str:
             digest.update(np.asarray(var.data).tobytes())
     for rv in model.free_RVs:
         digest.update(f"{rv.name}:{model.rvs_to_values[rv].name}".encode())
+    # Shapes are symbolic in the graph (a dimension's length is data): the parameters'
+    # shapes, e.g. the number of domains, must match for the compiled code to fit.
+    shapes = {name: [int(n) for n in shape] for name, shape in model.eval_rv_shapes().items()}
+    digest.update(repr(sorted(shapes.items())).encode())
     return digest.hexdigest()
 
 

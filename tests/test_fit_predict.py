@@ -157,6 +157,10 @@ def test_a_law_compiled_once_samples_new_data_exactly_as_a_fresh_compile(monkeyp
     # a changed prior is a changed constant of the graph: another model, another compile
     other = {"E": {"dist": "LogNormal", "mu": -0.4, "sigma": 0.6}}
     assert model_signature(build_model(law, second, other)[0]) != model_signature(build_model(law, second)[0])
+    # the same law on four domains has parameters of other shapes: another model
+    four, _ = simulate_runs(default_truth("chinchilla_domain", ("a", "b", "c", "d"), seed=4, noise_sd=0.01),
+                            n_mixtures=8, model_sizes=(5e7, 2e8), tokens_per_param=20.0, seed=4)
+    assert model_signature(build_model(law, four)[0]) != model_signature(build_model(law, second)[0])
 
     compiles = []
     original = nutpie.compile_pymc_model
