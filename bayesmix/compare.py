@@ -1197,6 +1197,9 @@ def compare_laws(table, laws=None, *, cv="kfold:5", settings: CompareSettings | 
             tasks.extend(FitTask(kind="heldout", fold=fold, **common) for fold in folds)
             if save_path:
                 tasks.append(FitTask(kind="full", fold=None, save_path=save_path, **common))
+    # The most expensive laws first (a stable sort keeps each law's folds in order): with
+    # fits queued law by law, an expensive law last leaves its final fits running alone.
+    tasks.sort(key=lambda task: -get_law(task.law).relative_cost)
     own_executor = executor is None
     executor = executor or make_executor()
     store = TaskStore(work_dir) if work_dir is not None else None

@@ -37,6 +37,7 @@ from bayesmix.compare import (
     score_runs,
     stacked_posterior,
     stacking_weights,
+    task_seed,
 )
 from bayesmix.errors import UsageError
 from bayesmix.executors import SerialExecutor, make_executor
@@ -425,6 +426,21 @@ def test_compare_kfold_pipeline_ranks_the_true_law(multi_scale_table, fake_fitte
                                overall.loc["capacity", "elpd"])
     with pytest.raises(UsageError, match="different cv scheme"):
         Comparison.combine([alone, compare_laws(table, ["capacity_noise"], cv="kfold:2", executor=SerialExecutor())])
+
+
+def test_fits_start_most_expensive_law_first_and_results_keep_the_users_order(multi_scale_table, fake_fitter):
+    table = multi_scale_table.final_checkpoints()
+    cheap, costly = sorted(["capacity", "capacity_noise"], key=lambda name: get_law(name).relative_cost)
+    assert get_law(cheap).relative_cost < get_law(costly).relative_cost
+    result = compare_laws(table, [cheap, costly], cv="kfold:3", executor=SerialExecutor())
+    called = [call["law"] for call in fake_fitter.calls]
+    assert called == [costly] * 3 + [cheap] * 3
+    # each law's folds keep their order (their seeds say which fold a fit was)
+    folds = make_folds(table, parse_cv("kfold:3"))
+    for name in (cheap, costly):
+        seeds = [call["seed"] for call in fake_fitter.calls if call["law"] == name]
+        assert seeds == [task_seed(0, name, "heldout", fold.index) for fold in folds]
+    assert list(result.laws) == [cheap, costly]
 
 
 def _has(law):

@@ -85,6 +85,7 @@ def test_declared_metadata(name):
         assert hasattr(pm, param.prior["dist"]), (param.name, param.prior)
         assert param.doc.strip(), f"{name}.{param.name} has no doc"
     assert isinstance(law.uses_model_size, bool) and isinstance(law.uses_tokens, bool)
+    assert law.relative_cost > 0, "a comparison orders its fits by relative_cost"
     # Level terms are per-domain parameters with positive priors (see bayesmix.coordinates).
     assert len(set(law.level_terms)) == len(law.level_terms) != 1
     for term in law.level_terms:

@@ -79,6 +79,11 @@ class Law:
     #: Why the law cannot be fitted to runs at one model size and one token count, or
     #: empty when it can (the table is then refused with this reason).
     one_scale_refusal: ClassVar[str] = ""
+    #: Typical sampling cost of one fit relative to the cheapest laws (measured: CPU
+    #: seconds of the Pile 17 comparison, ``benchmarks/bench_compare.py``). A comparison
+    #: submits the most expensive fits first so that no long fit starts last; results
+    #: never depend on it.
+    relative_cost: ClassVar[float] = 1.0
 
     options: dict = field(default_factory=dict)
 

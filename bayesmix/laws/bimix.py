@@ -47,6 +47,7 @@ class BiMixLaw(Law):
     """
 
     name = "bimix"
+    relative_cost = 1
     title = "BiMix bivariate data mixing law (Ge et al., Eq. 3)"
     citation = CITATION
     uses_model_size = False

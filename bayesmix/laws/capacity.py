@@ -274,6 +274,7 @@ class CapacityNoiseLaw(_CapacityBase):
     """
 
     name = "capacity_noise"
+    relative_cost = 8
     title = "capacity competition + noise reduction (Eq. 3)"
     citation = CITATION
     uses_model_size = True
@@ -299,6 +300,7 @@ class CapacityLaw(_CapacityBase):
     """
 
     name = "capacity"
+    relative_cost = 6
     title = "capacity competition (Eq. 1)"
     citation = CITATION
     uses_model_size = True

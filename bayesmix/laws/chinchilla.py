@@ -38,6 +38,7 @@ class ChinchillaDomainLaw(Law):
     """
 
     name = "chinchilla_domain"
+    relative_cost = 1
     title = "per-domain Chinchilla law on the domain's own tokens"
     citation = CITATION
     uses_model_size = True

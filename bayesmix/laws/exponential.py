@@ -44,6 +44,7 @@ class ExponentialLaw(Law):
     """
 
     name = "exponential"
+    relative_cost = 3
     title = "exponential data mixing law (Ye et al., Eq. 7)"
     citation = CITATION
     uses_model_size = False

@@ -39,6 +39,7 @@ class LinearLaw(Law):
     """
 
     name = "linear"
+    relative_cost = 1
     title = "Bayesian linear regression on the mixture (RegMix linear baseline)"
     citation = CITATION
     uses_model_size = True

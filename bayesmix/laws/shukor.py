@@ -92,6 +92,7 @@ class AdditiveLaw(Law):
     """
 
     name = "additive"
+    relative_cost = 12
     title = "additive data-mixture scaling law (Shukor et al., Eq. 2.4)"
     citation = CITATION
     uses_model_size = True
@@ -147,6 +148,7 @@ class JointLaw(Law):
     """
 
     name = "joint"
+    relative_cost = 100
     title = "joint data-mixture scaling law (Shukor et al., Eq. 2.5)"
     citation = CITATION
     uses_model_size = True
