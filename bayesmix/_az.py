@@ -57,6 +57,11 @@ def diagnostics_table(idata, var_names) -> dict:
     return out
 
 
+def drop_posterior_vars(idata, names) -> None:
+    """Remove ``names`` (where present) from the posterior group, in place."""
+    idata.posterior = idata.posterior.drop_vars([n for n in names if n in idata.posterior])
+
+
 def add_table_groups(idata, *, weights, model_size, tokens, run_ids, losses, loglik, domains):
     """Attach observed and constant data and the pointwise log-likelihood (row, domain)."""
     rows = np.arange(len(model_size))

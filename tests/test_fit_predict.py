@@ -138,9 +138,11 @@ def test_map_posterior_is_a_point_fit_that_predicts_new_mixtures_of_its_truth():
     assert np.all(post.sigma < 0.02)
 
 
-def test_a_law_compiled_once_samples_new_data_exactly_as_a_fresh_compile(monkeypatch):
+@pytest.mark.parametrize("precondition", ["off", "on"])
+def test_a_law_compiled_once_samples_new_data_exactly_as_a_fresh_compile(monkeypatch, precondition):
     """The folds of a comparison reuse one nutpie compilation per law and process; the
-    draws on the second data set must be those of a fresh compilation, bit for bit."""
+    draws on the second data set must be those of a fresh compilation, bit for bit, also
+    in whitened coordinates (whose centre and factor are data of the compiled model)."""
     import nutpie
 
     from bayesmix import inference
@@ -165,7 +167,8 @@ def test_a_law_compiled_once_samples_new_data_exactly_as_a_fresh_compile(monkeyp
     compiles = []
     original = nutpie.compile_pymc_model
     monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: compiles.append(1) or original(*a, **k))
-    settings = dict(draws=60, tune=60, chains=2, seed=5, map_starts=1, progressbar=False, sampler="nutpie")
+    settings = dict(draws=60, tune=60, chains=2, seed=5, map_starts=1, progressbar=False, sampler="nutpie",
+                    precondition=precondition)
     monkeypatch.setattr(inference, "_COMPILED_MODELS", {})
     fresh = fit_law(second, law, **settings)
     monkeypatch.setattr(inference, "_COMPILED_MODELS", {})
@@ -174,3 +177,21 @@ def test_a_law_compiled_once_samples_new_data_exactly_as_a_fresh_compile(monkeyp
     assert len(compiles) == 2  # fresh, then first; the second data set reused the latter
     for name in ("E", "A", "alpha", "B", "beta", "sigma"):
         np.testing.assert_array_equal(reused.idata.posterior[name].values, fresh.idata.posterior[name].values)
+
+
+def test_laplace_factor_inverts_the_hessian_of_a_gaussian():
+    """For a Gaussian log density with precision P, the factor L has L L^T = P^-1
+    (central differences of a linear gradient are exact up to rounding)."""
+    from bayesmix.inference import laplace_factor
+
+    rng = np.random.default_rng(2)
+    root = rng.normal(size=(5, 5))
+    precision = root @ root.T + 0.1 * np.eye(5)
+    mode = rng.normal(size=5)
+
+    def logp_dlogp(x):
+        return -0.5 * (x - mode) @ precision @ (x - mode), -precision @ (x - mode)
+
+    factor = laplace_factor(logp_dlogp, mode + rng.normal(size=5))
+    np.testing.assert_allclose(factor @ factor.T, np.linalg.inv(precision), rtol=1e-6, atol=1e-9)
+    assert laplace_factor(lambda x: (np.nan, np.full(5, np.nan)), mode) is None

@@ -18,7 +18,7 @@ import pytest
 from bayesmix.data import RunTable
 from bayesmix.coordinates import LEVEL, to_level_coordinates, uses_level_coordinates
 from bayesmix.errors import UsageError
-from bayesmix.inference import Fit, build_model, fit_law
+from bayesmix.inference import PRECOND_CHOL, PRECOND_MEAN, PRECOND_Z, Fit, build_model, fit_law, preconditioned_model
 from bayesmix.laws import DOMAIN, DOMAIN_J, available_laws, get_law
 from bayesmix.posterior import Posterior, symbolic_params
 from bayesmix.priors import draw_from_prior
@@ -86,6 +86,7 @@ def test_declared_metadata(name):
         assert param.doc.strip(), f"{name}.{param.name} has no doc"
     assert isinstance(law.uses_model_size, bool) and isinstance(law.uses_tokens, bool)
     assert law.relative_cost > 0, "a comparison orders its fits by relative_cost"
+    assert isinstance(law.whitened_sampling, bool)
     # Level terms are per-domain parameters with positive priors (see bayesmix.coordinates).
     assert len(set(law.level_terms)) == len(law.level_terms) != 1
     for term in law.level_terms:
@@ -185,6 +186,38 @@ def test_level_coordinates_give_exactly_the_natural_log_density(name):
         got = pytensor.function(model.value_vars, outs, on_unused_input="ignore")
         for t, value in zip(law.level_terms, got(*[mapped[v.name] for v in model.value_vars])):
             np.testing.assert_allclose(value, terms[t], rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", LAWS)
+def test_preconditioned_model_is_the_same_density_in_affine_coordinates(name):
+    """``u = mean + chol @ z`` has a constant Jacobian: the whitened model's log density at
+    ``z`` is the model's at ``u``, and its recorded variables are the model's values at ``u``."""
+    law, _, table = simulated(name)
+    model, _ = build_model(law, table)
+    pre = preconditioned_model(model)
+    assert [rv.name for rv in pre.free_RVs] == [PRECOND_Z]
+    names = [v.name for v in model.value_vars]
+    start = model.initial_point()
+    size = sum(np.size(start[n]) for n in names)
+    rng = np.random.default_rng(5)
+    centre = np.concatenate([np.ravel(start[n]) for n in names]) + rng.normal(0, 0.3, size)
+    chol = np.tril(rng.normal(0, 0.2, (size, size))) + np.eye(size)
+    pre.set_data(PRECOND_MEAN, centre)
+    pre.set_data(PRECOND_CHOL, chol)
+    logp_pre, logp = pre.compile_logp(), model.compile_logp()
+    recorded = [rv.name for rv in model.free_RVs]
+    values_pre = pytensor.function(pre.value_vars, pre.replace_rvs_by_values([pre[n] for n in recorded]))
+    values = pytensor.function(model.value_vars, model.replace_rvs_by_values([model[n] for n in recorded]),
+                               on_unused_input="ignore")
+    for _ in range(2):
+        z = rng.normal(0, 0.5, size)
+        u, point, offset = centre + chol @ z, {}, 0
+        for n in names:
+            point[n] = u[offset:offset + np.size(start[n])].reshape(np.shape(start[n]))
+            offset += np.size(start[n])
+        np.testing.assert_allclose(logp_pre({f"{PRECOND_Z}": z}), logp(point), rtol=1e-10)
+        for got, want in zip(values_pre(z), values(*[point[n] for n in names])):
+            np.testing.assert_allclose(got, want, rtol=1e-10)
 
 
 # ----------------------------------------------------------------------------- 4. prediction at one point
