@@ -332,9 +332,15 @@ def _compiled_nutpie_model(model: pm.Model):
     return compiled
 
 
-def _n_coordinates(model: pm.Model) -> int:
-    shapes = model.eval_rv_shapes()
+def _n_coordinates(model: pm.Model, shapes: dict | None = None) -> int:
+    shapes = model.eval_rv_shapes() if shapes is None else shapes
     return int(sum(np.prod(shapes[v.name], dtype=int) for v in model.value_vars))
+
+
+def _raveled(model: pm.Model, point: dict) -> np.ndarray:
+    """A point of ``model``'s value variables as one vector, in their order (that of
+    nutpie's coordinates and of :func:`find_map`)."""
+    return np.concatenate([np.asarray(point[v.name], dtype="float64").ravel() for v in model.value_vars])
 
 
 def preconditioned_model(model: pm.Model) -> pm.Model:
@@ -353,7 +359,7 @@ def preconditioned_model(model: pm.Model) -> pm.Model:
     from pytensor.graph.replace import graph_replace
 
     shapes = model.eval_rv_shapes()
-    size = _n_coordinates(model)
+    size = _n_coordinates(model, shapes)
     with pm.Model(coords=model.coords) as pre:
         for var in model.data_vars:
             pre.register_data_var(var, dims=model.named_vars_to_dims.get(var.name))
@@ -425,11 +431,7 @@ def _start_at(compiled, model: pm.Model, init: dict):
     """``compiled`` with every chain starting at ``init`` (initial values by free RV name)."""
     import dataclasses
 
-    from pymc.initial_point import make_initial_point_fn
-
-    point = make_initial_point_fn(model=model, overrides=init, jitter_rvs=set(), return_transformed=True)(0)
-    start = np.concatenate([np.asarray(point[model.rvs_to_values[rv].name], dtype="float64").ravel()
-                            for rv in model.free_RVs])
+    start = _raveled(model, _transformed_point(model, init))
     return dataclasses.replace(compiled, initial_point_func=lambda seed: start.copy())
 
 
@@ -459,7 +461,7 @@ def _whitened_at(compiled, model: pm.Model, point: dict):
     whitened by the Laplace factor there, every chain starting at ``point``."""
     import dataclasses
 
-    centre = np.concatenate([np.asarray(point[v.name], dtype="float64").ravel() for v in model.value_vars])
+    centre = _raveled(model, point)
     factor = laplace_factor(_compiled_logp_dlogp(compiled), centre)
     if factor is None:
         factor = np.eye(len(centre))
