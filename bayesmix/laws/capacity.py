@@ -23,28 +23,48 @@ CITATION = (
     "Eq. 1 (capacity competition) and Eq. 3 (capacity competition + noise reduction)."
 )
 
-#: Newton iterations of the multiplier solve. Started left of the root of a convex,
+#: Most Newton iterations of the multiplier solve. Started left of the root of a convex,
 #: decreasing function, Newton converges monotonically; 9 steps reach machine
 #: precision on 200 random instances (K 2-17, b 0.02-1, H down to 1e-4 N); 12 leave margin.
 SOLVER_ITERATIONS = 12
 
+#: A row's solve stops once the budget holds to this relative error,
+#: ``|log(sum_i x_i) - log(n + (K-1) H)| <= tolerance``: the quantity the split is for,
+#: so stopping never leaves a worse split than running on (a size step alone would:
+#: where a domain leaves the floor the slope jumps and Newton can creep). Measured on
+#: the Pile 17 mixtures with parameters drawn from the capacity priors, n = 1-10^4:
+#: 4-6 Newton steps instead of 12, and a capacity law's log-density gradient about 20%
+#: cheaper (one step costs ~4 us on 34 rows x 17 domains). Rows that do not get there
+#: take all :data:`SOLVER_ITERATIONS` steps, as before.
+SOLVER_RESIDUAL_TOLERANCE = 1e-13
 
-def _newton_rows(lw, ex, lh, bl, act, iterations):
+#: Version of the numba loop of :class:`NewtonMultiplier` (see its funcify).
+NUMBA_IMPLEMENTATION_VERSION = 2
+
+
+def _newton_rows(lw, ex, lh, bl, act, iterations, tolerance=SOLVER_RESIDUAL_TOLERANCE):
     """The Newton solve on 2-D arrays ``(rows, K)`` (NumPy; see :func:`capacity_split`)."""
     with np.errstate(all="ignore"):
         t = np.min(np.where(act, lw - bl / ex, np.inf), axis=-1, keepdims=True)
+        running = np.ones(t.shape, dtype=bool)
         for _ in range(iterations):
             log_x_free = (lw - t) * ex
             clamped = ~act | (log_x_free < lh)
             x = np.exp(np.where(clamped, lh, log_x_free))
             total = np.sum(x, axis=-1, keepdims=True)
             slope = -np.sum(np.where(clamped, 0.0, x * ex), axis=-1, keepdims=True) / total
-            t = t - (np.log(total) - bl[:, :1]) / slope
+            residual = np.log(total) - bl[:, :1]
+            # As the numba loop: a row whose budget holds takes no further step.
+            running &= ~(np.abs(residual) <= tolerance)
+            if not running.any():
+                break
+            t = t - np.where(running, residual / slope, 0.0)
     return t
 
 
 class NewtonMultiplier(Op):
-    """``t = log lam`` of the capacity split by a fixed number of Newton steps.
+    """``t = log lam`` of the capacity split by Newton steps (at most ``iterations``; a
+    row stops once its budget holds to the relative error ``tolerance``).
 
     Inputs, all of one shape ``(..., K)``: ``log(h_i b_i c_i)``, ``1/(b_i+1)``,
     ``log H``, ``log(n + (K-1) H)`` and the activity mask (``h_i > 0``); output ``t``
@@ -55,10 +75,11 @@ class NewtonMultiplier(Op):
     Newton step in the graph.
     """
 
-    __props__ = ("iterations",)
+    __props__ = ("iterations", "tolerance")
 
-    def __init__(self, iterations: int = SOLVER_ITERATIONS):
+    def __init__(self, iterations: int = SOLVER_ITERATIONS, tolerance: float = SOLVER_RESIDUAL_TOLERANCE):
         self.iterations = int(iterations)
+        self.tolerance = float(tolerance)
 
     def make_node(self, log_w, expo, log_H, budget_log, active):
         inputs = [pt.as_tensor_variable(v).astype("float64") for v in (log_w, expo, log_H, budget_log, active)]
@@ -72,7 +93,7 @@ class NewtonMultiplier(Op):
         lw, ex, lh, bl, act = (np.asarray(v, dtype=float) for v in inputs)
         K = lw.shape[-1]
         flat = [v.reshape(-1, K) for v in (lw, ex, lh, bl)]
-        t = _newton_rows(*flat, act.reshape(-1, K) > 0, self.iterations)
+        t = _newton_rows(*flat, act.reshape(-1, K) > 0, self.iterations, self.tolerance)
         outputs[0][0] = t.reshape(lw.shape[:-1] + (1,))
 
     def infer_shape(self, fgraph, node, shapes):
@@ -88,6 +109,7 @@ class NewtonMultiplier(Op):
 @register_funcify_default_op_cache_key(NewtonMultiplier)
 def _numba_newton_multiplier(op, node, **kwargs):
     iterations = op.iterations
+    tolerance = op.tolerance
 
     # error_model="numpy": a zero slope (every active domain at the floor, far in the
     # tails) gives inf/nan as in the graph it replaces, not a ZeroDivisionError that
@@ -112,7 +134,10 @@ def _numba_newton_multiplier(op, node, **kwargs):
                         free += x * ex[m, k]
                     else:
                         total += np.exp(lh[m, k])
-                t = t - (np.log(total) - bl[m, 0]) / (-free / total)
+                residual = np.log(total) - bl[m, 0]
+                if abs(residual) <= tolerance:
+                    break
+                t = t - residual / (-free / total)
             out[m, 0] = t
         return out
 
@@ -124,7 +149,9 @@ def _numba_newton_multiplier(op, node, **kwargs):
                  np.ascontiguousarray(act).reshape((-1, K)))
         return t.reshape(lw.shape[:-1] + (1,))
 
-    return newton_multiplier
+    # The integer joins PyTensor's on-disk cache key (type and props): raise it when the
+    # loop changes, or a machine's cache keeps serving the old code.
+    return newton_multiplier, NUMBA_IMPLEMENTATION_VERSION
 
 
 def newton_multiplier(log_w, expo, log_H, budget_log, active, iterations: int = SOLVER_ITERATIONS):
@@ -142,8 +169,9 @@ def capacity_split(h, b, c, H, n, iterations: int = SOLVER_ITERATIONS, return_mu
     The multiplier is found in log space, ``t = log lam``, by Newton's method on
     ``f(t) = log(sum_i x_i(t)) - log(n + (K-1) H)``. ``f`` is convex and decreasing, so
     Newton started left of the root (at the smallest ``t`` where one domain alone takes
-    the whole budget) never overshoots: no bracketing or line search is needed and the
-    iteration count is fixed. The iterations run outside the gradient, in one compact
+    the whole budget) never overshoots: no bracketing or line search is needed, and a
+    row stops once its budget holds to :data:`SOLVER_RESIDUAL_TOLERANCE` (at most
+    ``iterations`` steps). The iterations run outside the gradient, in one compact
     Op (:class:`NewtonMultiplier`); one Newton step inside the graph then gives exactly
     the implicit-function gradient ``dt/dtheta = -(df/dtheta) / (df/dt)``.
 
@@ -154,7 +182,7 @@ def capacity_split(h, b, c, H, n, iterations: int = SOLVER_ITERATIONS, return_mu
     H : tensor broadcastable to ``(..., rows, 1)`` (minimum capacity, > 0)
     n : tensor ``(..., rows, 1)`` (model size, same units as ``H``; must exceed ``H``)
     iterations : int
-        Newton steps of the disconnected solve.
+        Most Newton steps of the disconnected solve.
     return_multiplier : bool
         Also return ``t = log lam`` and the solve's residual ``f(t)``.
 
