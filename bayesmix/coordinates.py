@@ -21,6 +21,21 @@ density in the new coordinates is the declared priors' density of the log-parame
 same, only the sampler's coordinates change. On the same runs nutpie then needs about
 100 gradients per draw. The terms themselves are recorded as deterministics under
 their usual names, so posteriors, predictions and saved fits do not change.
+
+Where the design varies N and D independently the data also tell the terms apart by
+their scaling, but the loss at the reference point is still pinned down best, and level
+coordinates still sample better (``build_model(coordinates="auto")`` uses them on every
+design; "natural" remains on request). Measured, 2 chains, capacity laws whitened:
+
+* Pile 4 (3 model sizes, 6 token counts), ``capacity_noise``, 2 x (500+500), three
+  seeds: 10-12 s of sampling against 46-47 s, 34-35 gradients per draw against
+  165-185, 0-1 divergences against 2-10, min bulk ESS 64-86 against 102-121;
+  ``additive`` 105 against 279 gradients per draw (ESS 203 against 160),
+  ``chinchilla_domain`` 15 against 169 (ESS 179 against 141).
+* The recovery tests' simulated design (4 sizes x 2 tokens-per-parameter ratios, 3
+  domains), ``capacity_noise``, 2 x (400+400), 20 fits (2 data sets x 10 seeds): max
+  R-hat at most 1.04 in all 20 against 1.05-1.21 in 8 of 20, median min bulk ESS 174
+  against 64, divergences in 2 fits against 7, about half the sampling time.
 """
 
 from __future__ import annotations

@@ -102,8 +102,8 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         "level" samples the log of their sum and their log-ratios (an exact change of
         variables, see :mod:`bayesmix.coordinates`); "natural" samples each term with its
         own prior as a PyMC random variable (needed for prior predictive sampling);
-        "auto" uses level coordinates where the law and its priors allow them and the
-        design cannot separate the terms by scale (:func:`scales_separate_terms`).
+        "auto" uses level coordinates wherever the law and its priors allow them, on
+        any design (measurements in :mod:`bayesmix.coordinates`).
 
     Returns
     -------
@@ -115,8 +115,7 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         raise UsageError(f"coordinates must be 'auto', 'level' or 'natural', got '{coordinates}'")
     law.check_table(table)
     priors = resolve_priors(law, priors)
-    level = uses_level_coordinates(law, priors) and (
-        coordinates == "level" or (coordinates == "auto" and not scales_separate_terms(table)))
+    level = uses_level_coordinates(law, priors) and coordinates in ("auto", "level")
     if coordinates == "level" and not level:
         raise UsageError(f"law '{law.name}' with these priors cannot use level coordinates: its level "
                          "terms need priors on the positive half-line")
@@ -486,20 +485,6 @@ def _sample_nutpie(compiled, settings: FitSettings, sample_kwargs: dict):
         progress_bar=sample_kwargs["progressbar"], low_rank_modified_mass_matrix=True,
         target_accept=settings.target_accept, save_warmup=False,
     )
-
-
-def scales_separate_terms(table) -> bool:
-    """Whether the design varies N and D independently (several of each, not collinear).
-
-    Then the data tell a law's additive terms apart through their different scaling, and
-    natural coordinates sample well. On one scale, or with D tied to N, only the terms'
-    sum is pinned down and level coordinates avoid the curved ridge. Measured: Pile 17
-    (one scale) capacity_noise, nutpie gradients per draw 620-825 natural, 103 level;
-    a rich simulated design (4 sizes x 2 tokens-per-parameter, 3 domains) samples a
-    little better in natural coordinates (min bulk ESS 68 against 22 on one seed).
-    """
-    corr = log_scale_correlation(table)
-    return bool(corr is not None and abs(corr) <= COLLINEAR)
 
 
 def log_scale_correlation(table) -> float | None:

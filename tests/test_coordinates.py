@@ -11,7 +11,7 @@ import pytest
 
 from bayesmix.coordinates import LEVEL, level_initial_values, ratio_name, to_level_coordinates, uses_level_coordinates
 from bayesmix.errors import UsageError
-from bayesmix.inference import build_model, scales_separate_terms
+from bayesmix.inference import build_model
 from bayesmix.laws import get_law
 from bayesmix.priors import resolve_priors
 from bayesmix.simulate import default_truth, simulate_runs
@@ -74,19 +74,18 @@ def test_laws_without_level_terms_and_unknown_settings(table):
         build_model(get_law("capacity_noise"), table, coordinates="polar")
 
 
-def test_auto_picks_level_coordinates_only_where_scales_cannot_separate_the_terms(table):
+def test_auto_picks_level_coordinates_on_every_design_and_natural_on_request(table):
     law = get_law("capacity_noise")
-    # A 2 x 2 grid of N and D: the terms scale differently, natural coordinates.
-    assert scales_separate_terms(table)
-    model, _ = build_model(law, table)
-    assert {"E", "c", "A"} <= {rv.name for rv in model.free_RVs}
-    # One model size and one token count: level coordinates, terms kept as deterministics.
+    level_free = {LEVEL, ratio_name("c"), ratio_name("A")}
     one_scale = table.select(np.isclose(table.model_size, 6e7) & np.isclose(table.tokens, 2e9))
-    assert not scales_separate_terms(one_scale)
-    model, _ = build_model(law, one_scale)
+    tied, _ = simulate_runs(default_truth(seed=1), model_sizes=(6e7, 2e8, 6e8), n_mixtures=3, seed=1)
+    # A 2 x 2 grid of N and D, one scale, and D tied to N: level coordinates on each, the
+    # terms kept as deterministics under their own names.
+    for design in (table, one_scale, tied):
+        model, _ = build_model(law, design)
+        free = {rv.name for rv in model.free_RVs}
+        assert level_free <= free and not {"E", "c", "A"} & free
+        assert {"E", "c", "A"} <= {v.name for v in model.deterministics}
+    model, _ = build_model(law, table, coordinates="natural")
     free = {rv.name for rv in model.free_RVs}
-    assert {LEVEL, ratio_name("c"), ratio_name("A")} <= free and not {"E", "c", "A"} & free
-    assert {"E", "c", "A"} <= {v.name for v in model.deterministics}
-    # D tied to N (tokens per parameter fixed): collinear, level coordinates.
-    runs, _ = simulate_runs(default_truth(seed=1), model_sizes=(6e7, 2e8, 6e8), n_mixtures=3, seed=1)
-    assert not scales_separate_terms(runs)
+    assert {"E", "c", "A"} <= free and not level_free & free
