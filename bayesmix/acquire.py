@@ -14,13 +14,15 @@ Value of information (``voi``)
     its expected regret (against the draws' own optima, which do not depend on the
     weights) is averaged over the outcomes::
 
-        VOI = R(h0 | w0) - mean_j R(h_j | w_j)
+        VOI = max(0, R(h0 | w0) - mean_j R(h_j | w_j))
 
     When the posterior is a finite set of draws this reweighting is the exact Bayesian
     update, so the estimate is exact up to the Monte Carlo error over outcomes (reported
     as ``voi_se``). The effective sample size of the weights (min and mean over
     outcomes) is reported; below :data:`ESS_WARNING_FRACTION` of the draws the estimate
-    rests on few draws and a warning is attached. A Student-t fit is treated as Normal.
+    rests on few draws and a warning is attached. The true value is never negative; a
+    negative estimate (Monte Carlo error) is reported as 0, which is always closer to
+    it. A Student-t fit is treated as Normal.
 ``variance``
     The posterior variance of the candidate's expected log-losses, averaged over domains
     with the objective's weights: how much the draws disagree about the run's outcome
@@ -514,7 +516,10 @@ class Acquisition:
         for m in range(M):
             W = self._outcome_weights(log_mu[:, m], outcomes[m], w)
             _, R = self.reweighted_decisions(W, starts=h0[None])
-            score[m] = R0 - R.mean()
+            # The value of information is never negative; the estimate can be, by a Monte
+            # Carlo error (the outcomes' weights average to w only approximately). Zero
+            # is never further from the true value than a negative estimate.
+            score[m] = max(R0 - R.mean(), 0.0)
             se[m] = R.std(ddof=1) / np.sqrt(len(R))
             ess = effective_sample_size(W)
             ess_min[m], ess_mean[m] = ess.min(), ess.mean()
