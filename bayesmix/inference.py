@@ -146,7 +146,10 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
             with np.errstate(all="ignore"):
                 typical = np.nanmean(np.log(losses), axis=0) - np.log(np.asarray(scaling.loss_ref))
             p.update(add_level_terms(law, priors, np.where(np.isfinite(typical), typical, 0.0)))
-        p.update({param.name: make_rv(param.name, priors[param.name], dims=param.dims or None)
+        if any(param.below_model_size for param in law.params):
+            smallest_size = pm.Data("smallest_model_size", float(np.min(n)))
+        p.update({param.name: make_rv(param.name, priors[param.name], dims=param.dims or None,
+                                      upper=smallest_size if param.below_model_size else None)
                   for param in law.params if param.name not in p})
         mean = law.mean(p, weights, n_data, d_data)
         log_loss_ref = pm.Data("log_loss_ref", np.log(np.asarray(scaling.loss_ref, dtype=float)))

@@ -67,9 +67,16 @@ def load_prior_file(path) -> dict[str, dict]:
     return data
 
 
-def make_rv(name: str, spec: dict, dims=None):
-    """Create the PyMC random variable of a prior spec inside the current model."""
+def make_rv(name: str, spec: dict, dims=None, upper=None):
+    """Create the PyMC random variable of a prior spec inside the current model.
+
+    ``upper`` (a tensor, e.g. shared data) truncates the prior to ``(0, upper)``: the
+    density is the prior's, renormalised, and the sampler's coordinate is the log-odds
+    of ``value / upper`` (close to ``log value`` well below the bound).
+    """
     try:
+        if upper is not None:
+            return pm.Truncated(name, make_dist(spec), lower=0.0, upper=upper, dims=dims)
         return getattr(pm, spec["dist"])(name, dims=dims, **_dist_kwargs(spec))
     except TypeError as err:
         raise UsageError(f"prior for '{name}' ({spec}): {err}") from None

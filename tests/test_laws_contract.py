@@ -215,9 +215,53 @@ def test_preconditioned_model_is_the_same_density_in_affine_coordinates(name):
         for n in names:
             point[n] = u[offset:offset + np.size(start[n])].reshape(np.shape(start[n]))
             offset += np.size(start[n])
-        np.testing.assert_allclose(logp_pre({f"{PRECOND_Z}": z}), logp(point), rtol=1e-10)
+        np.testing.assert_allclose(logp_pre({PRECOND_Z: z}), logp(point), rtol=1e-10)
         for got, want in zip(values_pre(z), values(*[point[n] for n in names])):
             np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+BOUNDED_BY_MODEL_SIZE = [(name, p.name) for name in LAWS for p in get_law(name).params if p.below_model_size]
+
+
+def test_the_capacity_floor_is_declared_below_the_model_size():
+    assert {("capacity", "H"), ("capacity_noise", "H")} <= set(BOUNDED_BY_MODEL_SIZE)
+
+
+@pytest.mark.parametrize("name,param", BOUNDED_BY_MODEL_SIZE)
+def test_a_parameter_below_the_model_size_keeps_the_sampler_where_the_law_exists(name, param):
+    """A parameter the law needs below every model size (the capacity floor ``H``) is
+    sampled on ``(0, smallest model size)``: every coordinate maps inside, the log density
+    and its gradient stay finite as the coordinate runs towards the bound (unbounded, a
+    trajectory stepping past the smallest size met a NaN gradient and diverged: SlimPajama
+    7 with every checkpoint, whose floor sits against 122M), and inside the bound the
+    density is the prior's up to a constant."""
+    from scipy import stats
+
+    law, _, table = simulated(name)
+    model, scaling = build_model(law, table)
+    n, _ = scaling.scale_inputs(table.model_size, table.tokens)
+    bound = float(np.min(n))
+    rv = model[param]
+    value_name = model.rvs_to_values[rv].name
+    transform = model.rvs_to_transforms[rv]
+    coordinate = np.array([-40.0, -5.0, 0.0, 5.0, 30.0])
+    inside = transform.backward(coordinate, *rv.owner.inputs).eval()
+    assert np.all((inside > 0) & (inside < bound)), inside
+
+    logp, dlogp = model.compile_logp(), model.compile_dlogp()
+    point = model.initial_point()
+    for z in (-10.0, 0.0, 10.0, 25.0):
+        point[value_name] = np.asarray(z)
+        assert np.isfinite(logp(point)) and np.all(np.isfinite(dlogp(point))), z
+
+    prior = law.param(param).prior
+    assert prior["dist"] == "LogNormal"
+    density = model.compile_fn(model.logp(vars=[rv], jacobian=False), inputs=model.value_vars,
+                               on_unused_input="ignore")
+    values = np.array([1e-4, 1e-2, 0.5]) * bound
+    got = [float(density({**point, value_name: transform.forward(v, *rv.owner.inputs).eval()})) for v in values]
+    want = stats.lognorm(s=prior["sigma"], scale=np.exp(prior["mu"])).logpdf(values)
+    np.testing.assert_allclose(np.diff(got), np.diff(want), rtol=1e-9, atol=1e-9)
 
 
 # ----------------------------------------------------------------------------- 4. prediction at one point

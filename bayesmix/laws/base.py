@@ -50,12 +50,19 @@ class Param:
         Default prior: ``{"dist": <pymc distribution name>, **kwargs}``. Overridable.
     doc : str
         What the parameter means, with its units.
+    below_model_size : bool
+        The law is defined only where this (positive) parameter is below every model size
+        of the data, in ``N_ref`` units (the capacity floor ``H``: the split needs
+        ``n > H``). Its prior is then truncated to ``(0, smallest model size)`` of the
+        fitted table, so that the sampler's coordinate maps onto the law's domain and a
+        trajectory can never step where the law is undefined.
     """
 
     name: str
     dims: tuple[str, ...]
     prior: dict
     doc: str = ""
+    below_model_size: bool = False
 
     def shape(self, n_domains: int) -> tuple[int, ...]:
         return tuple(n_domains for _ in self.dims)
@@ -127,7 +134,8 @@ class Law:
         lines = [f"{self.name}: {self.title}", f"  {self.citation}"]
         for param in self.params:
             dims = "(" + ", ".join(param.dims) + ")" if param.dims else "scalar"
-            lines.append(f"  {param.name:<8} {dims:<20} {param.prior}  {param.doc}")
+            bound = ", truncated below the smallest model size" if param.below_model_size else ""
+            lines.append(f"  {param.name:<8} {dims:<20} {param.prior}{bound}  {param.doc}")
         return "\n".join(lines)
 
     def check_table(self, table) -> None:

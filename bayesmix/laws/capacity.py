@@ -282,7 +282,9 @@ _CAPACITY_PARAMS = (
           "capacity exponent; bounded away from 0, where c*x^-b would turn into a constant "
           "indistinguishable from E"),
     Param("H", (), {"dist": "LogNormal", "mu": -5.3, "sigma": 1.0},
-          "minimum capacity of every domain, in units of N_ref"),
+          "minimum capacity of every domain, in units of N_ref; below the smallest model "
+          "size of the table, where the split exists (the prior is truncated there)",
+          below_model_size=True),
     Param("E", (DOMAIN,), {"dist": "LogNormal", "mu": -0.5, "sigma": 0.6},
           "irreducible loss relative to the reference loss (the geometric mean of all observed "
           "losses); 90% prior range 0.2-1.6 covers easy (code) and hard (books) domains alike"),
