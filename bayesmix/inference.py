@@ -637,6 +637,9 @@ def format_diagnostics(diag: dict) -> str:
         ("sampling time", f"{diag.get('sampling_seconds', float('nan')):.1f} s", ""),
         ("solver residual", f"{diag.get('solver_residual', float('nan')):.1e}", "capacity laws: < 1e-8"),
     ]
+    if "H_to_smallest_size" in diag:
+        rows.append(("floor H / smallest N", f"{diag['H_to_smallest_size']:.2g}",
+                     "capacity laws: near 1, the floor absorbs a misfit"))
     if "compile_seconds" in diag:
         rows.insert(-1, ("compile time", f"{diag['compile_seconds']:.1f} s", "about 0 when reused"))
     width = max(len(r[0]) for r in rows)

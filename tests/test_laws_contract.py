@@ -264,6 +264,17 @@ def test_a_parameter_below_the_model_size_keeps_the_sampler_where_the_law_exists
     np.testing.assert_allclose(np.diff(got), np.diff(want), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("name,param", BOUNDED_BY_MODEL_SIZE)
+def test_fit_checks_report_a_bounded_parameter_against_its_bound(name, param):
+    """The recorded ratio is the posterior median over the smallest model size."""
+    law, _, table = simulated(name)
+    post = prior_posterior(law, n_draws=5)
+    n, _ = post.scaling.scale_inputs(table.model_size, table.tokens)
+    shares = np.array([0.1, 0.2, 0.3, 0.9, 0.95])
+    post.draws[param] = shares * float(np.min(n))
+    np.testing.assert_allclose(law.fit_checks(post, table)[f"{param}_to_smallest_size"], 0.3, rtol=1e-12)
+
+
 # ----------------------------------------------------------------------------- 4. prediction at one point
 @pytest.mark.parametrize("name", LAWS)
 def test_prediction_at_a_single_point_matches_the_batch(name):

@@ -116,8 +116,20 @@ class Law:
         raise NotImplementedError
 
     def fit_checks(self, posterior, table) -> dict:
-        """Law-specific numerical checks recorded with every fit (default: none)."""
-        return {}
+        """Law-specific checks recorded with every fit.
+
+        For each parameter bounded by the model size (:attr:`Param.below_model_size`),
+        ``<name>_to_smallest_size``: its posterior median over the smallest model size of
+        the table. Near 1, the posterior sits against the bound: the law bends that
+        parameter to absorb a misfit (e.g. the capacity floor taking up unfinished
+        checkpoints), and predictions deserve suspicion.
+        """
+        bounded = [param.name for param in self.params if param.below_model_size]
+        if not bounded:
+            return {}
+        n, _ = posterior.scaling.scale_inputs(table.model_size, table.tokens)
+        return {f"{name}_to_smallest_size": float(np.median(posterior.draws[name]) / np.min(n))
+                for name in bounded}
 
     # ------------------------------------------------------------------ helpers
     def default_priors(self) -> dict[str, dict]:

@@ -271,7 +271,7 @@ class _CapacityBase(Law):
     whitened_sampling = True
 
     def fit_checks(self, posterior, table) -> dict:
-        return {"solver_residual": solver_residual(posterior, table)}
+        return {**super().fit_checks(posterior, table), "solver_residual": solver_residual(posterior, table)}
 
 
 _CAPACITY_PARAMS = (
