@@ -21,6 +21,7 @@ from scipy import optimize
 from . import _az
 from .errors import FitRejectedError, UsageError
 from .laws import Law, get_law
+from .laws.base import SMALLEST_SIZE_RATIO_SUFFIX
 from .coordinates import LEVEL, add_level_terms, to_level_coordinates, uses_level_coordinates
 from .posterior import Posterior
 from .priors import make_rv, resolve_priors
@@ -635,13 +636,14 @@ def format_diagnostics(diag: dict) -> str:
         ("tree depth hits", f"{diag.get('treedepth_hits', 0)}", "0"),
         ("gradients / draw", f"{diag.get('gradients_per_draw', float('nan')):.1f}", ""),
         ("sampling time", f"{diag.get('sampling_seconds', float('nan')):.1f} s", ""),
-        ("solver residual", f"{diag.get('solver_residual', float('nan')):.1e}", "capacity laws: < 1e-8"),
     ]
-    if "H_to_smallest_size" in diag:
-        rows.append(("floor H / smallest N", f"{diag['H_to_smallest_size']:.2g}",
-                     "capacity laws: near 1, the floor absorbs a misfit"))
     if "compile_seconds" in diag:
-        rows.insert(-1, ("compile time", f"{diag['compile_seconds']:.1f} s", "about 0 when reused"))
+        rows.append(("compile time", f"{diag['compile_seconds']:.1f} s", "about 0 when reused"))
+    rows.append(("solver residual", f"{diag.get('solver_residual', float('nan')):.1e}", "capacity laws: < 1e-8"))
+    # Law.fit_checks: one ratio per parameter bounded by the model size.
+    suffix = SMALLEST_SIZE_RATIO_SUFFIX
+    rows += [(f"{key[:-len(suffix)]} / smallest N", f"{value:.2g}", "near 1: it absorbs a misfit")
+             for key, value in diag.items() if key.endswith(suffix)]
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"  {name:<{width}}  {value:>10}  {note}" for name, value, note in rows)
 

@@ -98,7 +98,7 @@ def test_fit_cli_writes_complete_inference_data(tmp_path, capsys):
     assert set(attrs["versions"]) >= {"pymc", "arviz", "bayesmix"}
     assert attrs["diagnostics"]["solver_residual"] < 1e-8
     assert 0 < attrs["diagnostics"]["H_to_smallest_size"] < 0.5  # the truth's floor is far below
-    assert "floor H / smallest N" in printed
+    assert "H / smallest N" in printed
     # Prediction from the saved file is close to the truth inside the design.
     post = fit.posterior()
     mu = post.expected_loss(table.weights, table.model_size, table.tokens).mean(axis=0)

@@ -68,6 +68,10 @@ class Param:
         return tuple(n_domains for _ in self.dims)
 
 
+#: Key suffix of :meth:`Law.fit_checks`' ratio of a bounded parameter to its bound.
+SMALLEST_SIZE_RATIO_SUFFIX = "_to_smallest_size"
+
+
 @dataclass
 class Law:
     """Base class of registered laws. Subclasses set the class attributes and ``mean``."""
@@ -128,7 +132,7 @@ class Law:
         if not bounded:
             return {}
         n, _ = posterior.scaling.scale_inputs(table.model_size, table.tokens)
-        return {f"{name}_to_smallest_size": float(np.median(posterior.draws[name]) / np.min(n))
+        return {f"{name}{SMALLEST_SIZE_RATIO_SUFFIX}": float(np.median(posterior.draws[name]) / np.min(n))
                 for name in bounded}
 
     # ------------------------------------------------------------------ helpers
