@@ -50,6 +50,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import observation
 from .data import RunTable
 from .decide import (Constraints, MixtureProblem, Objective, Risk,
                      _normalised_weights, _spectral_projected_gradient, project_to_polytope)
@@ -284,32 +285,26 @@ def log_likelihood(log_y, log_mu, sigma, run_sd=None) -> np.ndarray:
         Observed log-losses (J runs or outcomes).
     log_mu : ndarray ``(S, K)`` or ``(S, J, K)``
         Expected log-losses per draw (per run when 3-D).
-    sigma : ndarray ``(S, K)``
+    sigma : ndarray ``(S, K)`` or ``(S, J, K)``
     run_sd : ndarray ``(S,)``, optional
 
     Returns
     -------
     ndarray ``(J, S)``
+
+    The density is :func:`bayesmix.observation.grouped_loglik`'s, with a run as the group.
     """
     log_y = np.atleast_2d(np.asarray(log_y, dtype=float))
     log_mu = np.asarray(log_mu, dtype=float)
     if log_mu.ndim == 2:
         log_mu = log_mu[:, None, :]
-    mask = np.isfinite(log_y)[None]  # (1, J, K)
-    resid = np.where(mask, np.nan_to_num(log_y)[None] - log_mu, 0.0)  # (S, J, K)
-    var = np.asarray(sigma, dtype=float)[:, None, :] ** 2
-    prec = np.where(mask, 1.0 / var, 0.0)
-    quad = np.sum(resid**2 * prec, axis=-1)
-    logdet = np.sum(np.where(mask, np.log(var), 0.0), axis=-1)
-    n_obs = mask.sum(-1)
-    if run_sd is not None:
-        tau2 = np.asarray(run_sd, dtype=float)[:, None] ** 2
-        total_prec = prec.sum(-1)
-        denom = 1.0 + tau2 * total_prec
-        quad = quad - tau2 * np.sum(resid * prec, axis=-1) ** 2 / denom
-        logdet = logdet + np.log(denom)
-    out = -0.5 * (quad + logdet + n_obs * np.log(2 * np.pi))
-    return out.T
+    S, J, K = log_mu.shape[0], log_y.shape[0], log_y.shape[1]
+    rows, doms = np.nonzero(np.isfinite(log_y))
+    loc = np.broadcast_to(log_mu, (S, J, K))[:, rows, doms]
+    scale = np.asarray(sigma, dtype=float)
+    scale = (scale[:, None, :] if scale.ndim == 2 else scale)
+    scale = np.broadcast_to(scale, (S, J, K))[:, rows, doms]
+    return observation.grouped_loglik(log_y[rows, doms], loc, scale, rows, J, run_sd=run_sd).T
 
 
 def _normalise_log(logw) -> np.ndarray:

@@ -18,7 +18,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import optimize
 
-from . import _az
+from . import _az, observation
 from .errors import FitRejectedError, UsageError
 from .laws import Law, get_law
 from .laws.base import SMALLEST_SIZE_RATIO_SUFFIX
@@ -28,7 +28,7 @@ from .priors import make_rv, resolve_priors
 from .scaling import Scaling
 
 SAMPLERS = ("pymc", "nutpie", "numpyro")
-LIKELIHOODS = ("normal", "student_t")
+LIKELIHOODS = observation.LIKELIHOODS
 
 #: |corr(log N, log D)| above which the N and D terms of a design are called collinear.
 COLLINEAR = 0.95
@@ -57,6 +57,9 @@ class FitSettings:
     target_accept: float = 0.95
     likelihood: str = "normal"
     run_effect: str = "auto"
+    #: The law's error over scale (:mod:`bayesmix.observation`): "auto" wherever the
+    #: table has more than one scale, "off" for the law-only model of the paper.
+    discrepancy: str = "auto"
     map_starts: int = 4
     cores: int | None = None
     coordinates: str = "auto"
@@ -68,19 +71,9 @@ class FitSettings:
         return dict(self.__dict__)
 
 
-def _uses_run_effect(table, run_effect: str) -> bool:
-    if run_effect == "auto":
-        return table.n_runs < table.n_rows
-    if run_effect in ("on", True):
-        return True
-    if run_effect in ("off", False):
-        return False
-    raise UsageError(f"run_effect must be 'auto', 'on' or 'off', got '{run_effect}'")
-
-
 def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str = "normal",
                 run_effect: str = "auto", scaling: Scaling | None = None,
-                coordinates: str = "auto") -> tuple[pm.Model, Scaling]:
+                coordinates: str = "auto", discrepancy: str = "auto") -> tuple[pm.Model, Scaling]:
     """Build the PyMC model of ``law`` on ``table``.
 
     Parameters
@@ -94,8 +87,11 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
     likelihood : {"normal", "student_t"}
         Observation model on log-loss; Student-t for tables with outliers.
     run_effect : {"auto", "on", "off"}
-        Per-run offset shared by a run's checkpoints; "auto" uses it when some run has
-        several checkpoints.
+        Per-run offset shared by a run's checkpoints and domains (see
+        :class:`bayesmix.observation.ObservationDesign` for "auto").
+    discrepancy : {"auto", "on", "off"}
+        The law's error as a function of scale (:mod:`bayesmix.observation`); "auto":
+        wherever the table has more than one scale.
     scaling : Scaling, optional
         Reference units; default from the table.
     coordinates : {"auto", "level", "natural"}
@@ -110,8 +106,6 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
     -------
     (pm.Model, Scaling)
     """
-    if likelihood not in LIKELIHOODS:
-        raise UsageError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got '{likelihood}'")
     if coordinates not in ("auto", "level", "natural"):
         raise UsageError(f"coordinates must be 'auto', 'level' or 'natural', got '{coordinates}'")
     law.check_table(table)
@@ -121,6 +115,8 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         raise UsageError(f"law '{law.name}' with these priors cannot use level coordinates: its level "
                          "terms need priors on the positive half-line")
     scaling = scaling or Scaling.from_table(table)
+    design = observation.ObservationDesign.from_table(table, scaling, likelihood=likelihood,
+                                                      run_effect=run_effect, discrepancy=discrepancy)
     losses = np.asarray(table.losses, dtype=float)
     rows, doms = np.nonzero(np.isfinite(losses))
     if len(rows) == 0:
@@ -140,8 +136,6 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         weights = pm.Data("weights", np.asarray(table.weights, dtype=float))
         n_data = pm.Data("n", n[:, 0])[:, None]
         d_data = pm.Data("d", d[:, 0])[:, None]
-        cell_row = pm.Data("cell_row", rows.astype("int64"))
-        cell_domain = pm.Data("cell_domain", doms.astype("int64"))
         p = {}
         if level:
             with np.errstate(all="ignore"):
@@ -155,19 +149,7 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         mean = law.mean(p, weights, n_data, d_data)
         log_loss_ref = pm.Data("log_loss_ref", np.log(np.asarray(scaling.loss_ref, dtype=float)))
         log_mu = pt.log(mean) + log_loss_ref
-        log_mu_cells = log_mu[cell_row, cell_domain]
-        if _uses_run_effect(table, run_effect):
-            cell_run = pm.Data("cell_run", run_index[rows].astype("int64"))
-            run_sd = make_rv("run_sd", priors["run_sd"])
-            run_z = pm.Normal("run_z", 0.0, 1.0, dims="run")
-            log_mu_cells = log_mu_cells + (run_sd * run_z)[cell_run]
-        sigma = make_rv("sigma", priors["sigma"], dims="domain")
-        observed = pm.Data("observed_log_loss", np.log(losses[rows, doms]))
-        if likelihood == "student_t":
-            nu = make_rv("nu", priors["nu"])
-            pm.StudentT("log_loss", nu=nu, mu=log_mu_cells, sigma=sigma[cell_domain], observed=observed, dims="cell")
-        else:
-            pm.Normal("log_loss", mu=log_mu_cells, sigma=sigma[cell_domain], observed=observed, dims="cell")
+        observation.add_likelihood(design, table, log_mu, priors, scaling)
     return model, scaling
 
 
@@ -226,7 +208,7 @@ def find_map(model: pm.Model, *, starts: int = 4, seed: int = 0, logp_dlogp=None
 
 
 def map_posterior(table, law="capacity_noise", *, priors=None, starts: int = 4, seed: int = 0,
-                  likelihood: str = "normal", run_effect: str = "auto") -> Posterior:
+                  likelihood: str = "normal", run_effect: str = "auto", discrepancy: str = "auto") -> Posterior:
     """A MAP point fit of ``law`` as a one-draw :class:`Posterior`.
 
     The best of ``starts`` L-BFGS-B searches of the posterior density (the same model and
@@ -237,22 +219,23 @@ def map_posterior(table, law="capacity_noise", *, priors=None, starts: int = 4, 
     Returns
     -------
     Posterior
-        One draw: the law's parameters, ``sigma`` (and ``nu``, ``run_sd`` when in the
-        model) at the MAP point.
+        One draw: the law's parameters and the observation model's variables at the MAP
+        point.
     """
     import pytensor
 
     law = get_law(law) if isinstance(law, str) else law
-    model, scaling = build_model(law, table, priors, likelihood=likelihood, run_effect=run_effect)
+    model, scaling = build_model(law, table, priors, likelihood=likelihood, run_effect=run_effect,
+                                 discrepancy=discrepancy)
+    design = observation.ObservationDesign.from_table(table, scaling, likelihood=likelihood,
+                                                      run_effect=run_effect, discrepancy=discrepancy)
     point, _ = find_map(model, starts=starts, seed=seed)
-    noise = [n for n in ("sigma", "nu", "run_sd") if n in model.named_vars]
-    names = [p.name for p in law.params] + noise
+    names = [p.name for p in law.params] + [n for n in observation.RECORDED if n in model.named_vars]
     evaluate = pytensor.function(model.value_vars, model.replace_rvs_by_values([model[n] for n in names]),
                                  on_unused_input="ignore")
     values = {n: np.asarray(v, dtype=float)[None]
               for n, v in zip(names, evaluate(*[point[v.name] for v in model.value_vars]))}
-    draws = {p.name: values[p.name] for p in law.params}
-    return Posterior(law, draws, scaling, tuple(table.domains), **{n: values[n] for n in noise})
+    return posterior_from_values(law, values, scaling, table.domains, design)
 
 
 def _untransformed_point(model: pm.Model, point: dict) -> dict:
@@ -313,7 +296,7 @@ def _compiled_nutpie_model(model: pm.Model):
     Compiling takes 5-30 s on Pile 17 (the capacity laws the most), often more than
     sampling a cheap law; the folds of a comparison differ only in their data, so a
     process compiles each law once and later fits swap in their data (``with_data``).
-    Set the chains' start with :func:`_start_at`.
+    Set the chains' starts with :func:`_nutpie_starts`.
     """
     import dataclasses
 
@@ -346,30 +329,50 @@ def _raveled(model: pm.Model, point: dict) -> np.ndarray:
     return np.concatenate([np.asarray(point[v.name], dtype="float64").ravel() for v in model.value_vars])
 
 
+def whitened_order(model: pm.Model, shapes: dict | None = None) -> tuple[np.ndarray, int]:
+    """Permutation of the raveled coordinates that puts the whitened block first (every
+    value variable but the observation model's standard-normal latents,
+    :data:`bayesmix.observation.LATENT`), and the block's size."""
+    shapes = model.eval_rv_shapes() if shapes is None else shapes
+    whitened, latent, offset = [], [], 0
+    for value in model.value_vars:
+        count = int(np.prod(shapes[value.name], dtype=int))
+        (latent if value.name in observation.LATENT else whitened).extend(range(offset, offset + count))
+        offset += count
+    return np.array(whitened + latent, dtype=int), len(whitened)
+
+
 def preconditioned_model(model: pm.Model) -> pm.Model:
     """``model`` sampled in whitened coordinates: an affine change of variables.
 
     The new model's only free variable is ``precond_z``; the original unconstrained
-    point is ``u = precond_mean + precond_chol @ z`` (both shared data), and the log
-    density is ``model``'s at ``u`` (the affine map's Jacobian is a constant). Every
-    free variable and deterministic of ``model`` is recorded as a deterministic under
-    its own name and dims, so the draws read as those of ``model``. With the mean at
-    the MAP and ``chol`` a square root of the inverse Hessian there
-    (:func:`laplace_factor`), the posterior seen by the sampler is close to a standard
-    normal, and NUTS starts its adaptation from a good mass matrix instead of learning
-    the correlations first; with ``mean = 0`` and ``chol = I`` it is ``model`` itself.
+    point, with its coordinates ordered by :func:`whitened_order`, is
+    ``u = precond_mean + [precond_chol @ z_w, z_l]`` (both shared data): the law's
+    parameters and the observation model's hyperparameters (``z_w``) are whitened
+    densely, the observation model's standard-normal latents (``z_l``: run offsets,
+    mixture effects, the discrepancy's white noise; hundreds of them, each a priori
+    N(0, 1) already) only shifted. The log density is ``model``'s at ``u`` (the affine
+    map's Jacobian is a constant). Every free variable and deterministic of ``model`` is
+    recorded as a deterministic under its own name and dims, so the draws read as those
+    of ``model``. With the mean at the MAP and ``chol`` a square root of the inverse
+    Hessian there (:func:`laplace_factor`), the posterior seen by the sampler is close to
+    a standard normal, and NUTS starts its adaptation from a good mass matrix instead of
+    learning the correlations first; with ``mean = 0`` and ``chol = I`` it is ``model``
+    itself.
     """
     from pytensor.graph.replace import graph_replace
 
     shapes = model.eval_rv_shapes()
     size = _n_coordinates(model, shapes)
+    order, block = whitened_order(model, shapes)
     with pm.Model(coords=model.coords) as pre:
         for var in model.data_vars:
             pre.register_data_var(var, dims=model.named_vars_to_dims.get(var.name))
         mean = pm.Data(PRECOND_MEAN, np.zeros(size))
-        chol = pm.Data(PRECOND_CHOL, np.eye(size))
+        chol = pm.Data(PRECOND_CHOL, np.eye(block))
         z = pm.Flat(PRECOND_Z, shape=size)
-        u = mean + pt.dot(chol, z)
+        ordered = mean + pt.concatenate([pt.dot(chol, z[:block]), z[block:]])
+        u = ordered[np.argsort(order)]
         replace, offset = {}, 0
         for value in model.value_vars:
             shape = [int(n) for n in shapes[value.name]]
@@ -430,14 +433,6 @@ def _compiled_logp_dlogp(compiled):
     return logp_dlogp
 
 
-def _start_at(compiled, model: pm.Model, init: dict):
-    """``compiled`` with every chain starting at ``init`` (initial values by free RV name)."""
-    import dataclasses
-
-    start = _raveled(model, _transformed_point(model, init))
-    return dataclasses.replace(compiled, initial_point_func=lambda seed: start.copy())
-
-
 def _preconditions(law: Law, model: pm.Model, settings: FitSettings) -> bool:
     """Whether the fit samples in whitened coordinates (:func:`preconditioned_model`):
     ``settings.precondition`` "on", or "auto" for a law that asks for it
@@ -449,7 +444,7 @@ def _preconditions(law: Law, model: pm.Model, settings: FitSettings) -> bool:
         return False
     if settings.precondition == "on":
         return True
-    return law.whitened_sampling and _n_coordinates(model) <= PRECONDITION_MAX_DIM
+    return law.whitened_sampling and whitened_order(model)[1] <= PRECONDITION_MAX_DIM
 
 
 def _transformed_point(model: pm.Model, init: dict) -> dict:
@@ -461,15 +456,51 @@ def _transformed_point(model: pm.Model, init: dict) -> dict:
 
 def _whitened_at(compiled, model: pm.Model, point: dict):
     """The compiled preconditioned model centred at ``point`` (by value variable),
-    whitened by the Laplace factor there, every chain starting at ``point``."""
+    its whitened block (:func:`whitened_order`) whitened by the Laplace factor there."""
+    centre = _raveled(model, point)
+    order, block = whitened_order(model)
+    logp = _compiled_logp_dlogp(compiled.with_data(**{PRECOND_MEAN: centre[order], PRECOND_CHOL: np.eye(block)}))
+
+    def logp_block(x):
+        # The preconditioned model at mean = centre (ordered) and chol = I: z is the
+        # offset from the centre; only the whitened block moves.
+        z = np.zeros(len(centre))
+        z[:block] = x - centre[order][:block]
+        value, grad = logp(z)
+        return value, grad[:block]
+
+    factor = laplace_factor(logp_block, centre[order][:block])
+    if factor is None:
+        factor = np.eye(block)
+    return compiled.with_data(**{PRECOND_MEAN: centre[order], PRECOND_CHOL: factor})
+
+
+#: Spread of the chains' starting points around the MAP, in standard deviations of the
+#: Laplace approximation there: wider than the posterior, so that chains that agree at
+#: the end (R-hat) agree because they mixed, not because they started at one point.
+START_SPREAD = 1.5
+#: Tries for a start with a finite log density, each at 0.7 times the previous spread.
+START_TRIES = 12
+
+
+def _dispersed_starts(compiled, centre: np.ndarray, factor: np.ndarray, seed: int):
+    """``compiled`` whose chains start at distinct points ``centre + factor @ z``,
+    ``z ~ N(0, START_SPREAD^2 I)``, one per chain (nutpie passes each chain its own
+    seed), drawn again closer to the centre where the log density is not finite."""
     import dataclasses
 
-    centre = _raveled(model, point)
-    factor = laplace_factor(_compiled_logp_dlogp(compiled), centre)
-    if factor is None:
-        factor = np.eye(len(centre))
-    compiled = compiled.with_data(**{PRECOND_MEAN: centre, PRECOND_CHOL: factor})
-    return dataclasses.replace(compiled, initial_point_func=lambda seed: np.zeros(len(centre)))
+    logp = _compiled_logp_dlogp(compiled)
+
+    def start(chain_seed):
+        entropy = [int(seed)] + [int(v) % 2**32 for v in np.atleast_1d(np.asarray(chain_seed, dtype=np.uint64))]
+        rng = np.random.default_rng(np.random.SeedSequence(entropy))
+        for attempt in range(START_TRIES):
+            x = centre + factor @ (START_SPREAD * 0.7**attempt * rng.standard_normal(len(centre)))
+            if np.isfinite(logp(x)[0]):
+                return x
+        return centre.copy()
+
+    return dataclasses.replace(compiled, initial_point_func=start)
 
 
 def _sample_nutpie(compiled, settings: FitSettings, sample_kwargs: dict):
@@ -529,22 +560,26 @@ def identification_warnings(law: Law, table) -> list[str]:
 def compute_loglik(posterior: Posterior, table, run_draws=None) -> np.ndarray:
     """Pointwise log-likelihood of the observed losses, ``(S, rows, K)``, NaN where missing.
 
-    The density is that of the loss itself (the log-loss density minus ``log L``), so
-    laws fitted to the same table are comparable.
+    Conditional on the fitted run offsets ``run_draws (S, rows)`` where given. The density
+    is that of the loss itself (the log-loss density minus ``log L``), so laws fitted to
+    the same table are comparable.
     """
-    from scipy import stats
-
-    mu = posterior.expected_loss(table.weights, table.model_size, table.tokens)
-    log_mu = np.log(mu)
+    log_mu = np.log(posterior.expected_loss(table.weights, table.model_size, table.tokens))
     if run_draws is not None:
         log_mu = log_mu + run_draws[:, :, None]
     y = np.log(np.asarray(table.losses, dtype=float))[None]
-    sigma = np.asarray(posterior.sigma)[:, None, :]
-    if posterior.nu is not None:
-        ll = stats.t.logpdf(y, df=np.asarray(posterior.nu)[:, None, None], loc=log_mu, scale=sigma)
-    else:
-        ll = stats.norm.logpdf(y, loc=log_mu, scale=sigma)
-    return ll - y
+    nu = None if posterior.nu is None else np.asarray(posterior.nu)[:, None, None]
+    return observation.cell_logpdf(y, log_mu, np.asarray(posterior.sigma)[:, None, :], nu) - y
+
+
+def posterior_from_values(law: Law, values: dict, scaling: Scaling, domains, design, meta=None) -> Posterior:
+    """A :class:`Posterior` from draws by model variable name (law parameters and the
+    observation model's :data:`~bayesmix.observation.RECORDED` variables)."""
+    extra = observation.ObservationDraws.from_values(design, values)
+    has_extra = design.discrepancy or design.mixture_effect
+    return Posterior(law, {p.name: values[p.name] for p in law.params}, scaling, tuple(domains),
+                     sigma=values.get("sigma"), nu=values.get("nu"), run_sd=values.get("run_sd"),
+                     meta=dict(meta or {}), observation=extra if has_extra else None)
 
 
 @dataclass
@@ -564,14 +599,20 @@ class Fit:
     def diagnostics(self) -> dict:
         return self.attrs.get("diagnostics", {})
 
+    @property
+    def observation_design(self) -> observation.ObservationDesign:
+        """The observation model's terms (a fit saved before they were recorded: the
+        law-only model with its likelihood and run offset)."""
+        return observation.ObservationDesign.from_dict(
+            self.attrs.get("observation"), likelihood="student_t" if _az.has_var(self.idata, "nu") else "normal",
+            run_effect=_az.has_var(self.idata, "run_sd"))
+
     def posterior(self, max_draws: int | None = None) -> Posterior:
         """The fit's :class:`Posterior` (optionally thinned to ``max_draws``)."""
-        draws = {p.name: _az.stacked_draws(self.idata, p.name) for p in self.law.params}
-        sigma = _az.stacked_draws(self.idata, "sigma")
-        nu = _az.stacked_draws(self.idata, "nu") if _az.has_var(self.idata, "nu") else None
-        run_sd = _az.stacked_draws(self.idata, "run_sd") if _az.has_var(self.idata, "run_sd") else None
-        post = Posterior(self.law, draws, self.scaling, tuple(self.domains), sigma=sigma, nu=nu,
-                         run_sd=run_sd, meta={"fingerprint": self.attrs.get("fingerprint")})
+        names = [p.name for p in self.law.params] + list(observation.RECORDED)
+        values = {n: _az.stacked_draws(self.idata, n) for n in names if _az.has_var(self.idata, n)}
+        post = posterior_from_values(self.law, values, self.scaling, self.domains, self.observation_design,
+                                     {"fingerprint": self.attrs.get("fingerprint")})
         return post.thin(max_draws) if max_draws else post
 
     def save(self, path):
@@ -602,8 +643,7 @@ class Fit:
 
 
 def diagnose(idata, law: Law) -> dict:
-    names = [p.name for p in law.params] + ["sigma"]
-    names += [v for v in ("run_sd", "nu") if _az.has_var(idata, v)]
+    names = [p.name for p in law.params] + [v for v in observation.GATED if _az.has_var(idata, v)]
     return _az.diagnostics_table(idata, names)
 
 
@@ -648,6 +688,64 @@ def format_diagnostics(diag: dict) -> str:
     return "\n".join(f"  {name:<{width}}  {value:>10}  {note}" for name, value, note in rows)
 
 
+def _compile(law: Law, model: pm.Model, settings: FitSettings):
+    """nutpie's compiled model (whitened where :func:`_preconditions` says so), or None
+    for the other samplers; and whether it is whitened."""
+    if settings.sampler != "nutpie":
+        return None, False
+    try:
+        import nutpie  # noqa: F401
+    except ImportError:
+        raise UsageError("the nutpie sampler is not installed: pip install nutpie, "
+                         "or use --sampler pymc") from None
+    precondition = _preconditions(law, model, settings)
+    # A preconditioned model starts with mean 0 and chol I: the MAP search sees the
+    # original coordinates.
+    return _compiled_nutpie_model(preconditioned_model(model) if precondition else model), precondition
+
+
+def _nutpie_starts(compiled, model: pm.Model, point: dict, precondition: bool, seed: int):
+    """The compiled model with dispersed chain starts around ``point``: in whitened
+    coordinates when preconditioned (centred at ``point``), else along the Laplace factor
+    at ``point`` (a small isotropic spread where the Hessian is not finite)."""
+    if precondition:
+        compiled = _whitened_at(compiled, model, point)
+        size = compiled.n_dim
+        return _dispersed_starts(compiled, np.zeros(size), np.eye(size), seed)
+    centre = _raveled(model, point)
+    factor = laplace_factor(_compiled_logp_dlogp(compiled), centre)
+    if factor is None:
+        factor = 0.1 * np.eye(len(centre))
+    return _dispersed_starts(compiled, centre, factor, seed)
+
+
+def _sample(model: pm.Model, compiled, precondition: bool, init: dict, settings: FitSettings,
+            progressbar: bool):
+    """Draws of ``model`` by the settings' sampler (nutpie: ``compiled``, starts set)."""
+    rng = np.random.default_rng(settings.seed)
+    sample_kwargs = dict(
+        draws=settings.draws, tune=settings.tune, chains=settings.chains,
+        random_seed=int(rng.integers(2**31)), progressbar=progressbar,
+        target_accept=settings.target_accept, compute_convergence_checks=False,
+    )
+    initvals = [dict(init) for _ in range(settings.chains)]
+    with model, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=RuntimeWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        if settings.sampler == "nutpie":
+            idata = _sample_nutpie(compiled, settings, sample_kwargs)
+            if precondition:
+                _az.drop_posterior_vars(idata, [PRECOND_Z])
+            return idata
+        if settings.sampler == "pymc":
+            # Chains start at the best MAP point; jitter of +-1 in unconstrained space can
+            # throw a chain far into the tails, where these laws' densities are not finite.
+            return pm.sample(initvals=initvals, init="adapt_diag",
+                             cores=settings.cores or min(settings.chains, 2), **sample_kwargs)
+        return pm.sample(nuts_sampler=settings.sampler, initvals=initvals, **sample_kwargs)
+
+
 def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings | None = None,
             init: dict | None = None, progressbar: bool = True, allow_warnings: bool = True,
             scaling: Scaling | None = None, **kwargs) -> Fit:
@@ -688,19 +786,12 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
     law = get_law(law) if isinstance(law, str) else law
     model, scaling = build_model(law, table, priors, likelihood=settings.likelihood,
                                  run_effect=settings.run_effect, scaling=scaling,
-                                 coordinates=settings.coordinates)
-    compiled = None
-    precondition = _preconditions(law, model, settings)
+                                 coordinates=settings.coordinates, discrepancy=settings.discrepancy)
+    design = observation.ObservationDesign.from_table(table, scaling, likelihood=settings.likelihood,
+                                                      run_effect=settings.run_effect,
+                                                      discrepancy=settings.discrepancy)
     t_compile = time.perf_counter()
-    if settings.sampler == "nutpie":
-        try:
-            import nutpie  # noqa: F401
-        except ImportError:
-            raise UsageError("the nutpie sampler is not installed: pip install nutpie, "
-                             "or use --sampler pymc") from None
-        # A preconditioned model starts with mean 0 and chol I: the MAP search below
-        # sees the original coordinates.
-        compiled = _compiled_nutpie_model(preconditioned_model(model) if precondition else model)
+    compiled, precondition = _compile(law, model, settings)
     t0 = time.perf_counter()
     compile_seconds = t0 - t_compile
     point = None
@@ -710,37 +801,17 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
         init = _untransformed_point(model, point)
     else:
         init = to_level_coordinates(law, init) if LEVEL in model.named_vars else dict(init)
+        point = _transformed_point(model, {k: v for k, v in init.items()
+                                           if k in {rv.name for rv in model.free_RVs}})
     init = {k: v for k, v in init.items() if k in {rv.name for rv in model.free_RVs}}
-    if precondition:
-        compiled = _whitened_at(compiled, model, point if point is not None else _transformed_point(model, init))
+    if compiled is not None:
+        compiled = _nutpie_starts(compiled, model, point, precondition, settings.seed)
     map_seconds = time.perf_counter() - t0
-    rng = np.random.default_rng(settings.seed)
-    initvals = [dict(init) for _ in range(settings.chains)]
     t1 = time.perf_counter()
-    sample_kwargs = dict(
-        draws=settings.draws, tune=settings.tune, chains=settings.chains,
-        random_seed=int(rng.integers(2**31)), progressbar=progressbar,
-        target_accept=settings.target_accept, compute_convergence_checks=False,
-    )
-    with model, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning)
-        warnings.filterwarnings("ignore", category=RuntimeWarning)
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        if settings.sampler == "nutpie":
-            idata = _sample_nutpie(compiled if precondition else _start_at(compiled, model, init),
-                                   settings, sample_kwargs)
-            if precondition:
-                _az.drop_posterior_vars(idata, [PRECOND_Z])
-        elif settings.sampler == "pymc":
-            # Chains start at the best MAP point; jitter of +-1 in unconstrained space can
-            # throw a chain far into the tails, where these laws' densities are not finite.
-            idata = pm.sample(initvals=initvals, init="adapt_diag",
-                              cores=settings.cores or min(settings.chains, 2), **sample_kwargs)
-        else:
-            idata = pm.sample(nuts_sampler=settings.sampler, initvals=initvals, **sample_kwargs)
+    idata = _sample(model, compiled, precondition, init, settings, progressbar)
     sampling_seconds = time.perf_counter() - t1
 
-    fit = Fit(idata, law, scaling, tuple(table.domains))
+    fit = Fit(idata, law, scaling, tuple(table.domains), {"observation": design.to_dict()})
     posterior = fit.posterior()
     run_draws = None
     if _az.has_var(idata, "run_z"):
@@ -777,6 +848,7 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
         "source": str(table.source),
         "settings": settings.to_dict(),
         "seed": settings.seed,
+        "observation": design.to_dict(),
         "diagnostics": diag,
         "warnings": identification_warnings(law, table),
         "versions": {"bayesmix": __version__, "pymc": pymc.__version__,

@@ -15,6 +15,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
+from . import observation
 from .errors import UsageError
 from .laws import Law, get_law
 from .scaling import Scaling
@@ -74,6 +75,9 @@ class Posterior:
         ``(S,)`` Student-t degrees of freedom when the fit used that likelihood.
     run_sd : ndarray, optional
         ``(S,)`` sd of the per-run offset; a new run draws a fresh offset.
+    observation : ObservationDraws, optional
+        Draws of the law's discrepancy over scale and of the mixture effects
+        (:mod:`bayesmix.observation`); None for a law-only posterior.
     """
 
     law: Law
@@ -84,6 +88,7 @@ class Posterior:
     nu: np.ndarray | None = None
     run_sd: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    observation: observation.ObservationDraws | None = None
 
     @property
     def n_draws(self) -> int:
@@ -113,6 +118,7 @@ class Posterior:
             nu=None if self.nu is None else self.nu[idx],
             run_sd=None if self.run_sd is None else self.run_sd[idx],
             meta=dict(self.meta),
+            observation=None if self.observation is None else self.observation.subset(idx),
         )
 
     # ----------------------------------------------------------------- inputs
@@ -140,17 +146,12 @@ class Posterior:
         return out
 
     # ----------------------------------------------------------------- predictions
-    def expected_loss(self, weights, model_size, tokens, *, chunk: int = 4096) -> np.ndarray:
-        """Expected loss per draw, row and domain, in nats: ``(S, rows, K)``.
-
-        Parameters
-        ----------
-        weights : array_like ``(rows, K)`` or ``(K,)``
-        model_size, tokens : float or array_like ``(rows,)``
-            N in parameters and D in tokens (natural units).
-        """
+    def law_mean(self, weights, model_size, tokens, *, chunk: int = 4096) -> np.ndarray:
+        """The law's mean loss per draw, row and domain, in nats: ``(S, rows, K)``, without
+        the observation model's discrepancy and mixture effects."""
         h, N, D = self._check_inputs(weights, model_size, tokens)
         n, d = self.scaling.scale_inputs(N, D)
+        self._check_law_domain(n)
         fn = compiled_mean(self.law)
         params = self._param_arrays()
         loss_ref = np.asarray(self.scaling.loss_ref)
@@ -160,33 +161,75 @@ class Posterior:
             parts.append(fn(*params, h[sl], n[sl], d[sl]))
         return np.concatenate(parts, axis=1) * loss_ref
 
-    def add_noise(self, mu: np.ndarray, *, seed=0) -> np.ndarray:
+    def log_offsets(self, weights, model_size, tokens, *, seed=0) -> np.ndarray | None:
+        """The observation model's ``delta + eta_known`` at the rows, ``(S, rows, K)``:
+        the law's error at each row's scale (drawn from its Gaussian process away from the
+        fitted scales) plus the effect of a mixture seen in the fit; None for a law-only
+        posterior."""
+        if self.observation is None:
+            return None
+        h, N, D = self._check_inputs(weights, model_size, tokens)
+        n, d = self.scaling.scale_inputs(N, D)
+        return observation.log_offsets(self.observation, h, n, d, seed=seed)
+
+    def expected_loss(self, weights, model_size, tokens, *, chunk: int = 4096, seed=0) -> np.ndarray:
+        """Expected loss per draw, row and domain, in nats: ``(S, rows, K)``.
+
+        The law's mean times ``exp(delta + eta_known)`` (:meth:`log_offsets`): where the
+        observation model has a discrepancy over scale, the law's error at the asked scale
+        is part of every draw, so its spread grows away from the fitted scales.
+
+        Parameters
+        ----------
+        weights : array_like ``(rows, K)`` or ``(K,)``
+        model_size, tokens : float or array_like ``(rows,)``
+            N in parameters and D in tokens (natural units).
+        seed : int
+            Seed of the discrepancy's draws at scales the fit did not see (the same seed
+            gives the same draws).
+        """
+        mu = self.law_mean(weights, model_size, tokens, chunk=chunk)
+        offsets = self.log_offsets(weights, model_size, tokens, seed=seed)
+        return mu if offsets is None else mu * np.exp(offsets)
+
+    def _check_law_domain(self, n: np.ndarray) -> None:
+        """Refuse model sizes where the law is undefined for some draw (at or below a
+        parameter bounded by the model size, e.g. the capacity floor ``H``)."""
+        for param in self.law.params:
+            if not param.below_model_size:
+                continue
+            bound = float(np.max(self.draws[param.name]))
+            if np.any(n <= bound):
+                smallest = float(np.min(n)) * self.scaling.n_ref
+                raise UsageError(
+                    f"model size {smallest:.4g} is at or below the fitted '{param.name}' of law "
+                    f"'{self.law.name}' ({bound * self.scaling.n_ref:.4g} parameters in some draws): "
+                    "the law is not defined there; predict at larger model sizes")
+
+    def add_noise(self, mu: np.ndarray, *, seed=0, weights=None) -> np.ndarray:
         """Turn expected-loss draws ``(S, rows, K)`` into draws of an observed loss.
 
         A new observation is a new run: it gets observation noise and, when the fit has
-        one, a fresh per-run offset shared by its domains.
+        them, a fresh per-run offset shared by its domains and, unless ``weights`` shows
+        its mixture was seen in the fit, a fresh mixture effect.
         """
-        if self.sigma is None:
-            return mu
-        rng = np.random.default_rng(seed)
-        if self.run_sd is not None:
-            offset = rng.standard_normal(mu.shape[:2]) * np.asarray(self.run_sd)[:, None]
-            mu = mu * np.exp(offset)[:, :, None]
-        sigma = np.asarray(self.sigma)[:, None, :]
-        if self.nu is not None:
-            eps = rng.standard_t(np.asarray(self.nu)[:, None, None], size=mu.shape)
-        else:
-            eps = rng.standard_normal(mu.shape)
-        return mu * np.exp(sigma * eps)
+        mix_sd, new_mixture = None, None
+        if self.observation is not None:
+            mix_sd = self.observation.new_mixture_sd()
+            if mix_sd is not None and weights is not None:
+                new_mixture = ~self.observation.known_mixture_effect(np.atleast_2d(weights))[1]
+        return observation.add_noise(mu, sigma=self.sigma, nu=self.nu, run_sd=self.run_sd, mix_sd=mix_sd,
+                                     new_mixture=new_mixture, seed=seed)
 
     def predictive_loss(self, weights, model_size, tokens, *, seed=0) -> np.ndarray:
         """Draws of an observed loss (observation noise included): ``(S, rows, K)``."""
-        return self.add_noise(self.expected_loss(weights, model_size, tokens), seed=seed)
+        return self.add_noise(self.expected_loss(weights, model_size, tokens, seed=seed), seed=seed,
+                              weights=weights)
 
     def summarise(self, weights, model_size, tokens, *, seed=0) -> dict[str, np.ndarray]:
         """Posterior-mean expected loss, and predictive sd and 5%/95% quantiles, ``(rows, K)``."""
-        mu = self.expected_loss(weights, model_size, tokens)
-        pred = self.add_noise(mu, seed=seed)
+        mu = self.expected_loss(weights, model_size, tokens, seed=seed)
+        pred = self.add_noise(mu, seed=seed, weights=weights)
         return {
             "mean": mu.mean(axis=0),
             "sd": pred.std(axis=0),
@@ -194,16 +237,25 @@ class Posterior:
             "q95": np.quantile(pred, 0.95, axis=0),
         }
 
-    def symbolic_expected_loss(self, h, model_size, tokens):
+    def symbolic_expected_loss(self, h, model_size, tokens, *, seed=0):
         """PyTensor graph of the expected loss with the draws as constants.
 
         ``h`` is a symbolic ``(rows, K)`` mixture matrix; ``model_size`` and ``tokens``
         are numbers or arrays in natural units. Returns ``(S, rows, K)`` in nats. Used by
-        the decision layer to get gradients with respect to the mixture.
+        the decision layer to get gradients with respect to the mixture. The discrepancy
+        at the scale enters as a constant factor (the same draws as :meth:`expected_loss`
+        with the same seed); a mixture's own effect does not (it belongs to mixtures
+        already run, not to the continuum a decision searches).
         """
         n, d = self.scaling.scale_inputs(np.atleast_1d(model_size), np.atleast_1d(tokens))
+        self._check_law_domain(n)
         p = {}
         for param, value in zip(self.law.params, self._param_arrays()):
             p[param.name] = pt.constant(value)
         mean = self.law.mean(p, h, pt.constant(n), pt.constant(d))
-        return mean * pt.constant(np.asarray(self.scaling.loss_ref))
+        mean = mean * pt.constant(np.asarray(self.scaling.loss_ref))
+        if self.observation is not None:
+            delta = self.observation.discrepancy(n, d, seed=seed)
+            if delta is not None:
+                mean = mean * pt.constant(np.exp(delta))
+        return mean

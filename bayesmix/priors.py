@@ -14,14 +14,7 @@ import pymc as pm
 
 from .errors import UsageError
 from .laws import Law
-
-#: Priors of the observation model (not part of any law).
-OBSERVATION_PRIORS = {
-    "sigma": {"dist": "HalfNormal", "sigma": 0.05},
-    "run_sd": {"dist": "HalfNormal", "sigma": 0.02},
-    "nu": {"dist": "Gamma", "alpha": 2.0, "beta": 0.1},
-}
-
+from .observation import OBSERVATION_PRIORS
 
 def resolve_priors(law: Law, overrides: dict | None = None) -> dict[str, dict]:
     """The law's default priors and the observation priors, updated by ``overrides``.

@@ -18,7 +18,7 @@ import pytest
 from bayesmix.data import RunTable
 from bayesmix.coordinates import LEVEL, to_level_coordinates, uses_level_coordinates
 from bayesmix.errors import UsageError
-from bayesmix.inference import PRECOND_CHOL, PRECOND_MEAN, PRECOND_Z, Fit, build_model, fit_law, preconditioned_model
+from bayesmix.inference import PRECOND_CHOL, PRECOND_MEAN, PRECOND_Z, Fit, build_model, fit_law, preconditioned_model, whitened_order
 from bayesmix.laws import DOMAIN, DOMAIN_J, available_laws, get_law
 from bayesmix.posterior import Posterior, symbolic_params
 from bayesmix.priors import draw_from_prior
@@ -190,8 +190,9 @@ def test_level_coordinates_give_exactly_the_natural_log_density(name):
 
 @pytest.mark.parametrize("name", LAWS)
 def test_preconditioned_model_is_the_same_density_in_affine_coordinates(name):
-    """``u = mean + chol @ z`` has a constant Jacobian: the whitened model's log density at
-    ``z`` is the model's at ``u``, and its recorded variables are the model's values at ``u``."""
+    """``u = mean + [chol @ z_w, z_l]`` (coordinates in ``whitened_order``) has a constant
+    Jacobian: the whitened model's log density at ``z`` is the model's at ``u``, and its
+    recorded variables are the model's values at ``u``."""
     law, _, table = simulated(name)
     model, _ = build_model(law, table)
     pre = preconditioned_model(model)
@@ -200,8 +201,10 @@ def test_preconditioned_model_is_the_same_density_in_affine_coordinates(name):
     start = model.initial_point()
     size = sum(np.size(start[n]) for n in names)
     rng = np.random.default_rng(5)
+    order, block = whitened_order(model)
+    assert sorted(order) == list(range(size))
     centre = np.concatenate([np.ravel(start[n]) for n in names]) + rng.normal(0, 0.3, size)
-    chol = np.tril(rng.normal(0, 0.2, (size, size))) + np.eye(size)
+    chol = np.tril(rng.normal(0, 0.2, (block, block))) + np.eye(block)
     pre.set_data(PRECOND_MEAN, centre)
     pre.set_data(PRECOND_CHOL, chol)
     logp_pre, logp = pre.compile_logp(), model.compile_logp()
@@ -211,7 +214,8 @@ def test_preconditioned_model_is_the_same_density_in_affine_coordinates(name):
                                on_unused_input="ignore")
     for _ in range(2):
         z = rng.normal(0, 0.5, size)
-        u, point, offset = centre + chol @ z, {}, 0
+        ordered = centre + np.concatenate([chol @ z[:block], z[block:]])
+        u, point, offset = ordered[np.argsort(order)], {}, 0
         for n in names:
             point[n] = u[offset:offset + np.size(start[n])].reshape(np.shape(start[n]))
             offset += np.size(start[n])

@@ -32,6 +32,10 @@ def add_parser(sub):
     p.add_argument("--target-accept", type=float, default=0.95, help="NUTS target acceptance (default 0.95)")
     p.add_argument("--likelihood", default="normal", choices=LIKELIHOODS,
                    help="observation model on log-loss (student_t for outliers)")
+    p.add_argument("--discrepancy", default="auto", choices=("auto", "on", "off"),
+                   help="model the law's own error over scale and mixture effects shared across "
+                        "scales (auto: wherever the table has more than one scale; off: the "
+                        "law-only model of the paper)")
     p.add_argument("--checkpoints", default="final", choices=("final", "all"),
                    help="use each run's final checkpoint only (default) or all checkpoints "
                         "with a per-run offset")
@@ -59,7 +63,7 @@ def run(args) -> int:
     law = get_law(args.law)
     settings = FitSettings(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                            sampler=args.sampler, target_accept=args.target_accept,
-                           likelihood=args.likelihood)
+                           likelihood=args.likelihood, discrepancy=args.discrepancy)
     print(f"fitting {law.name} to {rows.n_rows} rows ({rows.n_runs} runs, {len(rows.domains)} domains) "
           f"from {table.source}", file=sys.stderr)
     fit = fit_law(rows, law, priors=priors, settings=settings, progressbar=show_progress(args),

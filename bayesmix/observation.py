@@ -1,0 +1,506 @@
+"""The observation model: how observed losses scatter around a law's mean, written once.
+
+For run ``r`` (mixture ``m(r)``, scale ``s_r = (log n_r[, log d_r])``) and domain ``k``::
+
+    log L_rk = log mu_k(h_r, N_r, D_r; theta) + delta_k(s_r) + eta_(m(r), k) + u_r + eps_rk
+
+* ``delta_k(s)`` -- the **discrepancy**: the law's own error as a smooth function of
+  scale, per domain. A linear part ``beta_k . (s - s_0)`` (slopes partially pooled
+  across domains) plus a Gaussian process with a squared-exponential kernel of fixed
+  length scale (:data:`DISCREPANCY_LENGTHSCALE` e-folds) and one amplitude shared by the
+  domains, less its level and linear trend through the fitted scales (the law's level
+  is the law's, the trend the linear part's; with two fitted scales the smooth part is
+  zero there and only widens the prediction away from them). It is evaluated at the table's distinct scales only, so it stays a small
+  multivariate normal (non-centred: ``L w`` with ``L`` the kernel's Cholesky factor,
+  computed once from the design). At a new scale it is drawn from its conditional
+  (kriging) distribution given its values at the fitted scales: its spread grows with the
+  distance from the fitted scales, which is what makes extrapolation honest.
+* ``eta_(m, k)`` -- the **mixture effect**: what a mixture does to domain ``k`` that the
+  law misses, shared by every run of that mixture at any scale (sd per domain). A known
+  mixture keeps its posterior effect at a new scale; a new mixture draws a fresh one.
+* ``u_r`` -- the per-run offset shared by a run's checkpoints and domains.
+* ``eps_rk`` -- cell noise, Normal or Student-t with sd ``sigma_k``.
+
+Which terms are in the model is decided once from the table (:class:`ObservationDesign`):
+the discrepancy wherever the table has more than one distinct scale (``discrepancy="auto"``),
+the mixture effect with it wherever some mixture was run at more than one scale, the run offset
+wherever the table has several checkpoints per run, or at least
+:data:`RUN_EFFECT_MIN_DOMAINS` domains and no mixture effect. Every layer uses this module: the PyMC model
+(:func:`add_likelihood`), the stored pointwise log-likelihood and PSIS-LOO
+(:func:`cell_logpdf`), held-out scoring and acquisition (:func:`grouped_loglik`) and the
+posterior predictive (:class:`ObservationDraws`).
+
+What enters where: ``Posterior.expected_loss`` is the law's mean times
+``exp(delta + eta_known)`` (the discrepancy at the asked scale and the effect of a mixture
+seen in the fit), so ``predict``'s means, ``recommend``'s risk measures and acquisition's
+simulated outcomes all include the law's error at the target scale; ``add_noise`` adds a
+new run's offset, a new mixture's effect and the cell noise (``predict`` intervals and
+acquisition outcomes). ``discrepancy="off"`` gives the law-only model of the paper.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import special, stats
+
+from .errors import UsageError
+
+LIKELIHOODS = ("normal", "student_t")
+SWITCHES = ("auto", "on", "off")
+
+#: Length scale of the discrepancy's smooth part, in e-folds of model size (and tokens).
+#: One e-fold: the law's error may bend appreciably between 122M and 310M, not between
+#: two checkpoints 10% apart.
+DISCREPANCY_LENGTHSCALE = 1.0
+#: Added to the kernel's diagonal (relative) so that its Cholesky factor exists.
+KERNEL_JITTER = 1e-6
+#: Number of domains from which a table with one row per run gets a run offset: the
+#: offset shared by a run's domains is then told apart from the cell noise.
+RUN_EFFECT_MIN_DOMAINS = 3
+#: Weights are rounded to this many decimals to tell mixtures apart.
+MIXTURE_DECIMALS = 4
+#: Gauss-Hermite nodes for integrating the run offset under a Student-t likelihood.
+QUADRATURE_NODES = 32
+
+#: Priors of the observation model (not part of any law).
+OBSERVATION_PRIORS = {
+    "sigma": {"dist": "HalfNormal", "sigma": 0.05},
+    "run_sd": {"dist": "HalfNormal", "sigma": 0.02},
+    "nu": {"dist": "Gamma", "alpha": 2.0, "beta": 0.1},
+    # Law error per e-fold of scale: common to the domains, and its sd across domains.
+    "disc_slope_mean": {"dist": "Normal", "mu": 0.0, "sigma": 0.02},
+    "disc_slope_sd": {"dist": "HalfNormal", "sigma": 0.02},
+    # Amplitude of the smooth part of the law's error (log-loss).
+    "disc_amp": {"dist": "HalfNormal", "sigma": 0.02},
+    # What a mixture does to a domain beyond the law (log-loss), per domain.
+    "mix_sd": {"dist": "HalfNormal", "sigma": 0.02},
+}
+
+
+def mixture_keys(weights) -> np.ndarray:
+    """One string per row naming its mixture (weights rounded to :data:`MIXTURE_DECIMALS`)."""
+    h = np.round(np.asarray(weights, dtype=float), MIXTURE_DECIMALS) + 0.0
+    return np.array([",".join(f"{v:.{MIXTURE_DECIMALS}f}" for v in row) for row in np.atleast_2d(h)])
+
+
+def scale_features(n, d, features) -> np.ndarray:
+    """``(rows, P)``: the log of the reference-scaled model size (and tokens)."""
+    columns = {"log_n": np.log(np.asarray(n, dtype=float).ravel()),
+               "log_d": np.log(np.asarray(d, dtype=float).ravel())}
+    return np.stack([columns[f] for f in features], axis=-1)
+
+
+def se_kernel(a: np.ndarray, b: np.ndarray, lengthscale: float) -> np.ndarray:
+    """Squared-exponential kernel of unit amplitude between the rows of ``a`` and ``b``."""
+    sq = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+    return np.exp(-0.5 * sq / lengthscale**2)
+
+
+def _switch(value, name: str) -> str:
+    if value is True:
+        return "on"
+    if value is False:
+        return "off"
+    if value not in SWITCHES:
+        raise UsageError(f"{name} must be 'auto', 'on' or 'off', got '{value}'")
+    return value
+
+
+@dataclass(frozen=True)
+class ObservationDesign:
+    """Which terms the observation model has on a table, and the table's indices for them.
+
+    Build with :meth:`from_table`; stored with a fit (:meth:`to_dict`) so that a saved
+    posterior predicts with the same terms.
+    """
+
+    likelihood: str = "normal"
+    run_effect: bool = False
+    discrepancy: bool = False
+    mixture_effect: bool = False
+    features: tuple = ()
+    scale_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    lengthscale: float = DISCREPANCY_LENGTHSCALE
+    centre: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    mixtures: tuple = ()
+
+    @classmethod
+    def from_table(cls, table, scaling, *, likelihood: str = "normal", run_effect="auto",
+                   discrepancy="auto", mixture_effect="auto") -> "ObservationDesign":
+        """The observation model's terms on ``table`` (see the module docstring for "auto")."""
+        if likelihood not in LIKELIHOODS:
+            raise UsageError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got '{likelihood}'")
+        run_effect, discrepancy = _switch(run_effect, "run_effect"), _switch(discrepancy, "discrepancy")
+        mixture_effect = _switch(mixture_effect, "mixture_effect")
+        n, d = scaling.scale_inputs(table.model_size, table.tokens)
+        points, features = _distinct_scales(n[:, 0], d[:, 0])
+        use_disc = len(points) > 1 if discrepancy == "auto" else discrepancy == "on"
+        keys = mixture_keys(table.weights)
+        scale_of_row = _row_scale_index(scale_features(n, d, features) if features else np.zeros((len(n), 0)), points)
+        repeated = any(len(set(scale_of_row[keys == key])) > 1 for key in np.unique(keys))
+        # The mixture effect belongs to the discrepancy-aware model: the law-only model
+        # (discrepancy off) is the paper's, with noise and run offsets alone.
+        use_mix = (repeated and use_disc) if mixture_effect == "auto" else mixture_effect == "on"
+        # One row per run: the run offset is told from the cell noise by a run's domains,
+        # but not from the mixture effect's mean over domains (a ridge the sampler feels).
+        use_run = (table.n_runs < table.n_rows or (table.n_domains >= RUN_EFFECT_MIN_DOMAINS and not use_mix)) \
+            if run_effect == "auto" else run_effect == "on"
+        if use_disc and not features:
+            raise UsageError("discrepancy='on' needs a table with more than one model size or token count")
+        return cls(likelihood=likelihood, run_effect=bool(use_run), discrepancy=bool(use_disc),
+                   mixture_effect=bool(use_mix), features=tuple(features) if use_disc else (),
+                   scale_points=points if use_disc else np.zeros((0, 0)),
+                   centre=points.mean(axis=0) if use_disc else np.zeros(0),
+                   mixtures=tuple(pd_unique(keys)) if use_mix else ())
+
+    # ------------------------------------------------------------------ indices
+    def scale_index(self, n, d) -> np.ndarray:
+        """Index of each row's scale among :attr:`scale_points` (-1: not a fitted scale)."""
+        return _row_scale_index(scale_features(n, d, self.features), self.scale_points)
+
+    def mixture_index(self, weights) -> np.ndarray:
+        """Index of each row's mixture among :attr:`mixtures` (-1: a new mixture)."""
+        where = {key: i for i, key in enumerate(self.mixtures)}
+        return np.array([where.get(key, -1) for key in mixture_keys(weights)], dtype=int)
+
+    def kernel_factor(self) -> np.ndarray:
+        """Cholesky factor of the discrepancy kernel at the fitted scales, ``(G, G)``."""
+        k = se_kernel(self.scale_points, self.scale_points, self.lengthscale)
+        return np.linalg.cholesky(k + KERNEL_JITTER * np.eye(len(k)))
+
+    def linear_design(self, points) -> np.ndarray:
+        """``[1, s - s_0]`` at ``points (n, P)``: the functions the linear part spans."""
+        points = np.asarray(points, dtype=float)
+        return np.column_stack([np.ones(len(points)), points - self.centre])
+
+    def linear_fit(self) -> np.ndarray:
+        """``(P + 1, G)``: least-squares coefficients of a linear function through values
+        at the fitted scales (the pseudo-inverse of :meth:`linear_design` there)."""
+        return np.linalg.pinv(self.linear_design(self.scale_points))
+
+    def smooth_factor(self) -> np.ndarray:
+        """``(G, G)``: maps white noise to the smooth part at the fitted scales, with its
+        level and linear trend there removed (those are the law's level and the linear
+        part's): ``(I - X X^+) L``. Zero where the scales are too few for more than a line."""
+        X = self.linear_design(self.scale_points)
+        return (np.eye(len(X)) - X @ self.linear_fit()) @ self.kernel_factor()
+
+    def describe(self) -> list[str]:
+        """Plain-language lines: which terms the model has."""
+        out = [f"likelihood: {'Student-t' if self.likelihood == 'student_t' else 'normal'} on log-loss"]
+        out.append("per-run offset: " + ("yes" if self.run_effect else "no"))
+        if self.discrepancy:
+            out.append(f"scale discrepancy: over {', '.join(self.features)} at {len(self.scale_points)} fitted scales")
+        else:
+            out.append("scale discrepancy: no (law-only)")
+        out.append(f"mixture effect: {len(self.mixtures)} mixtures" if self.mixture_effect else "mixture effect: no")
+        return out
+
+    def to_dict(self) -> dict:
+        return {"likelihood": self.likelihood, "run_effect": self.run_effect, "discrepancy": self.discrepancy,
+                "mixture_effect": self.mixture_effect, "features": list(self.features),
+                "scale_points": np.asarray(self.scale_points).tolist(), "lengthscale": self.lengthscale,
+                "centre": np.asarray(self.centre).tolist(), "mixtures": list(self.mixtures)}
+
+    @classmethod
+    def from_dict(cls, data: dict | None, *, likelihood: str = "normal", run_effect: bool = False):
+        """Read :meth:`to_dict`; a fit saved before the observation model was stored gets
+        the law-only design with its likelihood and run offset."""
+        if not data:
+            return cls(likelihood=likelihood, run_effect=run_effect)
+        features = tuple(data.get("features", ()))
+        points = np.asarray(data.get("scale_points", []), dtype=float).reshape(-1, len(features))
+        return cls(likelihood=data["likelihood"], run_effect=bool(data["run_effect"]),
+                   discrepancy=bool(data["discrepancy"]), mixture_effect=bool(data["mixture_effect"]),
+                   features=features, scale_points=points, lengthscale=float(data["lengthscale"]),
+                   centre=np.asarray(data.get("centre", []), dtype=float), mixtures=tuple(data.get("mixtures", ())))
+
+
+def pd_unique(values) -> list:
+    """Unique values in order of first appearance."""
+    seen, out = set(), []
+    for v in values:
+        if v not in seen:
+            seen.add(v)
+            out.append(v)
+    return out
+
+
+def _distinct_scales(n: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """Distinct scales of the rows as features, and which features vary independently.
+
+    ``log_d`` is a feature only where tokens vary other than with the model size (the
+    distinct scales are not on one line in (log n, log d)); otherwise ``log_n`` alone, or
+    ``log_d`` alone when the model size is constant.
+    """
+    both = np.unique(np.round(np.stack([np.log(n), np.log(d)], axis=-1), 9), axis=0)
+    if len(both) < 2:
+        return both[:, :1], ()
+    centred = both - both.mean(axis=0)
+    rank = np.linalg.matrix_rank(centred, tol=1e-6)
+    if rank >= 2:
+        features = ("log_n", "log_d")
+    elif np.ptp(both[:, 0]) > 1e-9:
+        features = ("log_n",)
+    else:
+        features = ("log_d",)
+    columns = [0 if f == "log_n" else 1 for f in features]
+    return np.unique(both[:, columns], axis=0), features
+
+
+def _row_scale_index(row_features: np.ndarray, points: np.ndarray) -> np.ndarray:
+    if points.size == 0 or row_features.shape[1] == 0:
+        return np.zeros(len(row_features), dtype=int)
+    dist = np.abs(np.round(row_features, 9)[:, None, :] - points[None]).max(-1)
+    index = dist.argmin(axis=1)
+    return np.where(dist[np.arange(len(index)), index] < 1e-6, index, -1)
+
+
+# ---------------------------------------------------------------------- PyMC model
+def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scaling) -> None:
+    """Add the observation model of ``table`` to the current PyMC model.
+
+    ``log_mu`` is the law's log-mean ``(rows, K)`` in nats (a tensor). Random variables
+    added: ``sigma`` (domain), ``nu`` (Student-t), ``run_sd`` and ``run_z`` (run offset),
+    ``disc_slope_mean`` (feature), ``disc_slope_sd``, ``disc_slope_z`` (feature, domain), ``disc_amp``, ``disc_white``
+    (scale, domain) (discrepancy), ``mix_sd`` (domain) and ``mix_z`` (mixture, domain)
+    (mixture effect); and the observed ``log_loss`` over the cells with a logged loss.
+    """
+    import pymc as pm
+
+    from .priors import make_rv
+
+    losses = np.asarray(table.losses, dtype=float)
+    rows, doms = np.nonzero(np.isfinite(losses))
+    model = pm.modelcontext(None)
+    cell_row = pm.Data("cell_row", rows.astype("int64"))
+    cell_domain = pm.Data("cell_domain", doms.astype("int64"))
+    offset = log_mu[cell_row, cell_domain]
+    if design.run_effect:
+        _, run_index = np.unique(np.asarray(table.run_ids, dtype=str), return_inverse=True)
+        cell_run = pm.Data("cell_run", run_index[rows].astype("int64"))
+        run_sd = make_rv("run_sd", priors["run_sd"])
+        run_z = pm.Normal("run_z", 0.0, 1.0, dims="run")
+        offset = offset + (run_sd * run_z)[cell_run]
+    if design.discrepancy:
+        n, d = scaling.scale_inputs(table.model_size, table.tokens)
+        model.add_coords({"scale": np.arange(len(design.scale_points)), "scale_feature": list(design.features)})
+        cell_scale = pm.Data("cell_scale", design.scale_index(n, d)[rows].astype("int64"))
+        centred = pm.Data("disc_centred_points", design.scale_points - design.centre)
+        factor = pm.Data("disc_smooth_factor", design.smooth_factor())
+        slope_mean = make_rv("disc_slope_mean", priors["disc_slope_mean"], dims="scale_feature")
+        slope_sd = make_rv("disc_slope_sd", priors["disc_slope_sd"])
+        slope_z = pm.Normal("disc_slope_z", 0.0, 1.0, dims=("scale_feature", "domain"))
+        amp = make_rv("disc_amp", priors["disc_amp"])
+        white = pm.Normal("disc_white", 0.0, 1.0, dims=("scale", "domain"))
+        # The smooth part without its level and linear trend at the fitted scales: those
+        # are the law's level and the linear part's (no two terms explain one thing).
+        delta = pm.math.dot(centred, slope_mean[:, None] + slope_sd * slope_z) + amp * pm.math.dot(factor, white)
+        offset = offset + delta[cell_scale, cell_domain]
+    if design.mixture_effect:
+        model.add_coords({"mixture": list(design.mixtures)})
+        cell_mixture = pm.Data("cell_mixture", design.mixture_index(table.weights)[rows].astype("int64"))
+        mix_sd = make_rv("mix_sd", priors["mix_sd"], dims="domain")
+        mix_z = pm.Normal("mix_z", 0.0, 1.0, dims=("mixture", "domain"))
+        offset = offset + (mix_sd[None, :] * mix_z)[cell_mixture, cell_domain]
+    sigma = make_rv("sigma", priors["sigma"], dims="domain")
+    observed = pm.Data("observed_log_loss", np.log(losses[rows, doms]))
+    if design.likelihood == "student_t":
+        nu = make_rv("nu", priors["nu"])
+        pm.StudentT("log_loss", nu=nu, mu=offset, sigma=sigma[cell_domain], observed=observed, dims="cell")
+    else:
+        pm.Normal("log_loss", mu=offset, sigma=sigma[cell_domain], observed=observed, dims="cell")
+
+
+#: Variables of the observation model recorded with every fit, when in the model.
+RECORDED = ("sigma", "nu", "run_sd", "disc_slope_mean", "disc_slope_sd", "disc_slope_z", "disc_amp", "disc_white",
+            "mix_sd", "mix_z")
+#: The observation model's standard-normal latent variables (non-centred): many, each
+#: a priori N(0, 1); the sampler's whitening leaves them out of its dense block.
+LATENT = ("run_z", "mix_z", "disc_white")
+#: Hyperparameters checked by the diagnostics gate beside the law's parameters.
+GATED = ("sigma", "nu", "run_sd", "disc_slope_mean", "disc_slope_sd", "disc_amp", "mix_sd")
+
+
+# ---------------------------------------------------------------------- densities
+def cell_logpdf(y, loc, scale, nu=None) -> np.ndarray:
+    """Density of log-losses ``y`` per cell: Normal, or Student-t with ``nu`` dof."""
+    if nu is None:
+        return stats.norm.logpdf(y, loc=loc, scale=scale)
+    return stats.t.logpdf(y, df=nu, loc=loc, scale=scale)
+
+
+def group_sum(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sum ``values (S, C)`` over cells into ``(S, n_groups)`` by the cells' group index."""
+    from scipy import sparse
+
+    cells = values.shape[-1]
+    indicator = sparse.csr_matrix((np.ones(cells), (groups, np.arange(cells))), shape=(n_groups, cells))
+    return np.asarray((indicator @ values.T).T)
+
+
+def grouped_loglik(y, loc, scale, groups, n_groups: int, *, run_sd=None, nu=None,
+                   method: str = "auto") -> np.ndarray:
+    """Log density of log-loss cells summed per group, a shared offset integrated out.
+
+    ``y (C,)`` observed log-losses; ``loc, scale (S, C)`` per draw; ``groups (C,)`` the
+    cell's group (a run, or a run and domain); the group's cells share an offset
+    ``u ~ N(0, run_sd^2)`` (per draw, ``(S,)``; None: no offset). Normal cells: closed form
+    (the covariance is diagonal plus rank one: determinant lemma and Sherman-Morrison).
+    Student-t cells (``nu (S,)``), or ``method="quadrature"``: adaptive Gauss-Hermite.
+    Returns ``(S, n_groups)``; groups without cells get 0.
+    """
+    y = np.asarray(y, dtype=float)
+    loc, scale = np.asarray(loc, dtype=float), np.asarray(scale, dtype=float)
+    S = loc.shape[0]
+    tau = np.zeros(S) if run_sd is None else np.asarray(run_sd, dtype=float).reshape(S)
+    counts = np.bincount(groups, minlength=n_groups)
+    inv = 1.0 / scale**2
+    r = y[None, :] - loc
+    A = group_sum(inv, groups, n_groups)
+    B = group_sum(r * inv, groups, n_groups)
+    if nu is None and method in ("auto", "closed_form"):
+        Q = group_sum(r**2 * inv, groups, n_groups)
+        logdet = group_sum(np.log(scale**2), groups, n_groups)
+        t2 = (tau**2)[:, None]
+        return -0.5 * (counts * math.log(2 * math.pi) + logdet + np.log1p(t2 * A) + Q - t2 * B**2 / (1.0 + t2 * A))
+    if method not in ("auto", "quadrature"):
+        raise ValueError(f"unknown method '{method}'")
+    nu = None if nu is None else np.asarray(nu, dtype=float).reshape(S)[:, None]
+    if not np.any(tau > 0):
+        return group_sum(cell_logpdf(y[None, :], loc, scale, nu), groups, n_groups)
+    # Nodes centred and scaled on the Gaussian approximation of the offset's conditional
+    # posterior (precision 1/tau^2 + sum 1/s^2): the integrand is much narrower than the
+    # offset's prior when a group has many cells.
+    safe_tau = np.where(tau > 0, tau, 1.0)[:, None]
+    precision = 1.0 / safe_tau**2 + A
+    centre, spread = B / precision, 1.0 / np.sqrt(precision)
+    nodes, weights = np.polynomial.hermite.hermgauss(QUADRATURE_NODES)
+    parts = []
+    for x, w in zip(nodes, weights):
+        z = np.where(tau[:, None] > 0, centre + math.sqrt(2.0) * spread * x, 0.0)
+        part = group_sum(cell_logpdf(y[None, :], loc + z[:, groups], scale, nu), groups, n_groups)
+        prior = stats.norm.logpdf(z, scale=safe_tau)
+        parts.append(part + np.where(tau[:, None] > 0, prior + math.log(w) + x**2 + np.log(math.sqrt(2.0) * spread), 0.0))
+    return special.logsumexp(np.stack(parts), axis=0)
+
+
+# ---------------------------------------------------------------------- posterior draws
+@dataclass
+class ObservationDraws:
+    """Posterior draws of the observation model beyond ``sigma``, ``nu`` and ``run_sd``:
+    the discrepancy and the mixture effect, with the design that gives them meaning."""
+
+    design: ObservationDesign
+    disc_slope: np.ndarray | None = None   # (S, P, K)
+    disc_amp: np.ndarray | None = None     # (S,)
+    disc_white: np.ndarray | None = None   # (S, G, K)
+    mix_effect: np.ndarray | None = None   # (S, M, K)
+    mix_sd: np.ndarray | None = None       # (S, K)
+
+    @classmethod
+    def from_values(cls, design: ObservationDesign, values: dict) -> "ObservationDraws":
+        """From draws by model variable name (see :data:`RECORDED`)."""
+        out = cls(design)
+        if design.discrepancy:
+            out.disc_slope = (np.asarray(values["disc_slope_mean"])[:, :, None]
+                              + np.asarray(values["disc_slope_sd"]).reshape(-1, 1, 1) * np.asarray(values["disc_slope_z"]))
+            out.disc_amp = np.asarray(values["disc_amp"]).reshape(-1)
+            out.disc_white = np.asarray(values["disc_white"])
+        if design.mixture_effect:
+            out.mix_sd = np.asarray(values["mix_sd"])
+            out.mix_effect = out.mix_sd[:, None, :] * np.asarray(values["mix_z"])
+        return out
+
+    def subset(self, idx) -> "ObservationDraws":
+        pick = (lambda a: None if a is None else np.asarray(a)[idx])
+        return ObservationDraws(self.design, pick(self.disc_slope), pick(self.disc_amp), pick(self.disc_white),
+                                pick(self.mix_effect), pick(self.mix_sd))
+
+    def discrepancy(self, n, d, *, seed=0) -> np.ndarray | None:
+        """Draws of the law's log-error ``delta`` at each row's scale, ``(S, rows, K)``.
+
+        At a fitted scale, its posterior value; elsewhere a draw from the Gaussian
+        process given the fitted scales (one draw per distinct scale and posterior draw,
+        shared by the rows at that scale). None without a discrepancy term.
+        """
+        if not self.design.discrepancy:
+            return None
+        design = self.design
+        feats = scale_features(n, d, design.features)
+        new, inverse = np.unique(np.round(feats, 9), axis=0, return_inverse=True)
+        inverse = np.asarray(inverse).reshape(-1)
+        factor = design.kernel_factor()
+        fitted = np.einsum("gh,shk->sgk", factor, self.disc_white)  # GP part at fitted scales, unit amp
+        # Its level and linear trend through the fitted scales, removed everywhere (as in
+        # the model): a line fitted to the GP's values there, evaluated at the new scales.
+        trend = np.einsum("np,pg,sgk->snk", design.linear_design(new), design.linear_fit(), fitted)
+        k_new = se_kernel(new, design.scale_points, design.lengthscale)
+        solve = np.linalg.solve(factor.T, np.linalg.solve(factor, k_new.T)).T  # K_*G K_GG^-1
+        mean = np.einsum("ng,sgk->snk", solve, fitted)
+        cov = se_kernel(new, new, design.lengthscale) - solve @ k_new.T
+        cov = (cov + cov.T) / 2 + KERNEL_JITTER * np.eye(len(new))
+        vals, vecs = np.linalg.eigh(cov)
+        root = vecs * np.sqrt(np.clip(vals, 0.0, None))
+        rng = np.random.default_rng(seed)
+        S, K = self.disc_white.shape[0], self.disc_white.shape[-1]
+        gp = mean + np.einsum("nm,smk->snk", root, rng.standard_normal((S, len(new), K))) - trend
+        linear = np.einsum("np,spk->snk", new - design.centre, self.disc_slope)
+        delta = linear + self.disc_amp[:, None, None] * gp
+        return delta[:, inverse, :]
+
+    def known_mixture_effect(self, weights) -> tuple[np.ndarray | None, np.ndarray]:
+        """The posterior effect of each row's mixture where it was seen in the fit
+        (``(S, rows, K)``, 0 for new mixtures; None without a mixture effect), and the
+        mask of seen mixtures ``(rows,)``."""
+        rows = np.atleast_2d(weights).shape[0]
+        if not self.design.mixture_effect:
+            return None, np.zeros(rows, dtype=bool)
+        index = self.design.mixture_index(weights)
+        known = index >= 0
+        effect = np.where(known[None, :, None], self.mix_effect[:, np.maximum(index, 0), :], 0.0)
+        return effect, known
+
+    def new_mixture_sd(self) -> np.ndarray | None:
+        """``(S, K)`` sd of a new mixture's effect, or None."""
+        return self.mix_sd if self.design.mixture_effect else None
+
+
+def log_offsets(draws: ObservationDraws | None, weights, n, d, *, seed=0) -> np.ndarray | None:
+    """``delta + eta_known`` at the rows, ``(S, rows, K)``; None when neither term is in
+    the model (``draws`` None, or a law-only design)."""
+    if draws is None:
+        return None
+    delta = draws.discrepancy(n, d, seed=seed)
+    eta, _ = draws.known_mixture_effect(weights)
+    parts = [p for p in (delta, eta) if p is not None]
+    return sum(parts) if parts else None
+
+
+def add_noise(mu: np.ndarray, *, sigma=None, nu=None, run_sd=None, mix_sd=None, new_mixture=None,
+              seed=0) -> np.ndarray:
+    """Draws of an observed loss of a new run around expected losses ``mu (S, rows, K)``.
+
+    A new run gets a fresh offset (``run_sd (S,)``) shared by its domains, a new mixture
+    a fresh mixture effect (``mix_sd (S, K)``; ``new_mixture (rows,)`` marks which rows
+    are new, default all), and every cell noise (``sigma (S, K)``, Student-t with ``nu``).
+    """
+    if sigma is None:
+        return mu
+    rng = np.random.default_rng(seed)
+    log_noise = np.zeros(mu.shape)
+    if run_sd is not None:
+        log_noise += (rng.standard_normal(mu.shape[:2]) * np.asarray(run_sd)[:, None])[:, :, None]
+    if mix_sd is not None:
+        fresh = rng.standard_normal(mu.shape) * np.asarray(mix_sd)[:, None, :]
+        mask = np.ones(mu.shape[1], dtype=bool) if new_mixture is None else np.asarray(new_mixture, dtype=bool)
+        log_noise += np.where(mask[None, :, None], fresh, 0.0)
+    sigma = np.asarray(sigma)[:, None, :]
+    if nu is not None:
+        eps = rng.standard_t(np.asarray(nu)[:, None, None], size=mu.shape)
+    else:
+        eps = rng.standard_normal(mu.shape)
+    return mu * np.exp(log_noise + sigma * eps)

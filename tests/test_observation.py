@@ -1,0 +1,136 @@
+"""The observation model (bayesmix.observation): design rules, the discrepancy's Gaussian
+process against its closed form, the grouped likelihood, and the posterior's use of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bayesmix import observation
+from bayesmix.errors import UsageError
+from bayesmix.observation import ObservationDesign, ObservationDraws
+from bayesmix.scaling import Scaling
+from bayesmix.simulate import default_truth, simulate_runs
+
+
+def _design(points, features=("log_n",), lengthscale=1.0):
+    points = np.asarray(points, dtype=float).reshape(-1, len(features))
+    return ObservationDesign(discrepancy=True, features=features, scale_points=points,
+                             centre=points.mean(axis=0), lengthscale=lengthscale)
+
+
+def _draws(design, S=3, K=2, seed=0):
+    rng = np.random.default_rng(seed)
+    G, P = design.scale_points.shape
+    return ObservationDraws(design, disc_slope=rng.normal(0, 0.02, (S, P, K)),
+                            disc_amp=np.abs(rng.normal(0, 0.02, S)), disc_white=rng.normal(size=(S, G, K)))
+
+
+def test_discrepancy_at_fitted_scales_is_the_fitted_value():
+    design = _design([[-0.5], [0.5]])
+    draws = _draws(design)
+    n = np.exp(np.array([-0.5, 0.5, -0.5]))
+    delta = draws.discrepancy(n, np.ones(3), seed=1)
+    factor = design.smooth_factor()
+    fitted = np.einsum("gh,shk->sgk", factor, draws.disc_white) * draws.disc_amp[:, None, None]
+    fitted += np.einsum("gp,spk->sgk", design.scale_points - design.centre, draws.disc_slope)
+    np.testing.assert_allclose(delta[:, :2], fitted, atol=1e-4)
+    np.testing.assert_allclose(delta[:, 2], delta[:, 0])  # same scale, same draw
+
+
+def test_discrepancy_away_from_fitted_scales_matches_the_gaussian_process_conditional():
+    design = _design([[-0.5], [0.5]])
+    S, K = 1, 1
+    draws = ObservationDraws(design, disc_slope=np.zeros((S, 1, K)), disc_amp=np.array([0.03]),
+                             disc_white=np.array([[[0.4], [-1.1]]]))
+    x_new = np.array([[2.0]])
+    many = np.stack([draws.discrepancy(np.exp(x_new[:, 0]), np.ones(1), seed=s)[0, 0, 0] for s in range(4000)])
+    # Closed form: the GP conditional given its values at the fitted scales, less the line
+    # through those values (two fitted scales: the smooth part is zero there).
+    k = observation.se_kernel
+    X = design.scale_points
+    K_gg = k(X, X, 1.0) + observation.KERNEL_JITTER * np.eye(2)
+    g = design.kernel_factor() @ np.array([0.4, -1.1])
+    k_ng = k(x_new, X, 1.0)
+    line = np.polyval(np.polyfit(X[:, 0], g, 1), x_new[0, 0])
+    mean = 0.03 * ((k_ng @ np.linalg.solve(K_gg, g))[0] - line)
+    var = 0.03**2 * (k(x_new, x_new, 1.0) - k_ng @ np.linalg.solve(K_gg, k_ng.T))[0, 0]
+    # 4000 draws: the mean within 4 standard errors, the sd within 5% (its sampling sd is ~1.1%).
+    assert abs(many.mean() - mean) < 4 * np.sqrt(var / len(many))
+    assert abs(many.std() / np.sqrt(var) - 1) < 0.05
+
+
+def test_discrepancy_spread_grows_with_distance_from_the_fitted_scales():
+    design = _design([[-0.5], [0.5]])
+    draws = _draws(design, S=400, K=1)
+    spreads = [draws.discrepancy(np.exp([x]), np.ones(1), seed=0)[:, 0, 0].std() for x in (0.5, 1.0, 1.5, 2.5)]
+    assert np.all(np.diff(spreads) > 0)
+
+
+def test_design_rules_on_tables():
+    truth = default_truth("capacity_noise", ("a", "b", "c"), seed=0)
+    one_scale, _ = simulate_runs(truth, n_mixtures=8, model_sizes=[1e8], tokens=[2e9], seed=0)
+    design = ObservationDesign.from_table(one_scale, Scaling.from_table(one_scale))
+    assert not design.discrepancy and not design.mixture_effect
+    assert design.run_effect  # 3 domains share each run's offset
+    two, _ = simulate_runs(truth, n_mixtures=8, model_sizes=[1e8, 3e8], tokens=[2e9], seed=0)
+    design = ObservationDesign.from_table(two, Scaling.from_table(two))
+    assert design.discrepancy and design.features == ("log_n",) and len(design.scale_points) == 2
+    off = ObservationDesign.from_table(two, Scaling.from_table(two), discrepancy="off")
+    assert not off.discrepancy and not off.mixture_effect
+    with pytest.raises(UsageError, match="discrepancy"):
+        ObservationDesign.from_table(one_scale, Scaling.from_table(one_scale), discrepancy="on")
+    restored = ObservationDesign.from_dict(design.to_dict())
+    np.testing.assert_allclose(restored.scale_points, design.scale_points)
+    assert restored.mixtures == design.mixtures and restored.features == design.features
+
+
+def test_grouped_loglik_matches_multivariate_normal_and_quadrature():
+    rng = np.random.default_rng(3)
+    S, C = 4, 7
+    y = rng.normal(size=C)
+    loc = rng.normal(size=(S, C))
+    scale = rng.uniform(0.05, 0.3, size=(S, C))
+    groups = np.array([0, 0, 0, 1, 1, 2, 2])
+    run_sd = rng.uniform(0.05, 0.2, size=S)
+    closed = observation.grouped_loglik(y, loc, scale, groups, 3, run_sd=run_sd)
+    quad = observation.grouped_loglik(y, loc, scale, groups, 3, run_sd=run_sd, method="quadrature")
+    for s in range(S):
+        for g in range(3):
+            at = groups == g
+            cov = np.diag(scale[s, at] ** 2) + run_sd[s] ** 2
+            exact = stats.multivariate_normal.logpdf(y[at], loc[s, at], cov)
+            assert closed[s, g] == pytest.approx(exact, rel=1e-10)
+            assert quad[s, g] == pytest.approx(exact, rel=1e-8)
+
+
+def test_add_noise_adds_a_new_mixtures_effect_only_to_new_mixtures():
+    S, R, K = 4000, 2, 1
+    mu = np.ones((S, R, K))
+    out = observation.add_noise(mu, sigma=np.full((S, K), 0.01), mix_sd=np.full((S, K), 0.1),
+                                new_mixture=np.array([True, False]), seed=0)
+    sd = np.log(out).std(axis=0)[:, 0]
+    # sd 0.1005 for the new mixture, 0.01 for the known one (3% sampling tolerance at 4000 draws).
+    assert sd[0] == pytest.approx(np.hypot(0.1, 0.01), rel=0.05)
+    assert sd[1] == pytest.approx(0.01, rel=0.05)
+
+
+def test_posterior_refuses_model_sizes_at_or_below_the_capacity_floor():
+    truth = default_truth("capacity_noise", ("a", "b", "c"), seed=0)
+    post = truth.posterior
+    H = float(np.max(post.draws["H"])) * post.scaling.n_ref
+    h = np.full(3, 1 / 3)
+    post.expected_loss(h, 2 * H, 1e9)  # above the floor: fine
+    with pytest.raises(UsageError, match="not defined"):
+        post.expected_loss(h, 0.5 * H, 1e9)
+
+
+def test_smooth_part_at_fitted_scales_has_no_level_or_linear_trend():
+    two = _design([[-0.5], [0.5]])
+    np.testing.assert_allclose(two.smooth_factor(), 0.0, atol=1e-12)  # two scales: only a line
+    three = _design([[-1.0, 0.0], [0.0, 0.3], [1.0, -0.2], [0.4, 0.9]], features=("log_n", "log_d"))
+    factor = three.smooth_factor()
+    assert np.linalg.matrix_rank(factor, tol=1e-8) == 1  # 4 scales less a plane in 2-D
+    X = three.linear_design(three.scale_points)
+    np.testing.assert_allclose(X.T @ factor, 0.0, atol=1e-12)
