@@ -59,6 +59,7 @@ from scipy import optimize, special, stats
 
 from ._files import atomic_path, write_text_atomic
 from .metrics import interval_coverage as coverage, mean_relative_error  # noqa: F401  (re-exported)
+from . import observation
 from .errors import BayesmixError, UsageError
 
 __all__ = [
@@ -86,8 +87,6 @@ __all__ = [
 
 #: Probability of the central predictive interval whose coverage is reported.
 INTERVAL = 0.90
-#: Gauss-Hermite nodes for integrating the run offset under a Student-t likelihood.
-QUADRATURE_NODES = 32
 #: Label of the all-domain row of the summary.
 ALL = "all"
 
@@ -97,18 +96,19 @@ ALL = "all"
 
 @dataclass(frozen=True)
 class CVScheme:
-    """A cross-validation scheme: ``loo``, ``kfold`` (with ``k``) or ``scale``."""
+    """A cross-validation scheme: ``loo``, ``kfold`` or ``mixture`` (with ``k``), or ``scale``."""
 
     kind: str
     k: int | None = None
 
     @property
     def label(self) -> str:
-        return f"kfold:{self.k}" if self.kind == "kfold" else self.kind
+        return f"{self.kind}:{self.k}" if self.kind in ("kfold", "mixture") else self.kind
 
 
 def parse_cv(text) -> CVScheme:
-    """Parse ``'loo'``, ``'kfold:K'`` or ``'scale'``.
+    """Parse ``'loo'``, ``'kfold:K'``, ``'mixture:K'`` (leave mixtures out: every run of a
+    mixture, at every scale, in one fold) or ``'scale'``.
 
     Raises
     ------
@@ -120,16 +120,18 @@ def parse_cv(text) -> CVScheme:
     value = str(text).strip().lower()
     if value in ("loo", "scale"):
         return CVScheme(value)
-    if value.startswith("kfold"):
+    for kind in ("kfold", "mixture"):
+        if not value.startswith(kind):
+            continue
         _, sep, k = value.partition(":")
         try:
             k = int(k) if sep else 5
         except ValueError:
-            raise UsageError(f"cannot read --cv '{text}': write kfold:K with an integer K, e.g. kfold:5") from None
+            raise UsageError(f"cannot read --cv '{text}': write {kind}:K with an integer K, e.g. {kind}:5") from None
         if k < 2:
-            raise UsageError(f"--cv kfold:{k}: K must be at least 2")
-        return CVScheme("kfold", k)
-    raise UsageError(f"unknown --cv '{text}': use loo, kfold:K (e.g. kfold:5) or scale")
+            raise UsageError(f"--cv {kind}:{k}: K must be at least 2")
+        return CVScheme(kind, k)
+    raise UsageError(f"unknown --cv '{text}': use loo, kfold:K (e.g. kfold:5), mixture:K or scale")
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,29 @@ def grouped_kfold(table, k: int, seed: int = 0) -> list[Fold]:
         test = set(runs[part])
         folds.append(Fold(index, f"fold {index + 1}/{k}",
                           tuple(r for r in runs if r not in test), tuple(r for r in runs if r in test)))
+    return folds
+
+
+def mixture_kfold(table, k: int, seed: int = 0) -> list[Fold]:
+    """Split the mixtures of ``table`` into ``k`` folds; every run of a mixture, at every
+    scale, is in its mixture's fold (a held-out mixture is new to the fit, as a mixture
+    a user asks about is)."""
+    from .observation import mixture_keys
+
+    runs = _runs_in_order(table)
+    run_ids = np.asarray(table.run_ids, dtype=object)
+    keys = mixture_keys(table.weights)
+    key_of_run = {r: keys[np.argmax(run_ids == r)] for r in runs}
+    mixtures = np.asarray(pd.unique(np.array([key_of_run[r] for r in runs], dtype=object)), dtype=object)
+    if k > len(mixtures):
+        raise UsageError(f"--cv mixture:{k} needs at least {k} mixtures, the table has {len(mixtures)}")
+    order = np.random.default_rng(seed).permutation(len(mixtures))
+    folds = []
+    for index, part in enumerate(np.array_split(order, k)):
+        held = set(mixtures[part])
+        folds.append(Fold(index, f"mixtures {index + 1}/{k}",
+                          tuple(r for r in runs if key_of_run[r] not in held),
+                          tuple(r for r in runs if key_of_run[r] in held)))
     return folds
 
 
@@ -206,6 +231,8 @@ def make_folds(table, cv, seed: int = 0) -> list[Fold]:
     scheme = parse_cv(cv)
     if scheme.kind == "kfold":
         return grouped_kfold(table, scheme.k, seed)
+    if scheme.kind == "mixture":
+        return mixture_kfold(table, scheme.k, seed)
     if scheme.kind == "scale":
         return scale_folds(table)
     runs = _runs_in_order(table)
@@ -218,15 +245,6 @@ def make_folds(table, cv, seed: int = 0) -> list[Fold]:
 def _logmeanexp(x, axis=0):
     x = np.asarray(x, dtype=float)
     return special.logsumexp(x, axis=axis) - math.log(x.shape[axis])
-
-
-def _group_sum(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """Sum ``values (S, C)`` over cells into ``(S, n_groups)`` by the cells' group index."""
-    from scipy import sparse
-
-    cells = values.shape[-1]
-    indicator = sparse.csr_matrix((np.ones(cells), (groups, np.arange(cells))), shape=(n_groups, cells))
-    return np.asarray((indicator @ values.T).T)
 
 
 def integrated_loglik(posterior, table, *, by_domain: bool = False, expected=None,
@@ -266,59 +284,33 @@ def integrated_loglik(posterior, table, *, by_domain: bool = False, expected=Non
     mu = posterior.expected_loss(table.weights, table.model_size, table.tokens) if expected is None else expected
     S = mu.shape[0]
     y = np.log(losses[rows, doms])
-    m = np.log(mu[:, rows, doms])
     if posterior.sigma is None:
         raise UsageError("the posterior has no observation noise (sigma): cannot score held-out losses")
-    s = np.asarray(posterior.sigma, dtype=float)[:, doms]
-    tau = np.zeros(S) if posterior.run_sd is None else np.asarray(posterior.run_sd, dtype=float).reshape(S)
+    scale = cell_scale(posterior, table.weights)[:, rows, doms]
     groups = codes[rows] * K + doms if by_domain else codes[rows]
     G = R * K if by_domain else R
+    ll = observation.grouped_loglik(y, np.log(mu[:, rows, doms]), scale, groups, G, run_sd=posterior.run_sd,
+                                    nu=posterior.nu, method=method)
     counts = np.bincount(groups, minlength=G)
-    jacobian = np.bincount(groups, weights=y, minlength=G)  # sum of log L: density of L, not log L
-    nu = None if posterior.nu is None else np.asarray(posterior.nu, dtype=float).reshape(S)
-    if nu is None and method in ("auto", "closed_form"):
-        inv = 1.0 / s**2
-        r = y[None, :] - m
-        A = _group_sum(inv, groups, G)
-        B = _group_sum(r * inv, groups, G)
-        Q = _group_sum(r**2 * inv, groups, G)
-        logdet = _group_sum(np.log(s**2), groups, G)
-        t2 = (tau**2)[:, None]
-        ll = -0.5 * (counts * math.log(2 * math.pi) + logdet + np.log1p(t2 * A) + Q - t2 * B**2 / (1.0 + t2 * A))
-    elif method in ("auto", "quadrature"):
-        # Adaptive Gauss-Hermite: nodes centred and scaled on the Gaussian approximation
-        # of the offset's conditional posterior (precision 1/tau^2 + sum 1/s^2), since the
-        # integrand is much narrower than the offset's prior when a run has many cells.
-        inv = 1.0 / s**2
-        A = _group_sum(inv, groups, G)
-        B = _group_sum((y[None, :] - m) * inv, groups, G)
-        safe_tau = np.where(tau > 0, tau, 1.0)[:, None]
-        precision = 1.0 / safe_tau**2 + A
-        centre, scale = B / precision, 1.0 / np.sqrt(precision)
-        nodes, weights = np.polynomial.hermite.hermgauss(QUADRATURE_NODES)
-        cell_group = groups
-        parts = []
-        for x, w in zip(nodes if np.any(tau > 0) else [0.0], weights if np.any(tau > 0) else [1.0]):
-            z = np.where(tau[:, None] > 0, centre + math.sqrt(2.0) * scale * x, 0.0)  # (S, G)
-            loc = m + z[:, cell_group]
-            if nu is None:
-                cell = stats.norm.logpdf(y[None, :], loc=loc, scale=s)
-            else:
-                cell = stats.t.logpdf(y[None, :], df=nu[:, None], loc=loc, scale=s)
-            part = _group_sum(cell, groups, G)
-            if np.any(tau > 0):
-                prior = stats.norm.logpdf(z, scale=safe_tau)
-                part = part + np.where(tau[:, None] > 0,
-                                       prior + math.log(w) + x**2 + np.log(math.sqrt(2.0) * scale), 0.0)
-            parts.append(part)
-        ll = special.logsumexp(np.stack(parts), axis=0)
-    else:
-        raise ValueError(f"unknown method '{method}'")
-    ll = ll - jacobian[None, :]
+    ll = ll - np.bincount(groups, weights=y, minlength=G)[None, :]  # density of L, not log L
     ll = np.where(counts[None, :] > 0, ll, np.nan)
     if by_domain:
         ll = ll.reshape(S, R, K)
     return ll, np.asarray(first, dtype=object)
+
+
+def cell_scale(posterior, weights) -> np.ndarray:
+    """Per-draw sd of a new run's log-loss around its expected loss, ``(S, rows, K)``,
+    its offset aside: the cell noise, and a new mixture's effect for mixtures the fit did
+    not see."""
+    sigma = np.asarray(posterior.sigma, dtype=float)[:, None, :]
+    rows = np.atleast_2d(weights).shape[0]
+    draws = getattr(posterior, "observation", None)
+    mix_sd = None if draws is None else draws.new_mixture_sd()
+    if mix_sd is None:
+        return np.broadcast_to(sigma, (sigma.shape[0], rows, sigma.shape[-1]))
+    new = ~draws.known_mixture_effect(weights)[1]
+    return np.sqrt(sigma**2 + np.where(new[None, :, None], mix_sd[:, None, :] ** 2, 0.0))
 
 
 def run_level_loglik(idata) -> tuple[np.ndarray, np.ndarray]:
@@ -337,7 +329,7 @@ def run_level_loglik(idata) -> tuple[np.ndarray, np.ndarray]:
     codes = np.array([where[r] for r in run_ids], dtype=int)
     per_row = np.nansum(ll, axis=-1)  # (chain, draw, row)
     chains, draws, rows = per_row.shape
-    summed = _group_sum(per_row.reshape(chains * draws, rows), codes, len(runs))
+    summed = observation.group_sum(per_row.reshape(chains * draws, rows), codes, len(runs))
     return summed.reshape(chains, draws, len(runs)), np.asarray(runs, dtype=object)
 
 
@@ -403,7 +395,7 @@ def score_runs(posterior, table, *, seed: int = 0, log_weights=None) -> dict:
     codes = np.array([first.get(r, -1) for r in np.asarray(table.run_ids, dtype=object)], dtype=int)
     losses = np.asarray(table.losses, dtype=float)
     rows, doms = np.nonzero(np.isfinite(losses))
-    pred = posterior.add_noise(mu, seed=seed)[:, rows, doms]
+    pred = posterior.add_noise(mu, seed=seed, weights=table.weights)[:, rows, doms]
     mu_cells = mu[:, rows, doms]
     alpha = (1.0 - INTERVAL) / 2
     if log_weights is None:
@@ -512,6 +504,7 @@ class CompareSettings:
     target_accept: float = 0.95
     likelihood: str = "normal"
     run_effect: str = "auto"
+    discrepancy: str = "auto"
     sampler: str = "nutpie"
     max_refits: int = 10
     score_draws: int = 1000
@@ -522,7 +515,7 @@ class CompareSettings:
         return FitSettings(draws=self.draws, tune=self.tune, chains=self.chains, seed=int(seed),
                            sampler=self.sampler, target_accept=self.target_accept,
                            likelihood=self.likelihood, run_effect=self.run_effect,
-                           map_starts=self.map_starts, cores=1)
+                           discrepancy=self.discrepancy, map_starts=self.map_starts, cores=1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -808,6 +801,18 @@ class Comparison:
         return dict(zip(laws, map(float, w))), order
 
     @property
+    def _sum_se(self, values: np.ndarray, runs) -> float:
+        """Standard error of ``values.sum()``: over runs, or under forward chaining by
+        scale over folds (the runs of one fold share one extrapolation error, so they are
+        not independent evidence; with one fold the SE is not defined: NaN)."""
+        values = np.asarray(values, dtype=float)
+        if self.scheme != "scale":
+            return float(math.sqrt(len(values) * np.var(values)))
+        fold_of = {r: f.index for f in self.folds for r in f.test_runs}
+        groups = np.array([fold_of.get(r, -1) for r in runs])
+        sums = np.array([values[groups == g].sum() for g in np.unique(groups)])
+        return float(math.sqrt(len(sums) * np.var(sums, ddof=1))) if len(sums) > 1 else float("nan")
+
     def stacking_weights(self) -> dict:
         """Stacking weights of the laws scored on common runs (zero for the others)."""
         return {name: self.weights_.get(name, 0.0) for name in self.laws}
@@ -832,12 +837,12 @@ class Comparison:
             n = len(lpd)
             row = {**base, "domain": ALL, "n_runs": n}
             row["elpd"] = float(lpd.sum())
-            row["elpd_se"] = float(math.sqrt(n * np.var(lpd)))
+            row["elpd_se"] = self._sum_se(lpd, res.runs)
             if name in laws and best is not None:
                 j = laws.index(name)
                 diff = matrix[:, best] - matrix[:, j]
                 row["elpd_diff"] = float(diff.sum())
-                row["elpd_diff_se"] = float(math.sqrt(len(diff) * np.var(diff)))
+                row["elpd_diff_se"] = self._sum_se(diff, order)
                 row["n_common_runs"] = len(order)
             row["weight"] = self.weights_.get(name, 0.0)
             cells = res.cells
@@ -1378,12 +1383,19 @@ class StackedPosterior:
             out[where] = mu
         return out
 
-    def add_noise(self, mu: np.ndarray, *, seed=0) -> np.ndarray:
+    def add_noise(self, mu: np.ndarray, *, seed=0, weights=None) -> np.ndarray:
         """Observed-loss draws: each draw gets its own law's noise and a fresh run offset."""
         out = np.empty_like(mu)
         for c, (post, where) in enumerate(self._parts()):
-            out[where] = post.add_noise(mu[where], seed=np.random.SeedSequence([int(seed), c]).generate_state(1)[0])
+            out[where] = post.add_noise(mu[where], seed=np.random.SeedSequence([int(seed), c]).generate_state(1)[0],
+                                        weights=weights)
         return out
+
+    @property
+    def observation(self):
+        """None: a stacked posterior's draws carry their own laws' observation models, which
+        :meth:`expected_loss` and :meth:`add_noise` apply per component."""
+        return None
 
     def predictive_loss(self, weights, model_size, tokens, *, seed=0) -> np.ndarray:
         return self.add_noise(self.expected_loss(weights, model_size, tokens), seed=seed)

@@ -169,6 +169,22 @@ def test_grouped_kfold_never_splits_a_run(multi_scale_table):
         grouped_kfold(table, 100)
 
 
+def test_mixture_kfold_holds_out_every_run_of_a_mixture(multi_scale_table):
+    from bayesmix.compare import mixture_kfold
+    from bayesmix.observation import mixture_keys
+
+    table = multi_scale_table
+    folds = mixture_kfold(table, 3, seed=1)
+    assert parse_cv("mixture:3").label == "mixture:3"
+    key_of = dict(zip(table.run_ids, mixture_keys(table.weights)))
+    held = [{key_of[r] for r in f.test_runs} for f in folds]
+    assert set().union(*held) == set(key_of.values()) and sum(map(len, held)) == 6  # each mixture once
+    for fold, keys in zip(folds, held):
+        # every run of a held-out mixture (3 sizes) is held out, none is trained on
+        assert {r for r, k in key_of.items() if k in keys} == set(fold.test_runs)
+        assert not {key_of[r] for r in fold.train_runs} & keys
+
+
 def test_scale_folds_train_only_on_smaller_sizes(multi_scale_table):
     table = multi_scale_table
     folds = scale_folds(table)
