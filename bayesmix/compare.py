@@ -286,7 +286,8 @@ def integrated_loglik(posterior, table, *, by_domain: bool = False, expected=Non
     y = np.log(losses[rows, doms])
     if posterior.sigma is None:
         raise UsageError("the posterior has no observation noise (sigma): cannot score held-out losses")
-    scale = cell_scale(posterior, table.weights)[:, rows, doms]
+    scale = observation.cell_sd(posterior.sigma, getattr(posterior, "observation", None),
+                                table.weights)[:, rows, doms]
     groups = codes[rows] * K + doms if by_domain else codes[rows]
     G = R * K if by_domain else R
     ll = observation.grouped_loglik(y, np.log(mu[:, rows, doms]), scale, groups, G, run_sd=posterior.run_sd,
@@ -297,20 +298,6 @@ def integrated_loglik(posterior, table, *, by_domain: bool = False, expected=Non
     if by_domain:
         ll = ll.reshape(S, R, K)
     return ll, np.asarray(first, dtype=object)
-
-
-def cell_scale(posterior, weights) -> np.ndarray:
-    """Per-draw sd of a new run's log-loss around its expected loss, ``(S, rows, K)``,
-    its offset aside: the cell noise, and a new mixture's effect for mixtures the fit did
-    not see."""
-    sigma = np.asarray(posterior.sigma, dtype=float)[:, None, :]
-    rows = np.atleast_2d(weights).shape[0]
-    draws = getattr(posterior, "observation", None)
-    mix_sd = None if draws is None else draws.new_mixture_sd()
-    if mix_sd is None:
-        return np.broadcast_to(sigma, (sigma.shape[0], rows, sigma.shape[-1]))
-    new = ~draws.known_mixture_effect(weights)[1]
-    return np.sqrt(sigma**2 + np.where(new[None, :, None], mix_sd[:, None, :] ** 2, 0.0))
 
 
 def run_level_loglik(idata) -> tuple[np.ndarray, np.ndarray]:

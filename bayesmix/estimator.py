@@ -37,6 +37,8 @@ class LawModel:
         NUTS settings.
     sampler : {"pymc", "nutpie", "numpyro"}
     likelihood : {"normal", "student_t"}
+    discrepancy : {"auto", "on", "off"}
+        The law's error over scale (:mod:`bayesmix.observation`); "off": law-only.
     checkpoints : {"final", "all"}
         Which checkpoints of each run enter the fit.
     allow_warnings : bool
@@ -51,8 +53,8 @@ class LawModel:
     """
 
     def __init__(self, law="capacity_noise", *, priors=None, draws=1000, tune=1000, chains=4, seed=0,
-                 sampler="nutpie", likelihood="normal", checkpoints="final", allow_warnings=False,
-                 progressbar=True):
+                 sampler="nutpie", likelihood="normal", discrepancy="auto", checkpoints="final",
+                 allow_warnings=False, progressbar=True):
         self.law = law
         self.priors = priors
         self.draws = draws
@@ -61,6 +63,7 @@ class LawModel:
         self.seed = seed
         self.sampler = sampler
         self.likelihood = likelihood
+        self.discrepancy = discrepancy
         self.checkpoints = checkpoints
         self.allow_warnings = allow_warnings
         self.progressbar = progressbar
@@ -69,7 +72,8 @@ class LawModel:
         """Fit the law to a :class:`~bayesmix.data.RunTable`; returns self."""
         rows = select_checkpoints(table, self.checkpoints)
         settings = FitSettings(draws=self.draws, tune=self.tune, chains=self.chains, seed=self.seed,
-                               sampler=self.sampler, likelihood=self.likelihood)
+                               sampler=self.sampler, likelihood=self.likelihood,
+                               discrepancy=self.discrepancy)
         self.fit_ = fit_law(rows, self.law, priors=self.priors, settings=settings, init=init,
                             progressbar=self.progressbar, allow_warnings=self.allow_warnings)
         self.fit_.attrs["settings"]["checkpoints"] = self.checkpoints

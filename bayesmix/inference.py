@@ -60,6 +60,9 @@ class FitSettings:
     #: The law's error over scale (:mod:`bayesmix.observation`): "auto" wherever the
     #: table has more than one scale, "off" for the law-only model of the paper.
     discrepancy: str = "auto"
+    #: A mixture's effect shared by its runs at every scale: "auto" with the discrepancy
+    #: where a mixture was run at several scales.
+    mixture_effect: str = "auto"
     map_starts: int = 4
     cores: int | None = None
     coordinates: str = "auto"
@@ -73,7 +76,8 @@ class FitSettings:
 
 def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str = "normal",
                 run_effect: str = "auto", scaling: Scaling | None = None,
-                coordinates: str = "auto", discrepancy: str = "auto") -> tuple[pm.Model, Scaling]:
+                coordinates: str = "auto", discrepancy: str = "auto", mixture_effect: str = "auto",
+                design: observation.ObservationDesign | None = None) -> tuple[pm.Model, Scaling]:
     """Build the PyMC model of ``law`` on ``table``.
 
     Parameters
@@ -92,6 +96,12 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
     discrepancy : {"auto", "on", "off"}
         The law's error as a function of scale (:mod:`bayesmix.observation`); "auto":
         wherever the table has more than one scale.
+    mixture_effect : {"auto", "on", "off"}
+        A mixture's effect shared by its runs at every scale ("auto": with the
+        discrepancy, where a mixture was run at several scales).
+    design : ObservationDesign, optional
+        The observation model's terms, when already decided (then ``likelihood``,
+        ``run_effect``, ``discrepancy`` and ``mixture_effect`` are not read).
     scaling : Scaling, optional
         Reference units; default from the table.
     coordinates : {"auto", "level", "natural"}
@@ -115,8 +125,9 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         raise UsageError(f"law '{law.name}' with these priors cannot use level coordinates: its level "
                          "terms need priors on the positive half-line")
     scaling = scaling or Scaling.from_table(table)
-    design = observation.ObservationDesign.from_table(table, scaling, likelihood=likelihood,
-                                                      run_effect=run_effect, discrepancy=discrepancy)
+    design = design or observation.ObservationDesign.from_table(
+        table, scaling, likelihood=likelihood, run_effect=run_effect, discrepancy=discrepancy,
+        mixture_effect=mixture_effect)
     losses = np.asarray(table.losses, dtype=float)
     rows, doms = np.nonzero(np.isfinite(losses))
     if len(rows) == 0:
@@ -225,10 +236,10 @@ def map_posterior(table, law="capacity_noise", *, priors=None, starts: int = 4, 
     import pytensor
 
     law = get_law(law) if isinstance(law, str) else law
-    model, scaling = build_model(law, table, priors, likelihood=likelihood, run_effect=run_effect,
-                                 discrepancy=discrepancy)
+    scaling = Scaling.from_table(table)
     design = observation.ObservationDesign.from_table(table, scaling, likelihood=likelihood,
                                                       run_effect=run_effect, discrepancy=discrepancy)
+    model, _ = build_model(law, table, priors, scaling=scaling, design=design)
     point, _ = find_map(model, starts=starts, seed=seed)
     names = [p.name for p in law.params] + [n for n in observation.RECORDED if n in model.named_vars]
     evaluate = pytensor.function(model.value_vars, model.replace_rvs_by_values([model[n] for n in names]),
@@ -784,12 +795,11 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
     if settings.sampler == "numpyro":
         _require_numpyro()
     law = get_law(law) if isinstance(law, str) else law
-    model, scaling = build_model(law, table, priors, likelihood=settings.likelihood,
-                                 run_effect=settings.run_effect, scaling=scaling,
-                                 coordinates=settings.coordinates, discrepancy=settings.discrepancy)
-    design = observation.ObservationDesign.from_table(table, scaling, likelihood=settings.likelihood,
-                                                      run_effect=settings.run_effect,
-                                                      discrepancy=settings.discrepancy)
+    scaling = scaling or Scaling.from_table(table)
+    design = observation.ObservationDesign.from_table(
+        table, scaling, likelihood=settings.likelihood, run_effect=settings.run_effect,
+        discrepancy=settings.discrepancy, mixture_effect=settings.mixture_effect)
+    model, _ = build_model(law, table, priors, scaling=scaling, coordinates=settings.coordinates, design=design)
     t_compile = time.perf_counter()
     compiled, precondition = _compile(law, model, settings)
     t0 = time.perf_counter()

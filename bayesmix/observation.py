@@ -73,8 +73,11 @@ OBSERVATION_PRIORS = {
     # Law error per e-fold of scale: common to the domains, and its sd across domains.
     "disc_slope_mean": {"dist": "Normal", "mu": 0.0, "sigma": 0.02},
     "disc_slope_sd": {"dist": "HalfNormal", "sigma": 0.02},
-    # Amplitude of the smooth part of the law's error (log-loss).
-    "disc_amp": {"dist": "HalfNormal", "sigma": 0.02},
+    # Amplitude of the smooth part of the law's error (log-loss): with the unit length
+    # scale, a prior sd of the law's error of about 1% of the loss one e-fold beyond the
+    # fitted scales (the kernel, less its line through two scales, gives 0.9-1.3 x amp at
+    # 0.8-1.1 e-folds), growing further out.
+    "disc_amp": {"dist": "HalfNormal", "sigma": 0.01},
     # What a mixture does to a domain beyond the law (log-loss), per domain.
     "mix_sd": {"dist": "HalfNormal", "sigma": 0.02},
 }
@@ -212,7 +215,8 @@ class ObservationDesign:
         if not data:
             return cls(likelihood=likelihood, run_effect=run_effect)
         features = tuple(data.get("features", ()))
-        points = np.asarray(data.get("scale_points", []), dtype=float).reshape(-1, len(features))
+        points = np.asarray(data.get("scale_points", []), dtype=float).reshape(-1, max(len(features), 1))
+        points = points if features else np.zeros((0, 0))
         return cls(likelihood=data["likelihood"], run_effect=bool(data["run_effect"]),
                    discrepancy=bool(data["discrepancy"]), mixture_effect=bool(data["mixture_effect"]),
                    features=features, scale_points=points, lengthscale=float(data["lengthscale"]),
@@ -478,6 +482,19 @@ def log_offsets(draws: ObservationDraws | None, weights, n, d, *, seed=0) -> np.
     eta, _ = draws.known_mixture_effect(weights)
     parts = [p for p in (delta, eta) if p is not None]
     return sum(parts) if parts else None
+
+
+def cell_sd(sigma, draws: ObservationDraws | None, weights) -> np.ndarray:
+    """Per-draw sd of a new run's log-loss around its expected loss, ``(S, rows, K)``, its
+    run offset aside: the cell noise ``sigma (S, K)``, and for mixtures the fit did not
+    see (``weights (rows, K)``) a new mixture's effect."""
+    sigma = np.asarray(sigma, dtype=float)[:, None, :]
+    rows = np.atleast_2d(weights).shape[0]
+    mix_sd = None if draws is None else draws.new_mixture_sd()
+    if mix_sd is None:
+        return np.broadcast_to(sigma, (sigma.shape[0], rows, sigma.shape[-1]))
+    new = ~draws.known_mixture_effect(weights)[1]
+    return np.sqrt(sigma**2 + np.where(new[None, :, None], np.asarray(mix_sd)[:, None, :] ** 2, 0.0))
 
 
 def add_noise(mu: np.ndarray, *, sigma=None, nu=None, run_sd=None, mix_sd=None, new_mixture=None,

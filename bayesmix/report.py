@@ -289,9 +289,8 @@ def _overview_section(fit, posterior) -> Section:
         ("source", attrs.get("source", "")),
         ("data fingerprint", attrs.get("fingerprint", "")),
         ("posterior draws", str(posterior.n_draws)),
-        ("likelihood", "Student-t" if posterior.nu is not None else "normal on log-loss"),
-        ("per-run offset", "yes" if posterior.run_sd is not None else "no"),
     ]
+    rows += [tuple(line.split(": ", 1)) for line in fit.observation_design.describe()]
     settings = attrs.get("settings") or {}
     if isinstance(settings, dict) and settings:
         rows.append(("sampler settings", ", ".join(f"{k}={v}" for k, v in settings.items())))

@@ -81,6 +81,7 @@ def test_design_rules_on_tables():
     assert not off.discrepancy and not off.mixture_effect
     with pytest.raises(UsageError, match="discrepancy"):
         ObservationDesign.from_table(one_scale, Scaling.from_table(one_scale), discrepancy="on")
+    assert ObservationDesign.from_dict(off.to_dict()) == off or not ObservationDesign.from_dict(off.to_dict()).discrepancy
     restored = ObservationDesign.from_dict(design.to_dict())
     np.testing.assert_allclose(restored.scale_points, design.scale_points)
     assert restored.mixtures == design.mixtures and restored.features == design.features
@@ -134,3 +135,37 @@ def test_smooth_part_at_fitted_scales_has_no_level_or_linear_trend():
     assert np.linalg.matrix_rank(factor, tol=1e-8) == 1  # 4 scales less a plane in 2-D
     X = three.linear_design(three.scale_points)
     np.testing.assert_allclose(X.T @ factor, 0.0, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_a_fit_with_discrepancy_saves_loads_and_widens_its_intervals_beyond_the_fitted_scales(tmp_path):
+    """A NUTS fit on three model sizes keeps its observation model through save and load,
+    and its 90% interval at 4x the largest fitted size is wider than at a fitted size;
+    its chains start at distinct points with finite density."""
+    from bayesmix.inference import Fit, _compiled_nutpie_model, _dispersed_starts, build_model, fit_law
+    from bayesmix.laws import get_law
+
+    truth = default_truth("chinchilla_domain", ("a", "b", "c"), seed=1, noise_sd=0.01)
+    table, _ = simulate_runs(truth, n_mixtures=8, model_sizes=(5e7, 1e8, 2e8), tokens_per_param=20.0, seed=1)
+    fit = fit_law(table, "chinchilla_domain", draws=200, tune=200, chains=2, seed=0, progressbar=False)
+    assert fit.attrs["observation"]["discrepancy"] and fit.attrs["observation"]["mixture_effect"]
+    path = tmp_path / "fit.nc"
+    fit.save(path)
+    loaded = Fit.load(path).posterior()
+    assert loaded.observation is not None and loaded.observation.disc_slope.shape == (400, 1, 3)
+    h = np.full((1, 3), 1 / 3)
+    inside = loaded.summarise(h, 2e8, 4e9)
+    outside = loaded.summarise(h, 8e8, 1.6e10)
+    width = lambda s: (s["q95"] - s["q05"]) / s["mean"]  # noqa: E731
+    assert np.all(width(outside) > width(inside))
+
+    law = get_law("chinchilla_domain")
+    model, _ = build_model(law, table)
+    compiled = _compiled_nutpie_model(model)
+    size = compiled.n_dim
+    centre = np.concatenate([np.asarray(model.initial_point()[v.name], dtype=float).ravel()
+                             for v in model.value_vars])
+    started = _dispersed_starts(compiled, centre, 0.1 * np.eye(size), seed=3)
+    a, b, again = (started.initial_point_func(s) for s in (11, 12, 11))
+    assert not np.allclose(a, b) and np.allclose(a, again)  # one start per chain, reproducible
+    assert np.all(np.abs(a - centre) < 1.0)  # 1.5 sd of 0.1 per coordinate: well inside

@@ -85,7 +85,11 @@ def add_parser(sub):
     fit_group.add_argument("--seed", type=int, default=0, help="seed of the folds and the fits (default: 0)")
     fit_group.add_argument("--map-starts", type=int, default=2, help="MAP searches per fit (default: 2)")
     fit_group.add_argument("--target-accept", type=float, default=0.95)
-    fit_group.add_argument("--likelihood", choices=("normal", "student_t"), default="normal")
+    fit_group.add_argument("--likelihood", choices=("normal", "student_t"), default="normal",
+                           help="cell noise on log-loss (student_t for outliers)")
+    fit_group.add_argument("--discrepancy", choices=("auto", "on", "off"), default="auto",
+                           help="the law's error over scale and mixture effects (auto: where the "
+                                "table has several scales; off: the law-only model)")
     fit_group.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie",
                            help="NUTS sampler (default: nutpie; each worker compiles a law once for all its folds)")
     fit_group.add_argument("--max-refits", type=int, default=10,
@@ -111,7 +115,7 @@ def run(args) -> int:
     laws = [name.strip() for name in args.laws.split(",") if name.strip()] if args.laws else None
     settings = CompareSettings(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                                map_starts=args.map_starts, target_accept=args.target_accept,
-                               likelihood=args.likelihood, sampler=args.sampler, max_refits=args.max_refits)
+                               likelihood=args.likelihood, discrepancy=args.discrepancy, sampler=args.sampler, max_refits=args.max_refits)
     json_path = args.json or (str(Path(args.out).with_suffix(".json")) if args.out else None)
     work_dir = args.work_dir or (str(Path(json_path).with_suffix(".parts")) if json_path else None)
     executor = make_executor(jobs=args.jobs, dask=args.dask)
