@@ -1,0 +1,139 @@
+"""Honest extrapolation over model size: held-out accuracy and interval coverage per fold.
+
+    python benchmarks/bench_extrapolation.py                      # every fold below, defaults
+    python benchmarks/bench_extrapolation.py --folds sp-310       # one fold
+    python benchmarks/bench_extrapolation.py --discrepancy off    # the law-only model
+    python benchmarks/bench_extrapolation.py --laws capacity_noise,chinchilla_domain
+
+Folds (final checkpoints of ``../shared/data``; forward chaining over model size):
+
+* ``sp-310``: SlimPajama 7, fit <= 310M, score 680M and 937M;
+* ``sp-680``: SlimPajama 7, fit <= 680M, score 937M;
+* ``pile4``: Pile 4, fit 90M + 200M, score 440M.
+
+For each fold and law: a NUTS fit with the library's default settings (``FitSettings()``:
+4 chains x 1000 draws after 1000 tuning, unless ``--draws/--tune/--chains`` say otherwise;
+such figures say so in the header), then on the held-out runs the MRE of the posterior
+mean over all cells, the coverage of the central 90% predictive intervals, and on
+SlimPajama the Spearman rank correlation of the mixtures' predicted against observed
+average loss at 937M and the regret of the top pick (observed average loss of the
+predicted best minus the observed best, nats). Also the gate (max R-hat, divergences)
+and the wall time of the fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+#: Show the sampler's progress (the --progress flag).
+PROGRESS = False
+
+FOLDS = {
+    "sp-310": ("slimpajama7", 3.2e8, None),
+    "sp-680": ("slimpajama7", 7.0e8, None),
+    "pile4": ("pile4", 2.1e8, None),
+}
+
+
+def fold_tables(name: str):
+    """(train, test) final-checkpoint tables of a fold."""
+    from bayesmix.data import load_runs
+
+    study, max_train, _ = FOLDS[name]
+    table = load_runs(DATA / study / "runs.csv").final_checkpoints()
+    train = table.filter_scale(max_model_size=max_train)
+    test = table.select(np.asarray(table.model_size) > max_train)
+    return train, test
+
+
+def ranking(posterior, test, seed: int = 0) -> dict:
+    """Spearman of predicted vs observed average loss over the mixtures at the largest
+    held-out size, and the regret of the top pick (nats)."""
+    from scipy import stats
+
+    largest = np.max(test.model_size)
+    at = np.asarray(test.model_size) == largest
+    weights, losses = np.asarray(test.weights)[at], np.asarray(test.losses)[at]
+    mu = posterior.expected_loss(weights, test.model_size[at], test.tokens[at], seed=seed).mean(axis=0)
+    keep = np.isfinite(losses).all(axis=1)
+    predicted, observed = mu[keep].mean(axis=1), losses[keep].mean(axis=1)
+    rho = stats.spearmanr(predicted, observed).statistic
+    regret = observed[np.argmin(predicted)] - observed.min()
+    return {"spearman": float(rho), "regret": float(regret)}
+
+
+def score_fold(name: str, law: str, settings, seed: int) -> dict:
+    from bayesmix.compare import score_runs
+    from bayesmix.inference import fit_law
+    from bayesmix.metrics import interval_coverage, mean_relative_error
+
+    train, test = fold_tables(name)
+    t0 = time.perf_counter()
+    fit = fit_law(train, law, settings=settings, progressbar=PROGRESS, allow_warnings=True)
+    seconds = time.perf_counter() - t0
+    posterior = fit.posterior()
+    scores = score_runs(posterior, test, seed=seed)
+    observed, mean = scores["observed"], scores["mean"]
+    out = {
+        "fold": name, "law": law, "train_rows": train.n_rows, "test_rows": test.n_rows,
+        "mre": mean_relative_error(mean[None], observed[None]),
+        "coverage": interval_coverage(scores["lower"], scores["upper"], observed),
+        "max_rhat": fit.diagnostics["max_rhat"], "divergences": fit.diagnostics["divergences"],
+        "worst": fit.diagnostics.get("worst_rhat_param"),
+        "grads_per_draw": fit.diagnostics.get("gradients_per_draw", float("nan")), "seconds": seconds,
+    }
+    # Where the predictive spread comes from (medians over held-out cells, log-loss sd):
+    # the expected loss across draws (parameters and the law's error at the new scale)
+    # and the cell noise.
+    mu = posterior.expected_loss(test.weights, test.model_size, test.tokens, seed=seed)
+    rows, doms = scores["cell_row"], scores["cell_domain"]
+    out["sd_expected"] = float(np.median(np.log(mu).std(axis=0)[rows, doms]))
+    out["sd_noise"] = float(np.median(np.asarray(posterior.sigma).mean(axis=0)[doms]))
+    if FOLDS[name][0] == "slimpajama7":
+        out.update(ranking(posterior, test, seed))
+    for size in np.unique(test.model_size):
+        at = np.asarray(test.model_size)[scores["cell_row"]] == size
+        out[f"mre@{size / 1e6:.0f}M"] = mean_relative_error(mean[at][None], observed[at][None])
+        out[f"cov@{size / 1e6:.0f}M"] = interval_coverage(scores["lower"][at], scores["upper"][at], observed[at])
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--folds", default=",".join(FOLDS), help="comma-separated folds: " + ", ".join(FOLDS))
+    parser.add_argument("--laws", default="capacity_noise,chinchilla_domain")
+    parser.add_argument("--discrepancy", default="auto", choices=("auto", "on", "off"))
+    parser.add_argument("--likelihood", default="normal", choices=("normal", "student_t"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--draws", type=int, default=None, help="draws per chain (default: the library's)")
+    parser.add_argument("--tune", type=int, default=None, help="tuning draws per chain (default: the library's)")
+    parser.add_argument("--chains", type=int, default=None, help="chains (default: the library's)")
+    parser.add_argument("--progress", action="store_true", help="show the sampler's progress")
+    args = parser.parse_args(argv)
+    global PROGRESS
+    PROGRESS = args.progress
+
+    from bayesmix.inference import FitSettings
+
+    settings = FitSettings(seed=args.seed, discrepancy=args.discrepancy, likelihood=args.likelihood)
+    for key in ("draws", "tune", "chains"):
+        if getattr(args, key) is not None:
+            setattr(settings, key, getattr(args, key))
+    print(f"# settings: {settings.chains} chains x ({settings.tune} tune + {settings.draws} draws), "
+          f"seed {settings.seed}, discrepancy {settings.discrepancy}, likelihood {settings.likelihood}", flush=True)
+    for fold in args.folds.split(","):
+        for law in args.laws.split(","):
+            row = score_fold(fold, law, FitSettings(**settings.to_dict()), args.seed)
+            text = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+            print(text, flush=True)
+
+
+if __name__ == "__main__":
+    main()
