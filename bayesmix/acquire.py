@@ -50,6 +50,7 @@ from typing import Callable
 
 import numpy as np
 
+from ._files import write_text_atomic
 from .data import RunTable
 from .decide import (Constraints, MixtureProblem, Objective, Risk,
                      _normalised_weights, _spectral_projected_gradient, project_to_polytope)
@@ -735,8 +736,8 @@ class AcquisitionResult:
         return pd.DataFrame(rows)
 
     def to_csv(self, path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.to_frame().to_csv(path, index=False)
+        """Write :meth:`to_frame` as CSV to ``path`` atomically (folders created as needed)."""
+        write_text_atomic(path, self.to_frame().to_csv(index=False))
 
     def format_table(self, limit: int = 15) -> str:
         c = self.candidates

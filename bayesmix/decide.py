@@ -39,7 +39,6 @@ risk optimisation (:meth:`MixtureProblem.recommend_mixture`, :meth:`MixtureProbl
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from typing import Mapping
 import numpy as np
 from scipy import special
 
+from ._files import json_safe, json_text, write_text_atomic
 from .errors import DataError, UsageError
 from .posterior import Posterior
 from .units import format_quantity, parse_quantity
@@ -680,23 +680,6 @@ def _by_domain(domains, values) -> dict:
     return {d: float(v) for d, v in zip(domains, np.asarray(values).reshape(-1))}
 
 
-def _clean(obj):
-    """JSON-safe copy: numpy scalars to floats, non-finite floats to None."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
-
-
 @dataclass
 class BaselineComparison:
     """How the recommendation compares with one baseline mixture.
@@ -804,7 +787,7 @@ class Recommendation:
     def to_dict(self) -> dict:
         """JSON-ready dictionary of every reported quantity."""
         doms = self.domains
-        return _clean({
+        return json_safe({
             "bayesmix_type": "recommendation",
             "law": self.law,
             "fingerprint": self.fingerprint,
@@ -840,8 +823,11 @@ class Recommendation:
         })
 
     def to_json(self, path=None, indent: int = 2) -> str:
-        """The JSON text; also written to ``path`` when given."""
-        return _json_text(self.to_dict(), path, indent)
+        """The JSON text; also written to ``path`` (atomically) when given."""
+        text = json_text(self.to_dict(), indent=indent)
+        if path is not None:
+            write_text_atomic(path, text + "\n")
+        return text
 
     def format_table(self) -> str:
         """Human-readable report of the recommendation."""
@@ -941,7 +927,7 @@ class CandidateRanking:
                 "feasible": bool(self.feasible[j]),
                 "violations": list(self.violations[j]),
             })
-        return _clean({
+        return json_safe({
             "bayesmix_type": "candidate_ranking",
             "law": self.law,
             "fingerprint": self.fingerprint,
@@ -954,8 +940,11 @@ class CandidateRanking:
         })
 
     def to_json(self, path=None, indent: int = 2) -> str:
-        """The JSON text; also written to ``path`` when given."""
-        return _json_text(self.to_dict(), path, indent)
+        """The JSON text; also written to ``path`` (atomically) when given."""
+        text = json_text(self.to_dict(), indent=indent)
+        if path is not None:
+            write_text_atomic(path, text + "\n")
+        return text
 
     def format_table(self) -> str:
         nw = max(9, max(len(n) for n in self.names))
@@ -1517,11 +1506,3 @@ __all__ = [
     "rank_candidates", "recommend", "risk_value", "weighted_quantile",
 ]
 
-
-def _json_text(data: dict, path=None, indent: int = 2) -> str:
-    """Strict JSON text of ``data`` (no NaN); also written to ``path`` when given."""
-    text = json.dumps(data, indent=indent, allow_nan=False)
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text + "\n")
-    return text

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from .._files import check_output_path, write_text_atomic
 from ..errors import UsageError
 from ..units import parse_quantity
 from .next_cmd import add_acquisition_options, add_candidate_options, add_target_options
@@ -88,6 +88,7 @@ def run(args) -> int:
     from ..progress import ProgressBar, wanted
     from .next_cmd import candidates_from_args, decision_from_args
 
+    out = check_output_path(args.out, folder=True)
     if bool(args.simulate) == bool(args.pool):
         raise UsageError("give exactly one source of observations: --simulate or --pool RUNS.csv")
     if args.budget_steps is None and args.budget is None:
@@ -129,8 +130,6 @@ def run(args) -> int:
             if not 0 < args.ess_fraction < 1:
                 raise UsageError(f"--ess-fraction must be between 0 and 1, got {args.ess_fraction}")
             refit = AdaptiveRefit(refit, ess_fraction=args.ess_fraction)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
 
     bar = ProgressBar(args.budget_steps + 1 if args.budget_steps is not None else None, "campaign steps",
                       enabled=wanted(args.quiet))
@@ -148,7 +147,7 @@ def run(args) -> int:
                               objective=objective, constraints=constraints, risk=args.risk,
                               max_draws=args.max_draws, n_outcomes=args.n_outcomes, seed=args.seed,
                               callback=show)
-    result.to_frame().to_csv(out / "campaign.csv", index=False)
-    result.table.to_frame().to_csv(out / "runs.csv", index=False)
+    write_text_atomic(out / "campaign.csv", result.to_frame().to_csv(index=False))
+    write_text_atomic(out / "runs.csv", result.table.to_frame().to_csv(index=False))
     print(f"written: {out / 'campaign.csv'}, {out / 'runs.csv'}")
     return 0

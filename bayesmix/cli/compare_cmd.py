@@ -6,6 +6,7 @@ import argparse
 import shutil
 from pathlib import Path
 
+from .._files import check_output_path
 from ..errors import UsageError
 from .common import add_table_options, load_table_from_args
 
@@ -105,6 +106,10 @@ def run(args) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     if args.chains < 2:
         raise UsageError("--chains must be at least 2: the diagnostics (R-hat) compare chains")
+    for option, value, folder in (("--out", args.out, False), ("--json", args.json, False),
+                                  ("--save-fits", args.save_fits, True), ("--work-dir", args.work_dir, True)):
+        if value:
+            check_output_path(value, option=option, folder=folder)
     table = load_table_from_args(args)
     if args.final_only:
         table = table.final_checkpoints()

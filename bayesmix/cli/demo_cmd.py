@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._files import check_output_path
 from .common import show_progress
 
 
@@ -28,6 +29,8 @@ def run(args) -> int:
     from ..inference import fit_law, format_diagnostics
     from ..simulate import default_truth, simulate_runs
 
+    if args.out:
+        check_output_path(args.out)
     truth = default_truth("capacity_noise", seed=args.seed)
     table, truth = simulate_runs(truth, n_mixtures=12, model_sizes=(5e7, 1e8, 2e8, 4e8),
                                  tokens_per_param=20, seed=args.seed, min_weight=0.03)

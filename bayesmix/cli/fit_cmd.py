@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .._files import check_output_path
 from ..errors import FitRejectedError
 from .common import add_table_options, load_table_from_args, show_progress
 
@@ -51,6 +52,8 @@ def run(args) -> int:
     from ..laws import get_law
     from ..priors import load_prior_file
 
+    out = check_output_path(args.out)
+    check_output_path(rejected_path(out))
     table = load_table_from_args(args)
     for note in table.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -71,11 +74,10 @@ def run(args) -> int:
     print(format_diagnostics(fit.diagnostics))
     from ..inference import check_gate
 
-    out = Path(args.out)
     try:
         problems = check_gate(fit.diagnostics, allow_warnings=args.allow_warnings)
     except FitRejectedError as err:
-        rejected = out.with_name(out.stem + ".rejected" + (out.suffix or ".nc"))
+        rejected = rejected_path(out)
         fit.attrs["rejected"] = True
         fit.save(rejected)
         raise FitRejectedError(f"{err}\n  the draws were kept in {rejected} for inspection") from None
@@ -84,3 +86,8 @@ def run(args) -> int:
     fit.save(out)
     print(f"saved {out}")
     return 0
+
+
+def rejected_path(out: Path) -> Path:
+    """Where the draws of a fit refused by the diagnostics gate are kept."""
+    return out.with_name(out.stem + ".rejected" + (out.suffix or ".nc"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .._files import check_output_path
 from ..errors import UsageError
 from ..units import parse_quantity
 from .common import parse_quantity_list, parse_weights
@@ -125,6 +126,8 @@ def run(args) -> int:
     from ..inference import Fit
     from ..data import load_runs
 
+    if args.out:
+        check_output_path(args.out)
     if args.batch < 1:
         raise UsageError("--batch must be at least 1")
     if args.max_draws < 1:

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from .._files import check_output_path, write_text_atomic
 from ..errors import UsageError
 from ..units import parse_quantity
 from .common import add_table_options, load_table_from_args, parse_weights
@@ -50,6 +51,8 @@ def run(args) -> int:
     from ..estimator import prediction_frame
     from .common import load_posterior
 
+    if args.out:
+        check_output_path(args.out)
     posterior = load_posterior(args.fit)
     domains = tuple(posterior.domains)
     if args.runs and args.mixture:
@@ -75,7 +78,7 @@ def run(args) -> int:
     else:
         raise UsageError("give --runs FILE or --mixture d=w,... with --model-size and --tokens")
     if args.out:
-        out.to_csv(args.out, index=False)
+        write_text_atomic(args.out, out.to_csv(index=False))
         print(f"wrote {len(out)} rows to {args.out}")
     else:
         with pd.option_context("display.max_columns", 12, "display.width", 160):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .._files import check_output_path
 from ..errors import UsageError
 from ..units import parse_quantity
 from .common import load_posterior, parse_weights
@@ -119,6 +120,8 @@ def _parse_baselines(values, domains):
 def run(args) -> int:
     from ..decide import Constraints, Objective, load_mixtures, rank_candidates, recommend
 
+    if args.out:
+        check_output_path(args.out)
     if args.max_draws < 1:
         raise UsageError("--max-draws must be at least 1")
     if args.restarts < 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .._files import check_output_path
 from ..errors import UsageError
 from ..units import parse_quantity
 
@@ -54,6 +55,7 @@ def add_parser(sub):
 def run(args) -> int:
     from ..report import build_report, read_comparison, read_next_table, read_recommendation
 
+    check_output_path(args.out, folder=args.format == "png")
     if args.max_draws < 1:
         raise UsageError("--max-draws must be at least 1")
     if args.next_rows < 1:
