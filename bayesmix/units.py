@@ -34,6 +34,23 @@ def parse_quantity(text, *, what="quantity") -> float:
     return value
 
 
+def format_number(value) -> str:
+    """Format a number plainly for a message: ``inf``, ``nan``, ``1e+300``, ``0.25``.
+
+    Numpy scalars are shown as numbers, never as ``np.float64(...)``; non-numbers are
+    shown as their ``str``.
+    """
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.6g}"
+
+
 def format_quantity(value: float) -> str:
     """Format a count compactly: 122000000 -> '122M', 2.5e10 -> '25B'."""
     for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
