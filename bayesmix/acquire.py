@@ -56,7 +56,7 @@ from .decide import (Constraints, MixtureProblem, Objective, Risk,
                      _normalised_weights, _spectral_projected_gradient, project_to_polytope)
 from .errors import DataError, UsageError
 from .posterior import Posterior
-from .units import format_quantity, parse_quantity
+from .units import check_scale_bounds, format_quantity, parse_quantity
 
 #: Simulated outcomes per candidate for the value of information.
 DEFAULT_OUTCOMES = 32
@@ -265,6 +265,7 @@ def load_candidates(path, domains) -> CandidateSet:
 
     N = quantities(n_col, "model size")
     D = quantities(d_col, "tokens")
+    check_scale_bounds(N, D, what=str(path))
     cost = quantities(cost_col, "cost") if cost_col else None
     names = [str(v) for v in frame["name"]] if "name" in frame.columns else None
     try:

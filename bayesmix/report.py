@@ -167,7 +167,7 @@ def read_recommendation(path) -> dict:
     UsageError
         If the file is missing or is not a recommendation.
     """
-    data = _read_json(path, "recommendation", "bayesmix recommend FIT --model-size N --tokens D --out REC.json")
+    data = _read_json(path, "recommendation", "bayesmix recommend FIT --target-model-size N --target-tokens D --out REC.json")
     if data.get("bayesmix_type") != "recommendation" or "mixture" not in data:
         raise UsageError(f"{path}: not a bayesmix recommendation (write one with 'bayesmix recommend ... --out REC.json')")
     return data

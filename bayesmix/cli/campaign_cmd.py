@@ -71,7 +71,7 @@ def add_parser(sub):
     b.add_argument("--draws", type=int, default=200, help="NUTS draws per chain (default 200)")
     b.add_argument("--tune", type=int, default=200, help="NUTS tuning steps (default 200)")
     b.add_argument("--chains", type=int, default=2, help="NUTS chains (default 2)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for campaign.csv and runs.csv")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for campaign.csv and runs.csv")
     p.add_argument("--quiet", action="store_true", help="no progress bar (none is drawn when stderr is not a terminal)")
     p.set_defaults(func=run)
     return p
@@ -83,9 +83,9 @@ def run(args) -> int:
     from ..acquire import (AdaptiveRefit, NutsRefit, PoolObserver, ReweightRefit, SimulatorObserver, run_campaign,
                            table_to_candidates)
     from ..data import load_runs
-    from ..inference import Fit
     from ..simulate import default_truth, simulate_runs
     from ..progress import ProgressBar, wanted
+    from .common import check_scale, load_fit
     from .next_cmd import candidates_from_args, decision_from_args
 
     out = check_output_path(args.out, folder=True)
@@ -96,6 +96,8 @@ def run(args) -> int:
     if args.budget_steps is not None and args.budget_steps < 1:
         raise UsageError("--budget-steps must be at least 1")
     budget = parse_quantity(args.budget, what="--budget") if args.budget else None
+    check_scale(None, parse_quantity(args.target_model_size, what="--target-model-size"),
+                parse_quantity(args.target_tokens, what="--target-tokens"), what="target")
     objective, constraints = decision_from_args(args)
     truth = None
     if args.simulate:
@@ -122,7 +124,7 @@ def run(args) -> int:
     if args.refit == "reweight":
         if not args.base_fit:
             raise UsageError("--refit reweight needs --base-fit FIT.nc (the draws to reweight)")
-        refit = ReweightRefit(Fit.load(args.base_fit).posterior(max_draws=None))
+        refit = ReweightRefit(load_fit(args.base_fit).posterior(max_draws=None))
     else:
         refit = NutsRefit(args.fit_law or args.law, draws=args.draws, tune=args.tune, chains=args.chains,
                           seed=args.seed, sampler=args.sampler)

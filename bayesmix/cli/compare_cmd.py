@@ -57,7 +57,7 @@ def add_parser(sub):
                         "the table's scales are reported as skipped)")
     p.add_argument("--cv", default="kfold:5", metavar="SCHEME",
                    help="loo, kfold:K or scale (default: kfold:5)")
-    p.add_argument("--out", default=None, metavar="CMP.csv",
+    p.add_argument("-o", "--out", default=None, metavar="CMP.csv",
                    help="write the summary (one row per law and domain) to this CSV")
     p.add_argument("--json", default=None, metavar="CMP.json",
                    help="write everything needed to redraw the table and to stack the laws "
@@ -85,8 +85,10 @@ def add_parser(sub):
                            help="chains, run one after the other; at least 2 for R-hat (default: 2)")
     fit_group.add_argument("--seed", type=int, default=0, help="seed of the folds and the fits (default: 0)")
     fit_group.add_argument("--map-starts", type=int, default=2, help="MAP searches per fit (default: 2)")
-    fit_group.add_argument("--target-accept", type=float, default=0.95)
-    fit_group.add_argument("--likelihood", choices=("normal", "student_t"), default="normal")
+    fit_group.add_argument("--target-accept", type=float, default=0.95,
+                           help="NUTS target acceptance (default: 0.95)")
+    fit_group.add_argument("--likelihood", choices=("normal", "student_t"), default="normal",
+                           help="observation model on log-loss (default: normal; student_t for outliers)")
     fit_group.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie",
                            help="NUTS sampler (default: nutpie; each worker compiles a law once for all its folds)")
     fit_group.add_argument("--max-refits", type=int, default=10,

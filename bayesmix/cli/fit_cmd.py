@@ -7,22 +7,20 @@ from pathlib import Path
 
 from .._files import check_output_path
 from ..errors import FitRejectedError
-from .common import add_table_options, load_table_from_args, show_progress
+from .common import LAW_NAMES, LIKELIHOODS, SAMPLERS, add_table_options, load_table_from_args, show_progress
 
 
 def add_parser(sub):
-    from ..inference import LIKELIHOODS, SAMPLERS
-    from ..laws import available_laws
-
     p = sub.add_parser(
         "fit", help="fit a scaling law to a run table by NUTS",
         description="Fit a registered scaling law to a run table with NUTS, print the sampler "
                     "diagnostics, and save the posterior as ArviZ InferenceData (NetCDF).",
     )
-    p.add_argument("runs", help="run table (CSV or Parquet)")
-    p.add_argument("--law", default="capacity_noise", choices=available_laws(),
+    p.add_argument("runs", metavar="RUNS", help="run table: a .csv, .tsv or .parquet file")
+    p.add_argument("--law", default="capacity_noise", choices=LAW_NAMES,
                    help="law to fit (default: capacity_noise)")
-    p.add_argument("--out", required=True, help="output file (.nc)")
+    p.add_argument("-o", "--out", required=True, metavar="FIT.nc",
+                   help="output file (.nc); checked before sampling starts")
     p.add_argument("--draws", type=int, default=1000, help="draws per chain after tuning (default 1000)")
     p.add_argument("--tune", type=int, default=1000, help="tuning iterations per chain (default 1000)")
     p.add_argument("--chains", type=int, default=4, help="chains (default 4)")
