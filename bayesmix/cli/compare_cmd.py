@@ -120,6 +120,8 @@ def run(args) -> int:
                                map_starts=args.map_starts, target_accept=args.target_accept,
                                likelihood=args.likelihood, sampler=args.sampler, max_refits=args.max_refits)
     json_path = args.json or (str(Path(args.out).with_suffix(".json")) if args.out else None)
+    if json_path and not args.json:
+        check_output_path(json_path, option="--json (from --out)")
     work_dir = args.work_dir or (str(Path(json_path).with_suffix(".parts")) if json_path else None)
     executor = make_executor(jobs=args.jobs, dask=args.dask)
     # --progress: one plain line per fit (for logs); on a terminal: a bar; else silent
