@@ -51,12 +51,13 @@ from typing import Callable
 import numpy as np
 
 from . import observation
+from ._files import write_text_atomic
 from .data import RunTable
 from .decide import (Constraints, MixtureProblem, Objective, Risk,
                      _normalised_weights, _spectral_projected_gradient, project_to_polytope)
 from .errors import DataError, UsageError
 from .posterior import Posterior
-from .units import format_quantity, parse_quantity
+from .units import check_scale_bounds, format_quantity, parse_quantity
 
 #: Simulated outcomes per candidate for the value of information.
 DEFAULT_OUTCOMES = 32
@@ -214,22 +215,28 @@ def load_candidates(path, domains) -> CandidateSet:
     """Read candidates from a CSV/TSV file.
 
     Columns: an optional ``name``; one weight per domain (``<d>`` or ``weight_<d>``,
-    missing domains get 0); ``model_size`` (or ``N``); ``tokens`` (or ``n_tokens``,
-    ``D``); an optional ``cost`` in FLOPs (default ``6 N D``). Sizes may be written
-    ``122M``.
+    matched by name, missing domains get 0); ``model_size`` (or ``N``); ``tokens`` (or
+    ``n_tokens``, ``D``); an optional ``cost`` in FLOPs (default ``6 N D``). Sizes may be
+    written ``122M``.
 
     Raises
     ------
     DataError
-        If the file is missing, a column is unknown or a value cannot be read.
+        If the file is missing, empty or unreadable, a column is unknown or repeated, or a
+        value cannot be read.
     """
     import pandas as pd
+
+    from .data import read_table
+    from .decide import column_domains
 
     path = Path(path)
     domains = tuple(domains)
     if not path.exists():
         raise DataError("file not found", file=path)
-    frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    frame = read_table(path, empty_hint="a candidate file needs a header line and one candidate run per row")
+    if frame.empty:
+        raise DataError("no candidate runs in the file (a header line only)", file=path)
 
     def pick(options, what):
         for c in options:
@@ -242,16 +249,14 @@ def load_candidates(path, domains) -> CandidateSet:
     n_col = pick(("model_size", "N"), "model size")
     d_col = pick(("tokens", "n_tokens", "D"), "tokens")
     cost_col = pick(("cost",), None)
-    used = {"name", n_col, d_col, cost_col}
     h = np.zeros((len(frame), len(domains)))
-    for col in frame.columns:
-        if col in used:
-            continue
-        d = col[len("weight_"):] if col.startswith("weight_") else col
-        if d not in domains:
-            raise DataError(f"column '{col}' is neither a domain of the fit ({', '.join(domains)}) "
-                            "nor name/model_size/tokens/cost", file=path, column=col)
-        h[:, domains.index(d)] = pd.to_numeric(frame[col], errors="coerce").to_numpy()
+    for col, d in column_domains(frame.columns, domains, path, skip=("name", n_col, d_col, cost_col)).items():
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise DataError(f"weight '{frame[col].iloc[bad[0]]}' is not a finite number", file=path, column=col,
+                            rows=(bad + 1).tolist())
+        h[:, domains.index(d)] = values
 
     def quantities(col, what):
         try:
@@ -261,9 +266,8 @@ def load_candidates(path, domains) -> CandidateSet:
 
     N = quantities(n_col, "model size")
     D = quantities(d_col, "tokens")
+    check_scale_bounds(N, D, what=str(path))
     cost = quantities(cost_col, "cost") if cost_col else None
-    if not np.all(np.isfinite(h)):
-        raise DataError("mixture weights must be numbers", file=path)
     names = [str(v) for v in frame["name"]] if "name" in frame.columns else None
     try:
         return CandidateSet.from_arrays(domains, h, N, D, cost=cost, names=names)
@@ -733,8 +737,8 @@ class AcquisitionResult:
         return pd.DataFrame(rows)
 
     def to_csv(self, path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.to_frame().to_csv(path, index=False)
+        """Write :meth:`to_frame` as CSV to ``path`` atomically (folders created as needed)."""
+        write_text_atomic(path, self.to_frame().to_csv(index=False))
 
     def format_table(self, limit: int = 15) -> str:
         c = self.candidates

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 from . import _az
-from ._files import write_text_atomic
+from ._files import write_json_atomic
 from .errors import UsageError
 
 POSTERIOR_FILE = "posterior.nc"
@@ -100,14 +100,3 @@ def read_card(folder) -> dict:
         raise UsageError(f"{folder}: no {CARD_FILE}; is this a bayesmix model folder?")
     with open(path) as fh:
         return json.load(fh)
-
-
-def write_json_atomic(path, payload) -> Path:
-    return write_text_atomic(path, json.dumps(payload, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value):
-    try:
-        return value.item()
-    except AttributeError:
-        return str(value)

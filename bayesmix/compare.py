@@ -55,9 +55,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
-from ._files import atomic_path, write_text_atomic
+from ._files import atomic_path, write_json_atomic, write_text_atomic
 from .metrics import interval_coverage as coverage, mean_relative_error  # noqa: F401  (re-exported)
 from . import observation
 from .errors import BayesmixError, UsageError
@@ -951,7 +951,7 @@ class Comparison:
         if csv_path is not None:
             write_text_atomic(csv_path, self.summary().to_csv(index=False))
         if json_path is not None:
-            write_text_atomic(json_path, json.dumps(_json_safe(self.to_dict()), indent=1, allow_nan=False))
+            write_json_atomic(json_path, self.to_dict(), indent=1)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Comparison":
@@ -1012,23 +1012,6 @@ class Comparison:
         if data.get("bayesmix_type") != "comparison":
             raise UsageError(f"{path}: not a bayesmix comparison (written by 'bayesmix compare --json')")
         return cls.from_dict(data)
-
-
-def _json_safe(obj):
-    """Plain JSON: numpy scalars to Python, NaN and infinities to null."""
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    return obj
 
 
 def _floats(values) -> list:

@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .units import format_number
 
-__all__ = ["RunTable", "load_runs"]
+__all__ = ["RunTable", "load_runs", "read_table"]
 
 #: Relative tolerance used to match model sizes and token counts in filters.
 SCALE_RTOL = 1e-6
@@ -849,7 +850,7 @@ def load_runs(
         )
     if p.is_dir():
         raise DataError("is a directory; give the run table file inside it (e.g. runs.csv)", file=source)
-    df = _read_table(p, source)
+    df = read_table(p, source)
     return _table_from_frame(
         df,
         source=source,
@@ -862,7 +863,25 @@ def load_runs(
     )
 
 
-def _read_table(p: Path, source: str) -> pd.DataFrame:
+def read_table(p, source=None, *, empty_hint: str = "a run table needs a header line and one row per checkpoint"
+               ) -> pd.DataFrame:
+    """Read a CSV, TSV or Parquet file into a frame; any failure is a :class:`DataError`.
+
+    Parameters
+    ----------
+    p : str or path-like
+    source : str, optional
+        The name shown in messages (default: the path).
+    empty_hint : str
+        What the file should hold, said when it is empty.
+
+    Raises
+    ------
+    DataError
+        If the file is empty, binary, not UTF-8 or cannot be parsed.
+    """
+    p = Path(p)
+    source = source or str(p)
     suffixes = [s.lower() for s in p.suffixes]
     try:
         if suffixes and suffixes[-1] in (".parquet", ".pq"):
@@ -884,7 +903,7 @@ def _read_table(p: Path, source: str) -> pd.DataFrame:
         raise
     except pd.errors.EmptyDataError:
         raise DataError(
-            "the file is empty: a run table needs a header line and one row per checkpoint", file=source
+            f"the file is empty: {empty_hint}", file=source
         ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as err:
         msg = " ".join(str(err).split())
@@ -1178,7 +1197,7 @@ def _table_from_frame(
         bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
         if len(bad):
             raise DataError(
-                f"{what} must be positive and finite, got {values[bad[0]]!r}; fix the value",
+                f"{what} must be positive and finite, got {format_number(values[bad[0]])}; fix the value",
                 file=source,
                 column=col,
                 rows=_rows(bad),
@@ -1187,12 +1206,12 @@ def _table_from_frame(
         bad = np.flatnonzero(~np.isfinite(W[:, j]))
         if len(bad):
             raise DataError(
-                f"weight must be finite, got {W[bad[0], j]!r}", file=source, column=c, rows=_rows(bad)
+                f"weight must be finite, got {format_number(W[bad[0], j])}", file=source, column=c, rows=_rows(bad)
             )
         bad = np.flatnonzero(W[:, j] < 0)
         if len(bad):
             raise DataError(
-                f"negative weight {W[bad[0], j]!r}: mixture weights are fractions between 0 and 1",
+                f"negative weight {format_number(W[bad[0], j])}: mixture weights are fractions between 0 and 1",
                 file=source,
                 column=c,
                 rows=_rows(bad),
@@ -1227,7 +1246,7 @@ def _table_from_frame(
             bad = np.flatnonzero(~np.isnan(v) & (~np.isfinite(v) | (v <= 0)))
             if len(bad):
                 raise DataError(
-                    f"loss must be positive and finite, got {v[bad[0]]!r}; fix it, or leave the cell empty if the "
+                    f"loss must be positive and finite, got {format_number(v[bad[0]])}; fix it, or leave the cell empty if the "
                     "loss was not logged",
                     file=source,
                     column=c,

@@ -39,7 +39,6 @@ risk optimisation (:meth:`MixtureProblem.recommend_mixture`, :meth:`MixtureProbl
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -49,9 +48,10 @@ from typing import Mapping
 import numpy as np
 from scipy import special
 
+from ._files import json_safe, json_text, write_text_atomic
 from .errors import DataError, UsageError
 from .posterior import Posterior
-from .units import format_quantity, parse_quantity
+from .units import format_number, format_quantity, parse_quantity
 
 #: Posterior draws used by default for the decision (risk, regret, optimum posterior).
 DEFAULT_MAX_DRAWS = 400
@@ -262,6 +262,13 @@ def _check_names(names, domains, what: str) -> None:
         )
 
 
+def _weight_number(value, what: str) -> float:
+    """One weight as a float; a string, list or None is refused naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise UsageError(f"{what}: weight {str(value)[:40]!r} is not a number")
+    return float(value)
+
+
 def as_mixture(value, domains, *, what: str = "mixture") -> np.ndarray:
     """A mixture ``(K,)`` from a ``{domain: weight}`` mapping or a length-K sequence.
 
@@ -274,14 +281,20 @@ def as_mixture(value, domains, *, what: str = "mixture") -> np.ndarray:
         h = np.zeros(len(domains))
         index = _domain_index(domains)
         for name, weight in value.items():
-            h[index[name]] = float(weight)
+            h[index[name]] = _weight_number(weight, f"{what}, domain '{name}'")
     else:
-        h = np.asarray(value, dtype=float).reshape(-1)
+        try:
+            h = np.asarray(value, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise UsageError(f"{what} must be a {{domain: weight}} mapping or a list of weights, "
+                             f"got {str(value)[:60]}") from None
         if h.shape[0] != len(domains):
             raise UsageError(f"{what} has {h.shape[0]} weights but the fit has {len(domains)} "
                              f"domains ({', '.join(domains)})")
-    if np.any(~np.isfinite(h)) or np.any(h < 0):
-        raise UsageError(f"{what}: weights must be finite and non-negative")
+    bad = np.flatnonzero(~np.isfinite(h) | (h < 0))
+    if bad.size:
+        raise UsageError(f"{what}: weight of '{domains[bad[0]]}' is {format_number(h[bad[0]])}; "
+                         "weights must be finite and non-negative")
     total = h.sum()
     if abs(total - 1.0) > 1e-3:
         raise UsageError(f"{what}: weights sum to {total:.6g}, not 1")
@@ -680,23 +693,6 @@ def _by_domain(domains, values) -> dict:
     return {d: float(v) for d, v in zip(domains, np.asarray(values).reshape(-1))}
 
 
-def _clean(obj):
-    """JSON-safe copy: numpy scalars to floats, non-finite floats to None."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
-
-
 @dataclass
 class BaselineComparison:
     """How the recommendation compares with one baseline mixture.
@@ -804,7 +800,7 @@ class Recommendation:
     def to_dict(self) -> dict:
         """JSON-ready dictionary of every reported quantity."""
         doms = self.domains
-        return _clean({
+        return json_safe({
             "bayesmix_type": "recommendation",
             "law": self.law,
             "fingerprint": self.fingerprint,
@@ -840,8 +836,11 @@ class Recommendation:
         })
 
     def to_json(self, path=None, indent: int = 2) -> str:
-        """The JSON text; also written to ``path`` when given."""
-        return _json_text(self.to_dict(), path, indent)
+        """The JSON text; also written to ``path`` (atomically) when given."""
+        text = json_text(self.to_dict(), indent=indent)
+        if path is not None:
+            write_text_atomic(path, text + "\n")
+        return text
 
     def format_table(self) -> str:
         """Human-readable report of the recommendation."""
@@ -941,7 +940,7 @@ class CandidateRanking:
                 "feasible": bool(self.feasible[j]),
                 "violations": list(self.violations[j]),
             })
-        return _clean({
+        return json_safe({
             "bayesmix_type": "candidate_ranking",
             "law": self.law,
             "fingerprint": self.fingerprint,
@@ -954,8 +953,11 @@ class CandidateRanking:
         })
 
     def to_json(self, path=None, indent: int = 2) -> str:
-        """The JSON text; also written to ``path`` when given."""
-        return _json_text(self.to_dict(), path, indent)
+        """The JSON text; also written to ``path`` (atomically) when given."""
+        text = json_text(self.to_dict(), indent=indent)
+        if path is not None:
+            write_text_atomic(path, text + "\n")
+        return text
 
     def format_table(self) -> str:
         nw = max(9, max(len(n) for n in self.names))
@@ -1457,49 +1459,22 @@ def load_mixtures(path, domains) -> dict[str, np.ndarray]:
       or a recommendation written by ``bayesmix recommend`` (its mixture, named after the
       file).
 
+    Domains are matched by name; a domain given twice (``web`` and ``weight_web``, or a
+    repeated JSON key) is refused.
+
     Raises
     ------
     DataError
         If the file cannot be read or a row is not a mixture over the fit's domains.
     """
-    import pandas as pd
-
     path = Path(path)
     domains = tuple(domains)
     if not path.exists():
         raise DataError("file not found", file=path)
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(path.read_text())
-            if isinstance(data, dict) and data.get("bayesmix_type") == "recommendation":
-                raw = {path.stem: data["mixture"]}
-            elif isinstance(data, dict):
-                raw = data
-            elif isinstance(data, list):
-                raw = {}
-                for i, item in enumerate(data):
-                    name = str(item.get("name", f"mixture {i + 1}"))
-                    raw[name] = item.get("mixture", {k: v for k, v in item.items() if k != "name"})
-            else:
-                raise DataError("expected an object or a list of mixtures", file=path)
-        else:
-            frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-            raw = {}
-            for i, row in frame.iterrows():
-                name = str(row["name"]) if "name" in frame.columns else f"mixture {i + 1}"
-                weights = {}
-                for col in frame.columns:
-                    d = col[len("weight_"):] if col.startswith("weight_") else col
-                    if col != "name":
-                        if d not in domains:
-                            raise DataError(f"column '{col}' is not a domain of the fit "
-                                            f"({', '.join(domains)})", file=path, column=col)
-                        weights[d] = float(row[col])
-                raw[name] = weights
-    except (json.JSONDecodeError, ValueError, KeyError, AttributeError) as err:
-        if isinstance(err, DataError):
-            raise
-        raise DataError(f"cannot read mixtures ({err})", file=path) from None
+    if path.suffix.lower() == ".json":
+        raw = _json_mixtures(path)
+    else:
+        raw = _table_mixtures(path, domains)
     out = {}
     for name, value in raw.items():
         try:
@@ -1511,17 +1486,100 @@ def load_mixtures(path, domains) -> dict[str, np.ndarray]:
     return out
 
 
+def _no_duplicate_keys(pairs):
+    """``object_pairs_hook`` of :func:`json.loads` refusing a key given twice."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise DataError(f"'{key}' given twice in one object")
+        out[key] = value
+    return out
+
+
+def _json_mixtures(path: Path) -> dict:
+    """``{name: mixture}`` from a JSON mixture file (see :func:`load_mixtures`)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read mixtures ({' '.join(str(err).split())[:120]}); "
+                        "write UTF-8 JSON {name: {domain: weight}}", file=path) from None
+    except DataError as err:
+        raise DataError(str(err), file=path) from None
+    if isinstance(data, dict) and data.get("bayesmix_type") == "recommendation":
+        if not isinstance(data.get("mixture"), dict):
+            raise DataError("recommendation without a 'mixture' object", file=path)
+        return {path.stem: data["mixture"]}
+    if isinstance(data, dict):
+        return data
+    if isinstance(data, list):
+        raw = {}
+        for i, item in enumerate(data):
+            if not isinstance(item, dict):
+                raise DataError(f"item {i + 1} is not an object {{\"name\": ..., \"mixture\": {{...}}}}", file=path)
+            name = str(item.get("name", f"mixture {i + 1}"))
+            if name in raw:
+                raise DataError(f"two mixtures are named '{name}'", file=path)
+            raw[name] = item.get("mixture", {k: v for k, v in item.items() if k != "name"})
+        return raw
+    raise DataError("expected an object or a list of mixtures", file=path)
+
+
+def _table_mixtures(path: Path, domains: tuple) -> dict:
+    """``{name: {domain: weight}}`` from a CSV/TSV mixture file (see :func:`load_mixtures`)."""
+    from .data import read_table
+
+    frame = read_table(path, empty_hint="a mixture file needs a header line and one mixture per row")
+    columns = column_domains(frame.columns, domains, path, skip=("name",))
+    raw = {}
+    for i, row in enumerate(frame.itertuples(index=False)):
+        values = dict(zip(frame.columns, row))
+        name = str(values["name"]) if "name" in frame.columns else f"mixture {i + 1}"
+        if name in raw:
+            raise DataError(f"two mixtures are named '{name}'", file=path, rows=[i + 1])
+        weights = {}
+        for col, d in columns.items():
+            try:
+                weights[d] = float(values[col])
+            except (TypeError, ValueError):
+                raise DataError(f"weight '{values[col]}' is not a number", file=path, column=col,
+                                rows=[i + 1]) from None
+        raw[name] = weights
+    return raw
+
+
+def column_domains(columns, domains, path, *, skip=()) -> dict[str, str]:
+    """``{column: domain}`` for the weight columns of a mixture or candidate file.
+
+    A column is named ``<domain>`` or ``weight_<domain>``; columns in ``skip`` are left
+    out.
+
+    Raises
+    ------
+    DataError
+        If a column names no domain of the fit, or two columns name the same domain.
+    """
+    out = {}
+    columns = [str(c) for c in columns]
+    for col in columns:
+        if col in skip:
+            continue
+        head, dot, tail = col.rpartition(".")
+        if dot and tail.isdigit() and head in columns:  # pandas renames a repeated header 'x' to 'x.1'
+            raise DataError(f"column '{head}' appears twice", file=path, column=head)
+        d = col[len("weight_"):] if str(col).startswith("weight_") else str(col)
+        if d not in domains:
+            raise DataError(f"column '{col}' is not a domain of the fit ({', '.join(domains)})"
+                            + (f" nor one of {', '.join(s for s in skip if s)}" if any(skip) else ""),
+                            file=path, column=col)
+        if d in out.values():
+            raise DataError(f"domain '{d}' given twice", file=path, column=col)
+        out[col] = d
+    return out
+
+
 __all__ = [
     "Bounds", "CandidateRanking", "Constraints", "MixtureProblem", "Objective", "Recommendation",
-    "Risk", "as_mixture", "expected_regret", "load_mixtures", "project_to_polytope",
+    "Risk", "as_mixture", "column_domains", "expected_regret", "load_mixtures", "project_to_polytope",
     "rank_candidates", "recommend", "risk_value", "weighted_quantile",
 ]
 
-
-def _json_text(data: dict, path=None, indent: int = 2) -> str:
-    """Strict JSON text of ``data`` (no NaN); also written to ``path`` when given."""
-    text = json.dumps(data, indent=indent, allow_nan=False)
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text + "\n")
-    return text

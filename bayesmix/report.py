@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _az
+from ._files import atomic_path, write_text_atomic
 from .errors import DataError, UsageError
 from .units import format_quantity
 
@@ -124,11 +125,8 @@ class Report:
         return "\n".join(parts)
 
     def write_html(self, path) -> Path:
-        """Write :meth:`to_html` to ``path`` (folders created as needed)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_html(), encoding="utf-8")
-        return path
+        """Write :meth:`to_html` to ``path`` atomically (folders created as needed)."""
+        return write_text_atomic(path, self.to_html())
 
     def write_pngs(self, folder) -> list:
         """Write every figure as ``<folder>/<section>-<name>.png``; returns the paths."""
@@ -140,7 +138,8 @@ class Report:
         for sec in self.sections:
             for name, fig, _ in sec.figures:
                 path = folder / f"{sec.id}-{name}.png"
-                path.write_bytes(_png_bytes(fig))
+                with atomic_path(path) as tmp:
+                    Path(tmp).write_bytes(_png_bytes(fig))
                 paths.append(path)
         return paths
 
@@ -168,7 +167,7 @@ def read_recommendation(path) -> dict:
     UsageError
         If the file is missing or is not a recommendation.
     """
-    data = _read_json(path, "recommendation", "bayesmix recommend FIT --model-size N --tokens D --out REC.json")
+    data = _read_json(path, "recommendation", "bayesmix recommend FIT --target-model-size N --target-tokens D --out REC.json")
     if data.get("bayesmix_type") != "recommendation" or "mixture" not in data:
         raise UsageError(f"{path}: not a bayesmix recommendation (write one with 'bayesmix recommend ... --out REC.json')")
     return data

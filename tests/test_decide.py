@@ -479,7 +479,7 @@ def fit_file(tmp_path_factory, posterior):
     return path
 
 
-CLI_TARGET = ("--model-size", "1B", "--tokens", "20B")
+CLI_TARGET = ("--target-model-size", "1B", "--target-tokens", "20B")
 
 
 def test_cli_recommend_prints_a_table_and_writes_json(run_cli, fit_file, tmp_path):

@@ -126,7 +126,7 @@ def test_recommend_from_shipped_artifact(name, run_cli, tmp_path):
     card = read_card(MODELS / name)
     out = tmp_path / "rec.json"
     first = card["domains"][0]
-    code, stdout, stderr = run_cli("recommend", str(MODELS / name), "--model-size", "3B", "--tokens", "60B",
+    code, stdout, stderr = run_cli("recommend", str(MODELS / name), "--target-model-size", "3B", "--target-tokens", "60B",
                                    "--risk", "cvar:0.9", "--min", f"{first}=0.05", "--out", str(out))
     assert code == 0, stderr
     rec = json.loads(out.read_text())

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from .._files import check_output_path, write_text_atomic
 from ..errors import UsageError
 from ..units import parse_quantity
 from .next_cmd import add_acquisition_options, add_candidate_options, add_target_options
@@ -71,7 +71,7 @@ def add_parser(sub):
     b.add_argument("--draws", type=int, default=200, help="NUTS draws per chain (default 200)")
     b.add_argument("--tune", type=int, default=200, help="NUTS tuning steps (default 200)")
     b.add_argument("--chains", type=int, default=2, help="NUTS chains (default 2)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for campaign.csv and runs.csv")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for campaign.csv and runs.csv")
     p.add_argument("--quiet", action="store_true", help="no progress bar (none is drawn when stderr is not a terminal)")
     p.set_defaults(func=run)
     return p
@@ -83,11 +83,12 @@ def run(args) -> int:
     from ..acquire import (AdaptiveRefit, NutsRefit, PoolObserver, ReweightRefit, SimulatorObserver, run_campaign,
                            table_to_candidates)
     from ..data import load_runs
-    from ..inference import Fit
     from ..simulate import default_truth, simulate_runs
     from ..progress import ProgressBar, wanted
+    from .common import check_scale, load_fit
     from .next_cmd import candidates_from_args, decision_from_args
 
+    out = check_output_path(args.out, folder=True)
     if bool(args.simulate) == bool(args.pool):
         raise UsageError("give exactly one source of observations: --simulate or --pool RUNS.csv")
     if args.budget_steps is None and args.budget is None:
@@ -95,6 +96,8 @@ def run(args) -> int:
     if args.budget_steps is not None and args.budget_steps < 1:
         raise UsageError("--budget-steps must be at least 1")
     budget = parse_quantity(args.budget, what="--budget") if args.budget else None
+    check_scale(None, parse_quantity(args.target_model_size, what="--target-model-size"),
+                parse_quantity(args.target_tokens, what="--target-tokens"), what="target")
     objective, constraints = decision_from_args(args)
     truth = None
     if args.simulate:
@@ -121,7 +124,7 @@ def run(args) -> int:
     if args.refit == "reweight":
         if not args.base_fit:
             raise UsageError("--refit reweight needs --base-fit FIT.nc (the draws to reweight)")
-        refit = ReweightRefit(Fit.load(args.base_fit).posterior(max_draws=None))
+        refit = ReweightRefit(load_fit(args.base_fit).posterior(max_draws=None))
     else:
         refit = NutsRefit(args.fit_law or args.law, draws=args.draws, tune=args.tune, chains=args.chains,
                           seed=args.seed, sampler=args.sampler)
@@ -129,8 +132,6 @@ def run(args) -> int:
             if not 0 < args.ess_fraction < 1:
                 raise UsageError(f"--ess-fraction must be between 0 and 1, got {args.ess_fraction}")
             refit = AdaptiveRefit(refit, ess_fraction=args.ess_fraction)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
 
     bar = ProgressBar(args.budget_steps + 1 if args.budget_steps is not None else None, "campaign steps",
                       enabled=wanted(args.quiet))
@@ -148,7 +149,7 @@ def run(args) -> int:
                               objective=objective, constraints=constraints, risk=args.risk,
                               max_draws=args.max_draws, n_outcomes=args.n_outcomes, seed=args.seed,
                               callback=show)
-    result.to_frame().to_csv(out / "campaign.csv", index=False)
-    result.table.to_frame().to_csv(out / "runs.csv", index=False)
+    write_text_atomic(out / "campaign.csv", result.to_frame().to_csv(index=False))
+    write_text_atomic(out / "runs.csv", result.table.to_frame().to_csv(index=False))
     print(f"written: {out / 'campaign.csv'}, {out / 'runs.csv'}")
     return 0

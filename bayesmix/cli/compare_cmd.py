@@ -6,8 +6,9 @@ import argparse
 import shutil
 from pathlib import Path
 
+from .._files import check_output_path
 from ..errors import UsageError
-from .common import add_table_options, load_table_from_args
+from .common import DISCREPANCY_MODES, add_table_options, load_table_from_args
 
 DESCRIPTION = """\
 Compare scaling laws on a run table by how well each predicts training runs it was
@@ -56,7 +57,7 @@ def add_parser(sub):
                         "the table's scales are reported as skipped)")
     p.add_argument("--cv", default="kfold:5", metavar="SCHEME",
                    help="loo, kfold:K or scale (default: kfold:5)")
-    p.add_argument("--out", default=None, metavar="CMP.csv",
+    p.add_argument("-o", "--out", default=None, metavar="CMP.csv",
                    help="write the summary (one row per law and domain) to this CSV")
     p.add_argument("--json", default=None, metavar="CMP.json",
                    help="write everything needed to redraw the table and to stack the laws "
@@ -84,10 +85,11 @@ def add_parser(sub):
                            help="chains, run one after the other; at least 2 for R-hat (default: 2)")
     fit_group.add_argument("--seed", type=int, default=0, help="seed of the folds and the fits (default: 0)")
     fit_group.add_argument("--map-starts", type=int, default=2, help="MAP searches per fit (default: 2)")
-    fit_group.add_argument("--target-accept", type=float, default=0.95)
+    fit_group.add_argument("--target-accept", type=float, default=0.95,
+                           help="NUTS target acceptance (default: 0.95)")
     fit_group.add_argument("--likelihood", choices=("normal", "student_t"), default="normal",
-                           help="cell noise on log-loss (student_t for outliers)")
-    fit_group.add_argument("--discrepancy", choices=("auto", "on", "off"), default="auto",
+                           help="observation model on log-loss (default: normal; student_t for outliers)")
+    fit_group.add_argument("--discrepancy", choices=DISCREPANCY_MODES, default="auto",
                            help="the law's error over scale and mixture effects (auto: where the "
                                 "table has several scales; off: the law-only model)")
     fit_group.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie",
@@ -109,14 +111,21 @@ def run(args) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     if args.chains < 2:
         raise UsageError("--chains must be at least 2: the diagnostics (R-hat) compare chains")
+    for option, value, folder in (("--out", args.out, False), ("--json", args.json, False),
+                                  ("--save-fits", args.save_fits, True), ("--work-dir", args.work_dir, True)):
+        if value:
+            check_output_path(value, option=option, folder=folder)
     table = load_table_from_args(args)
     if args.final_only:
         table = table.final_checkpoints()
     laws = [name.strip() for name in args.laws.split(",") if name.strip()] if args.laws else None
     settings = CompareSettings(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                                map_starts=args.map_starts, target_accept=args.target_accept,
-                               likelihood=args.likelihood, discrepancy=args.discrepancy, sampler=args.sampler, max_refits=args.max_refits)
+                               likelihood=args.likelihood, discrepancy=args.discrepancy, sampler=args.sampler,
+                               max_refits=args.max_refits)
     json_path = args.json or (str(Path(args.out).with_suffix(".json")) if args.out else None)
+    if json_path and not args.json:
+        check_output_path(json_path, option="--json (from --out)")
     work_dir = args.work_dir or (str(Path(json_path).with_suffix(".parts")) if json_path else None)
     executor = make_executor(jobs=args.jobs, dask=args.dask)
     # --progress: one plain line per fit (for logs); on a terminal: a bar; else silent

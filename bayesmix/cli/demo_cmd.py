@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from .._files import check_output_path
 from .common import show_progress
 
 
@@ -18,16 +17,20 @@ def add_parser(sub):
     p.add_argument("--draws", type=int, default=400, help="draws per chain (default 400)")
     p.add_argument("--tune", type=int, default=600, help="tuning iterations per chain (default 600)")
     p.add_argument("--chains", type=int, default=2, help="chains (default 2)")
-    p.add_argument("--out", default=None, help="also save the fit to this .nc file")
+    p.add_argument("-o", "--out", default=None, metavar="FIT.nc", help="also save the fit to this .nc file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
 
 
 def run(args) -> int:
+    import numpy as np
+
     from ..inference import fit_law, format_diagnostics
     from ..simulate import default_truth, simulate_runs
 
+    if args.out:
+        check_output_path(args.out)
     truth = default_truth("capacity_noise", seed=args.seed)
     table, truth = simulate_runs(truth, n_mixtures=12, model_sizes=(5e7, 1e8, 2e8, 4e8),
                                  tokens_per_param=20, seed=args.seed, min_weight=0.03)

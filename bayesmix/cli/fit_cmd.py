@@ -5,23 +5,22 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .._files import check_output_path
 from ..errors import FitRejectedError
-from .common import add_table_options, load_table_from_args, show_progress
+from .common import DISCREPANCY_MODES, LAW_NAMES, LIKELIHOODS, SAMPLERS, add_table_options, load_table_from_args, show_progress
 
 
 def add_parser(sub):
-    from ..inference import LIKELIHOODS, SAMPLERS
-    from ..laws import available_laws
-
     p = sub.add_parser(
         "fit", help="fit a scaling law to a run table by NUTS",
         description="Fit a registered scaling law to a run table with NUTS, print the sampler "
                     "diagnostics, and save the posterior as ArviZ InferenceData (NetCDF).",
     )
-    p.add_argument("runs", help="run table (CSV or Parquet)")
-    p.add_argument("--law", default="capacity_noise", choices=available_laws(),
+    p.add_argument("runs", metavar="RUNS", help="run table: a .csv, .tsv or .parquet file")
+    p.add_argument("--law", default="capacity_noise", choices=LAW_NAMES,
                    help="law to fit (default: capacity_noise)")
-    p.add_argument("--out", required=True, help="output file (.nc)")
+    p.add_argument("-o", "--out", required=True, metavar="FIT.nc",
+                   help="output file (.nc); checked before sampling starts")
     p.add_argument("--draws", type=int, default=1000, help="draws per chain after tuning (default 1000)")
     p.add_argument("--tune", type=int, default=1000, help="tuning iterations per chain (default 1000)")
     p.add_argument("--chains", type=int, default=4, help="chains (default 4)")
@@ -32,7 +31,7 @@ def add_parser(sub):
     p.add_argument("--target-accept", type=float, default=0.95, help="NUTS target acceptance (default 0.95)")
     p.add_argument("--likelihood", default="normal", choices=LIKELIHOODS,
                    help="observation model on log-loss (student_t for outliers)")
-    p.add_argument("--discrepancy", default="auto", choices=("auto", "on", "off"),
+    p.add_argument("--discrepancy", default="auto", choices=DISCREPANCY_MODES,
                    help="model the law's own error over scale and mixture effects shared across "
                         "scales (auto: wherever the table has more than one scale; off: the "
                         "law-only model of the paper)")
@@ -55,6 +54,8 @@ def run(args) -> int:
     from ..laws import get_law
     from ..priors import load_prior_file
 
+    out = check_output_path(args.out)
+    check_output_path(rejected_path(out))
     table = load_table_from_args(args)
     for note in table.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -75,11 +76,10 @@ def run(args) -> int:
     print(format_diagnostics(fit.diagnostics))
     from ..inference import check_gate
 
-    out = Path(args.out)
     try:
         problems = check_gate(fit.diagnostics, allow_warnings=args.allow_warnings)
     except FitRejectedError as err:
-        rejected = out.with_name(out.stem + ".rejected" + (out.suffix or ".nc"))
+        rejected = rejected_path(out)
         fit.attrs["rejected"] = True
         fit.save(rejected)
         raise FitRejectedError(f"{err}\n  the draws were kept in {rejected} for inspection") from None
@@ -88,3 +88,8 @@ def run(args) -> int:
     fit.save(out)
     print(f"saved {out}")
     return 0
+
+
+def rejected_path(out: Path) -> Path:
+    """Where the draws of a fit refused by the diagnostics gate are kept."""
+    return out.with_name(out.stem + ".rejected" + (out.suffix or ".nc"))

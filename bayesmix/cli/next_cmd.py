@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from .._files import check_output_path
 from ..errors import UsageError
 from ..units import parse_quantity
-from .common import parse_quantity_list, parse_weights
+from .common import (add_target_scale_options, check_scale, domain_order, load_posterior, parse_available,
+                     parse_quantity_list, parse_weights)
 
 DESCRIPTION = """\
 Rank candidate proxy runs (a mixture, a model size N and a token count D each) by what
@@ -49,19 +51,18 @@ def add_parser(sub):
     p = sub.add_parser("next", help="choose the next proxy runs to train (value of information)",
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("fit", metavar="FIT", help="fitted law (.nc written by 'bayesmix fit')")
+    p.add_argument("fit", metavar="FIT", help="fitted law: a .nc file written by 'bayesmix fit' or its folder")
     add_target_options(p)
     add_candidate_options(p)
     add_acquisition_options(p)
-    p.add_argument("--runs", metavar="RUNS.csv", help="existing runs (for --criterion space-filling)")
-    p.add_argument("--out", metavar="NEXT.csv", help="write the ranked candidates as CSV")
+    p.add_argument("--runs", metavar="RUNS", help="run table of the existing runs (for --criterion space-filling)")
+    p.add_argument("-o", "--out", metavar="NEXT.csv", help="write the ranked candidates as CSV")
     p.set_defaults(func=run)
     return p
 
 
 def add_target_options(p):
-    p.add_argument("--target-model-size", required=True, metavar="N", help="target model size N*, e.g. 7B")
-    p.add_argument("--target-tokens", required=True, metavar="D", help="target tokens D*, e.g. 140B")
+    add_target_scale_options(p)
     obj = p.add_argument_group("objective and constraints (as in 'bayesmix recommend')")
     obj.add_argument("--weights", metavar="d=W,...", help="weighted average of domain losses")
     obj.add_argument("--target-domain", metavar="DOMAIN", help="minimise this domain's loss only")
@@ -84,22 +85,22 @@ def add_candidate_options(p, *, with_file: bool = True):
 
 def add_acquisition_options(p):
     g = p.add_argument_group("acquisition")
-    g.add_argument("--criterion", default="voi", choices=("voi", "variance", "random", "space-filling"))
+    g.add_argument("--criterion", default="voi", choices=("voi", "variance", "random", "space-filling"),
+                   help="how candidates are ranked (default voi; see above)")
     g.add_argument("--batch", type=int, default=1, metavar="Q", help="runs to pick (default 1)")
     g.add_argument("--n-outcomes", type=int, default=32, metavar="J",
                    help="simulated outcomes per candidate (default 32)")
     g.add_argument("--max-draws", type=int, default=200, metavar="S", help="posterior draws used (default 200)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="random seed of the draws thinned and simulated (default 0); the same seed gives the same output")
 
 
 def decision_from_args(args):
     """(objective, constraints) from the shared options."""
     from ..decide import Constraints, Objective
-    from .recommend_cmd import _parse_available
 
     objective = Objective(weights=parse_weights(args.weights, what="--weights"), target_domain=args.target_domain)
     constraints = Constraints(min=parse_weights(args.min, what="--min"), max=parse_weights(args.max, what="--max"),
-                              available=_parse_available(args.available), max_epochs=args.max_epochs)
+                              available=parse_available(args.available), max_epochs=args.max_epochs)
     return objective, constraints
 
 
@@ -120,11 +121,22 @@ def candidates_from_args(args, domains, constraints):
                                n_mixtures=args.n_mixtures, constraints=constraints, seed=args.seed)
 
 
-def run(args) -> int:
-    from ..acquire import select_next, table_to_candidates
-    from ..inference import Fit
+def existing_runs(path, domains):
+    """The runs of a table as candidates over the fit's ``domains``, matched by name."""
+    from ..acquire import CandidateSet, table_to_candidates
     from ..data import load_runs
 
+    runs = table_to_candidates(load_runs(path, require_losses=False))
+    order = domain_order(runs.domains, domains, source=str(path))
+    return CandidateSet.from_arrays(tuple(domains), runs.mixtures[:, order], runs.model_size, runs.tokens,
+                                    names=list(runs.names))
+
+
+def run(args) -> int:
+    from ..acquire import select_next
+
+    if args.out:
+        check_output_path(args.out)
     if args.batch < 1:
         raise UsageError("--batch must be at least 1")
     if args.max_draws < 1:
@@ -132,9 +144,11 @@ def run(args) -> int:
     target_n = parse_quantity(args.target_model_size, what="--target-model-size")
     target_d = parse_quantity(args.target_tokens, what="--target-tokens")
     objective, constraints = decision_from_args(args)
-    posterior = Fit.load(args.fit).posterior()
+    posterior = load_posterior(args.fit)
+    check_scale(posterior, target_n, target_d, what="target")
     candidates = candidates_from_args(args, posterior.domains, constraints)
-    existing = table_to_candidates(load_runs(args.runs, require_losses=False)) if args.runs else None
+    check_scale(posterior, candidates.model_size, candidates.tokens, what="candidates")
+    existing = existing_runs(args.runs, posterior.domains) if args.runs else None
     result = select_next(posterior, candidates, target_n, target_d, criterion=args.criterion, batch=args.batch,
                          objective=objective, constraints=constraints, risk=args.risk, existing=existing,
                          max_draws=args.max_draws, n_outcomes=args.n_outcomes, seed=args.seed)

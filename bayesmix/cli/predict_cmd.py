@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-import pandas as pd
-
+from .._files import check_output_path, write_text_atomic
 from ..errors import UsageError
 from ..units import parse_quantity
 from .common import add_table_options, load_table_from_args, parse_weights
@@ -20,21 +18,32 @@ def add_parser(sub):
                     "Adds pred_<d> (posterior mean of the expected loss), sd_<d>, q05_<d>, q95_<d> "
                     "(loss a new run would log, observation noise included).",
     )
-    p.add_argument("fit", help="fit file (.nc) or shipped model folder")
-    p.add_argument("--runs", default=None, help="run table with mixtures, model_size and n_tokens (losses optional)")
+    p.add_argument("fit", metavar="FIT", help="fitted law: a .nc file written by 'bayesmix fit' or its folder")
+    p.add_argument("--runs", default=None, metavar="RUNS",
+                   help="run table with mixtures, model_size and n_tokens (losses optional); "
+                        "domains are matched to the fit's by name")
     p.add_argument("--mixture", default=None, metavar="d=W,...", help="a single mixture, e.g. arxiv=0.2,book=0.1,...")
     p.add_argument("--model-size", default=None, help="N for --mixture, e.g. 7B")
     p.add_argument("--tokens", default=None, help="D for --mixture, e.g. 140B")
-    p.add_argument("--out", default=None, help="output CSV (default: print)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--out", default=None, metavar="PRED.csv", help="output CSV (default: print)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the draws thinned and simulated (default 0); the same seed gives the same output")
     add_table_options(p)
     p.set_defaults(func=run)
     return p
 
 
-def mixture_vector(text, domains) -> np.ndarray:
-    """A full weight vector from 'd=w,...'; unnamed domains get 0; must sum to 1 within 1e-2."""
-    given = parse_weights(text, "mixture")
+def mixture_vector(text, domains):
+    """A full weight vector from 'd=w,...'; unnamed domains get 0; must sum to 1 within 1e-2.
+
+    Raises
+    ------
+    UsageError
+        If a domain is unknown or given twice, a weight is not a finite non-negative
+        number, or the weights do not sum to 1.
+    """
+    import numpy as np
+
+    given = parse_weights(text, "--mixture")
     unknown = [d for d in given if d not in domains]
     if unknown:
         raise UsageError(f"unknown domains in --mixture: {', '.join(unknown)}; the fit has {', '.join(domains)}")
@@ -47,9 +56,14 @@ def mixture_vector(text, domains) -> np.ndarray:
 
 
 def run(args) -> int:
-    from ..estimator import prediction_frame
-    from .common import load_posterior
+    import numpy as np
+    import pandas as pd
 
+    from ..estimator import prediction_frame
+    from .common import check_scale, domain_order, load_posterior
+
+    if args.out:
+        check_output_path(args.out)
     posterior = load_posterior(args.fit)
     domains = tuple(posterior.domains)
     if args.runs and args.mixture:
@@ -60,22 +74,22 @@ def run(args) -> int:
         w = mixture_vector(args.mixture, domains)[None]
         N = parse_quantity(args.model_size, what="model size")
         D = parse_quantity(args.tokens, what="tokens")
+        check_scale(posterior, N, D, what="--mixture")
         frame = pd.DataFrame({f"weight_{d}": w[:, j] for j, d in enumerate(domains)})
         frame["model_size"], frame["n_tokens"] = N, D
         out = pd.concat([frame, prediction_frame(posterior, w, [N], [D], seed=args.seed)], axis=1)
     elif args.runs:
         table = load_table_from_args(args, args.runs, require_losses=False)
-        if tuple(table.domains) != domains:
-            raise UsageError(f"{args.runs}: domains {', '.join(table.domains)} differ from the fit's "
-                             f"{', '.join(domains)}; map them with --domain-map")
-        pred = prediction_frame(posterior, table.weights, table.model_size, table.tokens, seed=args.seed)
+        weights = np.asarray(table.weights)[:, domain_order(table.domains, domains, source=args.runs)]
+        check_scale(posterior, table.model_size, table.tokens, what=args.runs)
+        pred = prediction_frame(posterior, weights, table.model_size, table.tokens, seed=args.seed)
         out = pd.concat([table.to_frame().reset_index(drop=True), pred], axis=1)
         for note in table.notes:
             print(f"note: {note}", file=sys.stderr)
     else:
         raise UsageError("give --runs FILE or --mixture d=w,... with --model-size and --tokens")
     if args.out:
-        out.to_csv(args.out, index=False)
+        write_text_atomic(args.out, out.to_csv(index=False))
         print(f"wrote {len(out)} rows to {args.out}")
     else:
         with pd.option_context("display.max_columns", 12, "display.width", 160):

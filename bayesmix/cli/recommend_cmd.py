@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .._files import check_output_path
 from ..errors import UsageError
 from ..units import parse_quantity
-from .common import load_posterior, parse_weights
+from .common import add_target_scale_options, check_scale, load_posterior, parse_available, parse_weights
 
 DESCRIPTION = """\
 Recommend the training mixture for a target model size N and token count D from a
@@ -36,12 +37,15 @@ column and one column per domain (<d> or weight_<d>), a JSON {name: {domain: wei
 or a recommendation JSON written by this command.
 
 examples:
-  bayesmix recommend fit.nc --model-size 7B --tokens 140B --out rec.json
-  bayesmix recommend fit.nc --model-size 7B --tokens 140B --risk cvar:0.9 \\
+  bayesmix recommend fit.nc --target-model-size 7B --target-tokens 140B --out rec.json
+  bayesmix recommend fit.nc --target-model-size 7B --target-tokens 140B --risk cvar:0.9 \\
       --min web=0.3 --max code=0.2 --available books=20B --max-epochs 2
-  bayesmix recommend fit.nc --model-size 1B --tokens 20B --target-domain github \\
+  bayesmix recommend fit.nc --target-model-size 1B --target-tokens 20B --target-domain github \\
       --baseline 'current:web=0.6,code=0.2,books=0.2'
-  bayesmix recommend fit.nc --model-size 1B --tokens 20B --candidates mixes.csv"""
+  bayesmix recommend fit.nc --target-model-size 1B --target-tokens 20B --candidates mixes.csv
+
+--model-size and --tokens are the deprecated spellings of --target-model-size and
+--target-tokens; they are accepted, with a note, until bayesmix 0.2."""
 
 
 def add_parser(sub):
@@ -53,8 +57,7 @@ def add_parser(sub):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("fit", metavar="FIT", help="fitted law: a .nc file written by 'bayesmix fit' or its folder")
-    p.add_argument("--model-size", required=True, metavar="N", help="target model size, e.g. 7B")
-    p.add_argument("--tokens", required=True, metavar="D", help="target training tokens, e.g. 140B")
+    add_target_scale_options(p, aliases=True)
     obj = p.add_argument_group("objective")
     obj.add_argument("--weights", metavar="d=W,...",
                      help="weighted average of domain losses (unnamed domains get 0; normalised)")
@@ -78,22 +81,10 @@ def add_parser(sub):
                       help="posterior draws used (evenly thinned; default 400)")
     run_.add_argument("--restarts", type=int, default=4, metavar="R",
                       help="starting points of the optimisation (default 4)")
-    run_.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", metavar="REC.json", help="also write the result as JSON")
+    run_.add_argument("--seed", type=int, default=0, help="random seed of the draws thinned and simulated (default 0); the same seed gives the same output")
+    p.add_argument("-o", "--out", metavar="REC.json", help="also write the result as JSON")
     p.set_defaults(func=run)
     return p
-
-
-def _parse_available(text):
-    if not text:
-        return None
-    out = {}
-    for item in text.split(","):
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise UsageError(f"cannot read --available item '{item}': write domain=TOKENS, e.g. books=20B")
-        out[name.strip()] = parse_quantity(value.strip(), what=f"available tokens of '{name.strip()}'")
-    return out
 
 
 def _parse_baselines(values, domains):
@@ -119,6 +110,8 @@ def _parse_baselines(values, domains):
 def run(args) -> int:
     from ..decide import Constraints, Objective, load_mixtures, rank_candidates, recommend
 
+    if args.out:
+        check_output_path(args.out)
     if args.max_draws < 1:
         raise UsageError("--max-draws must be at least 1")
     if args.restarts < 1:
@@ -127,11 +120,12 @@ def run(args) -> int:
                           target_domain=args.target_domain)
     constraints = Constraints(min=parse_weights(args.min, what="--min"),
                               max=parse_weights(args.max, what="--max"),
-                              available=_parse_available(args.available),
+                              available=parse_available(args.available),
                               max_epochs=args.max_epochs)
-    model_size = parse_quantity(args.model_size, what="--model-size")
-    tokens = parse_quantity(args.tokens, what="--tokens")
+    model_size = parse_quantity(args.target_model_size, what="--target-model-size")
+    tokens = parse_quantity(args.target_tokens, what="--target-tokens")
     posterior = load_posterior(args.fit)
+    check_scale(posterior, model_size, tokens, what="target")
     if args.candidates:
         if args.baseline:
             raise UsageError("--baseline compares with an optimised mixture; with --candidates "

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from .._files import check_output_path
 from ..errors import UsageError
 from ..units import parse_quantity
+from .common import add_target_scale_options, check_scale, load_fit
 
 DESCRIPTION = """\
 Write one HTML file that opens in a browser with no server (figures embedded as PNG):
@@ -36,17 +38,15 @@ def add_parser(sub):
     p.add_argument("--compare", metavar="CMP.json", help="comparison written by 'bayesmix compare --json'")
     p.add_argument("--recommend", metavar="REC.json", help="recommendation written by 'bayesmix recommend --out'")
     p.add_argument("--next", metavar="NEXT.csv", help="acquisition ranking written by 'bayesmix next'")
-    p.add_argument("--target-model-size", metavar="N",
-                   help="model size the extrapolation reaches, e.g. 7B (default: 10x the largest N of the fit)")
-    p.add_argument("--target-tokens", metavar="D",
-                   help="tokens the extrapolation reaches, e.g. 140B (default: 10x the largest D of the fit)")
+    add_target_scale_options(p, required=False, default_note=", reached by the extrapolation "
+                                                              "(default: 10x the largest of the fit)")
     p.add_argument("--format", choices=("html", "png"), default="html",
                    help="html: one self-contained file (default); png: the figures alone, into a folder")
     p.add_argument("--max-draws", type=int, default=200, metavar="S",
                    help="posterior draws used for predictions (evenly thinned; default 200)")
     p.add_argument("--next-rows", type=int, default=20, metavar="R",
                    help="rows of the acquisition ranking shown (default 20)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the draws thinned and simulated (default 0); the same seed gives the same output")
     p.set_defaults(func=run)
     return p
 
@@ -54,17 +54,20 @@ def add_parser(sub):
 def run(args) -> int:
     from ..report import build_report, read_comparison, read_next_table, read_recommendation
 
+    check_output_path(args.out, folder=args.format == "png")
     if args.max_draws < 1:
         raise UsageError("--max-draws must be at least 1")
     if args.next_rows < 1:
         raise UsageError("--next-rows must be at least 1")
     target_n = parse_quantity(args.target_model_size, what="--target-model-size") if args.target_model_size else None
     target_d = parse_quantity(args.target_tokens, what="--target-tokens") if args.target_tokens else None
+    if target_n or target_d:
+        check_scale(None, target_n or 1.0, target_d or 1.0, what="target")
     # Read every input before the (slower) rendering, so that a wrong path fails at once.
     rec = read_recommendation(args.recommend) if args.recommend else None
     cmp = read_comparison(args.compare) if args.compare else None
     nxt = read_next_table(args.next) if args.next else None
-    report = build_report(args.fit, recommendation=rec, comparison=cmp, next_table=nxt, target_model_size=target_n,
+    report = build_report(load_fit(args.fit), recommendation=rec, comparison=cmp, next_table=nxt, target_model_size=target_n,
                           target_tokens=target_d, max_draws=args.max_draws, next_rows=args.next_rows, seed=args.seed)
     import matplotlib
 
