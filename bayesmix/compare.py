@@ -787,7 +787,6 @@ class Comparison:
         w = stacking_weights(matrix)
         return dict(zip(laws, map(float, w))), order
 
-    @property
     def _sum_se(self, values: np.ndarray, runs) -> float:
         """Standard error of ``values.sum()``: over runs, or under forward chaining by
         scale over folds (the runs of one fold share one extrapolation error, so they are
@@ -800,6 +799,7 @@ class Comparison:
         sums = np.array([values[groups == g].sum() for g in np.unique(groups)])
         return float(math.sqrt(len(sums) * np.var(sums, ddof=1))) if len(sums) > 1 else float("nan")
 
+    @property
     def stacking_weights(self) -> dict:
         """Stacking weights of the laws scored on common runs (zero for the others)."""
         return {name: self.weights_.get(name, 0.0) for name in self.laws}

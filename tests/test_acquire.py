@@ -442,7 +442,7 @@ def test_fit_law_passes_scaling_to_the_model(monkeypatch, truth):
     assert seen["scaling"] is units
     with pytest.raises(Stop):
         inference.fit_law(table, "capacity_noise")
-    assert seen["scaling"] is None  # default: units from the table, as before
+    assert seen["scaling"] == Scaling.from_table(table)  # default: units from the table, as before
 
 
 def test_build_model_uses_given_scaling(truth):

@@ -9,8 +9,6 @@ model folder, and every check runs before any long work.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import traceback
 from pathlib import Path
 
