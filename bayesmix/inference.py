@@ -486,28 +486,39 @@ def _whitened_at(compiled, model: pm.Model, point: dict):
     return compiled.with_data(**{PRECOND_MEAN: centre[order], PRECOND_CHOL: factor})
 
 
-#: Spread of the chains' starting points around the MAP, in standard deviations of the
-#: Laplace approximation there: wider than the posterior, so that chains that agree at
-#: the end (R-hat) agree because they mixed, not because they started at one point.
-START_SPREAD = 1.5
-#: Tries for a start with a finite log density, each at 0.7 times the previous spread.
+#: Tries for a start inside the Laplace approximation's typical set, each drawn at 0.7
+#: times the previous spread.
 START_TRIES = 12
+#: A start is kept when its log density is within this many standard deviations of
+#: where a draw of the Laplace approximation would lie (``chi^2_d / 2`` below the MAP).
+START_TAIL_SDS = 4.0
 
 
 def _dispersed_starts(compiled, centre: np.ndarray, factor: np.ndarray, seed: int):
     """``compiled`` whose chains start at distinct points ``centre + factor @ z``,
-    ``z ~ N(0, START_SPREAD^2 I)``, one per chain (nutpie passes each chain its own
-    seed), drawn again closer to the centre where the log density is not finite."""
+    ``z ~ N(0, I)``: draws of the Laplace approximation at the MAP, one per chain (nutpie
+    passes each chain its own seed), so that chains that agree at the end (R-hat) agree
+    because they mixed, not because they started at one point.
+
+    A draw whose log density falls below the approximation's typical set (more than
+    ``d/2 + START_TAIL_SDS sqrt(d/2)`` below the centre's: in hundreds of dimensions a
+    wider start lands in the far tails, where a chain of the SlimPajama fit settled on a
+    noise-explains-all plateau and diverged on every draw) or is not finite is drawn again
+    closer to the centre.
+    """
     import dataclasses
 
     logp = _compiled_logp_dlogp(compiled)
+    size = len(centre)
+    floor = logp(centre)[0] - (size / 2 + START_TAIL_SDS * np.sqrt(size / 2))
 
     def start(chain_seed):
         entropy = [int(seed)] + [int(v) % 2**32 for v in np.atleast_1d(np.asarray(chain_seed, dtype=np.uint64))]
         rng = np.random.default_rng(np.random.SeedSequence(entropy))
         for attempt in range(START_TRIES):
-            x = centre + factor @ (START_SPREAD * 0.7**attempt * rng.standard_normal(len(centre)))
-            if np.isfinite(logp(x)[0]):
+            x = centre + factor @ (0.7**attempt * rng.standard_normal(size))
+            value = logp(x)[0]
+            if np.isfinite(value) and value >= floor:
                 return x
         return centre.copy()
 
