@@ -152,6 +152,20 @@ def _runs_in_order(table) -> np.ndarray:
     return np.asarray(pd.unique(np.asarray(table.run_ids, dtype=object)), dtype=object)
 
 
+def _kfold_by_group(runs: np.ndarray, group_of_run: dict, k: int, seed: int, label: str) -> list[Fold]:
+    """Deal the groups of ``runs`` (in order of first appearance), shuffled with ``seed``,
+    into ``k`` folds of near-equal size; a fold tests every run of its groups."""
+    groups = np.asarray(pd.unique(np.array([group_of_run[r] for r in runs], dtype=object)), dtype=object)
+    order = np.random.default_rng(seed).permutation(len(groups))
+    folds = []
+    for index, part in enumerate(np.array_split(order, k)):
+        held = set(groups[part])
+        folds.append(Fold(index, f"{label} {index + 1}/{k}",
+                          tuple(r for r in runs if group_of_run[r] not in held),
+                          tuple(r for r in runs if group_of_run[r] in held)))
+    return folds
+
+
 def grouped_kfold(table, k: int, seed: int = 0) -> list[Fold]:
     """Split the runs of ``table`` into ``k`` folds (a run is never split).
 
@@ -160,13 +174,7 @@ def grouped_kfold(table, k: int, seed: int = 0) -> list[Fold]:
     runs = _runs_in_order(table)
     if k > len(runs):
         raise UsageError(f"--cv kfold:{k} needs at least {k} runs, the table has {len(runs)}; use a smaller K or loo")
-    order = np.random.default_rng(seed).permutation(len(runs))
-    folds = []
-    for index, part in enumerate(np.array_split(order, k)):
-        test = set(runs[part])
-        folds.append(Fold(index, f"fold {index + 1}/{k}",
-                          tuple(r for r in runs if r not in test), tuple(r for r in runs if r in test)))
-    return folds
+    return _kfold_by_group(runs, {r: r for r in runs}, k, seed, "fold")
 
 
 def mixture_kfold(table, k: int, seed: int = 0) -> list[Fold]:
@@ -179,17 +187,9 @@ def mixture_kfold(table, k: int, seed: int = 0) -> list[Fold]:
     run_ids = np.asarray(table.run_ids, dtype=object)
     keys = mixture_keys(table.weights)
     key_of_run = {r: keys[np.argmax(run_ids == r)] for r in runs}
-    mixtures = np.asarray(pd.unique(np.array([key_of_run[r] for r in runs], dtype=object)), dtype=object)
-    if k > len(mixtures):
-        raise UsageError(f"--cv mixture:{k} needs at least {k} mixtures, the table has {len(mixtures)}")
-    order = np.random.default_rng(seed).permutation(len(mixtures))
-    folds = []
-    for index, part in enumerate(np.array_split(order, k)):
-        held = set(mixtures[part])
-        folds.append(Fold(index, f"mixtures {index + 1}/{k}",
-                          tuple(r for r in runs if key_of_run[r] not in held),
-                          tuple(r for r in runs if key_of_run[r] in held)))
-    return folds
+    if k > len(set(key_of_run.values())):
+        raise UsageError(f"--cv mixture:{k} needs at least {k} mixtures, the table has {len(set(key_of_run.values()))}")
+    return _kfold_by_group(runs, key_of_run, k, seed, "mixtures")
 
 
 def _size_groups(table) -> tuple[np.ndarray, np.ndarray]:
