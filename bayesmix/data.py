@@ -2,7 +2,8 @@
 
 A run table has one row per (training run, checkpoint): the training mixture (one weight
 per trained domain), the model size ``N`` in parameters, the tokens seen ``D`` and the
-validation loss on each domain. :func:`load_runs` reads such a table from a CSV, TSV or
+validation loss on each domain (a trained domain whose loss was not logged is kept, with
+its losses missing). :func:`load_runs` reads such a table from a CSV, TSV or
 Parquet file, checks it thoroughly and returns a :class:`RunTable`, an immutable set of
 aligned NumPy arrays.
 
