@@ -2,7 +2,8 @@
 
 A run table has one row per (training run, checkpoint): the training mixture (one weight
 per trained domain), the model size ``N`` in parameters, the tokens seen ``D`` and the
-validation loss on each domain. :func:`load_runs` reads such a table from a CSV, TSV or
+validation loss on each domain (a trained domain whose loss was not logged is kept, with
+its losses missing). :func:`load_runs` reads such a table from a CSV, TSV or
 Parquet file, checks it thoroughly and returns a :class:`RunTable`, an immutable set of
 aligned NumPy arrays.
 
@@ -826,7 +827,10 @@ def load_runs(
         else rows are grouped into runs by mixture (weights rounded to 1e-9) and model
         size, with ids ``run-0001``, ... in order of first appearance.
     require_losses : bool
-        If True every trained domain needs a loss column; False for inputs (a
+        If True at least one trained domain needs a loss column; a trained domain
+        without one (as in RegMix's tables, which log fewer losses than they train
+        domains) is kept with all losses missing and noted: it takes part in the
+        mixture and the law but adds no likelihood term. False for inputs (a
         prediction grid), where loss columns are optional.
     weight_tolerance : float
         Rows whose weights sum to 1 within this are renormalised (and noted); others
@@ -898,7 +902,11 @@ def read_table(p, source=None, *, empty_hint: str = "a run table needs a header 
             kwargs["float_precision"] = "round_trip"
         if ".tsv" in suffixes or ".tab" in suffixes:
             kwargs["sep"] = "\t"
-        return pd.read_csv(p, **kwargs)
+        df = pd.read_csv(p, **kwargs)
+        # pandas renames a repeated name to 'name.1'; the header line itself shows the repeat
+        header = pd.read_csv(p, header=None, nrows=1, dtype=str, keep_default_na=False, **kwargs)
+        _refuse_repeated_columns(header.iloc[0].tolist() if len(header) else [], source)
+        return df
     except DataError:
         raise
     except pd.errors.EmptyDataError:
@@ -913,6 +921,20 @@ def read_table(p, source=None, *, empty_hint: str = "a run table needs a header 
     except Exception as err:  # pyarrow errors and the like
         msg = " ".join(str(err).split())
         raise DataError(f"cannot read the table ({type(err).__name__}: {msg})", file=source) from None
+
+
+def _refuse_repeated_columns(names, source) -> None:
+    """Raise a DataError naming the header names that occur more than once (after stripping)."""
+    names = [str(c).strip() for c in names]
+    dup_cols = sorted({c for c in names if names.count(c) > 1})
+    if dup_cols:
+        raise DataError(
+            f"column name repeated in the header: {', '.join(dup_cols)} "
+            f"(columns {', '.join(str(i + 1) for i, c in enumerate(names) if c == dup_cols[0])}); "
+            "a column can hold one thing only: rename or delete the repeats",
+            file=source,
+            column=dup_cols[0],
+        )
 
 
 def _parse_mapping(mapping, columns, source):
@@ -1069,13 +1091,7 @@ def _table_from_frame(
     df = df.reset_index(drop=True)
     df.columns = [str(c).strip() for c in df.columns]
     columns = list(df.columns)
-    dup_cols = sorted({c for c in columns if columns.count(c) > 1})
-    if dup_cols:
-        raise DataError(
-            f"column name repeated in the header: {', '.join(dup_cols)}; rename the repeats",
-            file=source,
-            column=dup_cols[0],
-        )
+    _refuse_repeated_columns(columns, source)
     notes: list[str] = []
     ds = "" if _from_arrays else " (Python: mapping=)"
 
@@ -1146,17 +1162,15 @@ def _table_from_frame(
                 "them with --domain-map 'domain=WEIGHT_COL:LOSS_COL,...' (Python: mapping=)",
                 file=source,
             )
-    if require_losses:
-        for d, w, l in trained:
-            if l is None:
-                looked = "" if mapping is not None else f" (looked for {d}_loss and loss_{d})"
-                raise DataError(
-                    f"domain '{d}' has a weight column but no loss column{looked}: every trained domain needs its "
-                    f"validation loss logged; if it is under another name, map it with --domain-map "
-                    f"'{d}={w}:LOSS_COL'{ds}",
-                    file=source,
-                    column=w,
-                )
+    if require_losses and all(l is None for _, _, l in trained):
+        d, w, _ = trained[0]
+        looked = "" if mapping is not None else f" (looked for <domain>_loss and loss_<domain>, e.g. {d}_loss)"
+        raise DataError(
+            f"no loss column for any trained domain{looked}: a fit needs the validation loss of at least one "
+            f"trained domain; if they are under other names, map them with --domain-map '{d}={w}:LOSS_COL,...'{ds}",
+            file=source,
+            column=w,
+        )
 
     domains = tuple(d for d, _, _ in trained)
     wcols = [w for _, w, _ in trained]
@@ -1409,7 +1423,11 @@ def _table_from_frame(
     if inputs_only:
         notes.append("no losses logged: the table holds inputs only (mixtures, N, D), e.g. for prediction")
     elif no_loss:
-        notes.append(f"no loss column for {', '.join(no_loss)}: their losses are missing")
+        notes.append(
+            f"no loss column for {_plural(len(no_loss), 'trained domain')} ({', '.join(no_loss)}): "
+            f"{'it takes' if len(no_loss) == 1 else 'they take'} part in the mixture and the law (trained "
+            "tokens compete for capacity) but contribute no likelihood term; predictions cover them"
+        )
     logged = [j for j, (_, _, l) in enumerate(trained) if l is not None]
     miss = {domains[j]: int(np.isnan(L[keep, j]).sum()) for j in logged}
     if E is not None:

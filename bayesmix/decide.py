@@ -1559,13 +1559,9 @@ def column_domains(columns, domains, path, *, skip=()) -> dict[str, str]:
         If a column names no domain of the fit, or two columns name the same domain.
     """
     out = {}
-    columns = [str(c) for c in columns]
-    for col in columns:
+    for col in (str(c) for c in columns):  # a repeated header name is refused by read_table
         if col in skip:
             continue
-        head, dot, tail = col.rpartition(".")
-        if dot and tail.isdigit() and head in columns:  # pandas renames a repeated header 'x' to 'x.1'
-            raise DataError(f"column '{head}' appears twice", file=path, column=head)
         d = col[len("weight_"):] if str(col).startswith("weight_") else str(col)
         if d not in domains:
             raise DataError(f"column '{col}' is not a domain of the fit ({', '.join(domains)})"

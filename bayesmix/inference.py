@@ -149,9 +149,7 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         d_data = pm.Data("d", d[:, 0])[:, None]
         p = {}
         if level:
-            with np.errstate(all="ignore"):
-                typical = np.nanmean(np.log(losses), axis=0) - np.log(np.asarray(scaling.loss_ref))
-            p.update(add_level_terms(law, priors, np.where(np.isfinite(typical), typical, 0.0)))
+            p.update(add_level_terms(law, priors, _typical_log_loss(losses, scaling.loss_ref)))
         if any(param.below_model_size for param in law.params):
             smallest_size = pm.Data("smallest_model_size", float(np.min(n)))
         p.update({param.name: make_rv(param.name, priors[param.name], dims=param.dims or None,
@@ -162,6 +160,20 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         log_mu = pt.log(mean) + log_loss_ref
         observation.add_likelihood(design, table, log_mu, priors, scaling)
     return model, scaling
+
+
+def _typical_log_loss(losses: np.ndarray, loss_ref) -> np.ndarray:
+    """Mean log loss per domain relative to ``loss_ref``; 0 for a domain with no logged loss.
+
+    A trained domain whose loss is never logged (e.g. RegMix's tables) has an all-NaN
+    column: it gets 0 (the reference) without numpy's "Mean of empty slice" warning.
+    """
+    with np.errstate(all="ignore"):
+        logs = np.log(np.asarray(losses, dtype=float))
+    seen = np.isfinite(logs)
+    counts = seen.sum(axis=0)
+    mean = np.where(seen, logs, 0.0).sum(axis=0) / np.maximum(counts, 1)
+    return np.where(counts > 0, mean - np.log(np.asarray(loss_ref, dtype=float)), 0.0)
 
 
 def find_map(model: pm.Model, *, starts: int = 4, seed: int = 0, logp_dlogp=None) -> tuple[dict, float]:

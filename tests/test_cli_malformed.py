@@ -141,7 +141,7 @@ CASES = {
     "next-binary-candidates": ([*NEXT, "--candidates", "{binary}"], "cannot read"),
     "next-string-weight": ([*NEXT, "--candidates", "{cand_str}"], "weight 'abc' is not a finite number"),
     "next-domain-twice": ([*NEXT, "--candidates", "{cand_dup}"], "domain 'github' given twice"),
-    "next-column-twice": ([*NEXT, "--candidates", "{cand_rep}"], "column 'github' appears twice"),
+    "next-column-twice": ([*NEXT, "--candidates", "{cand_rep}"], "column name repeated in the header: github"),
     "next-unknown-domain": ([*NEXT, "--candidates", "{cand_unknown}"], "column 'code' is not a domain"),
     "next-header-only": ([*NEXT, "--candidates", "{cand_header}"], "no candidate runs"),
     "next-huge-candidate": ([*NEXT, "--candidates", "{cand_huge}"], "cand_huge.csv: model size 1e+300 is impossible"),

@@ -183,13 +183,22 @@ MALFORMED = [
         ["positive and finite"],
     ),
     (
-        "weight-without-loss",
-        "model_size,n_tokens,weight_a,weight_c,a_loss\n1e8,1e9,0.5,0.5,3.0",
+        "no-trained-domain-has-a-loss",
+        "model_size,n_tokens,weight_a,weight_c\n1e8,1e9,0.5,0.5",
         {},
         [],
-        "weight_c",
+        "weight_a",
         None,
-        ["no loss column", "c_loss", "loss_c", "--domain-map"],
+        ["no loss column for any trained domain", "a_loss", "loss_<domain>", "--domain-map"],
+    ),
+    (
+        "repeated-loss-column",
+        "model_size,n_tokens,weight_a,weight_b,loss_a,loss_b,loss_a\n1e8,1e9,0.5,0.5,3.0,3.1,3.2",
+        {},
+        [],
+        "loss_a",
+        None,
+        ["repeated in the header", "columns 5, 7", "rename or delete"],
     ),
     (
         "ambiguous-loss-columns",
@@ -453,6 +462,54 @@ def test_missing_losses_kept(write_csv):
     note = next(n for n in t.notes if "missing" in n)
     assert "4 loss values missing (a 2, b 2) in 3 rows (1 with no loss at all)" in note
     assert t.summary()["missing_losses"] == {"a": 2, "b": 2}
+
+
+def _regmix_style_frame(n_domains=17, n_logged=13, n_runs=6, seed=0):
+    """RegMix's published layout: every domain trained, only some losses logged."""
+    rng = np.random.default_rng(seed)
+    names = [f"dom{j:02d}" for j in range(n_domains)][::-1]  # not alphabetical: order must be kept
+    weights = rng.dirichlet(np.ones(n_domains), size=n_runs)
+    df = pd.DataFrame({"run_id": [f"r{i}" for i in range(n_runs)], "model_size": 1e6, "n_tokens": 1e9})
+    for j, d in enumerate(names):
+        df[f"weight_{d}"] = weights[:, j]
+    for d in names[:n_logged]:
+        df[f"loss_{d}"] = rng.uniform(2.0, 4.0, size=n_runs)
+    return df, names
+
+
+def test_regmix_style_table_trained_domains_without_losses(write_csv, run_cli):
+    df, names = _regmix_style_frame()
+    path = write_csv(df)
+    t = load_runs(path)
+    assert t.domains == tuple(names) and t.eval_domains == ()
+    unlogged = names[13:]
+    assert np.isnan(t.losses[:, 13:]).all() and np.isfinite(t.losses[:, :13]).all()
+    note = next(n for n in t.notes if "no loss column" in n)
+    assert "4 trained domains" in note and all(d in note for d in unlogged)
+    assert "mixture and the law" in note and "no likelihood term" in note
+    code, out, err = run_cli("validate", path)
+    assert code == 0 and "Traceback" not in err
+    assert "no likelihood term" in out + err and all(d in out + err for d in unlogged)
+
+
+def test_trained_domain_without_loss_via_domain_map(write_csv):
+    df, names = _regmix_style_frame(n_domains=3, n_logged=2)
+    mapping = {d: (f"weight_{d}", f"loss_{d}" if d in names[:2] else None) for d in names}
+    t = load_runs(write_csv(df), mapping=mapping)
+    assert t.domains == tuple(names) and np.isnan(t.losses[:, 2]).all()
+    assert any(names[2] in n and "no likelihood term" in n for n in t.notes)
+
+
+def test_typical_log_loss_of_an_unlogged_domain_is_silent():
+    import warnings
+
+    from bayesmix.inference import _typical_log_loss
+
+    losses = np.array([[2.0, np.nan], [np.e * 2.0, np.nan]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _typical_log_loss(losses, (2.0, 2.0))
+    np.testing.assert_allclose(got, [0.5, 0.0])
 
 
 def test_derived_run_ids(write_csv):

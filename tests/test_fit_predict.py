@@ -1,5 +1,7 @@
 """fit / predict: the CLI and the estimator API, on simulated truths."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -220,3 +222,25 @@ def test_a_warm_started_whitened_fit_agrees_with_its_cold_start():
     for name in ("W", "w_n", "w_d"):
         a, b = cold.posterior().draws[name], warm.posterior().draws[name]
         assert np.all(np.abs(a.mean(0) - b.mean(0)) < a.std(0)), name
+
+
+@pytest.mark.slow
+def test_trained_domains_without_logged_losses_fit_and_predict(tmp_path, capsys):
+    # RegMix's layout: every domain trained, only some losses logged.
+    truth = default_truth("chinchilla_domain", ("a", "b", "c", "d", "e"), seed=1)
+    table, _ = simulate_runs(truth, n_mixtures=8, model_sizes=(1e8, 3e8), seed=2)
+    runs_csv = tmp_path / "runs.csv"
+    table.to_frame().drop(columns=["loss_d", "loss_e"]).to_csv(runs_csv, index=False)
+    fit_path, pred_path = tmp_path / "fit.nc", tmp_path / "pred.csv"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Mean of empty slice")  # the unlogged columns are all NaN
+        code = main(["fit", str(runs_csv), "--law", "chinchilla_domain", "--out", str(fit_path), "--draws",
+                     "50", "--tune", "50", "--chains", "2", "--seed", "0", "--quiet", "--allow-warnings"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "no likelihood term" in err
+    assert main(["predict", str(fit_path), "--runs", str(runs_csv), "--out", str(pred_path)]) == 0
+    pred = pd.read_csv(pred_path)
+    for d in ("d", "e"):
+        for prefix in ("pred", "sd", "q05", "q95"):
+            assert np.isfinite(pred[f"{prefix}_{d}"]).all(), (prefix, d)
