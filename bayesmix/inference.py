@@ -179,8 +179,8 @@ def _typical_log_loss(losses: np.ndarray, loss_ref) -> np.ndarray:
 def find_map(model: pm.Model, *, starts: int = 4, seed: int = 0, logp_dlogp=None) -> tuple[dict, float]:
     """Best of several L-BFGS-B MAP searches from jittered starts (unconstrained space).
 
-    The law posteriors can have separated modes; starting every chain near the best of
-    several optima makes chains agree far more often than random starts do.
+    The law posteriors can have separated modes; the chains start at draws of the Laplace
+    approximation at the best of several optima (:func:`_dispersed_starts`).
 
     Parameters
     ----------
@@ -543,8 +543,8 @@ def _sample_nutpie(compiled, settings: FitSettings, sample_kwargs: dict):
     The capacity laws have strongly correlated amplitudes, exponents and irreducible
     losses; nutpie's low-rank mass-matrix adaptation captures those correlations and
     cuts the gradient evaluations per draw by an order of magnitude against a diagonal
-    mass matrix (measured: about 16 against 260 on the demo design). Every chain starts
-    at the best MAP point.
+    mass matrix (measured: about 16 against 260 on the demo design). The chains' starts
+    are set on ``compiled`` (:func:`_nutpie_starts`).
     """
     import nutpie
 
