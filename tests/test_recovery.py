@@ -2,6 +2,12 @@
 
 Interval coverage is checked across several seeds: with S independent 90% intervals the
 number that contain the truth is Binomial(S, 0.9) when the posterior is calibrated.
+
+The truths are the law itself, with no error over scale and no mixture effects, so the
+fits use the law-only observation model (``discrepancy="off"``), the model these truths
+were drawn from. (With the discrepancy-aware default, one of the two fits had max R-hat
+1.29 at 2 x (400 + 400) in a clean-clone CI run: the open problem of issue 17, measured by
+``benchmarks/bench_calibration.py``, not hidden here.)
 """
 
 import numpy as np
@@ -38,7 +44,7 @@ def recovery_fits():
             run_ids=np.array([f"r{i}" for i in range(table_a.n_rows + table_b.n_rows)], dtype=object),
         )
         fit = fit_law(table, "capacity_noise", draws=400, tune=400, chains=2, seed=seed,
-                      progressbar=False, sampler="nutpie")
+                      progressbar=False, sampler="nutpie", discrepancy="off")
         results.append((truth, table, fit))
     return results
 
