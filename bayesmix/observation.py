@@ -43,6 +43,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from scipy import special, stats
 
 from .errors import UsageError
@@ -154,7 +155,7 @@ class ObservationDesign:
                    mixture_effect=bool(use_mix), features=tuple(features) if use_disc else (),
                    scale_points=points if use_disc else np.zeros((0, 0)),
                    centre=points.mean(axis=0) if use_disc else np.zeros(0),
-                   mixtures=tuple(pd_unique(keys)) if use_mix else ())
+                   mixtures=tuple(str(k) for k in pd.unique(keys)) if use_mix else ())
 
     # ------------------------------------------------------------------ indices
     def scale_index(self, n, d) -> np.ndarray:
@@ -218,16 +219,6 @@ class ObservationDesign:
                    discrepancy=bool(data["discrepancy"]), mixture_effect=bool(data["mixture_effect"]),
                    features=features, scale_points=points, lengthscale=float(data["lengthscale"]),
                    centre=np.asarray(data.get("centre", []), dtype=float), mixtures=tuple(data.get("mixtures", ())))
-
-
-def pd_unique(values) -> list:
-    """Unique values in order of first appearance."""
-    seen, out = set(), []
-    for v in values:
-        if v not in seen:
-            seen.add(v)
-            out.append(v)
-    return out
 
 
 def _distinct_scales(n: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, tuple]:
