@@ -407,7 +407,7 @@ class Acquisition:
         # where the fit has mixture effects, a new mixture's effect.
         draws = getattr(self.posterior, "observation", None)
         self.sigma = (np.full((S, K), 1e-2) if self.posterior.sigma is None
-                      else observation.cell_sd(self.posterior.sigma, draws, np.full((1, K), np.nan))[:, 0])
+                      else observation.cell_sd(self.posterior.sigma, draws)[:, 0])
         self.run_sd = None if self.posterior.run_sd is None else np.asarray(self.posterior.run_sd, dtype=float)
         self.param_names, self.param_draws = _parameter_table(self.posterior)
         self._optima = None

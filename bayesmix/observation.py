@@ -472,16 +472,17 @@ def log_offsets(draws: ObservationDraws | None, weights, n, d, *, seed=0) -> np.
     return sum(parts) if parts else None
 
 
-def cell_sd(sigma, draws: ObservationDraws | None, weights) -> np.ndarray:
+def cell_sd(sigma, draws: ObservationDraws | None, weights=None) -> np.ndarray:
     """Per-draw sd of a new run's log-loss around its expected loss, ``(S, rows, K)``, its
     run offset aside: the cell noise ``sigma (S, K)``, and for mixtures the fit did not
-    see (``weights (rows, K)``) a new mixture's effect."""
+    see (``weights (rows, K)``) a new mixture's effect. Without ``weights``: one row, a
+    mixture the fit did not see."""
     sigma = np.asarray(sigma, dtype=float)[:, None, :]
-    rows = np.atleast_2d(weights).shape[0]
+    rows = 1 if weights is None else np.atleast_2d(weights).shape[0]
     mix_sd = None if draws is None else draws.new_mixture_sd()
     if mix_sd is None:
         return np.broadcast_to(sigma, (sigma.shape[0], rows, sigma.shape[-1]))
-    new = ~draws.known_mixture_effect(weights)[1]
+    new = np.ones(1, dtype=bool) if weights is None else ~draws.known_mixture_effect(weights)[1]
     return np.sqrt(sigma**2 + np.where(new[None, :, None], np.asarray(mix_sd)[:, None, :] ** 2, 0.0))
 
 

@@ -118,6 +118,18 @@ def test_add_noise_adds_a_new_mixtures_effect_only_to_new_mixtures():
     assert sd[1] == pytest.approx(0.01, rel=0.05)
 
 
+def test_cell_sd_adds_a_new_mixtures_effect_only_to_mixtures_the_fit_did_not_see():
+    seen = np.array([[0.5, 0.5]])
+    design = ObservationDesign(mixture_effect=True, mixtures=tuple(observation.mixture_keys(seen)))
+    draws = ObservationDraws(design, mix_effect=np.zeros((2, 1, 2)), mix_sd=np.array([[0.3, 0.4], [0.0, 0.1]]))
+    sigma = np.array([[0.4, 0.3], [0.2, 0.0]])
+    sd = observation.cell_sd(sigma, draws, np.array([[0.5, 0.5], [0.2, 0.8]]))
+    assert np.allclose(sd[:, 0], sigma)
+    assert np.allclose(sd[:, 1], np.hypot(sigma, draws.mix_sd))
+    assert np.allclose(observation.cell_sd(sigma, draws)[:, 0], [[0.5, 0.5], [0.2, 0.1]])
+    assert np.allclose(observation.cell_sd(sigma, None)[:, 0], sigma)
+
+
 def test_posterior_refuses_model_sizes_at_or_below_the_capacity_floor():
     truth = default_truth("capacity_noise", ("a", "b", "c"), seed=0)
     post = truth.posterior
