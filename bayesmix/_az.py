@@ -23,6 +23,12 @@ def stacked_draws(idata, var: str) -> np.ndarray:
     return da.stack(sample=("chain", "draw")).transpose("sample", *other).values
 
 
+def chain_stat(idata, name: str) -> np.ndarray:
+    """A sampler statistic by chain and draw (``(chains, draws, ...)``), e.g. nutpie's
+    ``logp`` or ``unconstrained_draw``."""
+    return np.asarray(idata.sample_stats[name].values, dtype=float)
+
+
 def has_var(idata, var: str, group: str = "posterior") -> bool:
     return hasattr(idata, group) and var in getattr(idata, group)
 
