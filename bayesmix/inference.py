@@ -603,15 +603,15 @@ def _rewhitened(compiled, draws: np.ndarray):
     The Laplace factor at the MAP is a poor whitening where the MAP search stopped short
     or where a hierarchical scale sits at a corner of the mode (Pile 4: R-hat 1.03 on
     the noise amplitudes after 4 x 1000 draws); the pilot's draws show the covariance
-    the sampler meets."""
+    the sampler meets. It is estimated in the current whitened coordinates and shrunk
+    towards its diagonal there (:func:`bayesmix.pilot.whitening`), so that with few
+    draws the Laplace factor's correlations are kept and only rescaled."""
     mean, chol = np.asarray(compiled.shared_data[PRECOND_MEAN]), np.asarray(compiled.shared_data[PRECOND_CHOL])
     block = len(chol)
-    original = mean + np.concatenate([draws[:, :block] @ chol.T, draws[:, block:]], axis=1)
-    new_mean, new_chol = pilot.whitening(original[:, :block])
-    mean = np.concatenate([new_mean, mean[block:]])
-    whitened = np.concatenate([np.linalg.solve(new_chol, (original[:, :block] - new_mean).T).T,
-                               original[:, block:] - mean[block:]], axis=1)
-    return compiled.with_data(**{PRECOND_MEAN: mean, PRECOND_CHOL: new_chol}), whitened
+    shift, factor = pilot.whitening(draws[:, :block])
+    mean = np.concatenate([mean[:block] + chol @ shift, mean[block:]])
+    whitened = np.concatenate([np.linalg.solve(factor, (draws[:, :block] - shift).T).T, draws[:, block:]], axis=1)
+    return compiled.with_data(**{PRECOND_MEAN: mean, PRECOND_CHOL: chol @ factor}), whitened
 
 
 def log_scale_correlation(table) -> float | None:

@@ -101,7 +101,11 @@ def test_rewhitening_keeps_the_log_density_of_every_draw():
     cov = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.3], [0.0, 0.3, 2.0]])
     with pm.Model() as model:
         pm.MvNormal("x", mu=np.array([1.0, -2.0, 0.5]), cov=cov)
-    compiled = _compiled_nutpie_model(preconditioned_model(model))
+    from bayesmix.inference import PRECOND_CHOL, PRECOND_MEAN
+
+    compiled = _compiled_nutpie_model(preconditioned_model(model)).with_data(
+        **{PRECOND_MEAN: np.array([0.5, -1.0, 0.0]),
+           PRECOND_CHOL: np.array([[0.8, 0.0, 0.0], [0.5, 0.4, 0.0], [0.1, -0.2, 1.2]])})
     draws = np.random.default_rng(3).standard_normal((200, 3))
     before = _compiled_logp_dlogp(compiled)
     rewhitened, moved = _rewhitened(compiled, draws)
