@@ -577,11 +577,10 @@ def _sample_nutpie(compiled, settings: FitSettings, sample_kwargs: dict, **extra
     )
 
 
-def _run_pilot(compiled, settings: FitSettings, progressbar: bool, precondition: bool = False):
+def _run_pilot(compiled, settings: FitSettings, progressbar: bool):
     """The kept run's compiled model, its chains started in the main mode found by a
     short pilot from ``compiled``'s starts (:mod:`bayesmix.pilot`), and the pilot's
-    report. A whitened model is whitened again by the pilot's draws of the main mode
-    (:func:`_rewhitened`)."""
+    report."""
     tune, draws = pilot.pilot_lengths(settings.tune)
     seed = int(np.random.default_rng([settings.seed, 7]).integers(2**31))
     with warnings.catch_warnings():
@@ -591,27 +590,7 @@ def _run_pilot(compiled, settings: FitSettings, progressbar: bool, precondition:
                                                         random_seed=seed, progressbar=progressbar),
                                store_unconstrained=True)
     main, report = pilot.main_mode_draws(_az.chain_stat(idata, "unconstrained_draw"), _az.chain_stat(idata, "logp"))
-    if precondition:
-        compiled, main = _rewhitened(compiled, main)
     return pilot.starts_from(compiled, main, settings.seed), report
-
-
-def _rewhitened(compiled, draws: np.ndarray):
-    """The preconditioned ``compiled`` re-centred and re-whitened by ``draws`` (its own
-    coordinates), and the draws in the new coordinates.
-
-    The Laplace factor at the MAP is a poor whitening where the MAP search stopped short
-    or where a hierarchical scale sits at a corner of the mode (Pile 4: R-hat 1.03 on
-    the noise amplitudes after 4 x 1000 draws); the pilot's draws show the covariance
-    the sampler meets. It is estimated in the current whitened coordinates and shrunk
-    towards its diagonal there (:func:`bayesmix.pilot.whitening`), so that with few
-    draws the Laplace factor's correlations are kept and only rescaled."""
-    mean, chol = np.asarray(compiled.shared_data[PRECOND_MEAN]), np.asarray(compiled.shared_data[PRECOND_CHOL])
-    block = len(chol)
-    shift, factor = pilot.whitening(draws[:, :block])
-    mean = np.concatenate([mean[:block] + chol @ shift, mean[block:]])
-    whitened = np.concatenate([np.linalg.solve(factor, (draws[:, :block] - shift).T).T, draws[:, block:]], axis=1)
-    return compiled.with_data(**{PRECOND_MEAN: mean, PRECOND_CHOL: chol @ factor}), whitened
 
 
 def log_scale_correlation(table) -> float | None:
@@ -904,7 +883,7 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
         compiled = _nutpie_starts(compiled, model, point, precondition, settings.seed)
     map_seconds = time.perf_counter() - t0
     if compiled is not None and settings.pilot and warm_start is None and settings.chains > 1:
-        compiled, pilot_report = _run_pilot(compiled, settings, progressbar, precondition)
+        compiled, pilot_report = _run_pilot(compiled, settings, progressbar)
         pilot_report = {**pilot_report.to_diagnostics(), "pilot_seconds": time.perf_counter() - t0 - map_seconds}
     t1 = time.perf_counter()
     idata = _sample(model, compiled, precondition, init, settings, progressbar)

@@ -27,7 +27,7 @@ import numpy as np
 #: iterations) and then draws PILOT_DRAWS per chain, on which the chains are compared.
 PILOT_TUNE_FRACTION = 0.25
 PILOT_MIN_TUNE = 50
-PILOT_DRAWS = 60
+PILOT_DRAWS = 40
 
 #: A chain is in a minor mode when its mean log density over the pilot's draws is below
 #: the best chain's by more than this many nats and by more than one within-chain
@@ -105,21 +105,6 @@ def main_mode_draws(positions: np.ndarray, logp: np.ndarray) -> tuple[np.ndarray
     draws = draws[np.all(np.isfinite(draws), axis=1) & np.isfinite(logp[kept].ravel())]
     report = PilotReport(tuple(float(v) for v in np.mean(logp, axis=1)), tuple(int(c) for c in minor))
     return draws, report
-
-
-def whitening(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and a Cholesky factor of the covariance of ``draws`` (``(n, d)``), the
-    covariance shrunk towards its diagonal by ``d / (n + d)`` so that it stays well
-    conditioned when the draws are few for the dimension (a few hundred pilot draws for
-    30-70 coordinates)."""
-    draws = np.asarray(draws, dtype=float)
-    n, d = draws.shape
-    mean = draws.mean(axis=0)
-    cov = np.atleast_2d(np.cov(draws, rowvar=False))
-    shrink = d / (n + d)
-    cov = (1 - shrink) * cov + shrink * np.diag(np.diag(cov))
-    cov += np.eye(d) * 1e-12 * max(float(np.max(np.diag(cov))), 1e-300)
-    return mean, np.linalg.cholesky(cov)
 
 
 def starts_from(compiled, draws: np.ndarray, seed: int):

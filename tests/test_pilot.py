@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from bayesmix.pilot import MODE_GAP_NATS, PilotReport, main_mode_draws, minor_mode_chains, whitening
+from bayesmix.pilot import MODE_GAP_NATS, PilotReport, main_mode_draws, minor_mode_chains
 
 
 def test_chains_of_one_mode_are_all_kept():
@@ -53,20 +53,6 @@ def test_main_mode_draws_leave_out_the_minor_chains_and_non_finite_draws():
     assert not any(np.array_equal(d, p) for d in draws for p in positions[1])
 
 
-def test_whitening_recovers_a_correlated_gaussian():
-    """Whitened by the factor estimated from 4000 draws, the draws have a covariance
-    within 0.01 of I: exactly I but for the shrinkage of d/(n+d) = 0.00075 of the
-    off-diagonal, which moves the conditional variances by about that times the
-    covariance's condition number (about 10 here)."""
-    rng = np.random.default_rng(2)
-    true_chol = np.array([[2.0, 0.0, 0.0], [1.5, 1.0, 0.0], [-0.3, 0.2, 0.8]])
-    draws = 5.0 + rng.standard_normal((4000, 3)) @ true_chol.T
-    mean, chol = whitening(draws)
-    z = np.linalg.solve(chol, (draws - mean).T).T
-    assert np.allclose(mean, 5.0, atol=0.1)
-    assert np.allclose(np.cov(z, rowvar=False), np.eye(3), atol=0.01)
-
-
 @pytest.mark.slow
 def test_the_pilot_moves_chains_from_a_minor_mode_into_the_main_one():
     """Two well separated modes of a 1-d mixture, weights 1 - 1e-8 and 1e-8 (typical
@@ -87,29 +73,3 @@ def test_the_pilot_moves_chains_from_a_minor_mode_into_the_main_one():
     assert max(report.chain_logp) - min(report.chain_logp) > MODE_GAP_NATS
     points = np.array([started.initial_point_func(seed) for seed in range(20)])
     assert np.all(np.abs(points + 6.0) < 2.0)  # within ~6 sd of the main mode
-
-
-@pytest.mark.slow
-def test_rewhitening_keeps_the_log_density_of_every_draw():
-    """Re-centred and re-whitened by a pilot's draws, the preconditioned model gives each
-    draw, mapped to the new coordinates, the log density it had (the map is affine and
-    the model's density is evaluated at the same original point)."""
-    import pymc as pm
-
-    from bayesmix.inference import _compiled_logp_dlogp, _compiled_nutpie_model, _rewhitened, preconditioned_model
-
-    cov = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.3], [0.0, 0.3, 2.0]])
-    with pm.Model() as model:
-        pm.MvNormal("x", mu=np.array([1.0, -2.0, 0.5]), cov=cov)
-    from bayesmix.inference import PRECOND_CHOL, PRECOND_MEAN
-
-    compiled = _compiled_nutpie_model(preconditioned_model(model)).with_data(
-        **{PRECOND_MEAN: np.array([0.5, -1.0, 0.0]),
-           PRECOND_CHOL: np.array([[0.8, 0.0, 0.0], [0.5, 0.4, 0.0], [0.1, -0.2, 1.2]])})
-    draws = np.random.default_rng(3).standard_normal((200, 3))
-    before = _compiled_logp_dlogp(compiled)
-    rewhitened, moved = _rewhitened(compiled, draws)
-    after = _compiled_logp_dlogp(rewhitened)
-    assert not np.allclose(moved, draws)
-    for old, new in zip(draws[:10], moved[:10]):
-        assert after(new)[0] == pytest.approx(before(old)[0], rel=1e-10, abs=1e-10)
