@@ -73,6 +73,14 @@ class FitSettings:
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
+    def check(self) -> None:
+        """Refuse counts a fit cannot run or judge (:class:`UsageError`)."""
+        for name, least in (("draws", 1), ("tune", 0), ("chains", 2)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < least:
+                why = ": the diagnostics gate compares chains (R-hat)" if name == "chains" else ""
+                raise UsageError(f"{name} must be an integer of at least {least}, got {value}{why}")
+
 
 def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str = "normal",
                 run_effect: str = "auto", scaling: Scaling | None = None,
@@ -830,6 +838,7 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
         if not hasattr(settings, key):
             raise TypeError(f"unknown fit setting '{key}'")
         setattr(settings, key, value)
+    settings.check()
     if settings.sampler not in SAMPLERS:
         raise UsageError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{settings.sampler}'")
     if settings.sampler == "numpyro":
