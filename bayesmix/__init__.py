@@ -2,6 +2,7 @@
 
 import warnings
 
+from ._caches import use_writable_caches
 from .errors import BayesmixError, DataError, UsageError
 
 __version__ = "0.1.0"
@@ -19,3 +20,7 @@ __all__ = ["BayesmixError", "DataError", "UsageError", "__version__"]
 #   ArviZ access in bayesmix._az, so the note asks nothing of a user.
 warnings.filterwarnings("ignore", message=r"PyTensor could not link to a BLAS installation", category=UserWarning)
 warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning)
+
+# PyTensor, ArviZ, numba and matplotlib keep caches under HOME; where it cannot be
+# written they are pointed at a private temporary folder, before any is imported.
+use_writable_caches()

@@ -76,6 +76,14 @@ class FitSettings:
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
+    def check(self) -> None:
+        """Refuse counts a fit cannot run or judge (:class:`UsageError`)."""
+        for name, least in (("draws", 1), ("tune", 0), ("chains", 2)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < least:
+                why = ": the diagnostics gate compares chains (R-hat)" if name == "chains" else ""
+                raise UsageError(f"{name} must be an integer of at least {least}, got {value}{why}")
+
 
 def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str = "normal",
                 run_effect: str = "auto", scaling: Scaling | None = None,
@@ -179,6 +187,21 @@ def _typical_log_loss(losses: np.ndarray, loss_ref) -> np.ndarray:
     return np.where(counts > 0, mean - np.log(np.asarray(loss_ref, dtype=float)), 0.0)
 
 
+def one_blas_thread():
+    """A context in which BLAS runs on one thread (threadpoolctl, a PyMC dependency).
+
+    The MAP search and the chains' starts do many small vector operations (L-BFGS-B on
+    about a hundred coordinates, a Hessian of that size), where a second BLAS thread
+    gains nothing; when the cores are busy (another fit, another user), OpenBLAS's
+    waiting threads made each L-BFGS-B step 50-70x slower (measured on 2 busy cores:
+    the demo design's MAP search took 79 s, 7.5 s on one thread, same optimum). One
+    thread also makes the search's arithmetic independent of the number of cores.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _negative_logp(logp_dlogp, point: np.ndarray, free: np.ndarray):
     """``y -> (-logp, -gradient)`` over the coordinates ``free`` of ``point`` (the others
     held), with a large finite value where the density is not finite."""
@@ -229,23 +252,25 @@ def find_map(model: pm.Model, *, starts: int = 4, seed: int = 0, logp_dlogp=None
     moving[order[:block]] = True
     best, best_logp = None, -np.inf
     rng = np.random.default_rng(seed)
-    for start in range(max(1, starts)):
-        point = ip_fn(int(rng.integers(2**31)))
-        x0 = DictToArrayBijection.map({k: point[k] for k in value_names})
-        x = x0.data.copy()
-        # First the law and the observation model's scales with the standard-normal
-        # latents at 0, then everything: from a start where the latents are jittered,
-        # L-BFGS spends its iterations on them (SlimPajama 7: log density 4500-5300 after
-        # 3000 iterations, against 6000-6020 staged, at the same cost).
-        x[~moving] = 0.0
-        for free in ((moving, np.ones_like(moving)) if not moving.all() else (moving,)):
-            with np.errstate(all="ignore"):
-                res = optimize.minimize(_negative_logp(func, x, free), x[free], jac=True, method="L-BFGS-B",
-                                        options={"maxiter": 3000})
-            x[free] = res.x
-        if np.isfinite(res.fun) and -res.fun > best_logp:
-            best_logp = -res.fun
-            best = DictToArrayBijection.rmap(x0._replace(data=x))
+    # One BLAS thread: see one_blas_thread.
+    with one_blas_thread():
+        for start in range(max(1, starts)):
+            point = ip_fn(int(rng.integers(2**31)))
+            x0 = DictToArrayBijection.map({k: point[k] for k in value_names})
+            x = x0.data.copy()
+            # First the law and the observation model's scales with the standard-normal
+            # latents at 0, then everything: from a start where the latents are jittered,
+            # L-BFGS spends its iterations on them (SlimPajama 7: log density 4500-5300 after
+            # 3000 iterations, against 6000-6020 staged, at the same cost).
+            x[~moving] = 0.0
+            for free in ((moving, np.ones_like(moving)) if not moving.all() else (moving,)):
+                with np.errstate(all="ignore"):
+                    res = optimize.minimize(_negative_logp(func, x, free), x[free], jac=True, method="L-BFGS-B",
+                                            options={"maxiter": 3000})
+                x[free] = res.x
+            if np.isfinite(res.fun) and -res.fun > best_logp:
+                best_logp = -res.fun
+                best = DictToArrayBijection.rmap(x0._replace(data=x))
     if best is None:
         raise FitRejectedError("no MAP search found a finite log density; check the priors and the data")
     return dict(best), float(best_logp)
@@ -854,6 +879,7 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
         if not hasattr(settings, key):
             raise TypeError(f"unknown fit setting '{key}'")
         setattr(settings, key, value)
+    settings.check()
     if settings.sampler not in SAMPLERS:
         raise UsageError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{settings.sampler}'")
     if settings.sampler == "numpyro":
@@ -880,7 +906,8 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
     init = {k: v for k, v in init.items() if k in {rv.name for rv in model.free_RVs}}
     pilot_report = None
     if compiled is not None:
-        compiled = _nutpie_starts(compiled, model, point, precondition, settings.seed)
+        with one_blas_thread():
+            compiled = _nutpie_starts(compiled, model, point, precondition, settings.seed)
     map_seconds = time.perf_counter() - t0
     if compiled is not None and settings.pilot and warm_start is None and settings.chains > 1:
         compiled, pilot_report = _run_pilot(compiled, settings, progressbar)

@@ -97,6 +97,8 @@ CASES = {
     "fit-empty-table": (["fit", "{empty}", "--out", "{out}"], "empty"),
     "fit-missing-priors": (["fit", "{runs}", "--out", "{out}", "--priors", "{dir}/absent.toml"], "not found"),
     "fit-unknown-law": (["fit", "{runs}", "--out", "{out}", "--law", "nope"], "invalid choice"),
+    "fit-one-chain": (["fit", "{runs}", "--out", "{out}", "--chains", "1"], "chains must be an integer of at least 2"),
+    "fit-no-draws": (["fit", "{runs}", "--out", "{out}", "--draws", "0"], "draws must be an integer of at least 1"),
     # predict
     "predict-out-is-folder": (["predict", "{fit}", "--mixture", MIX, "--model-size", "1B", "--tokens", "20B",
                                "--out", "{dir}"], "is a folder"),
