@@ -77,7 +77,14 @@ class FitSettings:
         return dict(self.__dict__)
 
     def check(self) -> None:
-        """Refuse counts a fit cannot run or judge (:class:`UsageError`)."""
+        """Refuse counts a fit cannot run or judge.
+
+        Raises
+        ------
+        UsageError
+            Unless ``draws >= 1``, ``tune >= 0`` and ``chains >= 2`` (integers): R-hat,
+            and so the diagnostics gate, needs two chains.
+        """
         for name, least in (("draws", 1), ("tune", 0), ("chains", 2)):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < least:
@@ -196,6 +203,11 @@ def one_blas_thread():
     waiting threads made each L-BFGS-B step 50-70x slower (measured on 2 busy cores:
     the demo design's MAP search took 79 s, 7.5 s on one thread, same optimum). One
     thread also makes the search's arithmetic independent of the number of cores.
+
+    Returns
+    -------
+    threadpoolctl.threadpool_limits
+        A context manager; the previous thread counts come back on exit.
     """
     from threadpoolctl import threadpool_limits
 
