@@ -583,8 +583,7 @@ def _dispersed_starts(compiled, centre: np.ndarray, factor: np.ndarray, seed: in
     floor = logp(centre)[0] - (size / 2 + START_TAIL_SDS * np.sqrt(size / 2))
 
     def start(chain_seed):
-        entropy = [int(seed)] + [int(v) % 2**32 for v in np.atleast_1d(np.asarray(chain_seed, dtype=np.uint64))]
-        rng = np.random.default_rng(np.random.SeedSequence(entropy))
+        rng = pilot.chain_rng(seed, chain_seed)
         for attempt in range(START_TRIES):
             x = centre + factor @ (0.7**attempt * rng.standard_normal(size))
             value = logp(x)[0]

@@ -10,7 +10,7 @@ chain or seed would not fix it: the chains that start in the minor mode stay the
 So the fit first runs a short pilot (a quarter of the tuning, from the dispersed starts
 of :mod:`bayesmix.inference`), and a chain whose log density stays well below the best
 chain's (:func:`minor_mode_chains`) is restarted from a draw of the chains that are not.
-The kept run then starts every chain at a distinct pilot draw of the main mode, and its
+The kept run then starts every chain at a pilot draw of the main mode, and its
 R-hat measures mixing within it. The pilot's per-chain log densities and the chains it
 moved are recorded in the fit's diagnostics (``pilot_*``), so that a user sees when the
 posterior had a minor mode.
@@ -94,26 +94,34 @@ def main_mode_draws(positions: np.ndarray, logp: np.ndarray) -> tuple[np.ndarray
     Returns
     -------
     (draws, PilotReport)
-        ``draws``: ``(n, n_dim)``, the finite draws of every chain not in a minor mode
-        (of all chains where every chain is).
+        ``draws``: ``(n, n_dim)``, the finite draws of the second half of every chain
+        not in a minor mode (of all chains where every chain is): a chain's later draws
+        are the better mixed.
     """
     minor = minor_mode_chains(logp)
     kept = np.setdiff1d(np.arange(len(logp)), minor)
     if not len(kept):
         kept = np.arange(len(logp))
-    draws = positions[kept].reshape(-1, positions.shape[-1])
-    draws = draws[np.all(np.isfinite(draws), axis=1) & np.isfinite(logp[kept].ravel())]
+    half = positions.shape[1] // 2
+    draws = positions[kept, half:].reshape(-1, positions.shape[-1])
+    draws = draws[np.all(np.isfinite(draws), axis=1) & np.isfinite(logp[kept, half:].ravel())]
     report = PilotReport(tuple(float(v) for v in np.mean(logp, axis=1)), tuple(int(c) for c in minor))
     return draws, report
 
 
+def chain_rng(seed: int, chain_seed, *stream: int) -> np.random.Generator:
+    """The random generator of one chain's start: from the fit's ``seed``, a ``stream``
+    that tells apart the uses, and the seed nutpie passes each chain (so the same fit
+    gives each chain the same start, and chains different ones)."""
+    chain = [int(v) % 2**32 for v in np.atleast_1d(np.asarray(chain_seed, dtype=np.uint64))]
+    return np.random.default_rng(np.random.SeedSequence([int(seed), *map(int, stream), *chain]))
+
+
 def starts_from(compiled, draws: np.ndarray, seed: int):
     """``compiled`` whose chains start at draws from ``draws`` (``(n, n_dim)``, in its
-    coordinates), one per chain seed, reproducibly."""
+    coordinates), one picked by each chain's seed, reproducibly (two chains may pick the
+    same draw; their trajectories still differ)."""
     def start(chain_seed):
-        entropy = [int(seed), 1] + [int(v) % 2**32 for v in np.atleast_1d(np.asarray(chain_seed, dtype=np.uint64))]
-        rng = np.random.default_rng(np.random.SeedSequence(entropy))
-        # The second half of the pool: later pilot draws are the better mixed.
-        return np.array(draws[len(draws) // 2 + rng.integers(len(draws) - len(draws) // 2)], dtype="float64")
+        return np.array(draws[chain_rng(seed, chain_seed, 1).integers(len(draws))], dtype="float64")
 
     return dataclasses.replace(compiled, initial_point_func=start)
