@@ -750,19 +750,56 @@ class Fit:
 
 
 def diagnose(idata, law: Law) -> dict:
+    """The gate's figures over the law's parameters and the observation model's scales;
+    where R-hat fails, also ``chain_groups`` (see :func:`chain_groups`)."""
     names = [p.name for p in law.params] + [v for v in observation.GATED if _az.has_var(idata, v)]
-    return _az.diagnostics_table(idata, names)
+    diag = _az.diagnostics_table(idata, names)
+    if diag["max_rhat"] > MAX_RHAT:
+        groups = chain_groups(idata, diag["worst_rhat_param"])
+        if len(groups) > 1:
+            diag["chain_groups"] = groups
+    return diag
+
+
+def chain_groups(idata, label: str) -> list[dict]:
+    """Where the chains' draws of the quantity ``label`` (e.g. ``H`` or ``A[github]``)
+    sit: one entry per group of chains apart from the others
+    (:func:`bayesmix.pilot.separated_chain_groups`), with its ``chains``, the ``median``
+    of their draws and their ``mean_logp`` (None where the sampler records no log
+    density)."""
+    var = label.split("[", 1)[0]
+    values = _az.labelled_chain_draws(idata, [var])[label]
+    logp = next((_az.chain_stat(idata, name) for name in ("logp", "lp") if _az.has_var(idata, name, "sample_stats")),
+                None)
+    return [{"chains": [int(c) for c in group], "median": float(np.median(values[group])),
+             "mean_logp": None if logp is None else float(np.mean(logp[group]))}
+            for group in pilot.separated_chain_groups(values)]
+
+
+def _describe_chain_groups(label: str, groups: list[dict]) -> str:
+    places = "; ".join(
+        f"{label} near {g['median']:.3g} in chain{'s' if len(g['chains']) > 1 else ''} "
+        f"{', '.join(map(str, g['chains']))}"
+        + (f" (mean log density {g['mean_logp']:.1f})" if g["mean_logp"] is not None else "")
+        for g in groups)
+    return (f"the chains settled in {len(groups)} separated places: {places}. The posterior has modes "
+            "that NUTS does not cross, of log densities close enough that each holds real weight: "
+            "more draws will not fix this. Fit again with another --seed to see whether the modes "
+            f"recur, or narrow the prior of {label.split('[', 1)[0]} (--priors) where one explanation "
+            "is implausible; --allow-warnings keeps the fit with each mode weighted by its share of "
+            "chains, not by its posterior mass")
 
 
 def check_gate(diagnostics: dict, allow_warnings: bool = False) -> list[str]:
     """Problems that make a fit untrustworthy; raise unless ``allow_warnings``."""
     problems = []
     if diagnostics["max_rhat"] > MAX_RHAT:
-        problems.append(
-            f"max R-hat {diagnostics['max_rhat']:.3f} > {MAX_RHAT} (worst: {diagnostics.get('worst_rhat_param')}): "
-            "chains disagree; run more --tune and --draws, or more chains with a different --seed, "
-            "or tighten the priors of the worst parameter"
-        )
+        worst = diagnostics.get("worst_rhat_param")
+        advice = (_describe_chain_groups(worst, diagnostics["chain_groups"]) if diagnostics.get("chain_groups")
+                  else "run more --tune and --draws, or more chains with a different --seed, "
+                       "or tighten the priors of the worst parameter")
+        problems.append(f"max R-hat {diagnostics['max_rhat']:.3f} > {MAX_RHAT} (worst: {worst}): chains disagree; "
+                        + advice)
     if diagnostics["divergences"] > 0:
         problems.append(
             f"{diagnostics['divergences']} divergent transitions: the sampler missed part of the posterior; "
@@ -788,6 +825,10 @@ def format_diagnostics(diag: dict) -> str:
         rows.append(("pilot restarts", f"{diag['pilot_restarted_chains']}",
                      f"chains moved out of a minor mode ({diag['pilot_max_logp_gap']:.0f} nats below)"
                      if diag["pilot_restarted_chains"] else "no minor mode seen"))
+    if diag.get("chain_groups"):
+        rows.append(("chain groups", f"{len(diag['chain_groups'])}",
+                     f"chains apart on {diag['worst_rhat_param']}: "
+                     + " | ".join(",".join(map(str, g["chains"])) for g in diag["chain_groups"])))
     if "compile_seconds" in diag:
         rows.append(("compile time", f"{diag['compile_seconds']:.1f} s", "about 0 when reused"))
     rows.append(("solver residual", f"{diag.get('solver_residual', float('nan')):.1e}", "capacity laws: < 1e-8"))

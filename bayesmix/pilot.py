@@ -14,6 +14,11 @@ The kept run then starts every chain at a pilot draw of the main mode, and its
 R-hat measures mixing within it. The pilot's per-chain log densities and the chains it
 moved are recorded in the fit's diagnostics (``pilot_*``), so that a user sees when the
 posterior had a minor mode.
+
+Modes of similar log density are not minor: the pilot leaves their chains where they
+are, and R-hat refuses the fit. :func:`separated_chain_groups` then tells the user which
+chains settled where (the fit's ``chain_groups`` diagnostic), so that a refusal says
+"two modes" rather than "run longer".
 """
 
 from __future__ import annotations
@@ -35,6 +40,12 @@ PILOT_DRAWS = 40
 #: (their means' Monte Carlo error), and a mode so far below holds a negligible share of
 #: the mass unless it is far wider.
 MODE_GAP_NATS = 10.0
+
+#: Chains sit in separated places when their central intervals of this probability
+#: for one quantity do not overlap: chains of one mode, even poorly mixed ones, share
+#: most of their range; a quantile rule is also blind to the quantity's scale (the
+#: capacity floor's draws span two orders of magnitude in one mode, 30% in another).
+SEPARATION_INTERVAL = 0.9
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,36 @@ def minor_mode_chains(logp: np.ndarray) -> np.ndarray:
     spread = float(np.sqrt(np.mean(np.var(logp[finite], axis=1, ddof=1)))) if logp.shape[1] > 1 else 0.0
     gap = means.max() - means
     return np.flatnonzero(~finite | (gap > max(MODE_GAP_NATS, spread)))
+
+
+def separated_chain_groups(values: np.ndarray) -> list[np.ndarray]:
+    """Chains grouped by where their draws of one quantity sit.
+
+    Parameters
+    ----------
+    values : ndarray (chains, draws)
+        One scalar quantity's draws, by chain.
+
+    Returns
+    -------
+    list of ndarray of int
+        Chain indices in groups ordered by their medians. Taking the chains by their
+        medians, a chain starts a new group when the lower end of its central
+        :data:`SEPARATION_INTERVAL` interval lies above the upper ends of every chain of
+        the group before. One group when no chain sits apart.
+    """
+    values = np.asarray(values, dtype=float)
+    tail = (1.0 - SEPARATION_INTERVAL) / 2
+    lower, median, upper = np.quantile(values, [tail, 0.5, 1.0 - tail], axis=1)
+    order = np.argsort(median, kind="stable")
+    groups, top = [[int(order[0])]], upper[order[0]]
+    for chain in order[1:]:
+        if lower[chain] > top:
+            groups.append([])
+            top = -np.inf
+        groups[-1].append(int(chain))
+        top = max(top, upper[chain])
+    return [np.array(sorted(g), dtype=int) for g in groups]
 
 
 def pilot_lengths(tune: int) -> tuple[int, int]:

@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from bayesmix.pilot import MODE_GAP_NATS, PilotReport, main_mode_draws, minor_mode_chains
+from bayesmix.pilot import MODE_GAP_NATS, PilotReport, main_mode_draws, minor_mode_chains, separated_chain_groups
 
 
 def test_chains_of_one_mode_are_all_kept():
@@ -73,3 +73,65 @@ def test_the_pilot_moves_chains_from_a_minor_mode_into_the_main_one():
     assert max(report.chain_logp) - min(report.chain_logp) > MODE_GAP_NATS
     points = np.array([started.initial_point_func(seed) for seed in range(20)])
     assert np.all(np.abs(points + 6.0) < 2.0)  # within ~6 sd of the main mode
+
+
+def test_chains_of_one_mode_form_one_group_even_when_poorly_mixed():
+    """Four AR(1) chains with autocorrelation 0.99 (ESS about 5 of 1000 draws) of one
+    standard normal: their medians wander, their ranges overlap."""
+    rng = np.random.default_rng(2)
+    chains = np.zeros((4, 1000))
+    for t in range(1, 1000):
+        chains[:, t] = 0.99 * chains[:, t - 1] + np.sqrt(1 - 0.99**2) * rng.standard_normal(4)
+    groups = separated_chain_groups(chains)
+    assert len(groups) == 1 and groups[0].tolist() == [0, 1, 2, 3]
+
+
+def test_separated_chains_are_grouped_by_where_they_sit_whatever_the_scale():
+    """The Pile 4 case: the capacity floor H near 0.009 (spread over two orders of
+    magnitude) in chains 0 and 3, near 0.08 (30% spread) in chains 1 and 2."""
+    rng = np.random.default_rng(3)
+    low = np.exp(-4.7 + 1.0 * rng.standard_normal((2, 1000)))
+    high = np.exp(-2.5 + 0.3 * rng.standard_normal((2, 1000)))
+    values = np.stack([low[0], high[0], high[1], low[1]])
+    groups = separated_chain_groups(values)
+    assert [g.tolist() for g in groups] == [[0, 3], [1, 2]]
+    # Invariant under a monotone map of the quantity (quantiles, not moments).
+    assert [g.tolist() for g in separated_chain_groups(np.log(values))] == [[0, 3], [1, 2]]
+
+
+def test_a_refusal_over_separated_chains_says_modes_not_run_longer():
+    from bayesmix.errors import FitRejectedError
+    from bayesmix.inference import check_gate
+
+    diag = {"max_rhat": 1.77, "worst_rhat_param": "H", "divergences": 0,
+            "chain_groups": [{"chains": [0, 3], "median": 0.0094, "mean_logp": 707.9},
+                             {"chains": [1, 2], "median": 0.083, "mean_logp": 707.9}]}
+    with pytest.raises(FitRejectedError) as refused:
+        check_gate(diag)
+    message = str(refused.value)
+    assert "2 separated places" in message and "H near 0.0094 in chains 0, 3" in message
+    assert "more draws will not fix this" in message and "run more --tune" not in message
+    del diag["chain_groups"]
+    assert "run more --tune" in check_gate(diag, allow_warnings=True)[0]
+
+
+def test_diagnose_records_where_the_chains_of_the_worst_quantity_sit():
+    import arviz as az
+
+    from bayesmix.inference import diagnose
+    from bayesmix.laws import get_law
+
+    law = get_law("linear")
+    rng = np.random.default_rng(4)
+    posterior = {p.name: rng.normal(size=(4, 200) + p.shape(3)) for p in law.params}
+    name = law.params[0].name
+    shift = np.array([0.0, 8.0, 8.0, 0.0]).reshape((4, 1) + (1,) * len(law.params[0].dims))
+    posterior[name] = posterior[name] + shift
+    logp = np.array([-10.0, -12.0, -12.0, -10.0])[:, None] + rng.normal(size=(4, 200))
+    idata = az.from_dict(posterior=posterior, sample_stats={"logp": logp, "diverging": np.zeros((4, 200), bool)},
+                         dims={p.name: list(p.dims) for p in law.params},
+                         coords={"domain": ["a", "b", "c"], "domain_j": ["a", "b", "c"]})
+    diag = diagnose(idata, law)
+    assert diag["worst_rhat_param"].startswith(name)
+    assert [g["chains"] for g in diag["chain_groups"]] == [[0, 3], [1, 2]]
+    assert [round(g["mean_logp"]) for g in diag["chain_groups"]] == [-10, -12]
