@@ -16,6 +16,11 @@ import xarray as xr
 from ._files import atomic_path
 
 
+def version() -> str:
+    """The installed ArviZ version (recorded with every fit)."""
+    return az.__version__
+
+
 def stacked_draws(idata, var: str) -> np.ndarray:
     """Posterior draws of ``var`` with chain and draw stacked first: ``(S, ...)``."""
     da = idata.posterior[var]

@@ -989,7 +989,6 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
     if compiled is not None:
         diag["compile_seconds"] = compile_seconds
     diag.update(law.fit_checks(posterior, table))
-    import arviz
     import pymc
     import pytensor
 
@@ -1010,7 +1009,7 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
         "diagnostics": diag,
         "warnings": identification_warnings(law, table),
         "versions": {"bayesmix": __version__, "pymc": pymc.__version__,
-                     "pytensor": pytensor.__version__, "arviz": arviz.__version__},
+                     "pytensor": pytensor.__version__, "arviz": _az.version()},
         "scales": {"model_sizes": sorted(set(map(float, table.model_size))),
                    "tokens": [float(np.min(table.tokens)), float(np.max(table.tokens))]},
     }
