@@ -8,13 +8,21 @@ fits use the law-only observation model (``discrepancy="off"``), the model these
 were drawn from. (With the discrepancy-aware default, one of the two fits had max R-hat
 1.29 at 2 x (400 + 400) in a clean-clone CI run: the open problem of issue 17, measured by
 ``benchmarks/bench_calibration.py``, not hidden here.)
+
+The fits run at the default lengths (4 chains x (1000 + 1000)), and the gate's R-hat
+threshold applies. At 2 x (400 + 400) with a looser 1.05 the second fit failed (R-hat
+1.05, bulk ESS 42 on a[code]): mixing along the noise term's amplitude/exponent ridge is
+slow, and short runs only sometimes reach 1.05 there (1 of 40 seeds). Divergent
+transitions are not asserted: this design still gives 0-6 per 4000 draws (in 5 of 10
+seeds measured), all in the tail of small ``a``, large ``A`` and small ``E`` of one
+domain, an open item of issue 17.
 """
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from bayesmix.inference import fit_law
+from bayesmix.inference import MAX_RHAT, fit_law
 from bayesmix.simulate import default_truth, simulate_runs
 
 SEEDS = (11, 12)
@@ -43,8 +51,8 @@ def recovery_fits():
             domains=DOMAINS,
             run_ids=np.array([f"r{i}" for i in range(table_a.n_rows + table_b.n_rows)], dtype=object),
         )
-        fit = fit_law(table, "capacity_noise", draws=400, tune=400, chains=2, seed=seed,
-                      progressbar=False, sampler="nutpie", discrepancy="off")
+        fit = fit_law(table, "capacity_noise", seed=seed, progressbar=False, sampler="nutpie",
+                      discrepancy="off", allow_warnings=True)
         results.append((truth, table, fit))
     return results
 
@@ -91,4 +99,4 @@ def test_fits_pass_the_diagnostics_gate(recovery_fits):
     for _, _, fit in recovery_fits:
         diag = fit.diagnostics
         assert diag["solver_residual"] < 1e-8
-        assert diag["max_rhat"] < 1.05
+        assert diag["max_rhat"] <= MAX_RHAT
