@@ -751,24 +751,29 @@ class Fit:
 
 def diagnose(idata, law: Law) -> dict:
     """The gate's figures over the law's parameters and the observation model's scales;
-    where R-hat fails, also ``chain_groups`` (see :func:`chain_groups`)."""
+    where R-hat fails and some quantity's chains sit apart, also ``chain_groups`` and
+    ``chain_groups_param`` (see :func:`chain_groups`)."""
     names = [p.name for p in law.params] + [v for v in observation.GATED if _az.has_var(idata, v)]
     diag = _az.diagnostics_table(idata, names)
     if diag["max_rhat"] > MAX_RHAT:
-        groups = chain_groups(idata, diag["worst_rhat_param"])
-        if len(groups) > 1:
-            diag["chain_groups"] = groups
+        draws = _az.labelled_chain_draws(idata, names)
+        worst = diag["worst_rhat_param"]
+        # The worst quantity first; where its chains overlap (a slow mixer), another
+        # quantity may still show the split (on Pile 4: mix_sd[github] worst, H apart).
+        for label in [worst] + [other for other in draws if other != worst]:
+            groups = chain_groups(idata, draws[label])
+            if len(groups) > 1:
+                diag["chain_groups_param"], diag["chain_groups"] = label, groups
+                break
     return diag
 
 
-def chain_groups(idata, label: str) -> list[dict]:
-    """Where the chains' draws of the quantity ``label`` (e.g. ``H`` or ``A[github]``)
-    sit: one entry per group of chains apart from the others
+def chain_groups(idata, values: np.ndarray) -> list[dict]:
+    """Where the chains' draws ``values`` ``(chains, draws)`` of one quantity sit: one
+    entry per group of chains apart from the others
     (:func:`bayesmix.pilot.separated_chain_groups`), with its ``chains``, the ``median``
     of their draws and their ``mean_logp`` (None where the sampler records no log
     density)."""
-    var = label.split("[", 1)[0]
-    values = _az.labelled_chain_draws(idata, [var])[label]
     logp = next((_az.chain_stat(idata, name) for name in ("logp", "lp") if _az.has_var(idata, name, "sample_stats")),
                 None)
     return [{"chains": [int(c) for c in group], "median": float(np.median(values[group])),
@@ -795,7 +800,8 @@ def check_gate(diagnostics: dict, allow_warnings: bool = False) -> list[str]:
     problems = []
     if diagnostics["max_rhat"] > MAX_RHAT:
         worst = diagnostics.get("worst_rhat_param")
-        advice = (_describe_chain_groups(worst, diagnostics["chain_groups"]) if diagnostics.get("chain_groups")
+        advice = (_describe_chain_groups(diagnostics.get("chain_groups_param", worst), diagnostics["chain_groups"])
+                  if diagnostics.get("chain_groups")
                   else "run more --tune and --draws, or more chains with a different --seed, "
                        "or tighten the priors of the worst parameter")
         problems.append(f"max R-hat {diagnostics['max_rhat']:.3f} > {MAX_RHAT} (worst: {worst}): chains disagree; "
@@ -803,7 +809,8 @@ def check_gate(diagnostics: dict, allow_warnings: bool = False) -> list[str]:
     if diagnostics["divergences"] > 0:
         problems.append(
             f"{diagnostics['divergences']} divergent transitions: the sampler missed part of the posterior; "
-            "raise target_accept (--target-accept 0.95) or use --likelihood student_t if there are outliers"
+            f"raise target_accept above the fit's {diagnostics.get('target_accept', FitSettings.target_accept)} "
+            "(e.g. --target-accept 0.99) or use --likelihood student_t if there are outliers"
         )
     if problems and not allow_warnings:
         raise FitRejectedError("the fit is not trustworthy:\n  - " + "\n  - ".join(problems)
@@ -827,7 +834,7 @@ def format_diagnostics(diag: dict) -> str:
                      if diag["pilot_restarted_chains"] else "no minor mode seen"))
     if diag.get("chain_groups"):
         rows.append(("chain groups", f"{len(diag['chain_groups'])}",
-                     f"chains apart on {diag['worst_rhat_param']}: "
+                     f"chains apart on {diag.get('chain_groups_param', diag['worst_rhat_param'])}: "
                      + " | ".join(",".join(map(str, g["chains"])) for g in diag["chain_groups"])))
     if "compile_seconds" in diag:
         rows.append(("compile time", f"{diag['compile_seconds']:.1f} s", "about 0 when reused"))
@@ -984,6 +991,7 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
     )
     diag = diagnose(idata, law)
     diag["sampling_seconds"] = sampling_seconds
+    diag["target_accept"] = settings.target_accept
     diag["map_seconds"] = map_seconds
     diag.update(pilot_report or {})
     if compiled is not None:

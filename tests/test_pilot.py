@@ -113,6 +113,9 @@ def test_a_refusal_over_separated_chains_says_modes_not_run_longer():
     assert "more draws will not fix this" in message and "run more --tune" not in message
     del diag["chain_groups"]
     assert "run more --tune" in check_gate(diag, allow_warnings=True)[0]
+    # Divergences: the advice starts from the fit's own target_accept, not the default.
+    diag.update(max_rhat=1.0, divergences=3, target_accept=0.99)
+    assert "above the fit's 0.99" in check_gate(diag, allow_warnings=True)[0]
 
 
 def test_diagnose_records_where_the_chains_of_the_worst_quantity_sit():
@@ -132,6 +135,32 @@ def test_diagnose_records_where_the_chains_of_the_worst_quantity_sit():
                          dims={p.name: list(p.dims) for p in law.params},
                          coords={"domain": ["a", "b", "c"], "domain_j": ["a", "b", "c"]})
     diag = diagnose(idata, law)
-    assert diag["worst_rhat_param"].startswith(name)
+    assert diag["worst_rhat_param"].startswith(name) and diag["chain_groups_param"] == diag["worst_rhat_param"]
     assert [g["chains"] for g in diag["chain_groups"]] == [[0, 3], [1, 2]]
     assert [round(g["mean_logp"]) for g in diag["chain_groups"]] == [-10, -12]
+
+
+def test_diagnose_finds_the_split_on_another_quantity_when_the_worst_only_mixes_slowly():
+    """The Pile 4 case: the worst R-hat on a slowly mixing scale whose chains overlap,
+    while the floor's chains sit in two places."""
+    import arviz as az
+
+    from bayesmix.inference import diagnose
+    from bayesmix.laws import get_law
+
+    law = get_law("linear")
+    rng = np.random.default_rng(5)
+    posterior = {p.name: rng.normal(size=(4, 400) + p.shape(3)) for p in law.params}
+    slow = np.zeros((4, 400))
+    for t in range(1, 400):  # AR(1), autocorrelation 0.995: R-hat far above 1.01, ranges overlap
+        slow[:, t] = 0.995 * slow[:, t - 1] + np.sqrt(1 - 0.995**2) * rng.standard_normal(4)
+    posterior["W"][..., 0, 0] = 1.0 + 0.01 * slow + np.array([0.0, 0.006, 0.0, 0.006])[:, None]
+    posterior["w_n"][..., 1] += np.array([0.0, 6.0, 6.0, 0.0])[:, None]
+    # A sampler that records no log density (only divergences).
+    idata = az.from_dict(posterior=posterior, sample_stats={"diverging": np.zeros((4, 400), bool)},
+                         dims={p.name: list(p.dims) for p in law.params},
+                         coords={"domain": ["a", "b", "c"], "domain_j": ["a", "b", "c"]})
+    diag = diagnose(idata, law)
+    assert diag["worst_rhat_param"] == "W[a, a]" and diag["chain_groups_param"] == "w_n[b]"
+    assert [g["chains"] for g in diag["chain_groups"]] == [[0, 3], [1, 2]]
+    assert all(g["mean_logp"] is None for g in diag["chain_groups"])
