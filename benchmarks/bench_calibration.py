@@ -20,6 +20,12 @@ Truths:
 
 Prints one line per dataset and, per kind of truth, the pooled coverage; the target is
 0.80-0.97 for 90% intervals.
+
+Measured (2026-12-02, main at 311f22d, defaults, 2 busy cores, about 52 s per fit):
+prior truths, 20 datasets: pooled coverage 0.940, median MRE 2.87% (3 fits above R-hat
+1.01, 6 with divergences); chinchilla_domain, 3 datasets: 0.667, MRE 3.62%; additive, 3
+datasets: 0.556, MRE 4.98% (7-206 divergences, one R-hat 1.15). Calibrated where the law
+is right; too narrow where it is wrong (issue 17).
 """
 
 from __future__ import annotations
