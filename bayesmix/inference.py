@@ -751,8 +751,8 @@ class Fit:
 
 def diagnose(idata, law: Law) -> dict:
     """The gate's figures over the law's parameters and the observation model's scales;
-    where R-hat fails and some quantity's chains sit apart, also ``chain_groups`` and
-    ``chain_groups_param`` (see :func:`chain_groups`)."""
+    where R-hat fails and some quantity's chains sit apart, also ``chain_groups`` (see
+    :func:`chain_groups`) and ``chain_groups_param``, the quantity."""
     names = [p.name for p in law.params] + [v for v in observation.GATED if _az.has_var(idata, v)]
     diag = _az.diagnostics_table(idata, names)
     if diag["max_rhat"] > MAX_RHAT:
@@ -761,24 +761,23 @@ def diagnose(idata, law: Law) -> dict:
         # The worst quantity first; where its chains overlap (a slow mixer), another
         # quantity may still show the split (on Pile 4: mix_sd[github] worst, H apart).
         for label in [worst] + [other for other in draws if other != worst]:
-            groups = chain_groups(idata, draws[label])
+            groups = pilot.separated_chain_groups(draws[label])
             if len(groups) > 1:
-                diag["chain_groups_param"], diag["chain_groups"] = label, groups
+                diag["chain_groups_param"], diag["chain_groups"] = label, chain_groups(idata, draws[label], groups)
                 break
     return diag
 
 
-def chain_groups(idata, values: np.ndarray) -> list[dict]:
-    """Where the chains' draws ``values`` ``(chains, draws)`` of one quantity sit: one
-    entry per group of chains apart from the others
-    (:func:`bayesmix.pilot.separated_chain_groups`), with its ``chains``, the ``median``
-    of their draws and their ``mean_logp`` (None where the sampler records no log
-    density)."""
+def chain_groups(idata, values: np.ndarray, groups: list[np.ndarray]) -> list[dict]:
+    """Each group of chains (from :func:`bayesmix.pilot.separated_chain_groups` on
+    ``values``, one quantity's draws ``(chains, draws)``) as its ``chains``, the
+    ``median`` of their draws and their ``mean_logp`` (None where the sampler records
+    no log density)."""
     logp = next((_az.chain_stat(idata, name) for name in ("logp", "lp") if _az.has_var(idata, name, "sample_stats")),
                 None)
     return [{"chains": [int(c) for c in group], "median": float(np.median(values[group])),
              "mean_logp": None if logp is None else float(np.mean(logp[group]))}
-            for group in pilot.separated_chain_groups(values)]
+            for group in groups]
 
 
 def _describe_chain_groups(label: str, groups: list[dict]) -> str:

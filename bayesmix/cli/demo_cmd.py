@@ -98,7 +98,7 @@ def run(args) -> int:
 
     from ..acquire import generate_candidates, select_next
     from ..decide import Constraints, recommend
-    from ..inference import FitSettings, check_gate, fit_law, format_diagnostics
+    from ..inference import MAX_RHAT, FitSettings, check_gate, fit_law, format_diagnostics
     from ..report import build_report
     from ..simulate import contrasting_truth, simulate_runs
     from ..units import format_quantity
@@ -135,7 +135,7 @@ def run(args) -> int:
         for problem in problems:
             print(f"  - {problem}")
     else:
-        print(f"gate passed: max R-hat {fit.diagnostics['max_rhat']:.3f} <= 1.01 and no divergent transition")
+        print(f"gate passed: max R-hat {fit.diagnostics['max_rhat']:.3f} <= {MAX_RHAT} and no divergent transition")
     fit.save(fit_path)
     print(f"saved {fit_path}")
     posterior = fit.posterior()
