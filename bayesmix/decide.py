@@ -427,8 +427,13 @@ class Constraints:
             return 1.0 if self.max_epochs is None else float(self.max_epochs)
         return None if self.max_epochs is None else float(self.max_epochs)
 
-    def bounds(self, domains, tokens) -> Bounds:
+    def bounds(self, domains, tokens, min_positive_weight: float = 0.0) -> Bounds:
         """Resolve to per-domain bounds at ``tokens`` and check that they can all hold.
+
+        ``min_positive_weight`` is the law's (:attr:`bayesmix.laws.Law.min_positive_weight`):
+        a domain whose upper bound allows it gets at least this weight, one whose upper
+        bound is below it is left out (its weight held at 0), so that no mixture falls
+        where the law's loss jumps as a weight reaches 0.
 
         Raises
         ------
@@ -473,9 +478,25 @@ class Constraints:
                     upper[i] = cap
                     upper_src[i] = (f"available {name}={format_quantity(value)} tokens x {epochs:g} "
                                     f"epoch(s) (weight <= {cap:.4g} at {format_quantity(tokens)} tokens)")
+        if min_positive_weight > 0:
+            _keep_off_the_zero_weight_jump(lower, upper, lower_src, upper_src, domains, min_positive_weight)
         bounds = Bounds(domains, lower, upper, tuple(lower_src), tuple(upper_src))
         _check_feasible(bounds)
         return bounds
+
+
+def _keep_off_the_zero_weight_jump(lower, upper, lower_src, upper_src, domains, least: float) -> None:
+    """Raise lower bounds below ``least`` to it, or hold at 0 a domain that cannot reach
+    it (see :meth:`Constraints.bounds`); in place."""
+    why = f"the law's minimum positive weight {least:g} (its loss jumps at a weight of 0)"
+    for i, name in enumerate(domains):
+        if lower[i] >= least:
+            continue
+        if upper[i] >= least:
+            lower[i], lower_src[i] = least, f"{name} >= {why}"
+        elif lower[i] == 0:
+            upper[i] = 0.0
+            upper_src[i] = f"{upper_src[i]} < {why}: {name} is left out"
 
 
 def _check_feasible(bounds: Bounds) -> None:
@@ -1026,7 +1047,7 @@ class MixtureProblem:
         self.objective = objective or Objective()
         self.constraints = constraints or Constraints()
         self.objective_weights = self.objective.domain_weights(self.domains)
-        self.bounds = self.constraints.bounds(self.domains, self.tokens)
+        self.bounds = self.constraints.bounds(self.domains, self.tokens, posterior.law.min_positive_weight)
         self.source_posterior = posterior
         self.draw_index = _thin_index(posterior.n_draws, max_draws)
         self.posterior = posterior if len(self.draw_index) == posterior.n_draws else posterior.subset(self.draw_index)

@@ -352,6 +352,32 @@ def test_available_tokens_cap_the_weight(posterior):
     assert any("available web" in c for c in rec.to_dict()["constraints"]["binding"])
 
 
+def test_weights_stay_off_the_jump_of_a_law_at_zero_weight():
+    """A domain gets at least the law's minimum positive weight or, where its upper bound
+    is below that, none; user bounds above the minimum are kept as they are."""
+    least = 1e-3
+    bounds = Constraints(min={"web": 0.2}, max={"books": 5e-4, "science": 0.0}).bounds(DOMAINS, 2e10, least)
+    np.testing.assert_array_equal(bounds.lower, [0.2, least, 0.0, 0.0])
+    np.testing.assert_array_equal(bounds.upper, [1.0, 1.0, 0.0, 0.0])
+    assert bounds.lower_source[0] == "min web=0.2"
+    assert "minimum positive weight" in bounds.lower_source[1]
+    assert "max books=0.0005" in bounds.upper_source[2] and "books is left out" in bounds.upper_source[2]
+    # Without a jump (the default), the simplex is the only lower bound.
+    assert Constraints().bounds(DOMAINS, 2e10).lower.tolist() == [0.0] * 4
+
+
+def test_a_single_domain_objective_does_not_land_on_the_zero_weight_corner(posterior):
+    """Optimising the loss of one domain sends every other weight to its lower bound. For
+    capacity_noise that bound is the law's minimum positive weight, not the corner h = 0
+    where the other domains' own-data terms vanish."""
+    least = get_law("capacity_noise").min_positive_weight
+    assert least > 0
+    rec = recommend(posterior, **TARGET, objective=Objective(target_domain="books"), max_draws=40, n_restarts=2)
+    others = np.delete(rec.mixture, 2)
+    np.testing.assert_allclose(others, least, rtol=1e-9)
+    assert sum("minimum positive weight" in c for c in rec.to_dict()["constraints"]["binding"]) == 3
+
+
 @pytest.mark.parametrize(
     "constraints, words",
     [

@@ -140,6 +140,32 @@ def test_mean_of_prior_draws_is_finite_and_positive_with_draw_row_domain_shape(n
     np.testing.assert_allclose(post.subset([1]).expected_loss(h, N, D)[0], mu[1], rtol=1e-12)
 
 
+@pytest.mark.parametrize("name", LAWS)
+def test_a_weight_going_to_zero_is_continuous_or_declared(name):
+    """A law whose loss jumps as a weight reaches 0 (a term in the domain's own data,
+    dropped at exactly 0) declares the smallest weight the decision layer may use; every
+    other law is continuous there."""
+    law = get_law(name)
+    post = prior_posterior(law, n_draws=4, seed=2)
+    args = ([SCALING.n_ref], [SCALING.d_ref])
+    at_zero = post.expected_loss(np.array([[0.0, 0.3, 0.3, 0.4]]), *args)
+
+    def gap(weight):
+        near = np.array([[weight, 0.3, 0.3, 0.4]]) / (1 + weight)
+        return np.max(np.abs(post.expected_loss(near, *args) / at_zero - 1))
+
+    # Continuous: the gap shrinks towards 0 with the weight (slowly where the loss has a
+    # small power of the weight, as the Shukor et al. laws' mixture term); a jump grows.
+    near, nearer = gap(1e-6), gap(1e-12)
+    if law.min_positive_weight == 0:
+        assert nearer < 1e-3 and nearer <= near + 1e-12, (
+            f"{name}: the loss jumps at a zero weight (relative gap {near:.3g} at 1e-6, {nearer:.3g} at 1e-12); "
+            "declare min_positive_weight")
+    else:
+        assert nearer > near > 1e-2, f"{name} declares a minimum positive weight but is continuous at 0"
+        assert 0 < law.min_positive_weight <= 0.01
+
+
 # ----------------------------------------------------------------------------- 3. prior sampling in the model
 @pytest.mark.parametrize("name", LAWS)
 def test_prior_predictive_sampling_in_the_pymc_model(name):

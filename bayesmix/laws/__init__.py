@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from ..errors import UsageError
-from .base import DOMAIN, DOMAIN_J, Law, Param
+from .base import DOMAIN, DOMAIN_J, MIN_POSITIVE_WEIGHT, Law, Param
 
 _REGISTRY: dict[str, type[Law]] = {}
 
@@ -47,4 +47,4 @@ def get_law(name: str, **options) -> Law:
 # Importing the modules registers their laws.
 from . import capacity, exponential, bimix, shukor, chinchilla, linear  # noqa: E402,F401,I001
 
-__all__ = ["DOMAIN", "DOMAIN_J", "Law", "Param", "available_laws", "get_law", "register"]
+__all__ = ["DOMAIN", "DOMAIN_J", "MIN_POSITIVE_WEIGHT", "Law", "Param", "available_laws", "get_law", "register"]

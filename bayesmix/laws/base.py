@@ -71,6 +71,12 @@ class Param:
 #: Key suffix of :meth:`Law.fit_checks`' ratio of a bounded parameter to its bound.
 SMALLEST_SIZE_RATIO_SUFFIX = "_to_smallest_size"
 
+#: The minimum positive weight of laws with a term in a domain's own data
+#: (:attr:`Law.min_positive_weight`): 0.1% of the tokens, the smallest positive weight
+#: in the public proxy-run tables (Pile 17), so the decision layer never goes below the
+#: weights the laws were fitted on.
+MIN_POSITIVE_WEIGHT = 1e-3
+
 
 @dataclass
 class Law:
@@ -101,6 +107,14 @@ class Law:
     #: the compilation 10-20 s longer, which a law that samples well anyway does not
     #: earn back.
     whitened_sampling: ClassVar[bool] = False
+    #: Smallest positive weight of a domain that the decision layer lets an optimiser
+    #: choose, or 0 where the law is continuous as a weight goes to 0. A term in a
+    #: domain's own data, ``A (D h_i)^(-a)``, grows without bound as ``h_i -> 0+`` but is
+    #: absent at ``h_i = 0`` (the domain saw none of its data): the loss jumps down at
+    #: the corner, where an optimiser would stall on a loss the law never meant. Such a
+    #: law sets :data:`MIN_POSITIVE_WEIGHT`; a domain is then either left out (a maximum
+    #: of 0) or given at least this weight.
+    min_positive_weight: ClassVar[float] = 0.0
 
     options: dict = field(default_factory=dict)
 

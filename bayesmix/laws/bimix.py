@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytensor.tensor as pt
 
 from . import register
-from .base import DOMAIN, Law, Param
+from .base import DOMAIN, MIN_POSITIVE_WEIGHT, Law, Param
 
 CITATION = (
     "Ge, C., Ma, Z., Chen, D., Li, Y. and Ding, B. BiMix: Bivariate Data Mixing Law for Language "
@@ -47,6 +47,7 @@ class BiMixLaw(Law):
     """
 
     name = "bimix"
+    min_positive_weight = MIN_POSITIVE_WEIGHT
     relative_cost = 1
     title = "BiMix bivariate data mixing law (Ge et al., Eq. 3)"
     citation = CITATION

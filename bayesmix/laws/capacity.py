@@ -16,7 +16,7 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
 
 from . import register
-from .base import DOMAIN, Law, Param
+from .base import DOMAIN, MIN_POSITIVE_WEIGHT, Law, Param
 
 CITATION = (
     "Dai, J. and Zheng, Y. Explaining Data Mixing Scaling Laws. ICML 2026. "
@@ -309,6 +309,7 @@ class CapacityNoiseLaw(_CapacityBase):
     """
 
     name = "capacity_noise"
+    min_positive_weight = MIN_POSITIVE_WEIGHT
     relative_cost = 8
     title = "capacity competition + noise reduction (Eq. 3)"
     citation = CITATION

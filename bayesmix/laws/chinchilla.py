@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytensor.tensor as pt
 
 from . import register
-from .base import DOMAIN, Law, Param
+from .base import DOMAIN, MIN_POSITIVE_WEIGHT, Law, Param
 
 CITATION = (
     "Hoffmann, J. et al. Training Compute-Optimal Large Language Models. NeurIPS 2022 "
@@ -38,6 +38,7 @@ class ChinchillaDomainLaw(Law):
     """
 
     name = "chinchilla_domain"
+    min_positive_weight = MIN_POSITIVE_WEIGHT
     relative_cost = 1
     title = "per-domain Chinchilla law on the domain's own tokens"
     citation = CITATION
