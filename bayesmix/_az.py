@@ -34,6 +34,18 @@ def chain_stat(idata, name: str) -> np.ndarray:
     return np.asarray(idata.sample_stats[name].values, dtype=float)
 
 
+def completed_draws(idata) -> int:
+    """Draws that every chain of a sampler's (possibly unfinished) trace has: a trace
+    read while sampling pads the chains that are behind with NaN."""
+    logp = np.asarray(idata.sample_stats["logp"].values, dtype=float)
+    return int(np.isfinite(logp).sum(axis=1).min()) if logp.size else 0
+
+
+def first_draws(idata, n: int):
+    """The trace cut to each chain's first ``n`` draws (every group with a draw axis)."""
+    return idata.isel(draw=slice(0, int(n)))
+
+
 def has_var(idata, var: str, group: str = "posterior") -> bool:
     return hasattr(idata, group) and var in getattr(idata, group)
 

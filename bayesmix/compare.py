@@ -502,7 +502,9 @@ class CompareSettings:
         return FitSettings(draws=self.draws, tune=self.tune, chains=self.chains, seed=int(seed),
                            sampler=self.sampler, target_accept=self.target_accept,
                            likelihood=self.likelihood, run_effect=self.run_effect,
-                           discrepancy=self.discrepancy, map_starts=self.map_starts, cores=1)
+                           discrepancy=self.discrepancy, map_starts=self.map_starts, cores=1,
+                           # A comparison refits the folds that fail the gate itself (max_refits).
+                           extend_draws=1.0)
 
     def to_dict(self) -> dict:
         return asdict(self)

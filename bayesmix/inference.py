@@ -18,7 +18,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import optimize
 
-from . import _az, observation, pilot
+from . import _az, extension, observation, pilot
 from .errors import FitRejectedError, UsageError
 from .laws import Law, get_law
 from .laws.base import SMALLEST_SIZE_RATIO_SUFFIX
@@ -72,6 +72,9 @@ class FitSettings:
     #: nutpie, several chains, no warm start: a short pilot run first, and chains that
     #: it finds in a minor mode start the kept run in the main one (:mod:`bayesmix.pilot`).
     pilot: bool = True
+    #: nutpie: most draws per chain, as a multiple of ``draws``, that a fit whose chains
+    #: only mix slowly runs on to (:mod:`bayesmix.extension`); 1 keeps exactly ``draws``.
+    extend_draws: float = extension.DEFAULT_EXTEND
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -83,13 +86,15 @@ class FitSettings:
         ------
         UsageError
             Unless ``draws >= 1``, ``tune >= 0`` and ``chains >= 2`` (integers): R-hat,
-            and so the diagnostics gate, needs two chains.
+            and so the diagnostics gate, needs two chains; and ``extend_draws >= 1``.
         """
         for name, least in (("draws", 1), ("tune", 0), ("chains", 2)):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < least:
                 why = ": the diagnostics gate compares chains (R-hat)" if name == "chains" else ""
                 raise UsageError(f"{name} must be an integer of at least {least}, got {value}{why}")
+        if not (isinstance(self.extend_draws, (int, float, np.integer, np.floating)) and self.extend_draws >= 1):
+            raise UsageError(f"extend_draws must be a number of at least 1 (1: no extension), got {self.extend_draws}")
 
 
 def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str = "normal",
@@ -613,6 +618,28 @@ def _sample_nutpie(compiled, settings: FitSettings, sample_kwargs: dict, **extra
     )
 
 
+def _sample_nutpie_until_mixed(compiled, settings: FitSettings, sample_kwargs: dict, law: Law,
+                               precondition: bool):
+    """nutpie's draws, run on past ``settings.draws`` while the chains only mix slowly
+    (:mod:`bayesmix.extension`): the trace cut at the first checkpoint where the gate's
+    R-hat holds or more draws cannot help, or at the last. Returns the trace and its
+    draws per chain."""
+    stops = extension.checkpoints(settings.draws, settings.extend_draws)
+    if len(stops) == 1:
+        return _sample_nutpie(compiled, settings, sample_kwargs), stops[0]
+    sampler = _sample_nutpie(compiled, settings, {**sample_kwargs, "draws": stops[-1]}, blocking=False)
+    for stop in stops[:-1]:
+        while _az.completed_draws(sampler.inspect()) < stop:
+            time.sleep(extension.POLL_SECONDS)
+        idata = _az.first_draws(sampler.inspect(), stop)
+        if precondition:
+            _az.drop_posterior_vars(idata, [PRECOND_Z])
+        if not extension.more_draws_can_help(diagnose(idata, law), MAX_RHAT):
+            sampler.cancel()
+            return idata, stop
+    return sampler.wait(), stops[-1]
+
+
 def _run_pilot(compiled, settings: FitSettings, progressbar: bool):
     """The kept run's compiled model, its chains started in the main mode found by a
     short pilot from ``compiled``'s starts (:mod:`bayesmix.pilot`), and the pilot's
@@ -827,6 +854,11 @@ def format_diagnostics(diag: dict) -> str:
         ("gradients / draw", f"{diag.get('gradients_per_draw', float('nan')):.1f}", ""),
         ("sampling time", f"{diag.get('sampling_seconds', float('nan')):.1f} s", ""),
     ]
+    if "draws_per_chain" in diag:
+        extended = diag["draws_per_chain"] > diag.get("draws_requested", diag["draws_per_chain"])
+        rows.append(("draws per chain", f"{diag['draws_per_chain']}",
+                     f"run on past the {diag['draws_requested']} asked while the chains mixed slowly"
+                     if extended else ""))
     if "pilot_restarted_chains" in diag:
         rows.append(("pilot restarts", f"{diag['pilot_restarted_chains']}",
                      f"chains moved out of a minor mode ({diag['pilot_max_logp_gap']:.0f} nats below)"
@@ -878,8 +910,9 @@ def _nutpie_starts(compiled, model: pm.Model, point: dict, precondition: bool, s
 
 
 def _sample(model: pm.Model, compiled, precondition: bool, init: dict, settings: FitSettings,
-            progressbar: bool):
-    """Draws of ``model`` by the settings' sampler (nutpie: ``compiled``, starts set)."""
+            progressbar: bool, law: Law):
+    """Draws of ``model`` by the settings' sampler (nutpie: ``compiled``, starts set, run
+    on while the chains only mix slowly) and the draws per chain."""
     rng = np.random.default_rng(settings.seed)
     sample_kwargs = dict(
         draws=settings.draws, tune=settings.tune, chains=settings.chains,
@@ -892,16 +925,16 @@ def _sample(model: pm.Model, compiled, precondition: bool, init: dict, settings:
         warnings.filterwarnings("ignore", category=RuntimeWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
         if settings.sampler == "nutpie":
-            idata = _sample_nutpie(compiled, settings, sample_kwargs)
+            idata, draws = _sample_nutpie_until_mixed(compiled, settings, sample_kwargs, law, precondition)
             if precondition:
                 _az.drop_posterior_vars(idata, [PRECOND_Z])
-            return idata
+            return idata, draws
         if settings.sampler == "pymc":
             # Chains start at the best MAP point; jitter of +-1 in unconstrained space can
             # throw a chain far into the tails, where these laws' densities are not finite.
             return pm.sample(initvals=initvals, init="adapt_diag",
-                             cores=settings.cores or min(settings.chains, 2), **sample_kwargs)
-        return pm.sample(nuts_sampler=settings.sampler, initvals=initvals, **sample_kwargs)
+                             cores=settings.cores or min(settings.chains, 2), **sample_kwargs), settings.draws
+        return pm.sample(nuts_sampler=settings.sampler, initvals=initvals, **sample_kwargs), settings.draws
 
 
 def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings | None = None,
@@ -971,7 +1004,7 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
         compiled, pilot_report = _run_pilot(compiled, settings, progressbar)
         pilot_report = {**pilot_report.to_diagnostics(), "pilot_seconds": time.perf_counter() - t0 - map_seconds}
     t1 = time.perf_counter()
-    idata = _sample(model, compiled, precondition, init, settings, progressbar)
+    idata, draws_per_chain = _sample(model, compiled, precondition, init, settings, progressbar, law)
     sampling_seconds = time.perf_counter() - t1
 
     fit = Fit(idata, law, scaling, tuple(table.domains), {"observation": design.to_dict()})
@@ -990,6 +1023,8 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
     )
     diag = diagnose(idata, law)
     diag["sampling_seconds"] = sampling_seconds
+    diag["draws_per_chain"] = draws_per_chain
+    diag["draws_requested"] = settings.draws
     diag["target_accept"] = settings.target_accept
     diag["map_seconds"] = map_seconds
     diag.update(pilot_report or {})

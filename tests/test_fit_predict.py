@@ -85,7 +85,8 @@ def test_fit_cli_writes_complete_inference_data(tmp_path, capsys):
     table.to_frame().to_csv(runs_csv, index=False)
     out = tmp_path / "fit.nc"
     code = main(["fit", str(runs_csv), "--law", "capacity", "--out", str(out), "--draws", "150",
-                 "--tune", "150", "--chains", "2", "--seed", "1", "--quiet", "--allow-warnings"])
+                 "--tune", "150", "--extend-draws", "1", "--chains", "2", "--seed", "1", "--quiet",
+                 "--allow-warnings"])
     assert code == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "max R-hat" in printed and "divergences" in printed
@@ -172,6 +173,7 @@ def test_a_law_compiled_once_samples_new_data_exactly_as_a_fresh_compile(monkeyp
     original = nutpie.compile_pymc_model
     monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: compiles.append(1) or original(*a, **k))
     settings = dict(draws=60, tune=60, chains=2, seed=5, map_starts=1, progressbar=False, sampler="nutpie",
+                    extend_draws=1,
                     precondition=precondition)
     monkeypatch.setattr(inference, "_COMPILED_MODELS", {})
     fresh = fit_law(second, law, **settings)
@@ -213,6 +215,7 @@ def test_a_warm_started_whitened_fit_agrees_with_its_cold_start():
     truth = default_truth("linear", ("a", "b", "c"), seed=6, noise_sd=0.01)
     table, _ = simulate_runs(truth, n_mixtures=8, model_sizes=(5e7, 2e8), tokens_per_param=20.0, seed=6)
     settings = dict(draws=150, tune=150, chains=2, seed=1, map_starts=1, progressbar=False, sampler="nutpie",
+                    extend_draws=1,
                     precondition="on", discrepancy="off")
     cold = fit_law(table, "linear", **settings)
     assert "precond_z" not in cold.idata.posterior and "W" in cold.idata.posterior

@@ -375,7 +375,7 @@ def test_parameter_gradient_matches_central_finite_differences(name):
 # in 2 chains give posterior means and 5%/95% quantiles good to a fraction of a posterior
 # sd, and keep all fits within the file's time budget.
 FIT_DOMAINS = DEFAULT_DOMAINS[:3]
-FIT_SETTINGS = dict(draws=300, tune=500, chains=2, seed=0, map_starts=1, progressbar=False,
+FIT_SETTINGS = dict(draws=300, tune=500, chains=2, seed=0, map_starts=1, progressbar=False, extend_draws=1,
                     allow_warnings=True, sampler="nutpie")
 _FITS: dict = {}
 

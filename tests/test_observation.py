@@ -160,7 +160,7 @@ def test_a_fit_with_discrepancy_saves_loads_and_widens_its_intervals_beyond_the_
 
     truth = default_truth("chinchilla_domain", ("a", "b", "c"), seed=1, noise_sd=0.01)
     table, _ = simulate_runs(truth, n_mixtures=8, model_sizes=(5e7, 1e8, 2e8), tokens_per_param=20.0, seed=1)
-    fit = fit_law(table, "chinchilla_domain", draws=200, tune=200, chains=2, seed=0, progressbar=False)
+    fit = fit_law(table, "chinchilla_domain", draws=200, tune=200, chains=2, seed=0, extend_draws=1, progressbar=False)
     assert fit.attrs["observation"]["discrepancy"] and fit.attrs["observation"]["mixture_effect"]
     path = tmp_path / "fit.nc"
     fit.save(path)

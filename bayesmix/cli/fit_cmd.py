@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .._files import check_output_path
 from ..errors import FitRejectedError
+from ..extension import CHECKPOINTS, DEFAULT_EXTEND
 from .common import DISCREPANCY_MODES, LAW_NAMES, LIKELIHOODS, SAMPLERS, add_table_options, load_table_from_args, show_progress
 
 
@@ -23,6 +24,11 @@ def add_parser(sub):
                    help="output file (.nc); checked before sampling starts")
     p.add_argument("--draws", type=int, default=1000, help="draws per chain after tuning (default 1000)")
     p.add_argument("--tune", type=int, default=1000, help="tuning iterations per chain (default 1000)")
+    p.add_argument("--extend-draws", type=float, default=DEFAULT_EXTEND, metavar="X",
+                   help=f"nutpie: while the chains only mix slowly (R-hat too high, no divergence, no "
+                        f"separated chains), run on to at most X times --draws, stopping at the first of "
+                        f"{', '.join(f'{m:g}x' for m in CHECKPOINTS)} where they agree "
+                        f"(default {DEFAULT_EXTEND:g}; 1: exactly --draws)")
     p.add_argument("--chains", type=int, default=4, help="chains (default 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--sampler", default="nutpie", choices=SAMPLERS,
@@ -63,6 +69,7 @@ def run(args) -> int:
     priors = load_prior_file(args.priors) if args.priors else None
     law = get_law(args.law)
     settings = FitSettings(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+                           extend_draws=args.extend_draws,
                            sampler=args.sampler, target_accept=args.target_accept,
                            likelihood=args.likelihood, discrepancy=args.discrepancy)
     print(f"fitting {law.name} to {rows.n_rows} rows ({rows.n_runs} runs, {len(rows.domains)} domains) "

@@ -1,0 +1,54 @@
+"""Running the chains on while they only mix slowly (bayesmix.extension): where a fit may
+stop, when more draws can help, and how an unfinished trace is cut."""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pytest
+
+from bayesmix import _az
+from bayesmix.errors import UsageError
+from bayesmix.extension import CHECKPOINTS, checkpoints, more_draws_can_help
+from bayesmix.inference import MAX_RHAT, FitSettings
+
+
+def test_checkpoints_are_fixed_multiples_of_the_requested_draws_up_to_the_limit():
+    assert checkpoints(1000, 4.0) == [1000, 1500, 2000, 3000, 4000]
+    assert checkpoints(1000, 1.0) == [1000]
+    assert checkpoints(1000, 2.5) == [1000, 1500, 2000, 2500]
+    assert checkpoints(10, 4.0) == [10, 15, 20, 30, 40]
+    assert CHECKPOINTS[0] == 1.0
+    with pytest.raises(ValueError):
+        checkpoints(1000, 0.5)
+
+
+@pytest.mark.parametrize("diag, helps", [
+    ({"max_rhat": 1.03, "divergences": 0}, True),
+    ({"max_rhat": MAX_RHAT, "divergences": 0}, False),        # the gate holds: stop
+    ({"max_rhat": 1.03, "divergences": 2}, False),             # more draws do not remove divergences
+    ({"max_rhat": 1.5, "divergences": 0, "chain_groups": [{"chains": [0]}, {"chains": [1]}]}, False),
+])
+def test_only_slow_mixing_earns_more_draws(diag, helps):
+    assert more_draws_can_help(diag, MAX_RHAT) is helps
+
+
+def test_extend_draws_below_one_is_refused():
+    with pytest.raises(UsageError, match="extend_draws"):
+        FitSettings(extend_draws=0.5).check()
+    FitSettings(extend_draws=1).check()
+
+
+def test_an_unfinished_trace_is_cut_where_every_chain_has_its_draws():
+    """A trace read while sampling pads the chains behind with NaN; the cut keeps each
+    chain's first draws, the same whatever the other chains had reached."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 10))
+    logp = rng.normal(size=(3, 10))
+    logp[1, 7:] = np.nan  # chain 1 is 3 draws behind
+    x[1, 7:] = np.nan
+    idata = az.from_dict(posterior={"x": x}, sample_stats={"logp": logp})
+    assert _az.completed_draws(idata) == 7
+    cut = _az.first_draws(idata, 5)
+    np.testing.assert_array_equal(cut.posterior["x"].values, x[:, :5])
+    np.testing.assert_array_equal(cut.sample_stats["logp"].values, logp[:, :5])
