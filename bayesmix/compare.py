@@ -470,7 +470,8 @@ class CompareSettings:
         Base seed: of the fold split, and (with the law and fold) of each fit.
     map_starts : int
         MAP searches that pick the chains' starting point.
-    target_accept : float
+    target_accept : float or None
+        None: each law's own (:attr:`bayesmix.laws.Law.target_accept`).
     likelihood : {"normal", "student_t"}
     run_effect : {"auto", "on", "off"}
     sampler : str
@@ -488,7 +489,7 @@ class CompareSettings:
     chains: int = 2
     seed: int = 0
     map_starts: int = 2
-    target_accept: float = 0.95
+    target_accept: float | None = None
     likelihood: str = "normal"
     run_effect: str = "auto"
     discrepancy: str = "auto"

@@ -8,6 +8,7 @@ independent evidence. Missing losses are masked out of the likelihood.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -54,7 +55,8 @@ class FitSettings:
     chains: int = 4
     seed: int = 0
     sampler: str = "nutpie"
-    target_accept: float = 0.95
+    #: NUTS target acceptance; None: the law's (:attr:`bayesmix.laws.Law.target_accept`).
+    target_accept: float | None = None
     likelihood: str = "normal"
     run_effect: str = "auto"
     #: The law's error over scale (:mod:`bayesmix.observation`): "auto" wherever the
@@ -384,7 +386,6 @@ def _compiled_nutpie_model(model: pm.Model):
     process compiles each law once and later fits swap in their data (``with_data``).
     Set the chains' starts with :func:`_nutpie_starts`.
     """
-    import dataclasses
 
     import nutpie
 
@@ -581,7 +582,6 @@ def _dispersed_starts(compiled, centre: np.ndarray, factor: np.ndarray, seed: in
     noise-explains-all plateau and diverged on every draw) or is not finite is drawn again
     closer to the centre.
     """
-    import dataclasses
 
     logp = _compiled_logp_dlogp(compiled)
     size = len(centre)
@@ -835,7 +835,7 @@ def check_gate(diagnostics: dict, allow_warnings: bool = False) -> list[str]:
     if diagnostics["divergences"] > 0:
         problems.append(
             f"{diagnostics['divergences']} divergent transitions: the sampler missed part of the posterior; "
-            f"raise target_accept above the fit's {diagnostics.get('target_accept', FitSettings.target_accept)} "
+            f"raise target_accept above the fit's {diagnostics.get('target_accept', 'default')} "
             "(e.g. --target-accept 0.99) or use --likelihood student_t if there are outliers"
         )
     if problems and not allow_warnings:
@@ -976,6 +976,8 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
     if settings.sampler == "numpyro":
         _require_numpyro()
     law = get_law(law) if isinstance(law, str) else law
+    if settings.target_accept is None:
+        settings = dataclasses.replace(settings, target_accept=law.target_accept)
     scaling = scaling or Scaling.from_table(table)
     design = observation.ObservationDesign.from_table(
         table, scaling, likelihood=settings.likelihood, run_effect=settings.run_effect,

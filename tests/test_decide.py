@@ -592,7 +592,8 @@ def test_recommendation_from_a_fit_recovers_the_true_optimum():
 
     truth = default_truth("capacity_noise", DOMAINS[:3], seed=3)
     table, _ = simulate_runs(truth, n_mixtures=10, model_sizes=(5e7, 1e8, 2e8, 4e8), tokens=(2e9, 8e9), seed=1)
-    fit = fit_law(table, "capacity_noise", draws=150, tune=250, chains=2, extend_draws=1, progressbar=False,
+    fit = fit_law(table, "capacity_noise", draws=150, tune=250, chains=2, extend_draws=1, target_accept=0.95,
+                  progressbar=False,
                   run_effect="off", map_starts=1, seed=0)
     posterior = fit.posterior()
     inside = []

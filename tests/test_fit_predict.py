@@ -85,8 +85,8 @@ def test_fit_cli_writes_complete_inference_data(tmp_path, capsys):
     table.to_frame().to_csv(runs_csv, index=False)
     out = tmp_path / "fit.nc"
     code = main(["fit", str(runs_csv), "--law", "capacity", "--out", str(out), "--draws", "150",
-                 "--tune", "150", "--extend-draws", "1", "--chains", "2", "--seed", "1", "--quiet",
-                 "--allow-warnings"])
+                 "--tune", "150", "--extend-draws", "1", "--target-accept", "0.9", "--chains", "2", "--seed", "1",
+                 "--quiet", "--allow-warnings"])
     assert code == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "max R-hat" in printed and "divergences" in printed
@@ -97,6 +97,7 @@ def test_fit_cli_writes_complete_inference_data(tmp_path, capsys):
     assert idata.log_likelihood["loss"].dims == ("chain", "draw", "row", "domain")
     attrs = fit.attrs
     assert attrs["law"] == "capacity" and attrs["seed"] == 1
+    assert attrs["settings"]["target_accept"] == attrs["diagnostics"]["target_accept"] == 0.9
     assert attrs["fingerprint"] == table.fingerprint()
     assert set(attrs["versions"]) >= {"pymc", "arviz", "bayesmix"}
     assert attrs["diagnostics"]["solver_residual"] < 1e-8

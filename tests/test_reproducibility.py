@@ -13,6 +13,7 @@ import pytest
 from bayesmix import _az
 from bayesmix.extension import DEFAULT_EXTEND, checkpoints
 from bayesmix.inference import Fit
+from bayesmix.laws import get_law
 from bayesmix.simulate import default_truth, simulate_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +51,8 @@ def test_two_processes_with_one_seed_draw_bitwise_identical_posteriors(tmp_path)
     # A fit that mixes slowly runs on past --draws to a fixed checkpoint (bayesmix.extension):
     # both processes must stop at the same one, whatever their speed.
     kept = [fit.diagnostics["draws_per_chain"] for fit in fits]
+    # No --target-accept: the law's own (capacity_noise: 0.99), recorded with the fit.
+    assert fits[0].attrs["settings"]["target_accept"] == get_law("capacity_noise").target_accept == 0.99
     assert kept[0] == kept[1] and kept[0] in checkpoints(30, DEFAULT_EXTEND), kept
     names = _az.posterior_var_names(first)
     assert names == _az.posterior_var_names(second)

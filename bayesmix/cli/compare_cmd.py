@@ -85,8 +85,9 @@ def add_parser(sub):
                            help="chains, run one after the other; at least 2 for R-hat (default: 2)")
     fit_group.add_argument("--seed", type=int, default=0, help="seed of the folds and the fits (default: 0)")
     fit_group.add_argument("--map-starts", type=int, default=2, help="MAP searches per fit (default: 2)")
-    fit_group.add_argument("--target-accept", type=float, default=0.95,
-                           help="NUTS target acceptance (default: 0.95)")
+    fit_group.add_argument("--target-accept", type=float, default=None,
+                           help="NUTS target acceptance (default: each law's, 0.99 for the capacity laws, "
+                                "0.95 otherwise)")
     fit_group.add_argument("--likelihood", choices=("normal", "student_t"), default="normal",
                            help="observation model on log-loss (default: normal; student_t for outliers)")
     fit_group.add_argument("--discrepancy", choices=DISCREPANCY_MODES, default="auto",

@@ -34,7 +34,8 @@ def add_parser(sub):
     p.add_argument("--sampler", default="nutpie", choices=SAMPLERS,
                    help="NUTS backend (default nutpie: low-rank mass matrix, 10-20x fewer gradients per "
                         "draw than pymc's diagonal one on these laws; pymc compiles faster)")
-    p.add_argument("--target-accept", type=float, default=0.95, help="NUTS target acceptance (default 0.95)")
+    p.add_argument("--target-accept", type=float, default=None,
+                   help="NUTS target acceptance (default: the law's, 0.99 for the capacity laws, 0.95 otherwise)")
     p.add_argument("--likelihood", default="normal", choices=LIKELIHOODS,
                    help="observation model on log-loss (student_t for outliers)")
     p.add_argument("--discrepancy", default="auto", choices=DISCREPANCY_MODES,

@@ -115,6 +115,10 @@ class Law:
     #: law sets :data:`MIN_POSITIVE_WEIGHT`; a domain is then either left out (a maximum
     #: of 0) or given at least this weight.
     min_positive_weight: ClassVar[float] = 0.0
+    #: NUTS target acceptance rate a fit uses unless told otherwise. Higher means smaller
+    #: steps, more gradients per draw and fewer divergent transitions where the
+    #: posterior's curvature changes sharply (a funnel).
+    target_accept: ClassVar[float] = 0.95
 
     options: dict = field(default_factory=dict)
 
