@@ -634,7 +634,7 @@ def _sample_nutpie_until_mixed(compiled, settings: FitSettings, sample_kwargs: d
         idata = _az.first_draws(sampler.inspect(), stop)
         if precondition:
             _az.drop_posterior_vars(idata, [PRECOND_Z])
-        if not extension.more_draws_can_help(diagnose(idata, law), MAX_RHAT):
+        if not extension.more_draws_can_help(diagnose(idata, law), MAX_RHAT, stop, stops[-1]):
             sampler.cancel()
             return idata, stop
     return sampler.wait(), stops[-1]

@@ -23,14 +23,18 @@ def test_checkpoints_are_fixed_multiples_of_the_requested_draws_up_to_the_limit(
         checkpoints(1000, 0.5)
 
 
-@pytest.mark.parametrize("diag, helps", [
-    ({"max_rhat": 1.03, "divergences": 0}, True),
-    ({"max_rhat": MAX_RHAT, "divergences": 0}, False),        # the gate holds: stop
-    ({"max_rhat": 1.03, "divergences": 2}, False),             # more draws do not remove divergences
-    ({"max_rhat": 1.5, "divergences": 0, "chain_groups": [{"chains": [0]}, {"chains": [1]}]}, False),
+@pytest.mark.parametrize("diag, draws, helps", [
+    ({"max_rhat": 1.03, "divergences": 0}, 1000, True),
+    ({"max_rhat": 1.08, "divergences": 0}, 1000, True),         # projected to 1.02 at 4000 draws
+    ({"max_rhat": 1.09, "divergences": 0}, 1000, False),        # more than slow mixing explains
+    ({"max_rhat": 1.03, "divergences": 0}, 3000, False),        # too little left to average it out
+    ({"max_rhat": 1.02, "divergences": 0}, 3000, True),
+    ({"max_rhat": MAX_RHAT, "divergences": 0}, 1000, False),    # the gate holds: stop
+    ({"max_rhat": 1.03, "divergences": 2}, 1000, False),        # more draws do not remove divergences
+    ({"max_rhat": 1.03, "divergences": 0, "chain_groups": [{"chains": [0]}, {"chains": [1]}]}, 1000, False),
 ])
-def test_only_slow_mixing_earns_more_draws(diag, helps):
-    assert more_draws_can_help(diag, MAX_RHAT) is helps
+def test_only_slow_mixing_earns_more_draws(diag, draws, helps):
+    assert more_draws_can_help(diag, MAX_RHAT, draws, 4000) is helps
 
 
 def test_extend_draws_below_one_is_refused():
