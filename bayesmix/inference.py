@@ -821,15 +821,25 @@ def _describe_chain_groups(label: str, groups: list[dict]) -> str:
             "chains, not by its posterior mass")
 
 
+def _slow_chains_advice(diagnostics: dict) -> str:
+    """What to do about chains that disagree without sitting apart."""
+    kept, asked = diagnostics.get("draws_per_chain"), diagnostics.get("draws_requested")
+    ran_on = f"the fit ran on to {kept} draws per chain (asked {asked}); " if kept and asked and kept > asked else ""
+    if diagnostics["max_rhat"] > 1 + extension.PROJECTION_SLACK * extension.DEFAULT_EXTEND * (MAX_RHAT - 1):
+        return (ran_on + "the chains disagree by more than slow mixing explains: the posterior may have "
+                "modes that NUTS does not cross. Fit again with another --seed to see whether they recur, "
+                "or narrow the prior of the worst parameter (--priors)")
+    return (ran_on + "run more --tune and --draws (--extend-draws), or more chains with a different --seed, "
+            "or tighten the priors of the worst parameter")
+
+
 def check_gate(diagnostics: dict, allow_warnings: bool = False) -> list[str]:
     """Problems that make a fit untrustworthy; raise unless ``allow_warnings``."""
     problems = []
     if diagnostics["max_rhat"] > MAX_RHAT:
         worst = diagnostics.get("worst_rhat_param")
         advice = (_describe_chain_groups(diagnostics.get("chain_groups_param", worst), diagnostics["chain_groups"])
-                  if diagnostics.get("chain_groups")
-                  else "run more --tune and --draws, or more chains with a different --seed, "
-                       "or tighten the priors of the worst parameter")
+                  if diagnostics.get("chain_groups") else _slow_chains_advice(diagnostics))
         problems.append(f"max R-hat {diagnostics['max_rhat']:.3f} > {MAX_RHAT} (worst: {worst}): chains disagree; "
                         + advice)
     if diagnostics["divergences"] > 0:
