@@ -8,6 +8,7 @@ independent evidence. Missing losses are masked out of the likelihood.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import warnings
@@ -628,16 +629,32 @@ def _sample_nutpie_until_mixed(compiled, settings: FitSettings, sample_kwargs: d
     if len(stops) == 1:
         return _sample_nutpie(compiled, settings, sample_kwargs), stops[0]
     sampler = _sample_nutpie(compiled, settings, {**sample_kwargs, "draws": stops[-1]}, blocking=False)
-    for stop in stops[:-1]:
-        while _az.completed_draws(sampler.inspect()) < stop:
-            time.sleep(extension.POLL_SECONDS)
-        idata = _az.first_draws(sampler.inspect(), stop)
-        if precondition:
-            _az.drop_posterior_vars(idata, [PRECOND_Z])
-        if not extension.more_draws_can_help(diagnose(idata, law), MAX_RHAT, stop, stops[-1]):
-            sampler.cancel()
-            return idata, stop
-    return sampler.wait(), stops[-1]
+    try:
+        for stop in stops[:-1]:
+            while not _finished(sampler) and _az.completed_draws(sampler.inspect()) < stop:
+                time.sleep(extension.POLL_SECONDS)
+            idata = sampler.inspect()
+            if _az.completed_draws(idata) < stop:
+                break  # the sampler stopped early (an error): wait() reports it
+            idata = _az.first_draws(idata, stop)
+            if precondition:
+                _az.drop_posterior_vars(idata, [PRECOND_Z])
+            if not extension.more_draws_can_help(diagnose(idata, law), MAX_RHAT, stop, stops[-1]):
+                sampler.cancel()
+                return idata, stop
+        return sampler.wait(), stops[-1]
+    except BaseException:
+        with contextlib.suppress(Exception):
+            sampler.cancel()  # no sampler threads left running after an interrupt
+        raise
+
+
+def _finished(sampler) -> bool:
+    """Whether nutpie's background sampler has stopped (0.16 raises TimeoutError while it runs)."""
+    try:
+        return bool(sampler.is_finished)
+    except TimeoutError:
+        return False
 
 
 def _run_pilot(compiled, settings: FitSettings, progressbar: bool):
