@@ -41,10 +41,17 @@ def checkpoints(draws: int, extend: float) -> list[int]:
     return sorted(s for s in stops if s >= draws)
 
 
+def slow_mixing_explains(rhat: float, max_rhat: float, draws: float, limit: float) -> bool:
+    """Whether chains at ``rhat`` after ``draws`` draws could reach ``max_rhat`` within
+    ``limit`` draws by mixing slowly: R-hat - 1 shrinks about as 1 / draws, so the
+    projection ``(rhat - 1) * draws / limit`` must be within :data:`PROJECTION_SLACK`
+    times ``max_rhat - 1`` (from 1000 of at most 4000 draws, R-hat up to 1.08)."""
+    return (rhat - 1.0) * draws / limit <= PROJECTION_SLACK * (max_rhat - 1.0)
+
+
 def more_draws_can_help(diagnostics: dict, max_rhat: float, draws: int, limit: int) -> bool:
     """Whether the gate fails on R-hat alone, over chains that overlap, by as much as slow
-    mixing explains: ``(R-hat - 1) * draws / limit`` within :data:`PROJECTION_SLACK`
-    times ``max_rhat - 1`` (so from 1000 of at most 4000 draws, R-hat up to 1.08).
+    mixing explains (:func:`slow_mixing_explains`).
 
     Divergences say the sampler cannot enter part of the posterior, chains that settled
     in separated places (``chain_groups``) say it has modes NUTS does not cross, and an
@@ -52,6 +59,6 @@ def more_draws_can_help(diagnostics: dict, max_rhat: float, draws: int, limit: i
     draws can average out (Pile 4, seed 1: H's two modes, R-hat 1.67 after 4 x 4000
     draws, 370 s of sampling); none of them goes away with more draws.
     """
-    excess = (diagnostics["max_rhat"] - 1.0) * draws / limit
     return (diagnostics["max_rhat"] > max_rhat and diagnostics["divergences"] == 0
-            and not diagnostics.get("chain_groups") and excess <= PROJECTION_SLACK * (max_rhat - 1.0))
+            and not diagnostics.get("chain_groups")
+            and slow_mixing_explains(diagnostics["max_rhat"], max_rhat, draws, limit))

@@ -82,6 +82,13 @@ class FitSettings:
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
+    def for_law(self, law: Law) -> "FitSettings":
+        """These settings with what they leave to the law filled in from ``law``: the
+        target acceptance (:attr:`bayesmix.laws.Law.target_accept`) where it is None."""
+        if self.target_accept is not None:
+            return self
+        return dataclasses.replace(self, target_accept=law.target_accept)
+
     def check(self) -> None:
         """Refuse counts a fit cannot run or judge.
 
@@ -619,8 +626,7 @@ def _sample_nutpie(compiled, settings: FitSettings, sample_kwargs: dict, **extra
     )
 
 
-def _sample_nutpie_until_mixed(compiled, settings: FitSettings, sample_kwargs: dict, law: Law,
-                               precondition: bool):
+def _sample_nutpie_until_mixed(compiled, settings: FitSettings, sample_kwargs: dict, law: Law):
     """nutpie's draws, run on past ``settings.draws`` while the chains only mix slowly
     (:mod:`bayesmix.extension`): the trace cut at the first checkpoint where the gate's
     R-hat holds or more draws cannot help, or at the last. Returns the trace and its
@@ -631,14 +637,13 @@ def _sample_nutpie_until_mixed(compiled, settings: FitSettings, sample_kwargs: d
     sampler = _sample_nutpie(compiled, settings, {**sample_kwargs, "draws": stops[-1]}, blocking=False)
     try:
         for stop in stops[:-1]:
-            while not _finished(sampler) and _az.completed_draws(sampler.inspect()) < stop:
-                time.sleep(extension.POLL_SECONDS)
             idata = sampler.inspect()
+            while not _finished(sampler) and _az.completed_draws(idata) < stop:
+                time.sleep(extension.POLL_SECONDS)
+                idata = sampler.inspect()
             if _az.completed_draws(idata) < stop:
                 break  # the sampler stopped early (an error): wait() reports it
             idata = _az.first_draws(idata, stop)
-            if precondition:
-                _az.drop_posterior_vars(idata, [PRECOND_Z])
             if not extension.more_draws_can_help(diagnose(idata, law), MAX_RHAT, stop, stops[-1]):
                 sampler.cancel()
                 return idata, stop
@@ -842,7 +847,7 @@ def _slow_chains_advice(diagnostics: dict) -> str:
     """What to do about chains that disagree without sitting apart."""
     kept, asked = diagnostics.get("draws_per_chain"), diagnostics.get("draws_requested")
     ran_on = f"the fit ran on to {kept} draws per chain (asked {asked}); " if kept and asked and kept > asked else ""
-    if diagnostics["max_rhat"] > 1 + extension.PROJECTION_SLACK * extension.DEFAULT_EXTEND * (MAX_RHAT - 1):
+    if not extension.slow_mixing_explains(diagnostics["max_rhat"], MAX_RHAT, 1, extension.DEFAULT_EXTEND):
         return (ran_on + "the chains disagree by more than slow mixing explains: the posterior may have "
                 "modes that NUTS does not cross. Fit again with another --seed to see whether they recur, "
                 "or narrow the prior of the worst parameter (--priors)")
@@ -952,7 +957,7 @@ def _sample(model: pm.Model, compiled, precondition: bool, init: dict, settings:
         warnings.filterwarnings("ignore", category=RuntimeWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
         if settings.sampler == "nutpie":
-            idata, draws = _sample_nutpie_until_mixed(compiled, settings, sample_kwargs, law, precondition)
+            idata, draws = _sample_nutpie_until_mixed(compiled, settings, sample_kwargs, law)
             if precondition:
                 _az.drop_posterior_vars(idata, [PRECOND_Z])
             return idata, draws
@@ -1003,8 +1008,7 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
     if settings.sampler == "numpyro":
         _require_numpyro()
     law = get_law(law) if isinstance(law, str) else law
-    if settings.target_accept is None:
-        settings = dataclasses.replace(settings, target_accept=law.target_accept)
+    settings = settings.for_law(law)
     scaling = scaling or Scaling.from_table(table)
     design = observation.ObservationDesign.from_table(
         table, scaling, likelihood=settings.likelihood, run_effect=settings.run_effect,

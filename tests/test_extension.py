@@ -37,6 +37,29 @@ def test_only_slow_mixing_earns_more_draws(diag, draws, helps):
     assert more_draws_can_help(diag, MAX_RHAT, draws, 4000) is helps
 
 
+def test_the_gate_advice_and_the_extension_share_one_projection():
+    """A refusal says "modes" exactly where the default extension, run from the requested
+    draws to its limit, would not have run on (one rule, in extension.py)."""
+    from bayesmix.extension import DEFAULT_EXTEND, slow_mixing_explains
+    from bayesmix.inference import _slow_chains_advice
+
+    for rhat in (1.03, 1.08, 1.09, 1.5):
+        says_modes = "modes" in _slow_chains_advice({"max_rhat": rhat})
+        runs_on = more_draws_can_help({"max_rhat": rhat, "divergences": 0}, MAX_RHAT, 1000,
+                                      int(1000 * DEFAULT_EXTEND))
+        assert says_modes is (not runs_on) is (not slow_mixing_explains(rhat, MAX_RHAT, 1, DEFAULT_EXTEND))
+
+
+def test_settings_take_the_target_acceptance_the_law_declares_unless_given():
+    from bayesmix.laws import get_law
+
+    law = get_law("capacity_noise")
+    assert FitSettings().for_law(law).target_accept == law.target_accept
+    assert FitSettings(target_accept=0.9).for_law(law).target_accept == 0.9
+    assert get_law("chinchilla_domain").target_accept != law.target_accept  # the test can tell them apart
+    assert FitSettings().for_law(get_law("chinchilla_domain")).target_accept == get_law("chinchilla_domain").target_accept
+
+
 def test_extend_draws_below_one_is_refused():
     with pytest.raises(UsageError, match="extend_draws"):
         FitSettings(extend_draws=0.5).check()
