@@ -154,6 +154,11 @@ def thin(idata, max_draws: int):
     return idata.isel(draw=slice(None, None, step))
 
 
+def select_chains(idata, chains):
+    """The trace of the chains ``chains`` only (every group with a chain dimension)."""
+    return idata.isel(chain=[int(c) for c in chains])
+
+
 def keep_groups(idata, groups):
     """A copy of ``idata`` with only the named groups (those present)."""
     present = [g for g in groups if hasattr(idata, g)]

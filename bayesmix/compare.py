@@ -60,6 +60,7 @@ from scipy import optimize, special
 from ._files import atomic_path, write_json_atomic, write_text_atomic
 from .metrics import interval_coverage as coverage, mean_relative_error  # noqa: F401  (re-exported)
 from . import observation
+from .chain_stacking import allocate_draws
 from .errors import BayesmixError, UsageError
 
 __all__ = [
@@ -1272,16 +1273,10 @@ class StackedPosterior:
         self._names = names
         if _index is None:
             S = int(n_draws or max(p.n_draws for p in self.components.values()))
-            counts = _largest_remainder([self.weights[n] for n in names], S)
-            comp, local = [], []
-            for c, (name, m) in enumerate(zip(names, counts)):
-                if m == 0:
-                    continue
-                k = self.components[name].n_draws
-                comp.append(np.full(m, c))
-                local.append(np.linspace(0, k - 1, m).round().astype(int))
-            self.component = np.concatenate(comp)
-            self.local_index = np.concatenate(local)
+            picks = allocate_draws([self.weights[n] for n in names],
+                                   [self.components[n].n_draws for n in names], S)
+            self.component = np.concatenate([np.full(len(p), c) for c, p in enumerate(picks)])
+            self.local_index = np.concatenate(picks)
         else:
             self.component, self.local_index = (np.asarray(a, dtype=int) for a in _index)
         self.meta = {"stacked": dict(self.weights)}
@@ -1409,14 +1404,6 @@ class StackedLaw:
     name: str
     options: dict = field(default_factory=dict)
     title: str = "stacking mixture of laws"
-
-
-def _largest_remainder(weights, total: int) -> list[int]:
-    raw = np.asarray(weights, dtype=float) * total
-    counts = np.floor(raw).astype(int)
-    rest = total - counts.sum()
-    counts[np.argsort(-(raw - counts), kind="stable")[:rest]] += 1
-    return counts.tolist()
 
 
 def is_comparison_file(path) -> bool:

@@ -20,7 +20,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import optimize
 
-from . import _az, extension, observation, pilot
+from . import _az, chain_stacking, extension, observation, pilot
 from .errors import FitRejectedError, UsageError
 from .laws import Law, get_law
 from .laws.base import SMALLEST_SIZE_RATIO_SUFFIX
@@ -28,6 +28,7 @@ from .coordinates import LEVEL, add_level_terms, to_level_coordinates, uses_leve
 from .posterior import Posterior
 from .priors import make_rv, resolve_priors
 from .scaling import Scaling
+from .compare import integrated_loglik
 
 SAMPLERS = ("pymc", "nutpie", "numpyro")
 LIKELIHOODS = observation.LIKELIHOODS
@@ -764,11 +765,17 @@ class Fit:
             run_effect=_az.has_var(self.idata, "run_sd"))
 
     def posterior(self, max_draws: int | None = None) -> Posterior:
-        """The fit's :class:`Posterior` (optionally thinned to ``max_draws``)."""
+        """The fit's :class:`Posterior` (optionally thinned to ``max_draws``); where its
+        chains settled in separated modes, their groups weighted by stacking
+        (:mod:`bayesmix.chain_stacking`)."""
         names = [p.name for p in self.law.params] + list(observation.RECORDED)
         values = {n: _az.stacked_draws(self.idata, n) for n in names if _az.has_var(self.idata, n)}
         post = posterior_from_values(self.law, values, self.scaling, self.domains, self.observation_design,
                                      {"fingerprint": self.attrs.get("fingerprint")})
+        index = chain_stacking.weighted_draw_index(self.diagnostics, self.idata.posterior.sizes["chain"],
+                                                   self.idata.posterior.sizes["draw"])
+        if index is not None:
+            post = post.subset(index)
         return post.thin(max_draws) if max_draws else post
 
     def save(self, path):
@@ -801,7 +808,8 @@ class Fit:
 def diagnose(idata, law: Law) -> dict:
     """The gate's figures over the law's parameters and the observation model's scales;
     where R-hat fails and some quantity's chains sit apart, also ``chain_groups`` (see
-    :func:`chain_groups`) and ``chain_groups_param``, the quantity."""
+    :func:`chain_groups`), ``chain_groups_param``, the quantity, and the figures within
+    the groups (:func:`bayesmix.chain_stacking.within_group_diagnostics`)."""
     names = [p.name for p in law.params] + [v for v in observation.GATED if _az.has_var(idata, v)]
     diag = _az.diagnostics_table(idata, names)
     if diag["max_rhat"] > MAX_RHAT:
@@ -813,6 +821,7 @@ def diagnose(idata, law: Law) -> dict:
             groups = pilot.separated_chain_groups(draws[label])
             if len(groups) > 1:
                 diag["chain_groups_param"], diag["chain_groups"] = label, chain_groups(idata, draws[label], groups)
+                diag.update(chain_stacking.within_group_diagnostics(idata, names, groups))
                 break
     return diag
 
@@ -829,18 +838,22 @@ def chain_groups(idata, values: np.ndarray, groups: list[np.ndarray]) -> list[di
             for group in groups]
 
 
-def _describe_chain_groups(label: str, groups: list[dict]) -> str:
+def _describe_chain_groups(diagnostics: dict) -> str:
+    label = diagnostics.get("chain_groups_param", diagnostics.get("worst_rhat_param", "?"))
+    groups = diagnostics["chain_groups"]
     places = "; ".join(
         f"{label} near {g['median']:.3g} in chain{'s' if len(g['chains']) > 1 else ''} "
         f"{', '.join(map(str, g['chains']))}"
         + (f" (mean log density {g['mean_logp']:.1f})" if g["mean_logp"] is not None else "")
         for g in groups)
-    return (f"the chains settled in {len(groups)} separated places: {places}. The posterior has modes "
-            "that NUTS does not cross, of log densities close enough that each holds real weight: "
-            "more draws will not fix this. Fit again with another --seed to see whether the modes "
-            f"recur, or narrow the prior of {label.split('[', 1)[0]} (--priors) where one explanation "
-            "is implausible; --allow-warnings keeps the fit with each mode weighted by its share of "
-            "chains, not by its posterior mass")
+    within = diagnostics.get("within_group_max_rhat")
+    why = (f"; the chains within a group disagree too (R-hat {within:.3f} on "
+           f"{diagnostics.get('within_group_worst_param')}), so the modes cannot be weighted"
+           if within is not None else "")
+    return (f"the chains settled in {len(groups)} separated places: {places}{why}. The posterior has "
+            "modes that NUTS does not cross. Fit again with more --draws or another --seed, or narrow "
+            f"the prior of {label.split('[', 1)[0]} (--priors) where one explanation is implausible; "
+            "--allow-warnings keeps the fit with the groups weighted by stacking")
 
 
 def _slow_chains_advice(diagnostics: dict) -> str:
@@ -858,10 +871,10 @@ def _slow_chains_advice(diagnostics: dict) -> str:
 def check_gate(diagnostics: dict, allow_warnings: bool = False) -> list[str]:
     """Problems that make a fit untrustworthy; raise unless ``allow_warnings``."""
     problems = []
-    if diagnostics["max_rhat"] > MAX_RHAT:
+    if diagnostics["max_rhat"] > MAX_RHAT and not chain_stacking.weighs_modes(diagnostics, MAX_RHAT):
         worst = diagnostics.get("worst_rhat_param")
-        advice = (_describe_chain_groups(diagnostics.get("chain_groups_param", worst), diagnostics["chain_groups"])
-                  if diagnostics.get("chain_groups") else _slow_chains_advice(diagnostics))
+        advice = (_describe_chain_groups(diagnostics) if diagnostics.get("chain_groups")
+                  else _slow_chains_advice(diagnostics))
         problems.append(f"max R-hat {diagnostics['max_rhat']:.3f} > {MAX_RHAT} (worst: {worst}): chains disagree; "
                         + advice)
     if diagnostics["divergences"] > 0:
@@ -898,7 +911,13 @@ def format_diagnostics(diag: dict) -> str:
     if diag.get("chain_groups"):
         rows.append(("chain groups", f"{len(diag['chain_groups'])}",
                      f"chains apart on {diag.get('chain_groups_param', diag['worst_rhat_param'])}: "
-                     + " | ".join(",".join(map(str, g["chains"])) for g in diag["chain_groups"])))
+                     + " | ".join(",".join(map(str, g["chains"]))
+                                  + (f" (weight {g['weight']:.2f})" if "weight" in g else "")
+                                  for g in diag["chain_groups"])
+                     + ("; modes weighted by stacking" if chain_stacking.weighs_modes(diag, MAX_RHAT) else "")))
+        if "within_group_max_rhat" in diag:
+            rows.append(("R-hat in groups", f"{diag['within_group_max_rhat']:.4f}",
+                         f"<= {MAX_RHAT} keeps the modes, weighted"))
     if "compile_seconds" in diag:
         rows.append(("compile time", f"{diag['compile_seconds']:.1f} s", "about 0 when reused"))
     rows.append(("solver residual", f"{diag.get('solver_residual', float('nan')):.1e}", "capacity laws: < 1e-8"))
@@ -1055,6 +1074,12 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
         domains=table.domains,
     )
     diag = diagnose(idata, law)
+    if diag.get("chain_groups"):
+        stacked_loglik, _ = integrated_loglik(posterior, table)
+        weights = chain_stacking.group_weights(stacked_loglik.reshape(chains, draws, -1),
+                                               [g["chains"] for g in diag["chain_groups"]])
+        for group, weight in zip(diag["chain_groups"], weights):
+            group["weight"] = float(weight)
     diag["sampling_seconds"] = sampling_seconds
     diag["draws_per_chain"] = draws_per_chain
     diag["draws_requested"] = settings.draws

@@ -31,7 +31,12 @@ def test_checkpoints_are_fixed_multiples_of_the_requested_draws_up_to_the_limit(
     ({"max_rhat": 1.02, "divergences": 0}, 3000, True),
     ({"max_rhat": MAX_RHAT, "divergences": 0}, 1000, False),    # the gate holds: stop
     ({"max_rhat": 1.03, "divergences": 2}, 1000, False),        # more draws do not remove divergences
-    ({"max_rhat": 1.03, "divergences": 0, "chain_groups": [{"chains": [0]}, {"chains": [1]}]}, 1000, False),
+    # Separated chains: judged within the groups, which will be weighted by stacking.
+    ({"max_rhat": 1.6, "divergences": 0, "chain_groups": [{"chains": [0]}, {"chains": [1]}],
+      "within_group_max_rhat": 1.03}, 1000, True),
+    ({"max_rhat": 1.6, "divergences": 0, "chain_groups": [{"chains": [0]}, {"chains": [1]}],
+      "within_group_max_rhat": 1.005}, 1000, False),             # the groups agree: stop
+    ({"max_rhat": 1.6, "divergences": 0, "chain_groups": [{"chains": [0]}, {"chains": [1]}]}, 1000, False),
 ])
 def test_only_slow_mixing_earns_more_draws(diag, draws, helps):
     assert more_draws_can_help(diag, MAX_RHAT, draws, 4000) is helps

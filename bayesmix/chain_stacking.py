@@ -1,0 +1,124 @@
+"""Chains that settled in separated modes, weighted by stacking.
+
+Where a posterior has modes that NUTS does not cross, chains started apart stay apart,
+and pooling their draws weights each mode by its share of chains: an accident of where
+the chains started. On Pile 4 (``capacity_noise``, defaults, seeds 1 and 2) github's
+mixture-specific misfit has two explanations within a few nats of each other: the
+capacity floor (``H`` near 0.065 ``N_ref``, a small mixture effect) or the mixture effect
+(``H`` near 0.01, inert); two chains settle in each.
+
+Yao, Vehtari and Gelman (2022, "Stacking for non-mixing Bayesian computations: the curse
+and blessing of multimodal posteriors", JMLR 23(79)) weight such groups of chains by
+stacking their leave-one-out predictive densities: the weights under which the mixture
+of the groups predicts each left-out run best. This module gives those weights
+(:func:`group_weights`, a training run being the unit left out, as in
+:mod:`bayesmix.compare`) and the draws that carry them (:func:`weighted_draw_index`).
+
+A fit is kept this way only where each group's chains agree among themselves
+(:func:`within_group_diagnostics`): each group then pictures its mode faithfully, and
+only the share between modes is left to estimate. Stacking weights are predictive,
+not posterior, probabilities: they favour the mode that predicts held-out runs better,
+which is what the decisions downstream use the posterior for.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _az
+
+
+def within_group_diagnostics(idata, names, groups) -> dict:
+    """R-hat and ESS of ``names`` computed within each group of chains.
+
+    Parameters
+    ----------
+    idata : InferenceData
+    names : list of str
+        Variables to check (the gate's).
+    groups : list of array_like of int
+        Chain indices of each group.
+
+    Returns
+    -------
+    dict
+        ``within_group_max_rhat`` (the worst over groups; a group of one chain is judged
+        by its split R-hat, its two halves), ``within_group_worst_param`` and
+        ``within_group_min_ess_bulk``.
+    """
+    worst, worst_param, ess = 1.0, None, np.inf
+    for chains in groups:
+        table = _az.diagnostics_table(_az.select_chains(idata, chains), names)
+        if table["max_rhat"] >= worst:
+            worst, worst_param = table["max_rhat"], table["worst_rhat_param"]
+        ess = min(ess, table["min_ess_bulk"])
+    return {"within_group_max_rhat": float(worst), "within_group_worst_param": worst_param,
+            "within_group_min_ess_bulk": float(ess)}
+
+
+def group_weights(loglik: np.ndarray, groups) -> np.ndarray:
+    """Stacking weights of groups of chains.
+
+    Parameters
+    ----------
+    loglik : ndarray ``(chains, draws, points)``
+        Pointwise log-likelihood of every draw (a point: one training run).
+    groups : list of array_like of int
+        Chain indices of each group.
+
+    Returns
+    -------
+    ndarray ``(groups,)``
+        Non-negative, summing to 1: the weights maximising the summed log of the groups'
+        mixed PSIS-LOO predictive densities of the points.
+    """
+    from .compare import stacking_weights  # compare builds on this module
+
+    loglik = np.asarray(loglik, dtype=float)
+    lpd = np.column_stack([_az.psis_loo(loglik[np.asarray(chains, dtype=int)])["elpd_i"] for chains in groups])
+    return stacking_weights(lpd)
+
+
+def allocate_draws(weights, sizes, total: int) -> list[np.ndarray]:
+    """Which draws of each component a mixture of ``total`` draws takes.
+
+    Component ``k`` (of ``sizes[k]`` draws) gives ``round(weights[k] * total)`` of them
+    (largest remainders, so the counts sum to ``total``), evenly spaced over its draws and
+    repeated where it gives more than it has: deterministic, so a mixture is the same
+    every time it is built.
+
+    Returns
+    -------
+    list of ndarray of int
+        Indices into each component's draws (empty for a weight of 0).
+    """
+    weights = np.asarray(weights, dtype=float)
+    raw = weights / weights.sum() * total
+    counts = np.floor(raw).astype(int)
+    counts[np.argsort(-(raw - counts), kind="stable")[:total - counts.sum()]] += 1
+    return [np.linspace(0, size - 1, count).round().astype(int) if count else np.array([], dtype=int)
+            for size, count in zip(sizes, counts)]
+
+
+def weighted_draw_index(diagnostics: dict, chains: int, draws: int) -> np.ndarray | None:
+    """Indices into a fit's draws (stacked chain-major, as :func:`bayesmix._az.stacked_draws`)
+    that weight its chain groups by their stacking weights; None unless the fit's
+    ``diagnostics`` carry weighted ``chain_groups``.
+
+    The mixture has as many draws as the fit, ``chains * draws``.
+    """
+    groups = diagnostics.get("chain_groups") or []
+    if len(groups) < 2 or any("weight" not in g for g in groups):
+        return None
+    flat = [np.concatenate([np.arange(c * draws, (c + 1) * draws) for c in g["chains"]]) for g in groups]
+    picks = allocate_draws([g["weight"] for g in groups], [len(f) for f in flat], chains * draws)
+    return np.concatenate([f[p] for f, p in zip(flat, picks)])
+
+
+def weighs_modes(diagnostics: dict, max_rhat: float) -> bool:
+    """Whether a fit whose chains disagree is kept as stacked modes: its chains settled in
+    separated groups, each group's chains agree (R-hat within groups at most ``max_rhat``)
+    and every group carries a stacking weight."""
+    groups = diagnostics.get("chain_groups") or []
+    return (len(groups) > 1 and all("weight" in g for g in groups)
+            and diagnostics.get("within_group_max_rhat", np.inf) <= max_rhat)

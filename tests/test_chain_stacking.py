@@ -1,0 +1,102 @@
+"""Chains that settled in separated modes, weighted by stacking (bayesmix.chain_stacking):
+the weights on cases whose answer is known, the draws that carry them, and the gate that
+keeps such a fit only where each group's chains agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bayesmix import _az
+from bayesmix.chain_stacking import allocate_draws, group_weights, weighs_modes, weighted_draw_index
+from bayesmix.inference import MAX_RHAT, Fit, check_gate
+from bayesmix.laws import get_law
+from bayesmix.scaling import Scaling
+
+
+def _mode_loglik(points: np.ndarray, centres: list[float], draws: int = 200, seed: int = 0) -> np.ndarray:
+    """Log densities ``(chains, draws, points)`` of ``points`` under N(mu, 1), each chain
+    drawing mu near its centre (a narrow mode: sd 0.05)."""
+    rng = np.random.default_rng(seed)
+    mu = np.asarray(centres)[:, None] + 0.05 * rng.standard_normal((len(centres), draws))
+    return stats.norm.logpdf(points[None, None, :], loc=mu[..., None], scale=1.0)
+
+
+def test_the_mode_that_predicts_every_point_takes_the_weight():
+    points = np.random.default_rng(1).normal(0.0, 1.0, 60)
+    loglik = _mode_loglik(points, [0.0, 0.0, 4.0, 4.0])
+    weights = group_weights(loglik, [[0, 1], [2, 3]])
+    assert weights.shape == (2,) and weights.sum() == pytest.approx(1.0)
+    assert weights[0] > 0.99
+
+
+def test_modes_that_each_predict_half_the_points_share_the_weight():
+    """Points drawn half near -3, half near +3, and one mode at each: by symmetry
+    stacking weighs them equally; with three quarters near +3, the +3 mode gets about
+    three quarters (the mixture that maximises the points' log density)."""
+    rng = np.random.default_rng(2)
+    even = np.concatenate([rng.normal(-3, 0.2, 40), rng.normal(3, 0.2, 40)])
+    np.testing.assert_allclose(group_weights(_mode_loglik(even, [-3, -3, 3, 3]), [[0, 1], [2, 3]]),
+                               [0.5, 0.5], atol=0.02)
+    skewed = np.concatenate([rng.normal(-3, 0.2, 20), rng.normal(3, 0.2, 60)])
+    np.testing.assert_allclose(group_weights(_mode_loglik(skewed, [-3, 3, 3, 3]), [[0], [1, 2, 3]]),
+                               [0.25, 0.75], atol=0.02)
+
+
+def test_draws_are_allocated_in_proportion_evenly_and_reproducibly():
+    picks = allocate_draws([0.75, 0.25, 0.0], [10, 10, 10], 20)
+    assert [len(p) for p in picks] == [15, 5, 0]
+    assert picks[0].min() == 0 and picks[0].max() == 9          # spread over the whole component
+    assert np.bincount(picks[0]).max() == 2                      # repeated where it gives more than it has
+    assert all(np.array_equal(a, b) for a, b in zip(picks, allocate_draws([3, 1, 0], [10, 10, 10], 20)))
+    # Largest remainders: counts always sum to the total.
+    assert sum(len(p) for p in allocate_draws([1, 1, 1], [5, 5, 5], 10)) == 10
+
+
+def test_the_draw_index_takes_each_group_by_its_weight():
+    diag = {"chain_groups": [{"chains": [0, 3], "weight": 0.75}, {"chains": [1, 2], "weight": 0.25}]}
+    index = weighted_draw_index(diag, chains=4, draws=10)
+    chain_of = index // 10
+    assert len(index) == 40
+    assert np.isin(chain_of[:30], [0, 3]).all() and np.isin(chain_of[30:], [1, 2]).all()
+    assert weighted_draw_index({"chain_groups": [{"chains": [0, 1]}, {"chains": [2, 3]}]}, 4, 10) is None
+    assert weighted_draw_index({}, 4, 10) is None
+
+
+def test_a_fit_of_separated_chains_is_kept_only_where_each_group_agrees():
+    groups = [{"chains": [0, 3], "median": 0.0094, "mean_logp": 707.9, "weight": 0.8},
+              {"chains": [1, 2], "median": 0.065, "mean_logp": 706.4, "weight": 0.2}]
+    diag = {"max_rhat": 1.6, "worst_rhat_param": "H", "divergences": 0, "chain_groups_param": "H",
+            "chain_groups": groups, "within_group_max_rhat": 1.004, "within_group_worst_param": "b[github]"}
+    assert weighs_modes(diag, MAX_RHAT) and check_gate(diag) == []
+    diag["within_group_max_rhat"] = 1.04
+    assert not weighs_modes(diag, MAX_RHAT)
+    problem = check_gate(diag, allow_warnings=True)[0]
+    assert "chains within a group disagree too (R-hat 1.040 on b[github])" in problem
+    diag["within_group_max_rhat"], diag["divergences"] = 1.004, 2
+    assert [p for p in check_gate(diag, allow_warnings=True) if "R-hat" in p] == []
+    assert any("divergent" in p for p in check_gate(diag, allow_warnings=True))  # divergences still refuse
+
+
+def test_a_fit_posterior_carries_the_weights_of_its_chain_groups():
+    """The seam: Fit.posterior(), which every decision layer reads, gives the groups'
+    draws in proportion to their weights, not to their numbers of chains."""
+    law = get_law("linear")
+    chains, draws, domains = 4, 50, ["a", "b"]
+    offset = np.array([0.0, 10.0, 10.0, 10.0]).reshape(4, 1, 1)  # one chain in mode 0, three in mode 10
+    values = {p.name: np.random.default_rng(3).normal(size=(chains, draws) + p.shape(2)) for p in law.params}
+    first = law.params[0]
+    values[first.name] = values[first.name] + offset.reshape((4, 1) + (1,) * len(first.dims))
+    values["sigma"] = np.full((chains, draws, 2), 0.01)
+    dims = {p.name: list(p.dims) for p in law.params}
+    dims["sigma"] = ["domain"]
+    idata = _az.from_draws(values, dims, {"domain": domains, "domain_j": domains})
+    groups = [{"chains": [0], "weight": 0.5}, {"chains": [1, 2, 3], "weight": 0.5}]
+    scaling = Scaling(1e8, 1e9, (1.0, 1.0))
+    plain = Fit(idata, law, scaling, tuple(domains), {"diagnostics": {}}).posterior()
+    weighted = Fit(idata, law, scaling, tuple(domains), {"diagnostics": {"chain_groups": groups}}).posterior()
+    in_mode_zero = lambda post: float(np.mean(np.asarray(post.draws[first.name]).reshape(post.n_draws, -1)[:, 0] < 5))
+    assert in_mode_zero(plain) == pytest.approx(0.25)
+    assert in_mode_zero(weighted) == pytest.approx(0.5)
+    assert weighted.n_draws == plain.n_draws == chains * draws
