@@ -155,8 +155,18 @@ def thin(idata, max_draws: int):
 
 
 def select_chains(idata, chains):
-    """The trace of the chains ``chains`` only (every group with a chain dimension)."""
-    return idata.isel(chain=[int(c) for c in chains])
+    """The trace of the chains ``chains`` only (its posterior and sampler statistics); one
+    chain comes as its two halves, two chains, so that R-hat (split R-hat) is defined."""
+    chains = [int(c) for c in chains]
+    groups = {name: getattr(idata, name).isel(chain=chains) for name in ("posterior", "sample_stats")
+              if hasattr(idata, name)}
+    if len(chains) == 1:
+        half = idata.posterior.sizes["draw"] // 2
+        for name, data in groups.items():
+            first = data.isel(chain=0, draw=slice(0, half))
+            second = data.isel(chain=0, draw=slice(half, 2 * half)).assign_coords(draw=first["draw"])
+            groups[name] = xr.concat([first, second], dim="chain").assign_coords(chain=[0, 1])
+    return az.InferenceData(**groups)
 
 
 def keep_groups(idata, groups):
