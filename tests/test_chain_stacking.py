@@ -102,6 +102,28 @@ def test_a_fit_posterior_carries_the_weights_of_its_chain_groups():
     assert weighted.n_draws == plain.n_draws == chains * draws
 
 
+def test_the_weights_survive_saving_and_loading_the_fit(tmp_path):
+    law = get_law("linear")
+    chains, draws, domains = 4, 20, ["a", "b"]
+    rng = np.random.default_rng(7)
+    values = {p.name: rng.normal(size=(chains, draws) + p.shape(2)) for p in law.params}
+    values["sigma"] = np.full((chains, draws, 2), 0.01)
+    dims = {p.name: list(p.dims) for p in law.params}
+    dims["sigma"] = ["domain"]
+    idata = _az.from_draws(values, dims, {"domain": domains, "domain_j": domains})
+    scaling = Scaling(1e8, 1e9, (1.0, 1.0))
+    attrs = {"law": law.name, "law_options": {}, "scaling": scaling.to_dict(), "domains": domains,
+             "diagnostics": {"chain_groups": [{"chains": [0], "weight": 0.9}, {"chains": [1, 2, 3], "weight": 0.1}]}}
+    fit = Fit(idata, law, scaling, tuple(domains), attrs)
+    fit.save(tmp_path / "fit.nc")
+    loaded = Fit.load(tmp_path / "fit.nc").posterior()
+    name = law.params[0].name
+    np.testing.assert_array_equal(np.asarray(loaded.draws[name]), np.asarray(fit.posterior().draws[name]))
+    first_chain = np.asarray(values[name])[0].reshape(draws, -1)
+    from_first = np.isin(np.asarray(loaded.draws[name]).reshape(chains * draws, -1)[:, 0], first_chain[:, 0])
+    assert from_first.mean() == pytest.approx(0.9)
+
+
 def test_a_group_of_one_chain_is_judged_by_its_split_r_hat():
     """A chain alone agrees with itself only if its two halves agree: a stationary chain
     passes, one that moved to another place half-way (Pile 4, seed 2: chain 1 went from
