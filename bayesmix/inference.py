@@ -878,10 +878,12 @@ def check_gate(diagnostics: dict, allow_warnings: bool = False) -> list[str]:
         problems.append(f"max R-hat {diagnostics['max_rhat']:.3f} > {MAX_RHAT} (worst: {worst}): chains disagree; "
                         + advice)
     if diagnostics["divergences"] > 0:
+        target = diagnostics.get("target_accept")
+        higher = 0.99 if target is None else round(1.0 - (1.0 - target) / 2.0, 4)  # halve the rejection rate
         problems.append(
             f"{diagnostics['divergences']} divergent transitions: the sampler missed part of the posterior; "
-            f"raise target_accept above the fit's {diagnostics.get('target_accept', 'default')} "
-            "(e.g. --target-accept 0.99) or use --likelihood student_t if there are outliers"
+            f"raise target_accept above the fit's {target if target is not None else 'default'} "
+            f"(e.g. --target-accept {higher:g}) or use --likelihood student_t if there are outliers"
         )
     if problems and not allow_warnings:
         raise FitRejectedError("the fit is not trustworthy:\n  - " + "\n  - ".join(problems)

@@ -121,7 +121,10 @@ def test_a_refusal_over_separated_chains_says_modes_not_run_longer():
     assert "ran on to 2000 draws per chain (asked 1000)" in slow and "run more --tune" in slow
     # Divergences: the advice starts from the fit's own target_accept, not the default.
     diag.update(max_rhat=1.0, divergences=3, target_accept=0.99)
-    assert "above the fit's 0.99" in check_gate(diag, allow_warnings=True)[0]
+    advice = check_gate(diag, allow_warnings=True)[0]
+    assert "above the fit's 0.99" in advice and "--target-accept 0.995" in advice  # a higher one, not the same
+    diag.update(target_accept=0.95)
+    assert "--target-accept 0.975" in check_gate(diag, allow_warnings=True)[0]
 
 
 def test_diagnose_records_where_the_chains_of_the_worst_quantity_sit():
