@@ -67,6 +67,10 @@ class FitSettings:
     #: A mixture's effect shared by its runs at every scale: "auto" with the discrepancy
     #: where a mixture was run at several scales.
     mixture_effect: str = "auto"
+    #: Where the discrepancy's linear part acts (:data:`bayesmix.observation.SLOPE_REGIONS`):
+    #: "all": fitted with the law at every scale; "outside": beyond the fitted scales only,
+    #: from its prior (an experiment, not yet the default: see the README).
+    slope_region: str = "all"
     map_starts: int = 4
     cores: int | None = None
     coordinates: str = "auto"
@@ -1033,7 +1037,8 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
     scaling = scaling or Scaling.from_table(table)
     design = observation.ObservationDesign.from_table(
         table, scaling, likelihood=settings.likelihood, run_effect=settings.run_effect,
-        discrepancy=settings.discrepancy, mixture_effect=settings.mixture_effect)
+        discrepancy=settings.discrepancy, mixture_effect=settings.mixture_effect,
+        slope_region=settings.slope_region)
     model, _ = build_model(law, table, priors, scaling=scaling, coordinates=settings.coordinates, design=design)
     t_compile = time.perf_counter()
     compiled, precondition = _compile(law, model, settings)

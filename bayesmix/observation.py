@@ -5,14 +5,21 @@ For run ``r`` (mixture ``m(r)``, scale ``s_r = (log n_r[, log d_r])``) and domai
     log L_rk = log mu_k(h_r, N_r, D_r; theta) + delta_k(s_r) + eta_(m(r), k) + u_r + eps_rk
 
 * ``delta_k(s)`` -- the **discrepancy**: the law's own error as a smooth function of
-  scale, per domain. A linear part ``beta_k . (s - s_0)`` (slopes partially pooled
-  across domains) plus a Gaussian process with a squared-exponential kernel of fixed
-  length scale (:data:`DISCREPANCY_LENGTHSCALE` e-folds) and one amplitude shared by the
-  domains, less its level and linear trend through the fitted scales (the law's level
-  is the law's, the trend the linear part's; with two fitted scales the smooth part is
-  zero there and only widens the prediction away from them). It is evaluated at the table's distinct scales only, so it stays a small
-  multivariate normal (non-centred: ``L w`` with ``L`` the kernel's Cholesky factor,
-  computed once from the design). At a new scale it is drawn from its conditional
+  scale, per domain. A linear part ``beta_k . e(s)`` (slopes partially pooled across
+  domains) plus a Gaussian process with a squared-exponential kernel of fixed length
+  scale (:data:`DISCREPANCY_LENGTHSCALE` e-folds) and one amplitude shared by the domains,
+  less its level and linear trend through the fitted scales (those are the law's and the
+  linear part's; with two fitted scales the smooth part is zero there and only widens the
+  prediction away from them). Where the linear part acts is :attr:`ObservationDesign.slope_region`:
+  at "all" scales (the default), ``e(s) = s - s_0``, fitted with the law; or only
+  "outside" the range of the fitted scales, ``e(s)`` the distance beyond it (0 inside),
+  the slopes then never in the likelihood and drawn from their prior: a modular ("cut")
+  treatment of a discrepancy that the data cannot tell apart from the law's own exponents
+  (Liu, Bayarri and Berger 2009, "Modularization in Bayesian analysis"); inside the
+  fitted range the law's trend and a linear error explain the same thing, a ridge that
+  NUTS walks slowly (Pile 4). The discrepancy is evaluated at the table's distinct scales
+  only, so it stays a small multivariate normal (non-centred: ``L w`` with ``L`` the
+  kernel's Cholesky factor, computed once from the design). At a new scale it is drawn from its conditional
   (kriging) distribution given its values at the fitted scales: its spread grows with the
   distance from the fitted scales, which is what makes extrapolation honest.
 * ``eta_(m, k)`` -- the **mixture effect**: what a mixture does to domain ``k`` that the
@@ -50,6 +57,9 @@ from .errors import UsageError
 
 LIKELIHOODS = ("normal", "student_t")
 SWITCHES = ("auto", "on", "off")
+#: Where the discrepancy's linear part acts: at "all" scales (fitted with the law), or
+#: "outside" the fitted scales only (never in the likelihood); see the module docstring.
+SLOPE_REGIONS = ("all", "outside")
 
 #: Length scale of the discrepancy's smooth part, in e-folds of model size (and tokens).
 #: One e-fold: the law's error may bend appreciably between 122M and 310M, not between
@@ -126,13 +136,17 @@ class ObservationDesign:
     lengthscale: float = DISCREPANCY_LENGTHSCALE
     centre: np.ndarray = field(default_factory=lambda: np.zeros(0))
     mixtures: tuple = ()
+    slope_region: str = "all"
 
     @classmethod
     def from_table(cls, table, scaling, *, likelihood: str = "normal", run_effect="auto",
-                   discrepancy="auto", mixture_effect="auto") -> "ObservationDesign":
-        """The observation model's terms on ``table`` (see the module docstring for "auto")."""
+                   discrepancy="auto", mixture_effect="auto", slope_region: str = "all") -> "ObservationDesign":
+        """The observation model's terms on ``table`` (see the module docstring for "auto"
+        and for ``slope_region``)."""
         if likelihood not in LIKELIHOODS:
             raise UsageError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got '{likelihood}'")
+        if slope_region not in SLOPE_REGIONS:
+            raise UsageError(f"slope_region must be one of {', '.join(SLOPE_REGIONS)}, got '{slope_region}'")
         run_effect, discrepancy = _switch(run_effect, "run_effect"), _switch(discrepancy, "discrepancy")
         mixture_effect = _switch(mixture_effect, "mixture_effect")
         n, d = scaling.scale_inputs(table.model_size, table.tokens)
@@ -155,7 +169,8 @@ class ObservationDesign:
                    mixture_effect=bool(use_mix), features=tuple(features) if use_disc else (),
                    scale_points=points if use_disc else np.zeros((0, 0)),
                    centre=points.mean(axis=0) if use_disc else np.zeros(0),
-                   mixtures=tuple(str(k) for k in pd.unique(keys)) if use_mix else ())
+                   mixtures=tuple(str(k) for k in pd.unique(keys)) if use_mix else (),
+                   slope_region=slope_region)
 
     # ------------------------------------------------------------------ indices
     def scale_index(self, n, d) -> np.ndarray:
@@ -177,6 +192,15 @@ class ObservationDesign:
         points = np.asarray(points, dtype=float)
         return np.column_stack([np.ones(len(points)), points - self.centre])
 
+    def slope_distance(self, points) -> np.ndarray:
+        """``(n, P)``: what the linear part's slopes multiply at ``points (n, P)``: the
+        distance beyond the fitted scales' range per feature (0 inside it) where
+        :attr:`slope_region` is "outside", else the offset from their centre."""
+        points = np.asarray(points, dtype=float)
+        if self.slope_region == "all":
+            return points - self.centre
+        return points - np.clip(points, self.scale_points.min(axis=0), self.scale_points.max(axis=0))
+
     def linear_fit(self) -> np.ndarray:
         """``(P + 1, G)``: least-squares coefficients of a linear function through values
         at the fitted scales (the pseudo-inverse of :meth:`linear_design` there)."""
@@ -194,7 +218,8 @@ class ObservationDesign:
         out = [f"likelihood: {'Student-t' if self.likelihood == 'student_t' else 'normal'} on log-loss"]
         out.append("per-run offset: " + ("yes" if self.run_effect else "no"))
         if self.discrepancy:
-            out.append(f"scale discrepancy: over {', '.join(self.features)} at {len(self.scale_points)} fitted scales")
+            out.append(f"scale discrepancy: over {', '.join(self.features)} at {len(self.scale_points)} fitted scales"
+                       + ("; its drift beyond them from the prior" if self.slope_region == "outside" else ""))
         else:
             out.append("scale discrepancy: no (law-only)")
         out.append(f"mixture effect: {len(self.mixtures)} mixtures" if self.mixture_effect else "mixture effect: no")
@@ -204,12 +229,14 @@ class ObservationDesign:
         return {"likelihood": self.likelihood, "run_effect": self.run_effect, "discrepancy": self.discrepancy,
                 "mixture_effect": self.mixture_effect, "features": list(self.features),
                 "scale_points": np.asarray(self.scale_points).tolist(), "lengthscale": self.lengthscale,
-                "centre": np.asarray(self.centre).tolist(), "mixtures": list(self.mixtures)}
+                "centre": np.asarray(self.centre).tolist(), "mixtures": list(self.mixtures),
+                "slope_region": self.slope_region}
 
     @classmethod
     def from_dict(cls, data: dict | None, *, likelihood: str = "normal", run_effect: bool = False):
         """Read :meth:`to_dict`; a fit saved before the observation model was stored gets
-        the law-only design with its likelihood and run offset."""
+        the law-only design with its likelihood and run offset, one saved before
+        :attr:`slope_region` existed the linear part at all scales it was fitted with."""
         if not data:
             return cls(likelihood=likelihood, run_effect=run_effect)
         features = tuple(data.get("features", ()))
@@ -218,7 +245,8 @@ class ObservationDesign:
         return cls(likelihood=data["likelihood"], run_effect=bool(data["run_effect"]),
                    discrepancy=bool(data["discrepancy"]), mixture_effect=bool(data["mixture_effect"]),
                    features=features, scale_points=points, lengthscale=float(data["lengthscale"]),
-                   centre=np.asarray(data.get("centre", []), dtype=float), mixtures=tuple(data.get("mixtures", ())))
+                   centre=np.asarray(data.get("centre", []), dtype=float), mixtures=tuple(data.get("mixtures", ())),
+                   slope_region=data.get("slope_region", "all"))
 
 
 def _distinct_scales(n: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, tuple]:
@@ -281,7 +309,6 @@ def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scali
         n, d = scaling.scale_inputs(table.model_size, table.tokens)
         model.add_coords({"scale": np.arange(len(design.scale_points)), "scale_feature": list(design.features)})
         cell_scale = pm.Data("cell_scale", design.scale_index(n, d)[rows].astype("int64"))
-        centred = pm.Data("disc_centred_points", design.scale_points - design.centre)
         factor = pm.Data("disc_smooth_factor", design.smooth_factor())
         slope_mean = make_rv("disc_slope_mean", priors["disc_slope_mean"], dims="scale_feature")
         slope_sd = make_rv("disc_slope_sd", priors["disc_slope_sd"])
@@ -289,8 +316,11 @@ def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scali
         amp = make_rv("disc_amp", priors["disc_amp"])
         white = pm.Normal("disc_white", 0.0, 1.0, dims=("scale", "domain"))
         # The smooth part without its level and linear trend at the fitted scales: those
-        # are the law's level and the linear part's (no two terms explain one thing).
-        delta = pm.math.dot(centred, slope_mean[:, None] + slope_sd * slope_z) + amp * pm.math.dot(factor, white)
+        # are the law's level and trend (no two terms explain one thing).
+        delta = amp * pm.math.dot(factor, white)
+        if design.slope_region == "all":
+            centred = pm.Data("disc_centred_points", design.slope_distance(design.scale_points))
+            delta = delta + pm.math.dot(centred, slope_mean[:, None] + slope_sd * slope_z)
         offset = offset + delta[cell_scale, cell_domain]
     if design.mixture_effect:
         model.add_coords({"mixture": list(design.mixtures)})
@@ -440,7 +470,7 @@ class ObservationDraws:
         rng = np.random.default_rng(seed)
         S, K = self.disc_white.shape[0], self.disc_white.shape[-1]
         gp = mean + np.einsum("nm,smk->snk", root, rng.standard_normal((S, len(new), K))) - trend
-        linear = np.einsum("np,spk->snk", new - design.centre, self.disc_slope)
+        linear = np.einsum("np,spk->snk", design.slope_distance(new), self.disc_slope)
         delta = linear + self.disc_amp[:, None, None] * gp
         return delta[:, inverse, :]
 

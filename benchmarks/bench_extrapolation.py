@@ -3,6 +3,7 @@
     python benchmarks/bench_extrapolation.py                      # every fold below, defaults
     python benchmarks/bench_extrapolation.py --folds sp-310       # one fold
     python benchmarks/bench_extrapolation.py --discrepancy off    # the law-only model
+    python benchmarks/bench_extrapolation.py --slope-region outside  # discrepancy slopes beyond the fitted scales only
     python benchmarks/bench_extrapolation.py --laws capacity_noise,chinchilla_domain
 
 Folds (final checkpoints of ``../shared/data``; forward chaining over model size):
@@ -111,6 +112,9 @@ def main(argv=None):
     parser.add_argument("--laws", default="capacity_noise,chinchilla_domain")
     parser.add_argument("--discrepancy", default="auto", choices=("auto", "on", "off"))
     parser.add_argument("--likelihood", default="normal", choices=("normal", "student_t"))
+    parser.add_argument("--slope-region", default="all", choices=("all", "outside"),
+                        help="where the discrepancy's linear part acts: at all scales, fitted with the law "
+                             "(default), or outside the fitted scales only, from its prior")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--draws", type=int, default=None, help="draws per chain (default: the library's)")
     parser.add_argument("--tune", type=int, default=None, help="tuning draws per chain (default: the library's)")
@@ -122,12 +126,14 @@ def main(argv=None):
 
     from bayesmix.inference import FitSettings
 
-    settings = FitSettings(seed=args.seed, discrepancy=args.discrepancy, likelihood=args.likelihood)
+    settings = FitSettings(seed=args.seed, discrepancy=args.discrepancy, likelihood=args.likelihood,
+                           slope_region=args.slope_region)
     for key in ("draws", "tune", "chains"):
         if getattr(args, key) is not None:
             setattr(settings, key, getattr(args, key))
     print(f"# settings: {settings.chains} chains x ({settings.tune} tune + {settings.draws} draws), "
-          f"seed {settings.seed}, discrepancy {settings.discrepancy}, likelihood {settings.likelihood}", flush=True)
+          f"seed {settings.seed}, discrepancy {settings.discrepancy} (slopes: {settings.slope_region}), "
+          f"likelihood {settings.likelihood}", flush=True)
     for fold in args.folds.split(","):
         for law in args.laws.split(","):
             row = score_fold(fold, law, FitSettings(**settings.to_dict()), args.seed)

@@ -150,6 +150,42 @@ def test_smooth_part_at_fitted_scales_has_no_level_or_linear_trend():
     np.testing.assert_allclose(X.T @ factor, 0.0, atol=1e-12)
 
 
+def test_slopes_outside_the_fitted_scales_act_only_beyond_their_range():
+    inside = _design([[-0.5], [0.5]])
+    outside = ObservationDesign(**{**inside.__dict__, "slope_region": "outside"})
+    points = np.array([[0.0], [0.5], [1.5], [-1.0]])
+    np.testing.assert_allclose(outside.slope_distance(points), [[0.0], [0.0], [1.0], [-0.5]])
+    np.testing.assert_allclose(inside.slope_distance(points), points - inside.centre)
+    slope = np.array([[[0.03]]])
+    draws = ObservationDraws(outside, disc_slope=slope, disc_amp=np.zeros(1), disc_white=np.zeros((1, 2, 1)))
+    delta = draws.discrepancy(np.exp(points[:, 0]), np.ones(4))[0, :, 0]
+    np.testing.assert_allclose(delta, [0.0, 0.0, 0.03, -0.015], atol=1e-12)
+    assert ObservationDesign.from_dict(outside.to_dict()).slope_region == "outside"
+    saved_before = {k: v for k, v in inside.to_dict().items() if k != "slope_region"}
+    assert ObservationDesign.from_dict(saved_before).slope_region == "all"  # as it was fitted
+    with pytest.raises(UsageError, match="slope_region"):
+        truth = default_truth("capacity_noise", ("a", "b"), seed=0)
+        table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=[1e8, 3e8], tokens=[2e9], seed=0)
+        ObservationDesign.from_table(table, Scaling.from_table(table), slope_region="inside")
+
+
+@pytest.mark.parametrize("region, in_likelihood", [("outside", False), ("all", True)])
+def test_slopes_enter_the_likelihood_only_where_they_act_at_the_fitted_scales(region, in_likelihood):
+    from pytensor.graph.basic import ancestors
+
+    from bayesmix.inference import build_model
+    from bayesmix.laws import get_law
+
+    truth = default_truth("capacity_noise", ("a", "b", "c"), seed=0)
+    table, _ = simulate_runs(truth, n_mixtures=6, model_sizes=[1e8, 3e8, 9e8], tokens=[2e9], seed=0)
+    design = ObservationDesign.from_table(table, Scaling.from_table(table), slope_region=region)
+    model, _ = build_model(get_law("capacity_noise"), table, design=design)
+    names = {v.name for v in ancestors(model["log_loss"].owner.inputs)}  # what the likelihood reads
+    assert ("disc_slope_z" in names) is in_likelihood
+    assert "disc_white" in names  # the smooth part is fitted either way
+    assert "disc_slope_z" in {rv.name for rv in model.free_RVs}  # drawn (from its prior) either way
+
+
 @pytest.mark.slow
 def test_a_fit_with_discrepancy_saves_loads_and_widens_its_intervals_beyond_the_fitted_scales(tmp_path):
     """A NUTS fit on three model sizes keeps its observation model through save and load,
