@@ -171,7 +171,7 @@ def test_slopes_outside_the_fitted_scales_act_only_beyond_their_range():
 
 @pytest.mark.parametrize("region, in_likelihood", [("outside", False), ("all", True)])
 def test_slopes_enter_the_likelihood_only_where_they_act_at_the_fitted_scales(region, in_likelihood):
-    from pytensor.graph.basic import ancestors
+    from pytensor.graph.traversal import ancestors
 
     from bayesmix.inference import build_model
     from bayesmix.laws import get_law
