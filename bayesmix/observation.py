@@ -10,8 +10,8 @@ For run ``r`` (mixture ``m(r)``, scale ``s_r = (log n_r[, log d_r])``) and domai
   scale (:data:`DISCREPANCY_LENGTHSCALE` e-folds) and one amplitude shared by the domains,
   less its level and linear trend through the fitted scales (those are the law's and the
   linear part's; with two fitted scales the smooth part is zero there and only widens the
-  prediction away from them). Where the linear part acts is :attr:`ObservationDesign.slope_region`:
-  at "all" scales (the default), ``e(s) = s - s_0``, fitted with the law; or only
+  prediction away from them). Where the linear part acts is
+  :attr:`ObservationDesign.slope_region`: at "all" scales (the default), ``e(s) = s - s_0``, fitted with the law; or only
   "outside" the range of the fitted scales, ``e(s)`` the distance beyond it (0 inside),
   the slopes then never in the likelihood and drawn from their prior: a modular ("cut")
   treatment of a discrepancy that the data cannot tell apart from the law's own exponents
@@ -19,9 +19,10 @@ For run ``r`` (mixture ``m(r)``, scale ``s_r = (log n_r[, log d_r])``) and domai
   fitted range the law's trend and a linear error explain the same thing, a ridge that
   NUTS walks slowly (Pile 4). The discrepancy is evaluated at the table's distinct scales
   only, so it stays a small multivariate normal (non-centred: ``L w`` with ``L`` the
-  kernel's Cholesky factor, computed once from the design). At a new scale it is drawn from its conditional
-  (kriging) distribution given its values at the fitted scales: its spread grows with the
-  distance from the fitted scales, which is what makes extrapolation honest.
+  kernel's Cholesky factor, computed once from the design). At a new scale it is drawn
+  from its conditional (kriging) distribution given its values at the fitted scales: its
+  spread grows with the distance from the fitted scales, which is what makes
+  extrapolation honest.
 * ``eta_(m, k)`` -- the **mixture effect**: what a mixture does to domain ``k`` that the
   law misses, shared by every run of that mixture at any scale (sd per domain). A known
   mixture keeps its posterior effect at a new scale; a new mixture draws a fresh one.
