@@ -169,6 +169,19 @@ def select_chains(idata, chains):
     return az.InferenceData(**groups)
 
 
+def keep_chains(idata, chains):
+    """The trace of the chains ``chains`` only, in every group with a chain axis,
+    renumbered 0, 1, ..."""
+    chains = [int(c) for c in chains]
+    groups = {}
+    for name in idata.groups():
+        data = getattr(idata, name)
+        if "chain" in data.dims:
+            data = data.isel(chain=chains).assign_coords(chain=np.arange(len(chains)))
+        groups[name] = data
+    return az.InferenceData(**groups)
+
+
 def keep_groups(idata, groups):
     """A copy of ``idata`` with only the named groups (those present)."""
     present = [g for g in groups if hasattr(idata, g)]

@@ -649,7 +649,8 @@ def _sample_nutpie_until_mixed(compiled, settings: FitSettings, sample_kwargs: d
             if _az.completed_draws(idata) < stop:
                 break  # the sampler stopped early (an error): wait() reports it
             idata = _az.first_draws(idata, stop)
-            if not extension.more_draws_can_help(diagnose(idata, law), MAX_RHAT, stop, stops[-1]):
+            main_mode, _ = without_minor_mode_chains(idata)
+            if not extension.more_draws_can_help(diagnose(main_mode, law), MAX_RHAT, stop, stops[-1]):
                 sampler.cancel()
                 return idata, stop
         return sampler.wait(), stops[-1]
@@ -830,13 +831,46 @@ def diagnose(idata, law: Law) -> dict:
     return diag
 
 
+def _chain_logp(idata) -> np.ndarray | None:
+    """Each draw's log density by chain, ``(chains, draws)``, as the sampler recorded it
+    (nutpie: ``logp``, PyMC: ``lp``); None where it recorded none."""
+    return next((_az.chain_stat(idata, name) for name in ("logp", "lp") if _az.has_var(idata, name, "sample_stats")),
+                None)
+
+
+def without_minor_mode_chains(idata) -> tuple[object, dict]:
+    """The trace without the chains that settled in a minor mode, and what was dropped.
+
+    The rule is the pilot's (:func:`bayesmix.pilot.main_mode_chains`): a chain whose
+    mean log density stays more than :data:`bayesmix.pilot.MODE_GAP_NATS` (and more than
+    the within-chain spread) below the best chain's sits where the posterior holds a
+    negligible share of its mass; at least two chains are always kept.
+
+    Returns
+    -------
+    (idata, dict)
+        The kept chains' trace (renumbered), and ``{}`` or ``minor_mode_chains`` (the
+        dropped chains' original indices) and ``minor_mode_logp_gap`` (nats between the
+        best kept chain's mean log density and the lowest dropped one's).
+    """
+    logp = _chain_logp(idata)
+    if logp is None:
+        return idata, {}
+    kept = pilot.main_mode_chains(logp)
+    if len(kept) == len(logp):
+        return idata, {}
+    dropped = np.setdiff1d(np.arange(len(logp)), kept)
+    means = np.where(np.all(np.isfinite(logp), axis=1), logp.mean(axis=1), -np.inf)
+    return _az.keep_chains(idata, kept), {"minor_mode_chains": [int(c) for c in dropped],
+                                          "minor_mode_logp_gap": float(means[kept].max() - means[dropped].min())}
+
+
 def chain_groups(idata, values: np.ndarray, groups: list[np.ndarray]) -> list[dict]:
     """Each group of chains (from :func:`bayesmix.pilot.separated_chain_groups` on
     ``values``, one quantity's draws ``(chains, draws)``) as its ``chains``, the
     ``median`` of their draws and their ``mean_logp`` (None where the sampler records
     no log density)."""
-    logp = next((_az.chain_stat(idata, name) for name in ("logp", "lp") if _az.has_var(idata, name, "sample_stats")),
-                None)
+    logp = _chain_logp(idata)
     return [{"chains": [int(c) for c in group], "median": float(np.median(values[group])),
              "mean_logp": None if logp is None else float(np.mean(logp[group]))}
             for group in groups]
@@ -914,6 +948,11 @@ def format_diagnostics(diag: dict) -> str:
         rows.append(("pilot restarts", f"{diag['pilot_restarted_chains']}",
                      f"chains moved out of a minor mode ({diag['pilot_max_logp_gap']:.0f} nats below)"
                      if diag["pilot_restarted_chains"] else "no minor mode seen"))
+    if diag.get("minor_mode_chains"):
+        dropped = diag["minor_mode_chains"]
+        rows.append(("minor-mode chains", f"{len(dropped)}",
+                     f"dropped: chain{'s' if len(dropped) > 1 else ''} {', '.join(map(str, dropped))} settled "
+                     f"{diag['minor_mode_logp_gap']:.0f} nats below the main mode"))
     if diag.get("chain_groups"):
         rows.append(("chain groups", f"{len(diag['chain_groups'])}",
                      f"chains apart on {diag.get('chain_groups_param', diag['worst_rhat_param'])}: "
@@ -1065,6 +1104,7 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
     t1 = time.perf_counter()
     idata, draws_per_chain = _sample(model, compiled, precondition, init, settings, progressbar, law)
     sampling_seconds = time.perf_counter() - t1
+    idata, dropped_chains = without_minor_mode_chains(idata)
 
     fit = Fit(idata, law, scaling, tuple(table.domains), {"observation": design.to_dict()})
     posterior = fit.posterior()
@@ -1093,6 +1133,7 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
     diag["target_accept"] = settings.target_accept
     diag["map_seconds"] = map_seconds
     diag.update(pilot_report or {})
+    diag.update(dropped_chains)
     if compiled is not None:
         diag["compile_seconds"] = compile_seconds
     diag.update(law.fit_checks(posterior, table))

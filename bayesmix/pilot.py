@@ -11,7 +11,10 @@ So the fit first runs a short pilot (a quarter of the tuning, from the dispersed
 of :mod:`bayesmix.inference`), and a chain whose log density stays well below the best
 chain's (:func:`minor_mode_chains`) is restarted from a draw of the chains that are not.
 The kept run then starts every chain at a pilot draw of the main mode, and its
-R-hat measures mixing within it. The pilot's per-chain log densities and the chains it
+R-hat measures mixing within it. A chain that leaves the main mode for a minor one while
+the kept run adapts is taken out of the posterior by the same rule
+(:func:`main_mode_chains`; the fit's ``minor_mode_chains`` diagnostic names it), as long as
+two chains are left to compare. The pilot's per-chain log densities and the chains it
 moved are recorded in the fit's diagnostics (``pilot_*``), so that a user sees when the
 posterior had a minor mode.
 
@@ -85,6 +88,21 @@ def minor_mode_chains(logp: np.ndarray) -> np.ndarray:
     spread = float(np.sqrt(np.mean(np.var(logp[finite], axis=1, ddof=1)))) if logp.shape[1] > 1 else 0.0
     gap = means.max() - means
     return np.flatnonzero(~finite | (gap > max(MODE_GAP_NATS, spread)))
+
+
+def main_mode_chains(logp: np.ndarray, least: int = 2) -> np.ndarray:
+    """Indices of the chains not in a minor mode (:func:`minor_mode_chains`), or of every
+    chain where fewer than ``least`` would be left (R-hat needs two chains: with one chain
+    in the main mode the fit cannot show that it mixed there, and the gate should say so).
+
+    A kept run's chains can leave the main mode the pilot put them in while the sampler
+    is still adapting (SlimPajama 7, default fit: two of four chains started at pilot
+    draws of the main mode settled 40 nats below it); the same rule as the pilot's then
+    takes them out of the posterior.
+    """
+    logp = np.asarray(logp, dtype=float)
+    kept = np.setdiff1d(np.arange(len(logp)), minor_mode_chains(logp))
+    return kept if len(kept) >= least else np.arange(len(logp))
 
 
 def separated_chain_groups(values: np.ndarray) -> list[np.ndarray]:

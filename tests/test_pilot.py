@@ -8,7 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
-from bayesmix.pilot import MODE_GAP_NATS, PilotReport, main_mode_draws, minor_mode_chains, separated_chain_groups
+from bayesmix.pilot import (MODE_GAP_NATS, PilotReport, main_mode_chains, main_mode_draws, minor_mode_chains,
+                            separated_chain_groups)
 
 
 def test_chains_of_one_mode_are_all_kept():
@@ -36,6 +37,19 @@ def test_a_small_gap_is_not_a_mode_even_in_a_narrow_posterior():
 def test_a_chain_with_non_finite_density_is_restarted():
     logp = np.array([[1.0, 2.0], [np.nan, 2.0], [1.5, 1.0]])
     assert minor_mode_chains(logp).tolist() == [1]
+
+
+def test_the_kept_run_keeps_its_main_mode_chains_but_never_fewer_than_two():
+    """The SlimPajama default fit's kept run: chains 1 and 3 settled 40 nats below chains
+    0 and 2 (within-chain sd about 20): they go. With a single chain in the main mode,
+    every chain stays, so that R-hat (and the gate) can still see the disagreement."""
+    rng = np.random.default_rng(3)
+    logp = np.array([5602.0, 5562.0, 5604.0, 5564.0])[:, None] + 20 * rng.standard_normal((4, 1000))
+    assert main_mode_chains(logp).tolist() == [0, 2]
+    logp[2] -= 40
+    assert minor_mode_chains(logp).tolist() == [1, 2, 3]
+    assert main_mode_chains(logp).tolist() == [0, 1, 2, 3]
+    assert main_mode_chains(logp, least=1).tolist() == [0]
 
 
 def test_the_report_names_the_gap():
@@ -178,3 +192,29 @@ def test_diagnose_finds_the_split_on_another_quantity_when_the_worst_only_mixes_
     # Within the groups (0, 3 and 1, 2) the slow quantity still disagrees: each chain's
     # AR(1) walk, and offsets 0 and 0.006 in both groups.
     assert diag["within_group_max_rhat"] > 1.01 and diag["within_group_worst_param"] == "W[a, a]"
+
+
+def _trace_with_logp(means, draws: int = 300, seed: int = 4):
+    """A trace of one chain per entry of ``means``: ``x``, and nutpie's ``logp`` around
+    the chain's mean."""
+    import arviz as az
+
+    rng = np.random.default_rng(seed)
+    logp = np.asarray(means, dtype=float)[:, None] + 5 * rng.standard_normal((len(means), draws))
+    return az.from_dict(posterior={"x": rng.standard_normal((len(means), draws))}, sample_stats={"logp": logp}), logp
+
+
+def test_a_fit_drops_the_chains_that_settled_in_a_minor_mode_and_says_so():
+    from bayesmix.inference import format_diagnostics, without_minor_mode_chains
+
+    idata, logp = _trace_with_logp([100.0, 40.0, 101.0, 99.0])
+    kept, dropped = without_minor_mode_chains(idata)
+    assert dropped["minor_mode_chains"] == [1]
+    assert dropped["minor_mode_logp_gap"] == pytest.approx(logp[2].mean() - logp[1].mean())
+    assert kept.posterior.sizes["chain"] == 3 and kept.sample_stats.sizes["chain"] == 3
+    np.testing.assert_array_equal(kept.posterior["x"].values, idata.posterior["x"].values[[0, 2, 3]])
+    np.testing.assert_array_equal(kept.posterior["chain"].values, [0, 1, 2])
+    diag = {"max_rhat": 1.0, "min_ess_bulk": 500, "min_ess_tail": 500, "divergences": 0, **dropped}
+    assert "dropped: chain 1 settled" in format_diagnostics(diag)
+    same, none = without_minor_mode_chains(_trace_with_logp([100.0, 98.0, 101.0, 99.0])[0])
+    assert none == {} and same.posterior.sizes["chain"] == 4
