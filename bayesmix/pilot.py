@@ -158,9 +158,7 @@ def main_mode_draws(positions: np.ndarray, logp: np.ndarray) -> tuple[np.ndarray
         are the better mixed.
     """
     minor = minor_mode_chains(logp)
-    kept = np.setdiff1d(np.arange(len(logp)), minor)
-    if not len(kept):
-        kept = np.arange(len(logp))
+    kept = main_mode_chains(logp, least=1)
     half = positions.shape[1] // 2
     draws = positions[kept, half:].reshape(-1, positions.shape[-1])
     draws = draws[np.all(np.isfinite(draws), axis=1) & np.isfinite(logp[kept, half:].ravel())]
