@@ -9,17 +9,14 @@ __version__ = "0.1.0"
 
 __all__ = ["BayesmixError", "DataError", "UsageError", "__version__"]
 
-# Two library warnings a bayesmix user cannot act on, silenced here once:
-# * PyTensor looks for a BLAS to link its C code against (MKL, Accelerate, -lblas,
-#   OpenBLAS) and warns on every import when there is none. pip's numpy and scipy ship an
-#   OpenBLAS, but with renamed symbols (scipy_dgemm_) that C code cannot link to, so
-#   pointing blas__ldflags at it does not work. bayesmix samples with nutpie's numba
-#   backend, which does not use that C code; where a BLAS is found it is still used (the
-#   search runs as before, only its failure is not announced).
-# * ArviZ announces its 1.x refactor once a day; bayesmix pins arviz<0.24 and keeps all
-#   ArviZ access in bayesmix._az, so the note asks nothing of a user.
+# A library warning a bayesmix user cannot act on, silenced here once:
+# PyTensor looks for a BLAS to link its C code against (MKL, Accelerate, -lblas,
+# OpenBLAS) and warns on every import when there is none. pip's numpy and scipy ship an
+# OpenBLAS, but with renamed symbols (scipy_dgemm_) that C code cannot link to, so
+# pointing blas__ldflags at it does not work. bayesmix samples with nutpie's numba
+# backend, which does not use that C code; where a BLAS is found it is still used (the
+# search runs as before, only its failure is not announced).
 warnings.filterwarnings("ignore", message=r"PyTensor could not link to a BLAS installation", category=UserWarning)
-warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning)
 
 # PyTensor, ArviZ, numba and matplotlib keep caches under HOME; where it cannot be
 # written they are pointed at a private temporary folder, before any is imported.

@@ -1,7 +1,9 @@
 """All ArviZ / xarray access of bayesmix, kept in one small module.
 
-ArviZ 1.x (Python 3.12+) changes InferenceData to a DataTree; porting bayesmix means
-porting this file.
+A fit is an :class:`xarray.DataTree` with ArviZ's groups as children (``posterior``,
+``sample_stats``, ``log_likelihood``, ``constant_data``, ``observed_data``), as ArviZ 1
+and PyMC 6 write it. Files written by ArviZ 0.x (InferenceData) are NetCDF files with the
+same groups and load as such a tree.
 """
 
 from __future__ import annotations
@@ -46,19 +48,35 @@ def first_draws(idata, n: int):
     return idata.isel(draw=slice(0, int(n)))
 
 
+def has_group(idata, group: str) -> bool:
+    return group in idata.children
+
+
 def has_var(idata, var: str, group: str = "posterior") -> bool:
-    return hasattr(idata, group) and var in getattr(idata, group)
+    return has_group(idata, group) and var in idata[group].data_vars
+
+
+def _dataset(idata, group: str) -> xr.Dataset:
+    return idata[group].to_dataset()
+
+
+def _tree(groups: dict) -> xr.DataTree:
+    return xr.DataTree.from_dict({name: xr.DataTree(ds) if isinstance(ds, xr.Dataset) else ds
+                                  for name, ds in groups.items()})
 
 
 def diagnostics_table(idata, var_names) -> dict:
     """Max R-hat, min bulk/tail ESS over ``var_names``, and sampler statistics."""
-    summary = az.summary(idata, var_names=list(var_names), kind="diagnostics")
+    summary = _summary(idata, var_names, kind="diagnostics")
+    # Judged as ArviZ prints them (and as bayesmix has always judged them): R-hat to two
+    # decimals, ESS to whole draws; so "R-hat <= 1.01" passes values below 1.015.
+    rhat = np.round(summary["r_hat"].to_numpy(dtype=float), 2)
     stats = idata.sample_stats
     out = {
-        "max_rhat": float(np.nanmax(summary["r_hat"].values)),
-        "min_ess_bulk": float(np.nanmin(summary["ess_bulk"].values)),
-        "min_ess_tail": float(np.nanmin(summary["ess_tail"].values)),
-        "worst_rhat_param": str(summary["r_hat"].idxmax()),
+        "max_rhat": float(np.nanmax(rhat)),
+        "min_ess_bulk": float(np.nanmin(np.round(summary["ess_bulk"].to_numpy(dtype=float)))),
+        "min_ess_tail": float(np.nanmin(np.round(summary["ess_tail"].to_numpy(dtype=float)))),
+        "worst_rhat_param": str(summary.index[int(np.nanargmax(rhat))]),
         "divergences": int(stats["diverging"].values.sum()) if "diverging" in stats else 0,
         "chains": int(idata.posterior.sizes["chain"]),
         "draws": int(idata.posterior.sizes["draw"]),
@@ -82,7 +100,8 @@ def diagnostics_table(idata, var_names) -> dict:
 
 def drop_posterior_vars(idata, names) -> None:
     """Remove ``names`` (where present) from the posterior group, in place."""
-    idata.posterior = idata.posterior.drop_vars([n for n in names if n in idata.posterior])
+    posterior = _dataset(idata, "posterior")
+    idata["posterior"] = xr.DataTree(posterior.drop_vars([n for n in names if n in posterior]))
 
 
 def add_table_groups(idata, *, weights, model_size, tokens, run_ids, losses, loglik, domains):
@@ -104,11 +123,16 @@ def add_table_groups(idata, *, weights, model_size, tokens, run_ids, losses, log
         coords={**coords, "chain": idata.posterior.chain.values, "draw": idata.posterior.draw.values},
     )
     for name, ds in (("constant_data", constant), ("observed_data", observed), ("log_likelihood", ll)):
-        if hasattr(idata, name):
-            delattr(idata, name)
-            idata._groups = [g for g in idata._groups if g != name]
-        idata.add_groups({name: ds})
+        idata[name] = xr.DataTree(ds)
     return idata
+
+
+def set_sample_stats(idata, stats: dict) -> None:
+    """Replace the sampler statistics with ``stats`` (arrays shaped ``(chain, draw)``)."""
+    chains, draws = idata.posterior.chain.values, idata.posterior.draw.values
+    idata["sample_stats"] = xr.DataTree(xr.Dataset(
+        {name: (("chain", "draw"), np.asarray(values)) for name, values in stats.items()},
+        coords={"chain": chains, "draw": draws}))
 
 
 def set_attrs(idata, attrs: dict) -> None:
@@ -131,19 +155,22 @@ def get_attrs(idata) -> dict:
 
 
 def save(idata, path) -> Path:
-    """Write InferenceData to NetCDF atomically (temp file in the same folder, then rename)."""
+    """Write a fit to NetCDF atomically (temp file in the same folder, then rename)."""
     with atomic_path(path) as tmp:
         idata.to_netcdf(tmp, engine="h5netcdf")
     return Path(path)
 
 
 def load(path):
-    return az.from_netcdf(path, engine="h5netcdf")
+    """A fit read whole into memory (the file is closed again, so it can be replaced)."""
+    return xr.load_datatree(path, engine="h5netcdf")
 
 
-def from_draws(draws: dict, dims: dict, coords: dict):
-    """InferenceData from arrays shaped ``(chain, draw, ...)``."""
-    return az.from_dict(posterior=draws, dims=dims, coords=coords)
+def from_draws(draws: dict, dims: dict | None = None, coords: dict | None = None, sample_stats: dict | None = None):
+    """A fit's tree from arrays shaped ``(chain, draw, ...)``: the posterior ``draws`` and,
+    optionally, sampler statistics (``logp``, ``diverging``, ...)."""
+    groups = {"posterior": draws} if sample_stats is None else {"posterior": draws, "sample_stats": sample_stats}
+    return az.from_dict(groups, dims=dims, coords=coords)
 
 
 def thin(idata, max_draws: int):
@@ -158,15 +185,15 @@ def select_chains(idata, chains):
     """The trace of the chains ``chains`` only (its posterior and sampler statistics); one
     chain comes as its two halves, two chains, so that R-hat (split R-hat) is defined."""
     chains = [int(c) for c in chains]
-    groups = {name: getattr(idata, name).isel(chain=chains) for name in ("posterior", "sample_stats")
-              if hasattr(idata, name)}
+    groups = {name: _dataset(idata, name).isel(chain=chains) for name in ("posterior", "sample_stats")
+              if has_group(idata, name)}
     if len(chains) == 1:
         half = idata.posterior.sizes["draw"] // 2
         for name, data in groups.items():
             first = data.isel(chain=0, draw=slice(0, half))
             second = data.isel(chain=0, draw=slice(half, 2 * half)).assign_coords(draw=first["draw"])
             groups[name] = xr.concat([first, second], dim="chain").assign_coords(chain=[0, 1])
-    return az.InferenceData(**groups)
+    return _tree(groups)
 
 
 def keep_chains(idata, chains):
@@ -174,18 +201,17 @@ def keep_chains(idata, chains):
     renumbered 0, 1, ..."""
     chains = [int(c) for c in chains]
     groups = {}
-    for name in idata.groups():
-        data = getattr(idata, name)
+    for name in idata.children:
+        data = _dataset(idata, name)
         if "chain" in data.dims:
             data = data.isel(chain=chains).assign_coords(chain=np.arange(len(chains)))
         groups[name] = data
-    return az.InferenceData(**groups)
+    return _tree(groups)
 
 
 def keep_groups(idata, groups):
     """A copy of ``idata`` with only the named groups (those present)."""
-    present = [g for g in groups if hasattr(idata, g)]
-    return az.InferenceData(**{g: getattr(idata, g).copy() for g in present})
+    return _tree({g: _dataset(idata, g).copy() for g in groups if has_group(idata, g)})
 
 
 # --------------------------------------------------------------------------- model comparison
@@ -198,9 +224,10 @@ def psis_loo(loglik, posterior_idata=None, reff=None) -> dict:
     ----------
     loglik : ndarray ``(chain, draw, point)``
         Log-likelihood of each point (e.g. one training run: all its cells summed).
-    posterior_idata : InferenceData, optional
+    posterior_idata : DataTree, optional
         The fit whose posterior gave the draws; used for the relative efficiency
-        ``reff`` as :func:`arviz.loo` computes it. Without it ``reff`` is 1.
+        ``reff`` (mean ESS over all posterior components / draws, as :func:`arviz.loo`
+        computes it). Without it ``reff`` is 1.
     reff : float, optional
         Relative MCMC efficiency; overrides the one from ``posterior_idata``.
 
@@ -216,30 +243,32 @@ def psis_loo(loglik, posterior_idata=None, reff=None) -> dict:
 
     loglik = np.asarray(loglik, dtype=float)
     chains, draws, points = loglik.shape
-    coords = {"point": np.arange(points)}
-    ll = xr.Dataset({"point_loglik": (("chain", "draw", "point"), loglik)},
-                    coords={**coords, "chain": np.arange(chains), "draw": np.arange(draws)})
     if reff is None:
-        if posterior_idata is not None and hasattr(posterior_idata, "posterior") and chains > 1:
-            ess_p = az.ess(posterior_idata.posterior, method="mean")
+        if posterior_idata is not None and has_group(posterior_idata, "posterior") and chains > 1:
+            ess_p = az.ess(_dataset(posterior_idata, "posterior"), method="mean")
             reff = float(np.hstack([ess_p[v].values.flatten() for v in ess_p.data_vars]).mean()
                          / (chains * draws))
         else:
             reff = 1.0
-    idata = az.InferenceData(log_likelihood=ll)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = az.loo(idata, pointwise=True, reff=reff)
-        stacked = ll["point_loglik"].stack(__sample__=("chain", "draw")).transpose("point", "__sample__")
-        log_weights, _ = az.psislw(-stacked, reff=reff)
+        result = az.loo(_loglik_tree(loglik), pointwise=True, reff=reff)
+    log_weights = result.log_weights.transpose("chain", "draw", "point").values.reshape(chains * draws, points)
     return {
-        "elpd_i": np.asarray(result["loo_i"].values, dtype=float),
-        "pareto_k": np.asarray(result["pareto_k"].values, dtype=float),
-        "good_k": float(result["good_k"]),
-        "log_weights": np.asarray(log_weights.values, dtype=float).T,
-        "p_loo": float(result["p_loo"]),
+        "elpd_i": np.asarray(result.elpd_i.values, dtype=float),
+        "pareto_k": np.asarray(result.pareto_k.values, dtype=float),
+        "good_k": float(result.good_k),
+        "log_weights": np.asarray(log_weights, dtype=float),
+        "p_loo": float(result.p),
         "reff": float(reff),
     }
+
+
+def _loglik_tree(loglik: np.ndarray) -> xr.DataTree:
+    chains, draws, points = loglik.shape
+    ll = xr.Dataset({"point_loglik": (("chain", "draw", "point"), loglik)},
+                    coords={"chain": np.arange(chains), "draw": np.arange(draws), "point": np.arange(points)})
+    return _tree({"log_likelihood": ll})
 
 
 def arviz_stacking_weights(logliks: dict) -> dict:
@@ -260,19 +289,15 @@ def arviz_stacking_weights(logliks: dict) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name, arr in logliks.items():
-            arr = np.asarray(arr, dtype=float)
-            ll = xr.Dataset({"point_loglik": (("chain", "draw", "point"), arr)},
-                            coords={"chain": np.arange(arr.shape[0]), "draw": np.arange(arr.shape[1]),
-                                    "point": np.arange(arr.shape[2])})
-            elpds[name] = az.loo(az.InferenceData(log_likelihood=ll), pointwise=True, reff=1.0)
-        table = az.compare(elpds, method="stacking")
+            elpds[name] = az.loo(_loglik_tree(np.asarray(arr, dtype=float)), pointwise=True, reff=1.0)
+        table = az.compare(elpds, method="stacking", round_to="none")
     return {str(name): float(w) for name, w in table["weight"].items()}
 
 
 def pointwise_loglik(idata, var: str = "loss") -> tuple[np.ndarray, np.ndarray]:
     """The stored pointwise log-likelihood ``(chain, draw, row, domain)`` of a fit and the
     run id of each row (from ``constant_data``)."""
-    if not hasattr(idata, "log_likelihood") or var not in idata.log_likelihood:
+    if not has_var(idata, var, "log_likelihood"):
         raise ValueError(f"the fit has no pointwise log-likelihood '{var}'")
     ll = idata.log_likelihood[var].transpose("chain", "draw", "row", "domain").values
     run_ids = np.asarray(idata.constant_data["run_id"].values, dtype=str)
@@ -294,15 +319,21 @@ def draws_dataarray(values: np.ndarray, domains, name: str = "loss"):
 
 
 def parameter_summary(idata, var_names):
-    """:func:`arviz.summary` of ``var_names`` (mean, sd, HDI, MCSE, bulk/tail ESS, R-hat).
+    """:func:`arviz.summary` of ``var_names``: mean, sd, the 90% highest-density interval
+    (columns ``hdi_lower``, ``hdi_upper``), MCSE, bulk/tail ESS, R-hat.
 
     Returns a pandas DataFrame indexed by labels such as ``c[web]`` or ``t[web, code]``.
     """
+    summary = _summary(idata, var_names, kind="all", ci_prob=0.9, ci_kind="hdi")
+    return summary.rename(columns={"hdi90_lb": "hdi_lower", "hdi90_ub": "hdi_upper"})
+
+
+def _summary(idata, var_names, **kwargs):
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return az.summary(idata, var_names=list(var_names), kind="all", hdi_prob=0.9, round_to="none")
+        return az.summary(idata, var_names=list(var_names), round_to="none", **kwargs)
 
 
 def labelled_chain_draws(idata, var_names) -> dict:
@@ -343,7 +374,7 @@ def table_groups(idata):
         ``observed_data``), ``domains``; None when ``constant_data`` is absent or lacks
         one of these variables.
     """
-    if not hasattr(idata, "constant_data"):
+    if not has_group(idata, "constant_data"):
         return None
     const = idata.constant_data
     if any(name not in const for name in ("weights", "model_size", "tokens")):
@@ -353,7 +384,7 @@ def table_groups(idata):
     rows = weights.shape[0]
     run_id = (np.asarray(const["run_id"].values, dtype=str) if "run_id" in const
               else np.asarray([str(i) for i in range(rows)]))
-    if hasattr(idata, "observed_data") and "loss" in idata.observed_data:
+    if has_var(idata, "loss", "observed_data"):
         losses = np.asarray(idata.observed_data["loss"].transpose("row", "domain").values, dtype=float)
     else:
         losses = np.full(weights.shape, np.nan)
@@ -364,7 +395,7 @@ def table_groups(idata):
 
 def sampler_stats(idata):
     """Divergences and tree-depth hits from ``sample_stats``, or None when the group is absent."""
-    if not hasattr(idata, "sample_stats"):
+    if not has_group(idata, "sample_stats"):
         return None
     stats = idata.sample_stats
     out = {"divergences": int(stats["diverging"].values.sum()) if "diverging" in stats else None}

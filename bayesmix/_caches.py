@@ -1,9 +1,9 @@
 """Cache folders for the libraries bayesmix uses, where the home folder cannot hold them.
 
-PyTensor (compiled code and numba's cache under ``~/.pytensor``), ArviZ (a stamp under
-``~/.cache``), numba (``~/.cache``) and matplotlib (``~/.config/matplotlib``) write
-under the home folder. With HOME unwritable (a container, a CI runner,
-``HOME=/nonexistent``) ArviZ and PyTensor fail on import and matplotlib warns. Where a
+PyTensor (compiled code and numba's cache under ``~/.pytensor``), numba and the
+libraries that use platformdirs (``~/.cache``) and matplotlib (``~/.config/matplotlib``)
+write under the home folder. With HOME unwritable (a container, a CI runner,
+``HOME=/nonexistent``) PyTensor fails on import and matplotlib warns. Where a
 default folder cannot be created, :func:`use_writable_caches` points its environment
 variable at a private folder under the temporary directory (kept between runs, so
 compiled code is reused), once, from ``bayesmix/__init__.py``, before any of those
@@ -102,7 +102,7 @@ def use_writable_caches(environ=None) -> dict:
         mpl_dirs = [home / ".matplotlib"]
     wanted = {}
     if not _writable(cache):
-        wanted["XDG_CACHE_HOME"] = "cache"  # ArviZ's daily stamp (platformdirs), numba
+        wanted["XDG_CACHE_HOME"] = "cache"  # numba, platformdirs
     if not environ.get("MPLCONFIGDIR") and not all(map(_writable, mpl_dirs)):
         wanted["MPLCONFIGDIR"] = "matplotlib"
     if not _pytensor_configured(environ) and not _writable(home / ".pytensor"):

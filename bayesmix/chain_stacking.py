@@ -33,7 +33,7 @@ def within_group_diagnostics(idata, names, groups) -> dict:
 
     Parameters
     ----------
-    idata : InferenceData
+    idata : DataTree
     names : list of str
         Variables to check (the gate's).
     groups : list of array_like of int

@@ -407,7 +407,9 @@ def _compiled_nutpie_model(model: pm.Model):
     if compiled is None:
         compiled = nutpie.compile_pymc_model(model, jitter_rvs=set())
     else:
-        data = {v.name: v.get_value() for v in model.data_vars if v.name in compiled.shared_data}
+        # Data the compiled graph does not read (pruned from it) is not swapped in.
+        known = {var.name for var in compiled.shared_var_keys}
+        data = {v.name: v.get_value() for v in model.data_vars if v.name in known}
         coords = dict(compiled.coords or {})
         coords.update({name: pd.Index(values) for name, values in model.coords.items()
                        if name in coords and values is not None})
@@ -626,7 +628,7 @@ def _sample_nutpie(compiled, settings: FitSettings, sample_kwargs: dict, **extra
     return nutpie.sample(
         compiled, draws=sample_kwargs["draws"], tune=sample_kwargs["tune"], chains=sample_kwargs["chains"],
         cores=settings.cores or min(settings.chains, 2), seed=sample_kwargs["random_seed"],
-        progress_bar=sample_kwargs["progressbar"], low_rank_modified_mass_matrix=True,
+        progress_bar=sample_kwargs["progressbar"], adaptation="low_rank",
         target_accept=settings.target_accept, save_warmup=False, **extra,
     )
 
@@ -746,7 +748,7 @@ def posterior_from_values(law: Law, values: dict, scaling: Scaling, domains, des
 
 @dataclass
 class Fit:
-    """A fitted law: InferenceData plus what is needed to predict from it.
+    """A fitted law: its ArviZ tree (posterior, sampler statistics, data) plus what is needed to predict from it.
 
     Use :func:`fit_law` to create one and :meth:`Fit.load` to read one from disk.
     """

@@ -365,13 +365,11 @@ def _diagnostics_section(fit) -> Section:
         overall.append(("sampling time", f"{stored['sampling_seconds']:.1f} s"))
     order = np.argsort(-np.nan_to_num(rhat, nan=-np.inf), kind="stable")  # undefined R-hat last
     header = ["parameter", "mean", "sd", "5%", "95%", "bulk ESS", "tail ESS", "R-hat"]
-    hdi_lo = next((c for c in summary.columns if c.startswith("hdi_") and c.endswith("%") and float(c[4:-1]) < 50), None)
-    hdi_hi = next((c for c in summary.columns if c.startswith("hdi_") and c.endswith("%") and float(c[4:-1]) > 50), None)
     rows = []
     for i in order[:MAX_TABLE_ROWS]:
         r = summary.iloc[i]
         rows.append([str(summary.index[i]), _fmt(r["mean"], ".4g"), _fmt(r["sd"], ".3g"),
-                     _fmt(r[hdi_lo], ".4g") if hdi_lo else "-", _fmt(r[hdi_hi], ".4g") if hdi_hi else "-",
+                     _fmt(r["hdi_lower"], ".4g"), _fmt(r["hdi_upper"], ".4g"),
                      _fmt(r["ess_bulk"], ".0f"), _fmt(r["ess_tail"], ".0f"), _fmt(r["r_hat"], ".4f")])
     body = (_html_kv(overall) + "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
             + "<h3>Parameters, worst R-hat first</h3>"

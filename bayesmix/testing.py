@@ -27,7 +27,7 @@ def posterior_around_truth(truth, *, n_draws: int = 200, rel_sd: float = 0.05, s
 
 
 def fit_from_posterior(posterior: Posterior, *, chains: int = 2, source: str = "<test>") -> Fit:
-    """Wrap a Posterior as a :class:`Fit` (InferenceData + attributes) that can be saved and loaded."""
+    """Wrap a Posterior as a :class:`Fit` (ArviZ tree + attributes) that can be saved and loaded."""
     S = posterior.n_draws - posterior.n_draws % chains
     per_chain = S // chains
     law = posterior.law

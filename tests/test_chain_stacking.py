@@ -128,8 +128,6 @@ def test_a_group_of_one_chain_is_judged_by_its_split_r_hat():
     """A chain alone agrees with itself only if its two halves agree: a stationary chain
     passes, one that moved to another place half-way (Pile 4, seed 2: chain 1 went from
     the floor H near 0.01 to near 0.07 and stayed) does not."""
-    import arviz as az
-
     from bayesmix.chain_stacking import within_group_diagnostics
 
     rng = np.random.default_rng(6)
@@ -137,7 +135,7 @@ def test_a_group_of_one_chain_is_judged_by_its_split_r_hat():
     moved = steady.copy()
     moved[1, 500:] += 3.0
     for values, agrees in ((steady, True), (moved, False)):
-        idata = az.from_dict(posterior={"x": values}, sample_stats={"diverging": np.zeros((2, 1000), bool)})
+        idata = _az.from_draws({"x": values}, sample_stats={"diverging": np.zeros((2, 1000), bool)})
         assert _az.select_chains(idata, [1]).posterior.sizes["chain"] == 2
         rhat = within_group_diagnostics(idata, ["x"], [[0], [1]])["within_group_max_rhat"]
         assert (rhat <= MAX_RHAT) is agrees, rhat

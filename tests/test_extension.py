@@ -3,7 +3,6 @@ stop, when more draws can help, and how an unfinished trace is cut."""
 
 from __future__ import annotations
 
-import arviz as az
 import numpy as np
 import pytest
 
@@ -79,7 +78,7 @@ def test_an_unfinished_trace_is_cut_where_every_chain_has_its_draws():
     logp = rng.normal(size=(3, 10))
     logp[1, 7:] = np.nan  # chain 1 is 3 draws behind
     x[1, 7:] = np.nan
-    idata = az.from_dict(posterior={"x": x}, sample_stats={"logp": logp})
+    idata = _az.from_draws({"x": x}, sample_stats={"logp": logp})
     assert _az.completed_draws(idata) == 7
     cut = _az.first_draws(idata, 5)
     np.testing.assert_array_equal(cut.posterior["x"].values, x[:, :5])

@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
+from bayesmix import _az
 from bayesmix.pilot import (MODE_GAP_NATS, PilotReport, main_mode_chains, main_mode_draws, minor_mode_chains,
                             separated_chain_groups)
 
@@ -142,8 +143,6 @@ def test_a_refusal_over_separated_chains_says_modes_not_run_longer():
 
 
 def test_diagnose_records_where_the_chains_of_the_worst_quantity_sit():
-    import arviz as az
-
     from bayesmix.inference import diagnose
     from bayesmix.laws import get_law
 
@@ -154,7 +153,7 @@ def test_diagnose_records_where_the_chains_of_the_worst_quantity_sit():
     shift = np.array([0.0, 8.0, 8.0, 0.0]).reshape((4, 1) + (1,) * len(law.params[0].dims))
     posterior[name] = posterior[name] + shift
     logp = np.array([-10.0, -12.0, -12.0, -10.0])[:, None] + rng.normal(size=(4, 200))
-    idata = az.from_dict(posterior=posterior, sample_stats={"logp": logp, "diverging": np.zeros((4, 200), bool)},
+    idata = _az.from_draws(posterior, sample_stats={"logp": logp, "diverging": np.zeros((4, 200), bool)},
                          dims={p.name: list(p.dims) for p in law.params},
                          coords={"domain": ["a", "b", "c"], "domain_j": ["a", "b", "c"]})
     diag = diagnose(idata, law)
@@ -168,8 +167,6 @@ def test_diagnose_records_where_the_chains_of_the_worst_quantity_sit():
 def test_diagnose_finds_the_split_on_another_quantity_when_the_worst_only_mixes_slowly():
     """The Pile 4 case: the worst R-hat on a slowly mixing scale whose chains overlap,
     while the floor's chains sit in two places."""
-    import arviz as az
-
     from bayesmix.inference import diagnose
     from bayesmix.laws import get_law
 
@@ -182,7 +179,7 @@ def test_diagnose_finds_the_split_on_another_quantity_when_the_worst_only_mixes_
     posterior["W"][..., 0, 0] = 1.0 + 0.01 * slow + np.array([0.0, 0.006, 0.0, 0.006])[:, None]
     posterior["w_n"][..., 1] += np.array([0.0, 6.0, 6.0, 0.0])[:, None]
     # A sampler that records no log density (only divergences).
-    idata = az.from_dict(posterior=posterior, sample_stats={"diverging": np.zeros((4, 400), bool)},
+    idata = _az.from_draws(posterior, sample_stats={"diverging": np.zeros((4, 400), bool)},
                          dims={p.name: list(p.dims) for p in law.params},
                          coords={"domain": ["a", "b", "c"], "domain_j": ["a", "b", "c"]})
     diag = diagnose(idata, law)
@@ -197,11 +194,9 @@ def test_diagnose_finds_the_split_on_another_quantity_when_the_worst_only_mixes_
 def _trace_with_logp(means, draws: int = 300, seed: int = 4):
     """A trace of one chain per entry of ``means``: ``x``, and nutpie's ``logp`` around
     the chain's mean."""
-    import arviz as az
-
     rng = np.random.default_rng(seed)
     logp = np.asarray(means, dtype=float)[:, None] + 5 * rng.standard_normal((len(means), draws))
-    return az.from_dict(posterior={"x": rng.standard_normal((len(means), draws))}, sample_stats={"logp": logp}), logp
+    return _az.from_draws({"x": rng.standard_normal((len(means), draws))}, sample_stats={"logp": logp}), logp
 
 
 def test_a_fit_drops_the_chains_that_settled_in_a_minor_mode_and_says_so():

@@ -50,13 +50,9 @@ def _simulated_fit(with_groups=True, seed=0):
     loglik = loglik.reshape((2, 100) + loglik.shape[1:])
     _az.add_table_groups(fit.idata, weights=table.weights, model_size=table.model_size, tokens=table.tokens,
                          run_ids=table.run_ids, losses=losses, loglik=loglik, domains=table.domains)
-    import xarray as xr
-
     diverging = np.zeros((2, 100), dtype=bool)
     diverging[1, :3] = True  # three divergences, to be reported
-    fit.idata.add_groups({"sample_stats": xr.Dataset(
-        {"diverging": (("chain", "draw"), diverging)},
-        coords={"chain": np.arange(2), "draw": np.arange(100)})})
+    _az.set_sample_stats(fit.idata, {"diverging": diverging})
     return fit, table, posterior
 
 

@@ -15,7 +15,7 @@ def add_parser(sub):
     p = sub.add_parser(
         "fit", help="fit a scaling law to a run table by NUTS",
         description="Fit a registered scaling law to a run table with NUTS, print the sampler "
-                    "diagnostics, and save the posterior as ArviZ InferenceData (NetCDF).",
+                    "diagnostics, and save the posterior as an ArviZ tree (NetCDF).",
     )
     p.add_argument("runs", metavar="RUNS", help="run table: a .csv, .tsv or .parquet file")
     p.add_argument("--law", default="capacity_noise", choices=LAW_NAMES,

@@ -96,7 +96,7 @@ class NewtonMultiplier(Op):
         t = _newton_rows(*flat, act.reshape(-1, K) > 0, self.iterations, self.tolerance)
         outputs[0][0] = t.reshape(lw.shape[:-1] + (1,))
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, node, shapes):
         return [tuple(shapes[0][:-1]) + (1,)]
 
     def connection_pattern(self, node):
