@@ -700,6 +700,9 @@ def _require_numpyro() -> None:
     except ImportError:
         raise UsageError("the numpyro sampler needs jax and numpyro: pip install 'bayesmix[numpyro]' "
                          "(or pip install numpyro jax), or use --sampler nutpie") from None
+    from .laws import register_jax_conversions
+
+    register_jax_conversions()
 
 
 def identification_warnings(law: Law, table) -> list[str]:

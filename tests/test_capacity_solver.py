@@ -152,3 +152,32 @@ def test_gradient_matches_finite_differences():
             numeric[i] = (f(*args_up) - f(*args_down)) / (up[i] - down[i])
         np.testing.assert_allclose(np.atleast_1d(analytic[k]), numeric, rtol=1e-5, atol=1e-7,
                                    err_msg=f"gradient w.r.t. {name}")
+
+
+def test_jax_form_of_the_newton_op_matches_numba_in_value_and_in_jax_gradient():
+    """The JAX form (for --sampler numpyro) gives the split of the numba form, and JAX's own
+    gradient of the jaxified graph (what numpyro differentiates) equals PyTensor's gradient,
+    whose implicit-function step the test above checks against finite differences."""
+    jax = pytest.importorskip("jax")
+    pytest.importorskip("numpyro")
+    from pymc.sampling.jax import get_jaxified_graph
+
+    from bayesmix.laws import register_jax_conversions
+
+    register_jax_conversions()
+    jax.config.update("jax_enable_x64", True)
+    rng = np.random.default_rng(11)
+    h_val, b_val, c_val, H_val, n_val = random_instance(rng, 6, rows=7, zero_share=0.2)
+    b, c, H, n = pt.vector("b"), pt.vector("c"), pt.scalar("H"), pt.col("n")
+    x = capacity_split(pt.constant(h_val), b, c, H, n)
+    args = (b_val, c_val, np.float64(H_val), n_val)
+    split_numba = pytensor.function([b, c, H, n], x, mode="NUMBA")(*args)
+    split_jax = pytensor.function([b, c, H, n], x, mode="JAX")(*args)
+    np.testing.assert_allclose(split_jax, split_numba, rtol=1e-12)
+    x = capacity_split(pt.constant(h_val), b, c, H, pt.constant(n_val))
+    out = pt.sum(pt.log(x)) + pt.sum(pt.constant(h_val) * c * x ** (-b))
+    grads = pytensor.function([b, c, H], pytensor.grad(out, [b, c, H]), mode="NUMBA")(*args[:3])
+    jaxified = get_jaxified_graph(inputs=[b, c, H], outputs=[out])
+    jax_grads = jax.grad(lambda *a: jaxified(*a)[0], argnums=(0, 1, 2))(*args[:3])
+    for analytic, from_jax in zip(grads, jax_grads):
+        np.testing.assert_allclose(np.asarray(from_jax), analytic, rtol=1e-8, atol=1e-12)

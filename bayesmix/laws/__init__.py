@@ -44,7 +44,13 @@ def get_law(name: str, **options) -> Law:
     return cls(options=dict(options))
 
 
+def register_jax_conversions() -> None:
+    """Teach PyTensor's JAX backend the laws' own Ops (for JAX-based samplers); needs jax."""
+    from . import capacity_jax  # noqa: F401  (importing registers)
+
+
 # Importing the modules registers their laws.
 from . import capacity, exponential, bimix, shukor, chinchilla, linear  # noqa: E402,F401,I001
 
-__all__ = ["DOMAIN", "DOMAIN_J", "MIN_POSITIVE_WEIGHT", "Law", "Param", "available_laws", "get_law", "register"]
+__all__ = ["DOMAIN", "DOMAIN_J", "MIN_POSITIVE_WEIGHT", "Law", "Param", "available_laws", "get_law", "register",
+           "register_jax_conversions"]
