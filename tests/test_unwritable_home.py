@@ -131,5 +131,9 @@ def test_every_step_works_with_an_unwritable_home_from_empty_caches(tmp_path, un
                              unwritable_home, tmp))
     assert (tmp / "report.html").stat().st_size > 0
     private = tmp / f"bayesmix-{os.getuid()}"
-    for name in ("cache", "matplotlib", "pytensor"):
+    # PyTensor (compiled code) and matplotlib (font cache) wrote into their redirected
+    # folders; the XDG cache is redirected too (numba, platformdirs) but nothing in these
+    # steps needs to write there since ArviZ 1 dropped its daily stamp.
+    assert (private / "cache").is_dir()
+    for name in ("matplotlib", "pytensor"):
         assert any((private / name).iterdir()), name
