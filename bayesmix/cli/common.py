@@ -43,14 +43,17 @@ def add_table_options(parser) -> None:
 
 
 class DeprecatedAlias(argparse.Action):
-    """Store an option's value; given by a deprecated spelling, also print a note saying so."""
+    """Store an option's value; given by a deprecated spelling, also print a note saying so.
 
-    def __init__(self, option_strings, dest, deprecated=(), **kwargs):
-        self.deprecated = tuple(deprecated)
+    (``old_spellings``, not ``deprecated``: Python 3.13's ``argparse.Action`` has a
+    ``deprecated`` flag of its own.)"""
+
+    def __init__(self, option_strings, dest, old_spellings=(), **kwargs):
+        self.old_spellings = tuple(old_spellings)
         super().__init__(option_strings, dest, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        if option_string in self.deprecated:
+        if option_string in self.old_spellings:
             print(f"note: {option_string} is deprecated and goes in bayesmix {DEPRECATED_UNTIL}; "
                   f"write {self.option_strings[0]}", file=sys.stderr)
         setattr(namespace, self.dest, values)
@@ -74,7 +77,7 @@ def add_target_scale_options(parser, *, required: bool = True, aliases: bool = F
         names = (name, old) if aliases else (name,)
         note = f"; {old} is the deprecated spelling (removed in {DEPRECATED_UNTIL})" if aliases else ""
         parser.add_argument(*names, required=required, metavar=meta, action=DeprecatedAlias,
-                            deprecated=names[1:], help=f"target {what}, e.g. {example}{default_note}{note}")
+                            old_spellings=names[1:], help=f"target {what}, e.g. {example}{default_note}{note}")
 
 
 def parse_available(text):
