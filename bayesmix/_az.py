@@ -61,8 +61,8 @@ def _dataset(idata, group: str) -> xr.Dataset:
 
 
 def _tree(groups: dict) -> xr.DataTree:
-    return xr.DataTree.from_dict({name: xr.DataTree(ds) if isinstance(ds, xr.Dataset) else ds
-                                  for name, ds in groups.items()})
+    """A fit's tree from ``{group name: Dataset}``."""
+    return xr.DataTree.from_dict(groups)
 
 
 def diagnostics_table(idata, var_names) -> dict:
@@ -184,15 +184,16 @@ def thin(idata, max_draws: int):
 def select_chains(idata, chains):
     """The trace of the chains ``chains`` only (its posterior and sampler statistics); one
     chain comes as its two halves, two chains, so that R-hat (split R-hat) is defined."""
-    chains = [int(c) for c in chains]
-    groups = {name: _dataset(idata, name).isel(chain=chains) for name in ("posterior", "sample_stats")
-              if has_group(idata, name)}
-    if len(chains) == 1:
-        half = idata.posterior.sizes["draw"] // 2
-        for name, data in groups.items():
-            first = data.isel(chain=0, draw=slice(0, half))
-            second = data.isel(chain=0, draw=slice(half, 2 * half)).assign_coords(draw=first["draw"])
-            groups[name] = xr.concat([first, second], dim="chain").assign_coords(chain=[0, 1])
+    selected = keep_chains(keep_groups(idata, ("posterior", "sample_stats")), chains)
+    if len(chains) > 1:
+        return selected
+    half = selected.posterior.sizes["draw"] // 2
+    groups = {}
+    for name in selected.children:
+        data = _dataset(selected, name)
+        first = data.isel(chain=0, draw=slice(0, half))
+        second = data.isel(chain=0, draw=slice(half, 2 * half)).assign_coords(draw=first["draw"])
+        groups[name] = xr.concat([first, second], dim="chain").assign_coords(chain=[0, 1])
     return _tree(groups)
 
 
