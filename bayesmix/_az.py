@@ -104,6 +104,19 @@ def drop_posterior_vars(idata, names) -> None:
     idata["posterior"] = xr.DataTree(posterior.drop_vars([n for n in names if n in posterior]))
 
 
+def set_posterior_var(idata, name: str, values: np.ndarray, dims, coords: dict) -> None:
+    """Add (or replace) posterior variable ``name``: ``values (chains * draws, ...)``
+    with chain and draw stacked first, as :func:`stacked_draws` returns them; ``dims``
+    names its other axes and ``coords`` gives their labels. In place."""
+    posterior = _dataset(idata, "posterior")
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    values = np.asarray(values).reshape(chains, draws, *np.shape(values)[1:])
+    posterior[name] = xr.DataArray(values, dims=("chain", "draw", *dims),
+                                   coords={**{d: coords[d] for d in dims}, "chain": posterior.chain.values,
+                                           "draw": posterior.draw.values})
+    idata["posterior"] = xr.DataTree(posterior)
+
+
 def add_table_groups(idata, *, weights, model_size, tokens, run_ids, losses, loglik, domains):
     """Attach observed and constant data and the pointwise log-likelihood (row, domain)."""
     rows = np.arange(len(model_size))

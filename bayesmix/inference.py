@@ -1038,6 +1038,23 @@ def _sample(model: pm.Model, compiled, precondition: bool, init: dict, settings:
         return pm.sample(nuts_sampler=settings.sampler, initvals=initvals, **sample_kwargs), settings.draws
 
 
+def _draw_integrated_mixture_effects(idata, law: Law, scaling: Scaling, table, design, seed: int) -> None:
+    """Add ``mix_z`` to a trace whose model integrated the mixture effects out
+    (:attr:`~bayesmix.observation.ObservationDesign.marginal_mixture_effect`): one draw
+    from their conditional posterior per posterior draw, so that the trace holds every
+    variable of the model and predictions see the effects as if they had been sampled."""
+    names = [p.name for p in law.params] + [n for n in observation.RECORDED if n != "mix_z"]
+    values = {n: _az.stacked_draws(idata, n) for n in names if _az.has_var(idata, n)}
+    without = dataclasses.replace(design, mixture_effect=False, mixtures=())
+    rest = posterior_from_values(law, values, scaling, table.domains, without)
+    residual = (np.log(np.asarray(table.losses, dtype=float))[None]
+                - np.log(rest.expected_loss(table.weights, table.model_size, table.tokens)))
+    mix_z = observation.conditional_mixture_effects(design, table.weights, residual, values["sigma"],
+                                                    values["mix_sd"], seed=[seed, 11])
+    _az.set_posterior_var(idata, "mix_z", mix_z, ("mixture", "domain"),
+                          {"mixture": list(design.mixtures), "domain": list(table.domains)})
+
+
 def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings | None = None,
             init: dict | None = None, progressbar: bool = True, allow_warnings: bool = True,
             scaling: Scaling | None = None, **kwargs) -> Fit:
@@ -1110,6 +1127,8 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
     idata, draws_per_chain = _sample(model, compiled, precondition, init, settings, progressbar, law)
     sampling_seconds = time.perf_counter() - t1
     idata, dropped_chains = without_minor_mode_chains(idata)
+    if design.marginal_mixture_effect:
+        _draw_integrated_mixture_effects(idata, law, scaling, table, design, settings.seed)
 
     fit = Fit(idata, law, scaling, tuple(table.domains), {"observation": design.to_dict()})
     posterior = fit.posterior()

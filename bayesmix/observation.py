@@ -214,6 +214,20 @@ class ObservationDesign:
         X = self.linear_design(self.scale_points)
         return (np.eye(len(X)) - X @ self.linear_fit()) @ self.kernel_factor()
 
+    @property
+    def marginal_mixture_effect(self) -> bool:
+        """Whether the fit integrates the mixture effect out of its likelihood.
+
+        With Normal cells and no run offset, the cells of one mixture and domain are
+        jointly Normal around the law's mean (covariance ``sigma_k^2 I + mix_sd_k^2 11'``),
+        so the effects need not be sampled: hundreds of effects that the data pin down
+        far more tightly than their prior (SlimPajama: ~3 cells each, noise well below
+        ``mix_sd``) otherwise tie every one of them to ``mix_sd`` in a curved ridge that
+        NUTS crosses in ~1000 gradients a draw (230 without the effect). Their draws are
+        then taken from their exact conditional after sampling
+        (:func:`conditional_mixture_effects`)."""
+        return self.mixture_effect and self.likelihood == "normal" and not self.run_effect
+
     def describe(self) -> list[str]:
         """Plain-language lines: which terms the model has."""
         out = [f"likelihood: {'Student-t' if self.likelihood == 'student_t' else 'normal'} on log-loss"]
@@ -325,17 +339,85 @@ def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scali
         offset = offset + delta[cell_scale, cell_domain]
     if design.mixture_effect:
         model.add_coords({"mixture": list(design.mixtures)})
-        cell_mixture = pm.Data("cell_mixture", design.mixture_index(table.weights)[rows].astype("int64"))
         mix_sd = make_rv("mix_sd", priors["mix_sd"], dims="domain")
-        mix_z = pm.Normal("mix_z", 0.0, 1.0, dims=("mixture", "domain"))
-        offset = offset + (mix_sd[None, :] * mix_z)[cell_mixture, cell_domain]
+        mixture_of_cell = design.mixture_index(table.weights)[rows]
+        if not design.marginal_mixture_effect:
+            cell_mixture = pm.Data("cell_mixture", mixture_of_cell.astype("int64"))
+            mix_z = pm.Normal("mix_z", 0.0, 1.0, dims=("mixture", "domain"))
+            offset = offset + (mix_sd[None, :] * mix_z)[cell_mixture, cell_domain]
     sigma = make_rv("sigma", priors["sigma"], dims="domain")
     observed = pm.Data("observed_log_loss", np.log(losses[rows, doms]))
-    if design.likelihood == "student_t":
+    if design.mixture_effect and design.marginal_mixture_effect:
+        K = losses.shape[1]
+        groups = pm.Data("cell_mixture_group", (mixture_of_cell * K + doms).astype("int64"))
+        pm.Potential("log_loss", mixture_marginal_logp(
+            observed - offset, sigma[cell_domain], pm.math.concatenate([sigma] * len(design.mixtures)),
+            pm.math.concatenate([mix_sd] * len(design.mixtures)), groups))
+    elif design.likelihood == "student_t":
         nu = make_rv("nu", priors["nu"])
         pm.StudentT("log_loss", nu=nu, mu=offset, sigma=sigma[cell_domain], observed=observed, dims="cell")
     else:
         pm.Normal("log_loss", mu=offset, sigma=sigma[cell_domain], observed=observed, dims="cell")
+
+
+def mixture_marginal_logp(residual, cell_sigma, group_sigma, group_tau, groups):
+    """Log density of Normal cells ``residual`` (around the law's mean plus every other
+    term) whose groups share an effect ``~ N(0, tau_g^2)``, the effect integrated out
+    (a PyTensor expression).
+
+    ``cell_sigma`` is each cell's noise sd; group ``g`` (``groups``: each cell's group, in
+    ``0 .. G-1``) has noise ``group_sigma[g]`` on all its cells and effect sd
+    ``group_tau[g]``. Per group, the covariance ``sigma^2 I + tau^2 11'`` has determinant
+    ``sigma^(2n) (1 + n tau^2 / sigma^2)`` and inverse ``(I - tau^2 / (sigma^2 + n tau^2)
+    11') / sigma^2``, so with ``B`` the group's sum of residuals::
+
+        log p = sum_cells log N(r; 0, sigma^2) - 1/2 sum_g [log(1 + n tau^2 / sigma^2)
+                - tau^2 B^2 / (sigma^2 (sigma^2 + n tau^2))]
+
+    Groups without cells contribute 0.
+    """
+    import pytensor.tensor as pt
+
+    n_groups = group_sigma.shape[0]
+    counts = pt.zeros(n_groups)[groups].inc(pt.ones_like(residual))
+    sums = pt.zeros(n_groups)[groups].inc(residual)
+    s2, t2 = group_sigma**2, group_tau**2
+    cells = -0.5 * pt.sum(math.log(2 * math.pi) + 2 * pt.log(cell_sigma) + (residual / cell_sigma) ** 2)
+    shared = -0.5 * pt.sum(pt.log1p(counts * t2 / s2) - t2 * sums**2 / (s2 * (s2 + counts * t2)))
+    return cells + shared
+
+
+def mixture_effect_conditional(design: "ObservationDesign", weights, residual, sigma, mix_sd):
+    """Mean and sd ``(S, M, K)`` of the mixture effects given everything else, for a fit
+    that integrated them out (:attr:`ObservationDesign.marginal_mixture_effect`).
+
+    ``residual (S, rows, K)``: each cell's log-loss minus the law's log-mean and every
+    other term of the model, per draw (NaN where no loss was logged); ``sigma``,
+    ``mix_sd (S, K)``. The effect of mixture ``m`` on domain ``k`` with ``n`` cells
+    summing to ``B`` is Normal with precision ``1/mix_sd^2 + n/sigma^2`` and mean
+    ``(B/sigma^2) / precision``; without cells, its prior ``N(0, mix_sd^2)``.
+    """
+    residual = np.asarray(residual, dtype=float)
+    S, _, K = residual.shape
+    index = design.mixture_index(weights)
+    observed = np.isfinite(residual)
+    counts = np.zeros((len(design.mixtures), K))
+    np.add.at(counts, index, observed[0].astype(float))
+    sums = np.zeros((S, len(design.mixtures), K))
+    np.add.at(sums, (slice(None), index), np.where(observed, residual, 0.0))
+    sigma, tau = np.asarray(sigma, dtype=float)[:, None, :], np.asarray(mix_sd, dtype=float)[:, None, :]
+    precision = 1.0 / tau**2 + counts[None] / sigma**2
+    return sums / sigma**2 / precision, 1.0 / np.sqrt(precision)
+
+
+def conditional_mixture_effects(design: "ObservationDesign", weights, residual, sigma, mix_sd, *,
+                                seed=0) -> np.ndarray:
+    """One draw per posterior draw of the mixture effects from their conditional
+    (:func:`mixture_effect_conditional`), as ``mix_z (S, M, K)``: in units of ``mix_sd``,
+    the model's own coordinates."""
+    mean, sd = mixture_effect_conditional(design, weights, residual, sigma, mix_sd)
+    effect = mean + sd * np.random.default_rng(seed).standard_normal(mean.shape)
+    return effect / np.asarray(mix_sd, dtype=float)[:, None, :]
 
 
 #: Variables of the observation model recorded with every fit, when in the model.
@@ -470,7 +552,12 @@ class ObservationDraws:
         root = vecs * np.sqrt(np.clip(vals, 0.0, None))
         rng = np.random.default_rng(seed)
         S, K = self.disc_white.shape[0], self.disc_white.shape[-1]
-        gp = mean + np.einsum("nm,smk->snk", root, rng.standard_normal((S, len(new), K))) - trend
+        gp = mean + np.einsum("nm,smk->snk", root, rng.standard_normal((S, len(new), K)))
+        # At a fitted scale the conditional is the fitted value itself; the kernel's jitter
+        # would otherwise leave a spread of ~1e-3 amplitudes there.
+        fitted_at = _row_scale_index(new, design.scale_points)
+        gp[:, fitted_at >= 0] = fitted[:, fitted_at[fitted_at >= 0]]
+        gp = gp - trend
         linear = np.einsum("np,spk->snk", design.slope_distance(new), self.disc_slope)
         delta = linear + self.disc_amp[:, None, None] * gp
         return delta[:, inverse, :]

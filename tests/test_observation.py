@@ -35,7 +35,7 @@ def test_discrepancy_at_fitted_scales_is_the_fitted_value():
     factor = design.smooth_factor()
     fitted = np.einsum("gh,shk->sgk", factor, draws.disc_white) * draws.disc_amp[:, None, None]
     fitted += np.einsum("gp,spk->sgk", design.scale_points - design.centre, draws.disc_slope)
-    np.testing.assert_allclose(delta[:, :2], fitted, atol=1e-4)
+    np.testing.assert_allclose(delta[:, :2], fitted, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(delta[:, 2], delta[:, 0])  # same scale, same draw
 
 
@@ -202,6 +202,9 @@ def test_a_fit_with_discrepancy_saves_loads_and_widens_its_intervals_beyond_the_
     fit.save(path)
     loaded = Fit.load(path).posterior()
     assert loaded.observation is not None and loaded.observation.disc_slope.shape == (400, 1, 3)
+    # Integrated out of the sampled model, the mixture effects are drawn afterwards: one per draw.
+    assert loaded.observation.mix_effect.shape == (400, 8, 3) and np.all(np.isfinite(loaded.observation.mix_effect))
+    assert np.ptp(loaded.observation.mix_effect, axis=0).min() > 0
     h = np.full((1, 3), 1 / 3)
     inside = loaded.summarise(h, 2e8, 4e9)
     outside = loaded.summarise(h, 8e8, 1.6e10)
@@ -218,3 +221,84 @@ def test_a_fit_with_discrepancy_saves_loads_and_widens_its_intervals_beyond_the_
     a, b, again = (started.initial_point_func(s) for s in (11, 12, 11))
     assert not np.allclose(a, b) and np.allclose(a, again)  # one start per chain, reproducible
     assert np.all(np.abs(a - centre) < 0.6)  # draws of N(centre, 0.1^2 I): 6 sd is far out
+
+
+def test_integrated_mixture_effect_density_is_the_multivariate_normal():
+    import pytensor.tensor as pt
+
+    rng = np.random.default_rng(5)
+    groups = np.array([0, 0, 0, 2, 2, 3, 1, 3, 3, 3])  # group 4 has no cells
+    G, C = 5, len(groups)
+    group_sigma, group_tau = rng.uniform(0.01, 0.05, G), rng.uniform(0.005, 0.08, G)
+    residual = rng.normal(0.0, 0.05, C)
+    value = observation.mixture_marginal_logp(pt.as_tensor(residual), pt.as_tensor(group_sigma[groups]),
+                                              pt.as_tensor(group_sigma), pt.as_tensor(group_tau), groups).eval()
+    exact = 0.0
+    for g in range(G):
+        at = groups == g
+        if at.any():
+            cov = group_sigma[g] ** 2 * np.eye(at.sum()) + group_tau[g] ** 2
+            exact += stats.multivariate_normal.logpdf(residual[at], np.zeros(at.sum()), cov)
+    assert value == pytest.approx(exact, rel=1e-10)
+
+
+def test_integrated_mixture_effects_are_drawn_from_their_exact_conditional():
+    """Gaussian conditioning of the joint (effect, cells) by brute force against the draws:
+    mean and sd per mixture and domain, Monte Carlo tolerance of 5 standard errors."""
+    seen = np.array([[0.5, 0.5], [0.2, 0.8], [0.9, 0.1]])
+    design = ObservationDesign(mixture_effect=True, mixtures=tuple(observation.mixture_keys(seen)))
+    weights = seen[[0, 0, 1, 0, 1, 1, 1]]  # mixture 2 has no rows: its prior
+    rng = np.random.default_rng(2)
+    S, K = 20000, 2
+    residual = np.broadcast_to(rng.normal(0.0, 0.03, (1, len(weights), K)), (S, len(weights), K)).copy()
+    residual[:, 1, 0] = np.nan  # a loss that was not logged
+    sigma, tau = np.array([0.01, 0.02]), np.array([0.03, 0.005])
+    z = observation.conditional_mixture_effects(design, weights, residual, np.tile(sigma, (S, 1)),
+                                                np.tile(tau, (S, 1)), seed=4)
+    effect = z * tau
+    index = design.mixture_index(weights)
+    for m in range(3):
+        for k in range(K):
+            at = (index == m) & np.isfinite(residual[0, :, k])
+            n = at.sum()
+            cov_y = sigma[k] ** 2 * np.eye(n) + tau[k] ** 2
+            gain = np.full(n, tau[k] ** 2) @ np.linalg.inv(cov_y) if n else np.zeros(0)
+            mean = gain @ residual[0, at, k] if n else 0.0
+            sd = np.sqrt(tau[k] ** 2 - gain @ np.full(n, tau[k] ** 2)) if n else tau[k]
+            assert effect[:, m, k].mean() == pytest.approx(mean, abs=5 * sd / np.sqrt(S))
+            assert effect[:, m, k].std() == pytest.approx(sd, rel=5 / np.sqrt(2 * S))
+
+
+def test_the_model_with_mixture_effects_integrated_out_is_the_explicit_model_marginalised(monkeypatch):
+    """log p(y, theta) = log p(y, theta, z) - log p(z | y, theta) for any z: the PyMC model
+    that integrates the effects out, the explicit one that samples them (``mix_z``), and
+    the conditional that a fit draws them from afterwards agree exactly."""
+    from bayesmix.inference import _untransformed_point, build_model, posterior_from_values
+    from bayesmix.laws import get_law
+
+    law = get_law("chinchilla_domain")
+    truth = default_truth("chinchilla_domain", ("a", "b", "c"), seed=2, noise_sd=0.01)
+    table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=(5e7, 1e8, 2e8), tokens_per_param=20.0, seed=2)
+    marginal, scaling = build_model(law, table, coordinates="natural")
+    with monkeypatch.context() as patch:
+        patch.setattr(ObservationDesign, "marginal_mixture_effect", property(lambda self: False))
+        explicit, _ = build_model(law, table, coordinates="natural", scaling=scaling)
+    assert "mix_z" not in {rv.name for rv in marginal.free_RVs} and "mix_z" in {rv.name for rv in explicit.free_RVs}
+
+    rng = np.random.default_rng(0)
+    point = {k: v + rng.normal(0.0, 0.1, np.shape(v)) for k, v in marginal.initial_point().items()}
+    values = {k: np.asarray(v)[None] for k, v in _untransformed_point(marginal, point).items()}
+    design = ObservationDesign.from_table(table, scaling)
+    without = ObservationDesign(**{**design.__dict__, "mixture_effect": False, "mixtures": ()})
+    rest = posterior_from_values(law, values, scaling, table.domains, without)
+    residual = np.log(table.losses)[None] - np.log(rest.expected_loss(table.weights, table.model_size, table.tokens))
+    mean, sd = observation.mixture_effect_conditional(design, table.weights, residual, values["sigma"], values["mix_sd"])
+    tau = values["mix_sd"][0]
+
+    logp_marginal = marginal.compile_logp()(point)
+    logp_explicit = explicit.compile_logp()
+    for _ in range(3):
+        z = rng.normal(size=mean.shape[1:])
+        # The conditional density of z = effect / mix_sd: the effect's, times mix_sd.
+        log_conditional = stats.norm.logpdf(z * tau, mean[0], sd[0]).sum() + np.log(tau).sum() * len(z)
+        assert logp_explicit({**point, "mix_z": z}) - log_conditional == pytest.approx(logp_marginal, rel=1e-9)
