@@ -348,11 +348,13 @@ def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scali
     sigma = make_rv("sigma", priors["sigma"], dims="domain")
     observed = pm.Data("observed_log_loss", np.log(losses[rows, doms]))
     if design.mixture_effect and design.marginal_mixture_effect:
+        # Group m * K + k: mixture m on domain k (as data, so that one compiled model
+        # serves tables with any number of mixtures).
         K = losses.shape[1]
         groups = pm.Data("cell_mixture_group", (mixture_of_cell * K + doms).astype("int64"))
+        group_domain = pm.Data("mixture_group_domain", np.tile(np.arange(K), len(design.mixtures)).astype("int64"))
         pm.Potential("log_loss", mixture_marginal_logp(
-            observed - offset, sigma[cell_domain], pm.math.concatenate([sigma] * len(design.mixtures)),
-            pm.math.concatenate([mix_sd] * len(design.mixtures)), groups))
+            observed - offset, sigma[cell_domain], sigma[group_domain], mix_sd[group_domain], groups))
     elif design.likelihood == "student_t":
         nu = make_rv("nu", priors["nu"])
         pm.StudentT("log_loss", nu=nu, mu=offset, sigma=sigma[cell_domain], observed=observed, dims="cell")
