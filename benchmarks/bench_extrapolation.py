@@ -4,6 +4,7 @@
     python benchmarks/bench_extrapolation.py --folds sp-310       # one fold
     python benchmarks/bench_extrapolation.py --discrepancy off    # the law-only model
     python benchmarks/bench_extrapolation.py --slope-region outside  # discrepancy slopes beyond the fitted scales only
+    python benchmarks/bench_extrapolation.py --discrepancy off --mixture-effect on  # mixture effect only
     python benchmarks/bench_extrapolation.py --laws capacity_noise,chinchilla_domain
 
 Folds (final checkpoints of ``../shared/data``; forward chaining over model size):
@@ -97,6 +98,15 @@ def score_fold(name: str, law: str, settings, seed: int) -> dict:
     rows, doms = scores["cell_row"], scores["cell_domain"]
     out["sd_expected"] = float(np.median(np.log(mu).std(axis=0)[rows, doms]))
     out["sd_noise"] = float(np.median(np.asarray(posterior.sigma).mean(axis=0)[doms]))
+    # What the observation model adds to the law's mean at the held-out cells (posterior
+    # means, log-loss; medians over cells): the discrepancy at the new scale and the
+    # effect of a mixture the fit saw.
+    offsets = posterior.log_offsets(test.weights, test.model_size, test.tokens, seed=seed)
+    if offsets is not None:
+        out["offset_median"] = float(np.median(offsets.mean(axis=0)[rows, doms]))
+        eta, _ = posterior.observation.known_mixture_effect(test.weights)
+        if eta is not None:
+            out["mixture_effect_median"] = float(np.median(eta.mean(axis=0)[rows, doms]))
     if FOLDS[name][0] == "slimpajama7":
         out.update(ranking(posterior, test, seed))
     for size in np.unique(test.model_size):
@@ -111,6 +121,7 @@ def main(argv=None):
     parser.add_argument("--folds", default=",".join(FOLDS), help="comma-separated folds: " + ", ".join(FOLDS))
     parser.add_argument("--laws", default="capacity_noise,chinchilla_domain")
     parser.add_argument("--discrepancy", default="auto", choices=("auto", "on", "off"))
+    parser.add_argument("--mixture-effect", default="auto", choices=("auto", "on", "off"))
     parser.add_argument("--likelihood", default="normal", choices=("normal", "student_t"))
     parser.add_argument("--slope-region", default="all", choices=("all", "outside"),
                         help="where the discrepancy's linear part acts: at all scales, fitted with the law "
@@ -127,12 +138,13 @@ def main(argv=None):
     from bayesmix.inference import FitSettings
 
     settings = FitSettings(seed=args.seed, discrepancy=args.discrepancy, likelihood=args.likelihood,
-                           slope_region=args.slope_region)
+                           slope_region=args.slope_region, mixture_effect=args.mixture_effect)
     for key in ("draws", "tune", "chains"):
         if getattr(args, key) is not None:
             setattr(settings, key, getattr(args, key))
     print(f"# settings: {settings.chains} chains x ({settings.tune} tune + {settings.draws} draws), "
           f"seed {settings.seed}, discrepancy {settings.discrepancy} (slopes: {settings.slope_region}), "
+          f"mixture effect {settings.mixture_effect}, "
           f"likelihood {settings.likelihood}", flush=True)
     for fold in args.folds.split(","):
         for law in args.laws.split(","):
