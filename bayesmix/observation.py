@@ -265,25 +265,20 @@ class ObservationDesign:
 
 
 def _distinct_scales(n: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, tuple]:
-    """Distinct scales of the rows as features, and which features the design crosses.
+    """Distinct scales of the rows as features, and which features vary independently.
 
-    ``log_n`` and ``log_d`` are both features only where the design crosses them: some
-    model size trained at several token counts and some token count seen by several
-    model sizes (a grid, as Pile 4's). Where tokens only move with the model size (one
-    token count per size, SlimPajama's final checkpoints), a linear error in ``log_d``
-    cannot be told from one in ``log_n``: two slopes on three or four points along one
-    path saturate the scales (with the law's own N and D terms, a posterior of ridges and
-    modes), so ``log_n`` alone; ``log_d`` alone when the model size is constant.
+    ``log_d`` is a feature only where tokens vary other than with the model size (the
+    distinct scales are not on one line in (log n, log d)); otherwise ``log_n`` alone, or
+    ``log_d`` alone when the model size is constant.
     """
     both = np.unique(np.round(np.stack([np.log(n), np.log(d)], axis=-1), 9), axis=0)
     if len(both) < 2:
         return both[:, :1], ()
-    sizes, tokens = both[:, 0], both[:, 1]
-    several_tokens = any(len(np.unique(tokens[sizes == v])) > 1 for v in np.unique(sizes))
-    several_sizes = any(len(np.unique(sizes[tokens == v])) > 1 for v in np.unique(tokens))
-    if several_tokens and several_sizes:
+    centred = both - both.mean(axis=0)
+    rank = np.linalg.matrix_rank(centred, tol=1e-6)
+    if rank >= 2:
         features = ("log_n", "log_d")
-    elif np.ptp(sizes) > 1e-9:
+    elif np.ptp(both[:, 0]) > 1e-9:
         features = ("log_n",)
     else:
         features = ("log_d",)

@@ -8,7 +8,6 @@ import pytest
 from scipy import stats
 
 from bayesmix import observation
-from bayesmix.data import RunTable
 from bayesmix.errors import UsageError
 from bayesmix.observation import ObservationDesign, ObservationDraws
 from bayesmix.scaling import Scaling
@@ -78,17 +77,6 @@ def test_design_rules_on_tables():
     two, _ = simulate_runs(truth, n_mixtures=8, model_sizes=[1e8, 3e8], tokens=[2e9], seed=0)
     design = ObservationDesign.from_table(two, Scaling.from_table(two))
     assert design.discrepancy and design.features == ("log_n",) and len(design.scale_points) == 2
-    # Tokens that move with the model size (one count per size): log_n alone, even though
-    # the scales are not on one line in (log n, log d).
-    path = RunTable.from_arrays(np.tile(two.weights[:4], (3, 1)), np.repeat([1e8, 3e8, 6e8], 4),
-                                np.repeat([2e9, 2e9, 9e9], 4), np.tile(two.losses[:4], (3, 1)), two.domains)
-    design = ObservationDesign.from_table(path, Scaling.from_table(path))
-    assert design.features == ("log_n",) and len(design.scale_points) == 3
-    # A grid (some size at two token counts, some token count at two sizes): both.
-    grid, _ = simulate_runs(truth, n_mixtures=4, model_sizes=[1e8, 3e8], tokens=[2e9, 6e9], seed=0)
-    design = ObservationDesign.from_table(grid, Scaling.from_table(grid))
-    assert design.features == ("log_n", "log_d") and len(design.scale_points) == 4
-    design = ObservationDesign.from_table(two, Scaling.from_table(two))
     off = ObservationDesign.from_table(two, Scaling.from_table(two), discrepancy="off")
     assert not off.discrepancy and not off.mixture_effect
     with pytest.raises(UsageError, match="discrepancy"):
