@@ -26,6 +26,9 @@ For run ``r`` (mixture ``m(r)``, scale ``s_r = (log n_r[, log d_r])``) and domai
 * ``eta_(m, k)`` -- the **mixture effect**: what a mixture does to domain ``k`` that the
   law misses, shared by every run of that mixture at any scale (sd per domain). A known
   mixture keeps its posterior effect at a new scale; a new mixture draws a fresh one.
+  With Normal cells and no run offset the sampled model integrates the effects out in
+  closed form (:func:`mixture_marginal_logp`) and a fit draws them afterwards from their
+  exact conditional (:func:`conditional_mixture_effects`).
 * ``u_r`` -- the per-run offset shared by a run's checkpoints and domains.
 * ``eps_rk`` -- cell noise, Normal or Student-t with sd ``sigma_k``.
 
@@ -347,7 +350,7 @@ def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scali
             offset = offset + (mix_sd[None, :] * mix_z)[cell_mixture, cell_domain]
     sigma = make_rv("sigma", priors["sigma"], dims="domain")
     observed = pm.Data("observed_log_loss", np.log(losses[rows, doms]))
-    if design.mixture_effect and design.marginal_mixture_effect:
+    if design.marginal_mixture_effect:
         # Group m * K + k: mixture m on domain k (as data, so that one compiled model
         # serves tables with any number of mixtures).
         K = losses.shape[1]
