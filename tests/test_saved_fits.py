@@ -38,9 +38,14 @@ def test_fit_from_arviz_023_predicts_what_that_release_predicted(run_cli, tmp_pa
     new, old = pd.read_csv(out), pd.read_csv(DATA / "pred_arviz023.csv")
     assert list(new["run_id"]) == list(old["run_id"])
     for d in DOMAINS:
-        # The posterior mean of the expected loss uses every stored draw: no randomness,
-        # so the two releases agree to rounding.
-        np.testing.assert_allclose(new[f"pred_{d}"], old[f"pred_{d}"], rtol=1e-9)
-        # The interval adds simulated noise; same seed, same draws.
-        np.testing.assert_allclose(new[f"q95_{d}"], old[f"q95_{d}"], rtol=1e-6)
+        # The posterior mean of the expected loss uses every stored draw. These rows are
+        # at fitted scales, where release 0.1.0 added the discrepancy kernel's jitter as
+        # noise (sd ~1.4e-3 disc_amp, ~1.2e-5 in log-loss per draw at this fit's mean
+        # amplitude 0.0083; ~1e-6 on a mean over 300 draws); this release returns the
+        # fitted value there. Beyond that the two releases agree to rounding.
+        np.testing.assert_allclose(new[f"pred_{d}"], old[f"pred_{d}"], rtol=1e-5)
+        # The interval adds simulated noise; same seed, same draws. A sample quantile moves
+        # by at most the largest change of one draw: the jitter's noise at this fit's
+        # largest amplitude (0.029) is ~3.5 x 1.4e-3 x 0.029 = 1.4e-4 in log-loss.
+        np.testing.assert_allclose(new[f"q95_{d}"], old[f"q95_{d}"], rtol=2e-4)
         assert (new[f"q05_{d}"] < new[f"pred_{d}"]).all() and (new[f"pred_{d}"] < new[f"q95_{d}"]).all()
