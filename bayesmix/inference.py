@@ -336,6 +336,8 @@ def map_posterior(table, law="capacity_noise", *, priors=None, starts: int = 4, 
                                  on_unused_input="ignore")
     values = {n: np.asarray(v, dtype=float)[None]
               for n, v in zip(names, evaluate(*[point[v.name] for v in model.value_vars]))}
+    if design.marginal_mixture_effect:
+        values["mix_z"] = _integrated_mixture_z(law, values, scaling, table, design)
     return posterior_from_values(law, values, scaling, table.domains, design)
 
 
@@ -1038,19 +1040,30 @@ def _sample(model: pm.Model, compiled, precondition: bool, init: dict, settings:
         return pm.sample(nuts_sampler=settings.sampler, initvals=initvals, **sample_kwargs), settings.draws
 
 
-def _draw_integrated_mixture_effects(idata, law: Law, scaling: Scaling, table, design, seed: int) -> None:
-    """Add ``mix_z`` to a trace whose model integrated the mixture effects out
-    (:attr:`~bayesmix.observation.ObservationDesign.marginal_mixture_effect`): one draw
-    from their conditional posterior per posterior draw, so that the trace holds every
-    variable of the model and predictions see the effects as if they had been sampled."""
-    names = [p.name for p in law.params] + [n for n in observation.RECORDED if n != "mix_z"]
-    values = {n: _az.stacked_draws(idata, n) for n in names if _az.has_var(idata, n)}
+def _integrated_mixture_z(law: Law, values: dict, scaling: Scaling, table, design, *, seed=None) -> np.ndarray:
+    """``mix_z (S, M, K)`` for draws ``values`` of a model that integrated the mixture
+    effects out (:attr:`~bayesmix.observation.ObservationDesign.marginal_mixture_effect`):
+    one draw from their conditional posterior per draw, or with ``seed`` None its mean
+    (the effects' joint mode given the rest, for a point fit)."""
     without = dataclasses.replace(design, mixture_effect=False, mixtures=())
     rest = posterior_from_values(law, values, scaling, table.domains, without)
     residual = (np.log(np.asarray(table.losses, dtype=float))[None]
                 - np.log(rest.expected_loss(table.weights, table.model_size, table.tokens)))
-    mix_z = observation.conditional_mixture_effects(design, table.weights, residual, values["sigma"],
-                                                    values["mix_sd"], seed=[seed, 11])
+    if seed is None:
+        mean, _ = observation.mixture_effect_conditional(design, table.weights, residual, values["sigma"],
+                                                         values["mix_sd"])
+        return mean / np.asarray(values["mix_sd"], dtype=float)[:, None, :]
+    return observation.conditional_mixture_effects(design, table.weights, residual, values["sigma"],
+                                                   values["mix_sd"], seed=seed)
+
+
+def _draw_integrated_mixture_effects(idata, law: Law, scaling: Scaling, table, design, seed: int) -> None:
+    """Add ``mix_z`` to a trace whose model integrated the mixture effects out: one draw
+    from their conditional posterior per posterior draw, so that the trace holds every
+    variable of the model and predictions see the effects as if they had been sampled."""
+    names = [p.name for p in law.params] + [n for n in observation.RECORDED if n != "mix_z"]
+    values = {n: _az.stacked_draws(idata, n) for n in names if _az.has_var(idata, n)}
+    mix_z = _integrated_mixture_z(law, values, scaling, table, design, seed=[seed, 11])
     _az.set_posterior_var(idata, "mix_z", mix_z, ("mixture", "domain"),
                           {"mixture": list(design.mixtures), "domain": list(table.domains)})
 

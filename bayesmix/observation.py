@@ -356,8 +356,11 @@ def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scali
         K = losses.shape[1]
         groups = pm.Data("cell_mixture_group", (mixture_of_cell * K + doms).astype("int64"))
         group_domain = pm.Data("mixture_group_domain", np.tile(np.arange(K), len(design.mixtures)).astype("int64"))
-        pm.Potential("log_loss", mixture_marginal_logp(
-            observed - offset, sigma[cell_domain], sigma[group_domain], mix_sd[group_domain], groups))
+        # One multivariate observation of all cells: its density is the closed form, its
+        # draws (prior and posterior predictive) the effects and the noise.
+        pm.CustomDist("log_loss", offset, sigma[cell_domain], sigma[group_domain], mix_sd[group_domain], groups,
+                      logp=_integrated_logp, random=_integrated_random, signature="(c),(c),(g),(g),(c)->(c)",
+                      observed=observed, dims="cell")
     elif design.likelihood == "student_t":
         nu = make_rv("nu", priors["nu"])
         pm.StudentT("log_loss", nu=nu, mu=offset, sigma=sigma[cell_domain], observed=observed, dims="cell")
@@ -390,6 +393,17 @@ def mixture_marginal_logp(residual, cell_sigma, group_sigma, group_tau, groups):
     cells = -0.5 * pt.sum(math.log(2 * math.pi) + 2 * pt.log(cell_sigma) + (residual / cell_sigma) ** 2)
     shared = -0.5 * pt.sum(pt.log1p(counts * t2 / s2) - t2 * sums**2 / (s2 * (s2 + counts * t2)))
     return cells + shared
+
+
+def _integrated_logp(value, mu, cell_sigma, group_sigma, group_tau, groups):
+    return mixture_marginal_logp(value - mu, cell_sigma, group_sigma, group_tau, groups)
+
+
+def _integrated_random(mu, cell_sigma, group_sigma, group_tau, groups, rng=None, size=None):
+    batch = tuple(np.atleast_1d(size)) if size is not None else ()
+    effect = rng.standard_normal(batch + np.shape(group_tau)[-1:]) * group_tau
+    noise = rng.standard_normal(batch + np.shape(mu)[-1:]) * cell_sigma
+    return mu + effect[..., np.asarray(groups, dtype=int)] + noise
 
 
 def mixture_effect_conditional(design: "ObservationDesign", weights, residual, sigma, mix_sd):
