@@ -56,7 +56,12 @@ def within_group_diagnostics(idata, names, groups) -> dict:
             "within_group_min_ess_bulk": float(ess)}
 
 
-def group_weights(loglik: np.ndarray, groups) -> np.ndarray:
+#: Fewest draws in a group that PSIS-LOO can smooth: ArviZ fits the Pareto tail to 20%
+#: of them and needs at least 5 there.
+MIN_GROUP_DRAWS = 25
+
+
+def group_weights(loglik: np.ndarray, groups) -> np.ndarray | None:
     """Stacking weights of groups of chains.
 
     Parameters
@@ -68,13 +73,17 @@ def group_weights(loglik: np.ndarray, groups) -> np.ndarray:
 
     Returns
     -------
-    ndarray ``(groups,)``
+    ndarray ``(groups,)`` or None
         Non-negative, summing to 1: the weights maximising the summed log of the groups'
-        mixed PSIS-LOO predictive densities of the points.
+        mixed PSIS-LOO predictive densities of the points. None where a group has fewer
+        than :data:`MIN_GROUP_DRAWS` draws: then the groups are not weighted (and the gate
+        does not keep them as modes).
     """
     from .compare import stacking_weights  # compare builds on this module
 
     loglik = np.asarray(loglik, dtype=float)
+    if min(len(chains) for chains in groups) * loglik.shape[1] < MIN_GROUP_DRAWS:
+        return None
     lpd = np.column_stack([_az.psis_loo(loglik[np.asarray(chains, dtype=int)])["elpd_i"] for chains in groups])
     return stacking_weights(lpd)
 

@@ -1162,7 +1162,7 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
         stacked_loglik, _ = integrated_loglik(posterior, table)
         weights = chain_stacking.group_weights(stacked_loglik.reshape(chains, draws, -1),
                                                [g["chains"] for g in diag["chain_groups"]])
-        for group, weight in zip(diag["chain_groups"], weights):
+        for group, weight in zip(diag["chain_groups"], [] if weights is None else weights):
             group["weight"] = float(weight)
     diag["sampling_seconds"] = sampling_seconds
     diag["draws_per_chain"] = draws_per_chain

@@ -139,3 +139,11 @@ def test_a_group_of_one_chain_is_judged_by_its_split_r_hat():
         assert _az.select_chains(idata, [1]).posterior.sizes["chain"] == 2
         rhat = within_group_diagnostics(idata, ["x"], [[0], [1]])["within_group_max_rhat"]
         assert (rhat <= MAX_RHAT) is agrees, rhat
+
+
+def test_groups_too_small_for_psis_are_not_weighted():
+    """A group of one chain of 10 draws has 2 tail draws for PSIS (it needs 5): no weights,
+    so the fit is judged by R-hat alone; at 25 draws the same groups are weighted."""
+    points = np.random.default_rng(1).normal(0.0, 1.0, 30)
+    assert group_weights(_mode_loglik(points, [0.0, 4.0], draws=10), [[0], [1]]) is None
+    assert group_weights(_mode_loglik(points, [0.0, 4.0], draws=25), [[0], [1]])[0] > 0.99
