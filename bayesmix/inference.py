@@ -69,8 +69,9 @@ class FitSettings:
     mixture_effect: str = "auto"
     #: Where the discrepancy's linear part acts (:data:`bayesmix.observation.SLOPE_REGIONS`):
     #: "all": fitted with the law at every scale; "outside": beyond the fitted scales only,
-    #: from its prior (an experiment, not yet the default: see the README).
-    slope_region: str = "all"
+    #: from its prior; "auto": "all" where the design runs most mixtures at several values
+    #: of every scale feature (:func:`bayesmix.observation.paired_features`), else "outside".
+    slope_region: str = "auto"
     map_starts: int = 4
     cores: int | None = None
     coordinates: str = "auto"
@@ -1045,7 +1046,7 @@ def _integrated_mixture_z(law: Law, values: dict, scaling: Scaling, table, desig
     effects out (:attr:`~bayesmix.observation.ObservationDesign.marginal_mixture_effect`):
     one draw from their conditional posterior per draw, or with ``seed`` None its mean
     (the effects' joint mode given the rest, for a point fit)."""
-    without = dataclasses.replace(design, mixture_effect=False, mixtures=())
+    without = dataclasses.replace(design, mixture_effect=False, mixtures=(), mixture_blocks=())
     rest = posterior_from_values(law, values, scaling, table.domains, without)
     residual = (np.log(np.asarray(table.losses, dtype=float))[None]
                 - np.log(rest.expected_loss(table.weights, table.model_size, table.tokens)))

@@ -71,7 +71,7 @@ def ranking(posterior, test, seed: int = 0) -> dict:
     return {"spearman": float(rho), "regret": float(regret)}
 
 
-def score_fold(name: str, law: str, settings, seed: int) -> dict:
+def score_fold(name: str, law: str, settings, seed: int, *, save=None) -> dict:
     from bayesmix.compare import score_runs
     from bayesmix.inference import fit_law
     from bayesmix.metrics import interval_coverage, mean_relative_error
@@ -80,6 +80,9 @@ def score_fold(name: str, law: str, settings, seed: int) -> dict:
     t0 = time.perf_counter()
     fit = fit_law(train, law, settings=settings, progressbar=PROGRESS, allow_warnings=True)
     seconds = time.perf_counter() - t0
+    if save:
+        Path(save).mkdir(parents=True, exist_ok=True)
+        fit.save(Path(save) / f"{name}-{law}.nc")
     posterior = fit.posterior()
     scores = score_runs(posterior, test, seed=seed)
     observed, mean = scores["observed"], scores["mean"]
@@ -123,14 +126,17 @@ def main(argv=None):
     parser.add_argument("--discrepancy", default="auto", choices=("auto", "on", "off"))
     parser.add_argument("--mixture-effect", default="auto", choices=("auto", "on", "off"))
     parser.add_argument("--likelihood", default="normal", choices=("normal", "student_t"))
-    parser.add_argument("--slope-region", default="all", choices=("all", "outside"),
-                        help="where the discrepancy's linear part acts: at all scales, fitted with the law "
-                             "(default), or outside the fitted scales only, from its prior")
+    parser.add_argument("--slope-region", default="auto", choices=("auto", "all", "outside"),
+                        help="where the discrepancy's linear part acts: fitted at all scales where the "
+                             "design pairs every scale feature, else outside (default); at all scales, fitted "
+                             "with the law; or outside the fitted scales only, from its prior")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--draws", type=int, default=None, help="draws per chain (default: the library's)")
     parser.add_argument("--tune", type=int, default=None, help="tuning draws per chain (default: the library's)")
     parser.add_argument("--chains", type=int, default=None, help="chains (default: the library's)")
     parser.add_argument("--progress", action="store_true", help="show the sampler's progress")
+    parser.add_argument("--save", default=None, metavar="DIR",
+                        help="save each fold's fit as DIR/FOLD-LAW.nc (to look at it again without refitting)")
     args = parser.parse_args(argv)
     global PROGRESS
     PROGRESS = args.progress
@@ -148,7 +154,7 @@ def main(argv=None):
           f"likelihood {settings.likelihood}", flush=True)
     for fold in args.folds.split(","):
         for law in args.laws.split(","):
-            row = score_fold(fold, law, FitSettings(**settings.to_dict()), args.seed)
+            row = score_fold(fold, law, FitSettings(**settings.to_dict()), args.seed, save=args.save)
             text = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
             print(text, flush=True)
 
