@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -65,9 +66,9 @@ def misspecified_truth(law: str, seed: int):
     return default_truth(law, DOMAINS, seed=seed, noise_sd=0.01)
 
 
-def score(truth, seed: int, settings) -> dict:
-    from bayesmix.inference import fit_law
-    from bayesmix.metrics import interval_coverage, mean_relative_error
+def datasets(truth, seed: int):
+    """(train, test) of one simulated campaign: 8 mixtures at :data:`SIZES`, and 8 new
+    mixtures at :data:`TARGET_SIZE`."""
     from bayesmix.simulate import simulate_runs
 
     train, _ = simulate_runs(truth, n_mixtures=8, model_sizes=SIZES, tokens_per_param=TOKENS_PER_PARAM, seed=seed)
@@ -75,8 +76,19 @@ def score(truth, seed: int, settings) -> dict:
     mixtures = rng.dirichlet(np.ones(len(DOMAINS)), size=8)
     test, _ = simulate_runs(truth, mixtures=mixtures, model_sizes=[TARGET_SIZE],
                             tokens_per_param=TOKENS_PER_PARAM, seed=seed + 20_000)
+    return train, test
+
+
+def score(truth, seed: int, settings, *, save=None, name="") -> dict:
+    from bayesmix.inference import fit_law
+    from bayesmix.metrics import interval_coverage, mean_relative_error
+
+    train, test = datasets(truth, seed)
     t0 = time.perf_counter()
     fit = fit_law(train, "capacity_noise", settings=settings, progressbar=False, allow_warnings=True)
+    if save:
+        Path(save).mkdir(parents=True, exist_ok=True)
+        fit.save(Path(save) / f"{name}.nc")
     summary = fit.posterior().summarise(test.weights, test.model_size, test.tokens, seed=seed)
     observed = np.asarray(test.losses)
     return {"coverage": interval_coverage(summary["q05"], summary["q95"], observed),
@@ -93,6 +105,7 @@ def main(argv=None):
     parser.add_argument("--draws", type=int, default=None, help="draws per chain (default: the library's)")
     parser.add_argument("--tune", type=int, default=None, help="tuning draws per chain (default: the library's)")
     parser.add_argument("--chains", type=int, default=None, help="chains (default: the library's)")
+    parser.add_argument("--save", default=None, metavar="DIR", help="save each fit as DIR/KIND-SEED.nc")
     args = parser.parse_args(argv)
 
     from bayesmix.inference import FitSettings
@@ -108,7 +121,8 @@ def main(argv=None):
     pooled: dict[str, list] = {}
     for kind, seed in jobs:
         truth = prior_truth(seed) if kind == "prior" else misspecified_truth(kind, seed)
-        row = score(truth, seed, FitSettings(**{**base.to_dict(), "seed": seed}))
+        row = score(truth, seed, FitSettings(**{**base.to_dict(), "seed": seed}), save=args.save,
+                    name=f"{kind}-{seed}")
         pooled.setdefault(kind, []).append(row)
         print(f"{kind:<18} seed {seed:>2}  " + "  ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)

@@ -50,7 +50,9 @@ def test_discrepancy_away_from_fitted_scales_matches_the_gaussian_process_condit
     x_new = np.array([[2.0]])
     many = np.stack([draws.discrepancy(np.exp(x_new[:, 0]), np.ones(1), seed=s)[0, 0, 0] for s in range(4000)])
     # Closed form: the GP kriged from the smooth part's values at the fitted scales (the
-    # GP's values there less the line through them, built here by a polynomial fit).
+    # GP's values there less the line through them, built here by a polynomial fit), plus
+    # the bend beyond them: a slope change ~ N(0, (amp / lengthscale)^2) times the
+    # distance beyond the largest fitted scale (1.0 here).
     k = observation.se_kernel
     X = design.scale_points
     K_gg = k(X, X, 1.0) + observation.KERNEL_JITTER * np.eye(3)
@@ -59,21 +61,27 @@ def test_discrepancy_away_from_fitted_scales_matches_the_gaussian_process_condit
     assert np.abs(smooth).max() > 0.05  # a bend that the kriging carries to the new scale
     k_ng = k(x_new, X, 1.0)
     mean = 0.03 * (k_ng @ np.linalg.solve(K_gg, smooth))[0]
-    var = 0.03**2 * (k(x_new, x_new, 1.0) - k_ng @ np.linalg.solve(K_gg, k_ng.T))[0, 0]
+    var = 0.03**2 * ((k(x_new, x_new, 1.0) - k_ng @ np.linalg.solve(K_gg, k_ng.T))[0, 0] + 1.0**2)
     # 4000 draws: the mean within 4 standard errors, the sd within 5% (its sampling sd is ~1.1%).
     assert abs(many.mean() - mean) < 4 * np.sqrt(var / len(many))
     assert abs(many.std() / np.sqrt(var) - 1) < 0.05
 
 
-def test_discrepancy_far_from_the_fitted_scales_reverts_to_the_linear_part():
+@pytest.mark.parametrize("region", ["all", "outside"])
+def test_discrepancy_far_from_the_fitted_scales_reverts_to_the_linear_part_and_widens_with_distance(region):
     """The smooth part does not extrapolate a bend among the fitted scales into a slope:
-    many length scales away its mean is 0 and its sd the amplitude."""
+    many length scales away its mean is 0 and its sd the amplitude; fitted slopes may bend
+    beyond the fitted scales (sd amp / lengthscale per e-fold), slopes from the prior
+    already carry that (no bend)."""
     design = _design([[-0.5], [0.0], [0.5]])
+    design = ObservationDesign(**{**design.__dict__, "slope_region": (region,)})
     white = np.array([[[2.0], [-2.0], [2.0]]])
     draws = ObservationDraws(design, disc_slope=np.zeros((1, 1, 1)), disc_amp=np.array([0.03]), disc_white=white)
-    far = np.stack([draws.discrepancy(np.exp([8.0]), np.ones(1), seed=s)[0, 0, 0] for s in range(4000)])
-    assert abs(far.mean()) < 4 * 0.03 / np.sqrt(len(far))
-    assert abs(far.std() / 0.03 - 1) < 0.05
+    for x in (4.0, 8.0):
+        far = np.stack([draws.discrepancy(np.exp([x]), np.ones(1), seed=s)[0, 0, 0] for s in range(4000)])
+        sd = 0.03 * np.sqrt(1.0 + ((x - 0.5) ** 2 if region == "all" else 0.0))
+        assert abs(far.mean()) < 4 * sd / np.sqrt(len(far))
+        assert abs(far.std() / sd - 1) < 0.05
 
 
 def test_discrepancy_spread_grows_with_distance_from_the_fitted_scales():
