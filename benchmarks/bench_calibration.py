@@ -26,6 +26,13 @@ prior truths, 20 datasets: pooled coverage 0.940, median MRE 2.87% (3 fits above
 1.01, 6 with divergences); chinchilla_domain, 3 datasets: 0.667, MRE 3.62%; additive, 3
 datasets: 0.556, MRE 4.98% (7-206 divergences, one R-hat 1.15). Calibrated where the law
 is right; too narrow where it is wrong (issue 17).
+
+Misspecified truths again (2026-12-03, main at 8fefda7: the smooth part kriged, fitted
+slopes bending beyond the fitted scales; ``--prior 0 --misspecified 3``, 3 busy cores):
+chinchilla_domain 0.681 (0.667, 0.500, 0.875), MRE 3.70%; additive 0.542 (0.417, 0.625,
+0.583), MRE 5.24%; every fit R-hat 1.01, no divergence. Without the bend (the same code
+otherwise) chinchilla_domain covered 0.625, 0.417, 0.708. Still too narrow where the law
+is wrong: the error at 4x is 2-3 times the spread the fitted scales give it.
 """
 
 from __future__ import annotations
