@@ -262,8 +262,8 @@ class ObservationDesign:
         out.append("per-run offset: " + ("yes" if self.run_effect else "no"))
         if self.discrepancy:
             out.append(f"scale discrepancy: over {', '.join(self.features)} at {len(self.scale_points)} fitted scales"
-                       + "; slopes " + ", ".join(f"{f}: {'fitted' if r == 'all' else 'beyond them, from the prior'}"
-                                                 for f, r in zip(self.features, self.feature_regions)))
+                       + "; slopes " + ", ".join(sorted({"fitted" if r == "all" else "beyond them, from the prior"
+                                                         for r in self.feature_regions})))
         else:
             out.append("scale discrepancy: no (law-only)")
         out.append(f"mixture effect: {len(self.mixtures)} mixtures" if self.mixture_effect else "mixture effect: no")
