@@ -197,16 +197,28 @@ def thin(idata, max_draws: int):
 def select_chains(idata, chains):
     """The trace of the chains ``chains`` only (its posterior and sampler statistics); one
     chain comes as its two halves, two chains, so that R-hat (split R-hat) is defined."""
-    selected = keep_chains(keep_groups(idata, ("posterior", "sample_stats")), chains)
-    if len(chains) > 1:
-        return selected
-    half = selected.posterior.sizes["draw"] // 2
+    draws = idata.posterior.sizes["draw"]
+    return select_windows(idata, [(int(c), 0, draws) for c in chains])
+
+
+def select_windows(idata, windows):
+    """The trace of draw windows ``(chain, start, stop)``, all of one length, each as a
+    chain (posterior and sampler statistics only); one window comes as its two halves,
+    so that R-hat (split R-hat) is defined."""
+    windows = [tuple(int(v) for v in w) for w in windows]
+    if len(windows) == 1:
+        chain, start, stop = windows[0]
+        half = (stop - start) // 2
+        windows = [(chain, start, start + half), (chain, start + half, start + 2 * half)]
+    if len({stop - start for _, start, stop in windows}) > 1:
+        raise ValueError("select_windows: the windows must all have one length")
+    source = keep_groups(idata, ("posterior", "sample_stats"))
     groups = {}
-    for name in selected.children:
-        data = _dataset(selected, name)
-        first = data.isel(chain=0, draw=slice(0, half))
-        second = data.isel(chain=0, draw=slice(half, 2 * half)).assign_coords(draw=first["draw"])
-        groups[name] = xr.concat([first, second], dim="chain").assign_coords(chain=[0, 1])
+    for name in source.children:
+        data = _dataset(source, name)
+        parts = [data.isel(chain=chain, draw=slice(start, stop)).assign_coords(draw=np.arange(stop - start))
+                 for chain, start, stop in windows]
+        groups[name] = xr.concat(parts, dim="chain").assign_coords(chain=np.arange(len(parts)))
     return _tree(groups)
 
 

@@ -14,6 +14,11 @@ of the groups predicts each left-out run best. This module gives those weights
 (:func:`group_weights`, a training run being the unit left out, as in
 :mod:`bayesmix.compare`) and the draws that carry them (:func:`weighted_draw_index`).
 
+A group can also hold parts of chains: where a chain crossed from one mode to another,
+its stays in each are cut into windows (:func:`bayesmix.pilot.separated_draw_windows`)
+and a group is a list of windows ``(chain, start, stop)``; draws of a crossing belong
+to no group and leave the posterior.
+
 A fit is kept this way only where each group's chains agree among themselves
 (:func:`within_group_diagnostics`): each group then pictures its mode faithfully, and
 only the share between modes is left to estimate. Stacking weights are predictive,
@@ -28,16 +33,30 @@ import numpy as np
 from . import _az
 
 
+def as_windows(group, draws: int) -> list[tuple[int, int, int]]:
+    """A group's draws as windows ``(chain, start, stop)``: an entry that is one integer
+    is a whole chain of ``draws`` draws, a triple a window of one (see
+    :func:`bayesmix.pilot.separated_draw_windows`)."""
+    return [(int(w), 0, int(draws)) if np.ndim(w) == 0 else tuple(int(v) for v in w) for w in group]
+
+
+def group_of(record: dict, draws: int) -> list[tuple[int, int, int]]:
+    """The windows of a fit's ``chain_groups`` entry: its ``windows``, or its whole
+    ``chains`` (fits saved before groups could hold parts of chains)."""
+    return as_windows(record.get("windows") or record["chains"], draws)
+
+
 def within_group_diagnostics(idata, names, groups) -> dict:
-    """R-hat and ESS of ``names`` computed within each group of chains.
+    """R-hat and ESS of ``names`` computed within each group of chains or windows.
 
     Parameters
     ----------
     idata : DataTree
     names : list of str
         Variables to check (the gate's).
-    groups : list of array_like of int
-        Chain indices of each group.
+    groups : list
+        Each group's chain indices, or its windows ``(chain, start, stop)`` of one
+        length (:func:`as_windows`).
 
     Returns
     -------
@@ -47,8 +66,9 @@ def within_group_diagnostics(idata, names, groups) -> dict:
         ``within_group_min_ess_bulk``.
     """
     worst, worst_param, ess = 1.0, None, np.inf
-    for chains in groups:
-        table = _az.diagnostics_table(_az.select_chains(idata, chains), names)
+    draws = idata.posterior.sizes["draw"]
+    for group in groups:
+        table = _az.diagnostics_table(_az.select_windows(idata, as_windows(group, draws)), names)
         if table["max_rhat"] >= worst:
             worst, worst_param = table["max_rhat"], table["worst_rhat_param"]
         ess = min(ess, table["min_ess_bulk"])
@@ -68,8 +88,8 @@ def group_weights(loglik: np.ndarray, groups) -> np.ndarray | None:
     ----------
     loglik : ndarray ``(chains, draws, points)``
         Pointwise log-likelihood of every draw (a point: one training run).
-    groups : list of array_like of int
-        Chain indices of each group.
+    groups : list
+        Each group's chain indices or windows (:func:`as_windows`).
 
     Returns
     -------
@@ -82,10 +102,20 @@ def group_weights(loglik: np.ndarray, groups) -> np.ndarray | None:
     from .compare import stacking_weights  # compare builds on this module
 
     loglik = np.asarray(loglik, dtype=float)
-    if min(len(chains) for chains in groups) * loglik.shape[1] < MIN_GROUP_DRAWS:
+    groups = [as_windows(group, loglik.shape[1]) for group in groups]
+    if min(sum(stop - start for _, start, stop in group) for group in groups) < MIN_GROUP_DRAWS:
         return None
-    lpd = np.column_stack([_az.psis_loo(loglik[np.asarray(chains, dtype=int)])["elpd_i"] for chains in groups])
+    lpd = np.column_stack([_az.psis_loo(_windows_of(loglik, group))["elpd_i"] for group in groups])
     return stacking_weights(lpd)
+
+
+def _windows_of(values: np.ndarray, windows) -> np.ndarray:
+    """``values`` ``(chains, draws, ...)`` of the windows, each as a chain (equal lengths)
+    or, where lengths differ, all as one chain."""
+    parts = [values[chain, start:stop] for chain, start, stop in windows]
+    if len({len(p) for p in parts}) == 1:
+        return np.stack(parts)
+    return np.concatenate(parts)[None]
 
 
 def allocate_draws(weights, sizes, total: int) -> list[np.ndarray]:
@@ -119,7 +149,8 @@ def weighted_draw_index(diagnostics: dict, chains: int, draws: int) -> np.ndarra
     groups = diagnostics.get("chain_groups") or []
     if len(groups) < 2 or any("weight" not in g for g in groups):
         return None
-    flat = [np.concatenate([np.arange(c * draws, (c + 1) * draws) for c in g["chains"]]) for g in groups]
+    flat = [np.concatenate([np.arange(chain * draws + start, chain * draws + stop)
+                            for chain, start, stop in group_of(g, draws)]) for g in groups]
     picks = allocate_draws([g["weight"] for g in groups], [len(f) for f in flat], chains * draws)
     return np.concatenate([f[p] for f, p in zip(flat, picks)])
 

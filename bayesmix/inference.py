@@ -828,15 +828,33 @@ def diagnose(idata, law: Law) -> dict:
     if diag["max_rhat"] > MAX_RHAT:
         draws = _az.labelled_chain_draws(idata, names)
         worst = diag["worst_rhat_param"]
-        # The worst quantity first; where its chains overlap (a slow mixer), another
-        # quantity may still show the split (on Pile 4: mix_sd[github] worst, H apart).
-        for label in [worst] + [other for other in draws if other != worst]:
-            groups = pilot.separated_chain_groups(draws[label])
-            if len(groups) > 1:
-                diag["chain_groups_param"], diag["chain_groups"] = label, chain_groups(idata, draws[label], groups)
-                diag.update(chain_stacking.within_group_diagnostics(idata, names, groups))
-                break
+        labels = [worst] + [other for other in draws if other != worst]
+        found = _separated_places(draws, labels)
+        if found:
+            label, groups = found
+            diag["chain_groups_param"], diag["chain_groups"] = label, chain_groups(idata, draws[label], groups)
+            diag.update(chain_stacking.within_group_diagnostics(idata, names, groups))
     return diag
+
+
+def _separated_places(draws: dict, labels: list) -> tuple[str, list] | None:
+    """The first quantity (in the order of ``labels``) whose draws sit in separated
+    places, and its groups as windows ``(chain, start, stop)``: whole chains where some
+    chains sit apart (:func:`bayesmix.pilot.separated_chain_groups`), else stays of
+    chains that crossed between places (:func:`bayesmix.pilot.separated_draw_windows`).
+
+    The worst quantity comes first; where its chains overlap (a slow mixer), another may
+    still show the split (on Pile 4: ``mix_sd[github]`` worst, ``H`` apart)."""
+    for label in labels:
+        groups = pilot.separated_chain_groups(draws[label])
+        if len(groups) > 1:
+            length = draws[label].shape[1]
+            return label, [[(int(c), 0, length) for c in g] for g in groups]
+    for label in labels:
+        windows = pilot.separated_draw_windows(draws[label])
+        if windows:
+            return label, windows
+    return None
 
 
 def _chain_logp(idata) -> np.ndarray | None:
@@ -873,33 +891,55 @@ def without_minor_mode_chains(idata) -> tuple[object, dict]:
                                           "minor_mode_logp_gap": float(means[kept].max() - means[dropped].min())}
 
 
-def chain_groups(idata, values: np.ndarray, groups: list[np.ndarray]) -> list[dict]:
-    """Each group of chains (from :func:`bayesmix.pilot.separated_chain_groups` on
-    ``values``, one quantity's draws ``(chains, draws)``) as its ``chains``, the
-    ``median`` of their draws and their ``mean_logp`` (None where the sampler records
-    no log density)."""
+def chain_groups(idata, values: np.ndarray, groups: list) -> list[dict]:
+    """Each group of draws (windows ``(chain, start, stop)`` from :func:`_separated_places`
+    on ``values``, one quantity's draws ``(chains, draws)``) as its ``chains``, its
+    ``windows``, the ``median`` of its draws and their ``mean_logp`` (None where the
+    sampler records no log density)."""
     logp = _chain_logp(idata)
-    return [{"chains": [int(c) for c in group], "median": float(np.median(values[group])),
-             "mean_logp": None if logp is None else float(np.mean(logp[group]))}
-            for group in groups]
+    records = []
+    for group in groups:
+        windows = chain_stacking.as_windows(group, values.shape[1])
+        index = tuple(np.concatenate(parts) for parts in zip(*[
+            (np.full(stop - start, chain), np.arange(start, stop)) for chain, start, stop in windows]))
+        records.append({"chains": sorted({chain for chain, _, _ in windows}),
+                        "windows": [list(w) for w in windows], "median": float(np.median(values[index])),
+                        "mean_logp": None if logp is None else float(np.mean(logp[index]))})
+    return records
 
 
 def _describe_chain_groups(diagnostics: dict) -> str:
     label = diagnostics.get("chain_groups_param", diagnostics.get("worst_rhat_param", "?"))
     groups = diagnostics["chain_groups"]
     places = "; ".join(
-        f"{label} near {g['median']:.3g} in chain{'s' if len(g['chains']) > 1 else ''} "
-        f"{', '.join(map(str, g['chains']))}"
+        f"{label} near {g['median']:.3g} in {_where(g, diagnostics.get('draws'))}"
         + (f" (mean log density {g['mean_logp']:.1f})" if g["mean_logp"] is not None else "")
         for g in groups)
     within = diagnostics.get("within_group_max_rhat")
     why = (f"; the chains within a group disagree too (R-hat {within:.3f} on "
            f"{diagnostics.get('within_group_worst_param')}), so the modes cannot be weighted"
            if within is not None else "")
-    return (f"the chains settled in {len(groups)} separated places: {places}{why}. The posterior has "
+    return (f"the draws sit in {len(groups)} separated places: {places}{why}. The posterior has "
             "modes that NUTS does not cross. Fit again with more --draws or another --seed, or narrow "
             f"the prior of {label.split('[', 1)[0]} (--priors) where one explanation is implausible; "
             "--allow-warnings keeps the fit with the groups weighted by stacking")
+
+
+def _where(group: dict, draws: int | None) -> str:
+    """``chains 0, 3`` for a group of whole chains, else each chain's stretches of
+    draws (adjacent windows joined), ``chain 0 (draws 0-499, 1000-1499), chain 1 (draws 0-999)``."""
+    spans = {}
+    for chain, start, stop in sorted(tuple(w) for w in group.get("windows") or []):
+        runs = spans.setdefault(chain, [])
+        if runs and runs[-1][1] == start:
+            runs[-1][1] = stop
+        else:
+            runs.append([start, stop])
+    if not spans or (draws and all(runs == [[0, draws]] for runs in spans.values())):
+        chains = group["chains"]
+        return f"chain{'s' if len(chains) > 1 else ''} {', '.join(map(str, chains))}"
+    return ", ".join(f"chain {chain} (draws {', '.join(f'{a}-{b - 1}' for a, b in runs)})"
+                     for chain, runs in sorted(spans.items()))
 
 
 def _slow_chains_advice(diagnostics: dict) -> str:

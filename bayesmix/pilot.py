@@ -135,6 +135,94 @@ def separated_chain_groups(values: np.ndarray) -> list[np.ndarray]:
     return [np.array(sorted(g), dtype=int) for g in groups]
 
 
+#: Chains that crossed between places are cut into this many windows each to find the
+#: places (:func:`separated_draw_windows`); a window is long enough to show where a
+#: stay sits and short enough that most windows hold no crossing.
+WINDOWS_PER_CHAIN = 4
+#: Places are separated only where at most this share of all draws lies in the gap
+#: between them (above every lower window's central interval, below every upper one's):
+#: a mode switch crosses the gap in a few draws and the modes' tails reach into it
+#: (Pile 4, seeds 0 and 1: 3.0% and 3.3% of the floor's draws, scattered over all
+#: chains, two crossings), a chain that drifts fills it.
+GAP_SHARE = 0.05
+#: A stay in one place shorter than this many draws is part of a crossing, not a visit:
+#: its draws belong to no group.
+MIN_STAY_DRAWS = 100
+
+
+def separated_draw_windows(values: np.ndarray) -> list[list[tuple[int, int, int]]]:
+    """Draws of chains that moved between separated places, grouped by place.
+
+    Where a chain crossed from one mode to another, whole chains do not sit apart
+    (:func:`separated_chain_groups` finds one group) although the draws do: Pile 4,
+    ``capacity_noise``, seed 0, chain 0 stayed 600 draws with the capacity floor ``H``
+    near 0.0025 ``N_ref`` and then moved to near 0.05 where the other three chains sat.
+    The places are found on windows (each chain cut into :data:`WINDOWS_PER_CHAIN`), the
+    widest windows (those that straddle a crossing, at most one per chain) left out; a
+    chain is then in a place from its first draw on that place's side of the gap until
+    it reaches the other side, and each chain's stays of at least
+    :data:`MIN_STAY_DRAWS` draws are cut into windows of one length per place (the
+    shortest stay, at most a quarter chain), so that R-hat can compare them.
+
+    Parameters
+    ----------
+    values : ndarray (chains, draws)
+        One scalar quantity's draws, by chain.
+
+    Returns
+    -------
+    list of list of (chain, start, stop)
+        Per place, ordered by where it sits, its windows of draws ``start:stop`` of
+        ``chain``; draws in a crossing belong to none. Empty where there are not two
+        separated places with stays in each, or where the draws fill the gap between them.
+    """
+    values = np.asarray(values, dtype=float)
+    chains, draws = values.shape
+    length = draws // WINDOWS_PER_CHAIN
+    if length < 2:
+        return []
+    pieces = values[:, :length * WINDOWS_PER_CHAIN].reshape(chains * WINDOWS_PER_CHAIN, length)
+    tail = (1.0 - SEPARATION_INTERVAL) / 2
+    lower, upper = np.quantile(pieces, [tail, 1.0 - tail], axis=1)
+    widest = np.argsort(-(upper - lower), kind="stable")
+    for dropped in range(chains + 1):
+        kept = np.sort(widest[dropped:])
+        groups = [kept[g] for g in separated_chain_groups(pieces[kept])]
+        if len(groups) > 1:
+            break
+    else:
+        return []
+    gaps = [(upper[a].max(), lower[b].min()) for a, b in zip(groups, groups[1:])]
+    if any(np.mean((values > low) & (values < high)) > GAP_SHARE for low, high in gaps):
+        return []
+    # A chain changes place only once it reaches the other place's side of the gap, so
+    # that a draw in the gap does not break a stay (and no cut inside the gap, whose
+    # position would depend on the quantity's scale, is needed).
+    lows, highs = np.array([g[0] for g in gaps]), np.array([g[1] for g in gaps])
+    stays = [[] for _ in groups]
+    for chain in range(chains):
+        place = np.full(draws, -1)
+        current = -1
+        for t, value in enumerate(values[chain]):
+            below, above = np.searchsorted(highs, value, side="right"), np.searchsorted(lows, value, side="left")
+            if below == above:  # outside every gap: in place ``below``
+                current = int(below)
+            place[t] = current
+        changes = np.flatnonzero(np.diff(place)) + 1
+        for start, stop in zip(np.r_[0, changes], np.r_[changes, draws]):
+            if place[start] >= 0 and stop - start >= MIN_STAY_DRAWS:
+                stays[place[start]].append((chain, int(start), int(stop)))
+    stays = [s for s in stays if s]
+    if len(stays) < 2:
+        return []
+    windows = []
+    for visits in stays:
+        size = min(length, min(stop - start for _, start, stop in visits))
+        windows.append([(chain, start + k * size, start + (k + 1) * size)
+                        for chain, start, stop in visits for k in range((stop - start) // size)])
+    return windows
+
+
 def pilot_lengths(tune: int) -> tuple[int, int]:
     """(tuning iterations, draws) of the pilot before a run with ``tune`` tuning iterations."""
     return max(PILOT_MIN_TUNE, int(round(PILOT_TUNE_FRACTION * tune))), PILOT_DRAWS

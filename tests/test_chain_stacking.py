@@ -147,3 +147,38 @@ def test_groups_too_small_for_psis_are_not_weighted():
     points = np.random.default_rng(1).normal(0.0, 1.0, 30)
     assert group_weights(_mode_loglik(points, [0.0, 4.0], draws=10), [[0], [1]]) is None
     assert group_weights(_mode_loglik(points, [0.0, 4.0], draws=25), [[0], [1]])[0] > 0.99
+
+
+def test_groups_of_windows_carry_only_their_draws_by_their_weights():
+    """Chain 0 crossed at draw 5: its first five draws are one group, the rest of it and
+    chain 1 the other; a draw in no window (a crossing) is in no mixture."""
+    diag = {"chain_groups": [{"chains": [0], "windows": [[0, 0, 5]], "weight": 0.5},
+                             {"chains": [0, 1], "windows": [[0, 6, 10], [1, 0, 4], [1, 4, 8]], "weight": 0.5}]}
+    index = weighted_draw_index(diag, chains=2, draws=10)
+    assert len(index) == 20
+    assert set(index[:10]) == {0, 1, 2, 3, 4}
+    assert set(index[10:]) <= {6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}
+    assert 5 not in index and 18 not in index and 19 not in index
+
+
+def test_windows_are_weighted_and_judged_as_whole_chains_would_be():
+    """The same draws as whole chains or as two windows per chain give the same weights;
+    windows of one chain that moved disagree (split R-hat), windows of one place agree."""
+    from bayesmix.chain_stacking import within_group_diagnostics
+
+    points = np.random.default_rng(1).normal(0.0, 1.0, 60)
+    loglik = _mode_loglik(points, [0.0, 0.0, 4.0, 4.0], draws=200)
+    by_chain = group_weights(loglik, [[0, 1], [2, 3]])
+    by_window = group_weights(loglik, [[(0, 0, 100), (0, 100, 200), (1, 0, 100), (1, 100, 200)],
+                                       [(2, 0, 100), (2, 100, 200), (3, 0, 100), (3, 100, 200)]])
+    np.testing.assert_allclose(by_window, by_chain, atol=1e-6)
+    rng = np.random.default_rng(6)
+    values = rng.normal(size=(2, 1000))
+    values[0, 500:] += 3.0
+    idata = _az.from_draws({"x": values}, sample_stats={"diverging": np.zeros((2, 1000), bool)})
+    stays = [[(0, 0, 250), (0, 250, 500), (1, 0, 250), (1, 250, 500)], [(0, 500, 750), (0, 750, 1000)]]
+    assert within_group_diagnostics(idata, ["x"], stays)["within_group_max_rhat"] <= MAX_RHAT
+    moved = [[(0, 250, 500), (0, 500, 750)], [(1, 0, 500), (1, 500, 1000)]]  # chain 0 moved at 500
+    assert within_group_diagnostics(idata, ["x"], moved)["within_group_max_rhat"] > MAX_RHAT
+    with pytest.raises(ValueError, match="one length"):
+        _az.select_windows(idata, [(0, 0, 10), (1, 0, 20)])

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from bayesmix import _az
-from bayesmix.pilot import (MODE_GAP_NATS, PilotReport, main_mode_chains, main_mode_draws, minor_mode_chains,
-                            separated_chain_groups)
+from bayesmix.pilot import (MIN_STAY_DRAWS, MODE_GAP_NATS, PilotReport, main_mode_chains, main_mode_draws,
+                            minor_mode_chains, separated_chain_groups, separated_draw_windows)
 
 
 def test_chains_of_one_mode_are_all_kept():
@@ -115,6 +115,62 @@ def test_separated_chains_are_grouped_by_where_they_sit_whatever_the_scale():
     assert [g.tolist() for g in separated_chain_groups(np.log(values))] == [[0, 3], [1, 2]]
 
 
+def _crossing_chains(cross_at: int = 600, draws: int = 1000, seed: int = 7) -> np.ndarray:
+    """The Pile 4 case of seed 0: the floor's log near -6 (sd 0.5) in chain 0 until
+    ``cross_at``, near -3 (sd 0.15) after it and in chains 1-3 throughout."""
+    rng = np.random.default_rng(seed)
+    values = -3.0 + 0.15 * rng.standard_normal((4, draws))
+    values[0, :cross_at] = -6.0 + 0.5 * rng.standard_normal(cross_at)
+    return values
+
+
+def test_a_chain_that_crossed_is_split_into_its_stays():
+    windows = separated_draw_windows(_crossing_chains())
+    assert len(windows) == 2
+    low, high = windows
+    assert {chain for chain, _, _ in low} == {0} and all(stop <= 600 for _, _, stop in low)
+    assert {chain for chain, _, _ in high} == {0, 1, 2, 3}
+    assert all(start >= 600 for chain, start, _ in high if chain == 0)
+    # One length per place, so that R-hat can compare the windows; no draw in two windows.
+    for place in windows:
+        assert len({stop - start for _, start, stop in place}) == 1
+        drawn = [(chain, t) for chain, start, stop in place for t in range(start, stop)]
+        assert len(drawn) == len(set(drawn))
+    # The places, not the quantity's scale, decide (no cut placed by value).
+    assert separated_draw_windows(np.exp(_crossing_chains())) == windows
+
+
+def test_a_visit_shorter_than_a_stay_belongs_to_no_place():
+    values = _crossing_chains(cross_at=MIN_STAY_DRAWS - 10)
+    windows = separated_draw_windows(values)
+    assert windows == []  # the low place has no stay: nothing to compare it with
+
+
+def test_chains_that_mix_slowly_are_not_split():
+    """AR(1) chains of one normal with autocorrelation 0.99: no separated places."""
+    rng = np.random.default_rng(2)
+    slow = np.zeros((4, 1000))
+    for t in range(1, 1000):
+        slow[:, t] = 0.99 * slow[:, t - 1] + np.sqrt(1 - 0.99**2) * rng.standard_normal(4)
+    assert separated_draw_windows(slow) == []
+
+
+def test_a_chain_still_drifting_is_not_passed_as_a_mode():
+    """Chain 0 moving steadily from -6 to -3 over its first 600 draws (a chain still
+    warming up) may be cut off as a place of its own, but its windows disagree, so the
+    split does not pass the gate; the stays of a real crossing agree."""
+    from bayesmix.chain_stacking import within_group_diagnostics
+    from bayesmix.inference import MAX_RHAT
+
+    drift = _crossing_chains()
+    drift[0, :600] = np.linspace(-6.0, -3.0, 600) + 0.05 * np.random.default_rng(1).standard_normal(600)
+    for values, passes in ((drift, False), (_crossing_chains(), True)):
+        windows = separated_draw_windows(values)
+        idata = _az.from_draws({"x": values}, sample_stats={"diverging": np.zeros(values.shape, bool)})
+        rhat = within_group_diagnostics(idata, ["x"], windows)["within_group_max_rhat"] if windows else np.inf
+        assert (rhat <= MAX_RHAT) is passes, rhat
+
+
 def test_a_refusal_over_separated_chains_says_modes_not_run_longer():
     from bayesmix.errors import FitRejectedError
     from bayesmix.inference import check_gate
@@ -213,3 +269,26 @@ def test_a_fit_drops_the_chains_that_settled_in_a_minor_mode_and_says_so():
     assert "dropped: chain 1 settled" in format_diagnostics(diag)
     same, none = without_minor_mode_chains(_trace_with_logp([100.0, 98.0, 101.0, 99.0])[0])
     assert none == {} and same.posterior.sizes["chain"] == 4
+
+
+def test_diagnose_splits_the_draws_of_a_chain_that_crossed_between_modes():
+    """No chain sits apart (chain 0 crossed at draw 600), so whole chains cannot be
+    grouped; the stays can, and within them the chains agree."""
+    from bayesmix.inference import check_gate, diagnose
+    from bayesmix.laws import get_law
+
+    law = get_law("linear")
+    rng = np.random.default_rng(8)
+    posterior = {p.name: rng.normal(size=(4, 1000) + p.shape(3)) for p in law.params}
+    posterior["w_n"][..., 1] = _crossing_chains()
+    idata = _az.from_draws(posterior, sample_stats={"diverging": np.zeros((4, 1000), bool)},
+                           dims={p.name: list(p.dims) for p in law.params},
+                           coords={"domain": ["a", "b", "c"], "domain_j": ["a", "b", "c"]})
+    diag = diagnose(idata, law)
+    assert diag["max_rhat"] > 1.01 and diag["chain_groups_param"] == "w_n[b]"
+    low, high = diag["chain_groups"]
+    assert low["chains"] == [0] and high["chains"] == [0, 1, 2, 3]
+    assert low["median"] == pytest.approx(-6.0, abs=0.1) and high["median"] == pytest.approx(-3.0, abs=0.05)
+    assert diag["within_group_max_rhat"] <= 1.01
+    problem = check_gate(diag, allow_warnings=True)[0]  # no weights yet: refused, saying where
+    assert "w_n[b] near -6 in chain 0 (draws 0-" in problem
