@@ -1,0 +1,316 @@
+"""Which terms the observation model has on a table, and the table's indices for them
+(see :mod:`bayesmix.observation` for the model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+
+LIKELIHOODS = ("normal", "student_t")
+SWITCHES = ("auto", "on", "off")
+#: Where the discrepancy's linear part acts: at "all" scales (fitted with the law), or
+#: "outside" the fitted scales only (never in the likelihood); see :mod:`bayesmix.observation`.
+SLOPE_REGIONS = ("auto", "all", "outside")
+#: A scale feature "pairs" the design when at least this share of its mixtures were run at
+#: two or more of its values (see :func:`paired_features`).
+PAIRED_SHARE = 0.5
+
+#: Length scale of the discrepancy's smooth part, in e-folds of model size (and tokens).
+#: One e-fold: the law's error may bend appreciably between 122M and 310M, not between
+#: two checkpoints 10% apart.
+DISCREPANCY_LENGTHSCALE = 1.0
+#: Added to the kernel's diagonal (relative) so that its Cholesky factor exists.
+KERNEL_JITTER = 1e-6
+#: Weights are rounded to this many decimals to tell mixtures apart.
+MIXTURE_DECIMALS = 4
+
+
+def mixture_keys(weights) -> np.ndarray:
+    """One string per row naming its mixture (weights rounded to :data:`MIXTURE_DECIMALS`)."""
+    h = np.round(np.asarray(weights, dtype=float), MIXTURE_DECIMALS) + 0.0
+    return np.array([",".join(f"{v:.{MIXTURE_DECIMALS}f}" for v in row) for row in np.atleast_2d(h)])
+
+
+def scale_features(n, d, features) -> np.ndarray:
+    """``(rows, P)``: the log of the reference-scaled model size (and tokens)."""
+    columns = {"log_n": np.log(np.asarray(n, dtype=float).ravel()),
+               "log_d": np.log(np.asarray(d, dtype=float).ravel())}
+    return np.stack([columns[f] for f in features], axis=-1)
+
+
+def se_kernel(a: np.ndarray, b: np.ndarray, lengthscale: float) -> np.ndarray:
+    """Squared-exponential kernel of unit amplitude between the rows of ``a`` and ``b``."""
+    sq = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+    return np.exp(-0.5 * sq / lengthscale**2)
+
+
+def _switch(value, name: str) -> str:
+    if value is True:
+        return "on"
+    if value is False:
+        return "off"
+    if value not in SWITCHES:
+        raise UsageError(f"{name} must be 'auto', 'on' or 'off', got '{value}'")
+    return value
+
+
+@dataclass(frozen=True)
+class ObservationDesign:
+    """Which terms the observation model has on a table, and the table's indices for them.
+
+    Build with :meth:`from_table`; stored with a fit (:meth:`to_dict`) so that a saved
+    posterior predicts with the same terms.
+
+    ``mixture_blocks`` gives each of :attr:`mixtures` its block: the connected parts of
+    the graph that joins a mixture to the scales it was run at. Within a block the mixture
+    effects sum to zero per domain; see :func:`centre_within_blocks`. Empty: uncentred
+    (all mixtures in one block, or a fit saved before blocks existed).
+    """
+
+    likelihood: str = "normal"
+    run_effect: bool = False
+    discrepancy: bool = False
+    mixture_effect: bool = False
+    features: tuple = ()
+    scale_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    lengthscale: float = DISCREPANCY_LENGTHSCALE
+    centre: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    mixtures: tuple = ()
+    slope_region: tuple = ()
+    mixture_blocks: tuple = ()
+
+    @classmethod
+    def from_table(cls, table, scaling, *, likelihood: str = "normal", run_effect="auto",
+                   discrepancy="auto", mixture_effect="auto", slope_region: str = "auto") -> "ObservationDesign":
+        """The observation model's terms on ``table`` (see :mod:`bayesmix.observation` for "auto"
+        and for ``slope_region``)."""
+        if likelihood not in LIKELIHOODS:
+            raise UsageError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got '{likelihood}'")
+        if slope_region not in SLOPE_REGIONS:
+            raise UsageError(f"slope_region must be one of {', '.join(SLOPE_REGIONS)}, got '{slope_region}'")
+        run_effect, discrepancy = _switch(run_effect, "run_effect"), _switch(discrepancy, "discrepancy")
+        mixture_effect = _switch(mixture_effect, "mixture_effect")
+        n, d = scaling.scale_inputs(table.model_size, table.tokens)
+        points, features = _distinct_scales(n[:, 0], d[:, 0])
+        use_disc = len(points) > 1 if discrepancy == "auto" else discrepancy == "on"
+        keys = mixture_keys(table.weights)
+        row_features = scale_features(n, d, features) if features else np.zeros((len(n), 0))
+        scale_of_row = row_scale_index(row_features, points)
+        paired = all(paired_features(keys, row_features)) if features else False
+        # The mixture effect belongs to the discrepancy-aware model: the law-only model
+        # (discrepancy off) is the paper's, with noise and run offsets alone.
+        use_mix = (use_disc and paired) if mixture_effect == "auto" else mixture_effect == "on"
+        if slope_region == "auto":
+            slope_region = "all" if paired else "outside"
+        regions = (slope_region,) * len(features)
+        mixtures = tuple(str(k) for k in pd.unique(keys)) if use_mix else ()
+        # Only where runs have several checkpoints: with one row per run the offset shared
+        # by a run's domains is identified in principle, but measured, it cost the
+        # sampler half its effective draws (a 3-domain simulated table: bulk ESS 19-22
+        # against 50+ without it) for evidence the cell noise already carries.
+        use_run = table.n_runs < table.n_rows if run_effect == "auto" else run_effect == "on"
+        if use_disc and not features:
+            raise UsageError("discrepancy='on' needs a table with more than one model size or token count")
+        return cls(likelihood=likelihood, run_effect=bool(use_run), discrepancy=bool(use_disc),
+                   mixture_effect=bool(use_mix), features=tuple(features) if use_disc else (),
+                   scale_points=points if use_disc else np.zeros((0, 0)),
+                   centre=points.mean(axis=0) if use_disc else np.zeros(0),
+                   mixtures=mixtures, slope_region=regions if use_disc else (),
+                   mixture_blocks=_mixture_blocks(keys, scale_of_row, mixtures))
+
+    # ------------------------------------------------------------------ indices
+    def scale_index(self, n, d) -> np.ndarray:
+        """Index of each row's scale among :attr:`scale_points` (-1: not a fitted scale)."""
+        return row_scale_index(scale_features(n, d, self.features), self.scale_points)
+
+    def mixture_index(self, weights) -> np.ndarray:
+        """Index of each row's mixture among :attr:`mixtures` (-1: a new mixture)."""
+        where = {key: i for i, key in enumerate(self.mixtures)}
+        return np.array([where.get(key, -1) for key in mixture_keys(weights)], dtype=int)
+
+    def kernel_factor(self) -> np.ndarray:
+        """Cholesky factor of the discrepancy kernel at the fitted scales, ``(G, G)``."""
+        k = se_kernel(self.scale_points, self.scale_points, self.lengthscale)
+        return np.linalg.cholesky(k + KERNEL_JITTER * np.eye(len(k)))
+
+    def linear_design(self, points) -> np.ndarray:
+        """``[1, s - s_0]`` at ``points (n, P)``: the functions the linear part spans."""
+        points = np.asarray(points, dtype=float)
+        return np.column_stack([np.ones(len(points)), points - self.centre])
+
+    def slope_distance(self, points) -> np.ndarray:
+        """``(n, P)``: what the linear part's slopes multiply at ``points (n, P)``: per
+        feature, the distance beyond the fitted scales' range (0 inside it) where its
+        :attr:`slope_region` is "outside", else the offset from their centre."""
+        points = np.asarray(points, dtype=float)
+        return np.where(self.fitted_slopes, points - self.centre, self.distance_beyond(points))
+
+    def distance_beyond(self, points) -> np.ndarray:
+        """``(n, P)``: per feature, how far ``points`` lie beyond the fitted scales' range
+        (0 inside it)."""
+        points = np.asarray(points, dtype=float)
+        return points - np.clip(points, self.scale_points.min(axis=0), self.scale_points.max(axis=0))
+
+    @property
+    def fitted_slopes(self) -> np.ndarray:
+        """``(P,)`` bool: the features whose slopes are fitted with the law ("all")."""
+        return np.array([region == "all" for region in self.feature_regions], dtype=bool)
+
+    @property
+    def feature_regions(self) -> tuple:
+        """:attr:`slope_region` per feature ("all" for each where none is set)."""
+        return tuple(self.slope_region) or ("all",) * len(self.features)
+
+    def linear_fit(self) -> np.ndarray:
+        """``(P + 1, G)``: least-squares coefficients of a linear function through values
+        at the fitted scales (the pseudo-inverse of :meth:`linear_design` there)."""
+        return np.linalg.pinv(self.linear_design(self.scale_points))
+
+    def smooth_factor(self) -> np.ndarray:
+        """``(G, G)``: maps white noise to the smooth part at the fitted scales, with its
+        level and linear trend there removed (those are the law's level and the linear
+        part's): ``(I - X X^+) L``. Zero where the scales are too few for more than a line."""
+        X = self.linear_design(self.scale_points)
+        return (np.eye(len(X)) - X @ self.linear_fit()) @ self.kernel_factor()
+
+    @property
+    def marginal_mixture_effect(self) -> bool:
+        """Whether the fit integrates the mixture effect out of its likelihood.
+
+        With Normal cells and no run offset, the cells of one mixture and domain are
+        jointly Normal around the law's mean (covariance ``sigma_k^2 I + mix_sd_k^2 11'``),
+        so the effects need not be sampled: hundreds of effects that the data pin down
+        far more tightly than their prior (SlimPajama: ~3 cells each, noise well below
+        ``mix_sd``) otherwise tie every one of them to ``mix_sd`` in a curved ridge that
+        NUTS crosses in ~1000 gradients a draw (230 without the effect). Their draws are
+        then taken from their exact conditional after sampling
+        (:func:`conditional_mixture_effects`)."""
+        return self.mixture_effect and self.likelihood == "normal" and not self.run_effect
+
+    def describe(self) -> list[str]:
+        """Plain-language lines: which terms the model has."""
+        out = [f"likelihood: {'Student-t' if self.likelihood == 'student_t' else 'normal'} on log-loss"]
+        out.append("per-run offset: " + ("yes" if self.run_effect else "no"))
+        if self.discrepancy:
+            out.append(f"scale discrepancy: over {', '.join(self.features)} at {len(self.scale_points)} fitted scales"
+                       + "; slopes " + ", ".join(sorted({"fitted" if r == "all" else "beyond them, from the prior"
+                                                         for r in self.feature_regions})))
+        else:
+            out.append("scale discrepancy: no (law-only)")
+        out.append(f"mixture effect: {len(self.mixtures)} mixtures" if self.mixture_effect else "mixture effect: no")
+        return out
+
+    def to_dict(self) -> dict:
+        return {"likelihood": self.likelihood, "run_effect": self.run_effect, "discrepancy": self.discrepancy,
+                "mixture_effect": self.mixture_effect, "features": list(self.features),
+                "scale_points": np.asarray(self.scale_points).tolist(), "lengthscale": self.lengthscale,
+                "centre": np.asarray(self.centre).tolist(), "mixtures": list(self.mixtures),
+                "slope_region": list(self.slope_region), "mixture_blocks": [int(b) for b in self.mixture_blocks]}
+
+    @classmethod
+    def from_dict(cls, data: dict | None, *, likelihood: str = "normal", run_effect: bool = False):
+        """Read :meth:`to_dict`; a fit saved before the observation model was stored gets
+        the law-only design with its likelihood and run offset, one saved before
+        :attr:`slope_region` existed the linear part at all scales it was fitted with, one
+        saved before :attr:`mixture_blocks` existed its effects uncentred."""
+        if not data:
+            return cls(likelihood=likelihood, run_effect=run_effect)
+        features = tuple(data.get("features", ()))
+        points = np.asarray(data.get("scale_points", []), dtype=float).reshape(-1, max(len(features), 1))
+        points = points if features else np.zeros((0, 0))
+        return cls(likelihood=data["likelihood"], run_effect=bool(data["run_effect"]),
+                   discrepancy=bool(data["discrepancy"]), mixture_effect=bool(data["mixture_effect"]),
+                   features=features, scale_points=points, lengthscale=float(data["lengthscale"]),
+                   centre=np.asarray(data.get("centre", []), dtype=float), mixtures=tuple(data.get("mixtures", ())),
+                   slope_region=_regions(data.get("slope_region", "all"), features),
+                   mixture_blocks=tuple(int(b) for b in data.get("mixture_blocks", ())))
+
+
+def _distinct_scales(n: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """Distinct scales of the rows as features, and which features vary independently.
+
+    ``log_d`` is a feature only where tokens vary other than with the model size (the
+    distinct scales are not on one line in (log n, log d)); otherwise ``log_n`` alone, or
+    ``log_d`` alone when the model size is constant.
+    """
+    both = np.unique(np.round(np.stack([np.log(n), np.log(d)], axis=-1), 9), axis=0)
+    if len(both) < 2:
+        return both[:, :1], ()
+    centred = both - both.mean(axis=0)
+    rank = np.linalg.matrix_rank(centred, tol=1e-6)
+    if rank >= 2:
+        features = ("log_n", "log_d")
+    elif np.ptp(both[:, 0]) > 1e-9:
+        features = ("log_n",)
+    else:
+        features = ("log_d",)
+    columns = [0 if f == "log_n" else 1 for f in features]
+    return np.unique(both[:, columns], axis=0), features
+
+
+def _regions(stored, features) -> tuple:
+    """Per-feature slope regions from a saved design (one string for all before they were
+    per feature)."""
+    return (stored,) * len(features) if isinstance(stored, str) else tuple(stored)
+
+
+def paired_features(keys: np.ndarray, row_features: np.ndarray) -> tuple:
+    """Per scale feature (columns of ``row_features``), whether the design pairs it: at
+    least :data:`PAIRED_SHARE` of the mixtures (``keys``, one per row) were run at two or
+    more of its values.
+
+    Why it matters: how the law's error changes along a feature (the discrepancy's slope)
+    and what a mixture does at every scale (the mixture effect) are told apart by runs of
+    one mixture at several values of it. Without such pairs (Pile 4: its 90M and 200M runs
+    share one mixture of 40) a level difference between the sizes is either a slope or
+    the two sets of mixtures' effects, and the hierarchical priors pick one: fitted on
+    90M and 200M, the slope extrapolated to 440M cost 4.1% MRE against the law's 1.8%;
+    the effects, carried to 440M with the mixtures seen at 90M, 4.3%. And where the
+    features move together across the design (Pile 4's larger size also has the longer
+    runs), the slope of a paired feature takes up the unpaired one's level difference
+    (Pile 4, log_n unpaired and log_d paired: log_d slopes of -5 to -7% per e-fold, 2.5%
+    MRE at 440M; both from the prior: 1.9%). So the design's slopes are fitted, and it has
+    a mixture effect, only where every feature is paired; elsewhere the slopes act beyond
+    the fitted scales only, from their prior.
+    """
+    out = []
+    for column in np.atleast_2d(row_features).T:
+        values = pd.DataFrame({"key": keys, "value": np.round(column, 9)})
+        spread = values.groupby("key")["value"].nunique()
+        out.append(bool((spread >= 2).mean() >= PAIRED_SHARE))
+    return tuple(out)
+
+
+def _mixture_blocks(keys: np.ndarray, scale_of_row: np.ndarray, mixtures: tuple) -> tuple:
+    """Block of each of ``mixtures``: mixtures are in one block when a chain of shared
+    scales joins them (mixture A and B run at one scale, B and C at another, ...); empty
+    (uncentred effects) where all are in one."""
+    if not mixtures:
+        return ()
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    where = {key: i for i, key in enumerate(mixtures)}
+    mixture_of_row = np.array([where[key] for key in keys])
+    M, G = len(mixtures), int(scale_of_row.max()) + 1
+    edges = sparse.coo_matrix((np.ones(len(keys)), (mixture_of_row, M + scale_of_row)), shape=(M + G, M + G))
+    _, labels = connected_components(edges, directed=False)
+    _, blocks = np.unique(labels[:M], return_inverse=True)
+    # One block: its mean effect trades off only with the law's own level, which the
+    # effects' prior settles cheaply. Centred, that level is pinned to the precision of all
+    # the cells of a domain (SlimPajama: ~7x narrower than any other direction), and NUTS
+    # took twice the gradients per draw (575 against 265, R-hat 1.11 against 1.01).
+    return tuple(int(b) for b in blocks) if blocks.max() > 0 else ()
+
+
+def row_scale_index(row_features: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Index of each row (its scale features) among ``points`` (-1: none within 1e-6)."""
+    if points.size == 0 or row_features.shape[1] == 0:
+        return np.zeros(len(row_features), dtype=int)
+    dist = np.abs(np.round(row_features, 9)[:, None, :] - points[None]).max(-1)
+    index = dist.argmin(axis=1)
+    return np.where(dist[np.arange(len(index)), index] < 1e-6, index, -1)

@@ -1,0 +1,103 @@
+"""The observation model's terms in the PyMC model of a fit."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .design import ObservationDesign
+from .mixture_effects import block_average, mixture_marginal_logp
+
+
+def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scaling) -> None:
+    """Add the observation model of ``table`` to the current PyMC model.
+
+    ``log_mu`` is the law's log-mean ``(rows, K)`` in nats (a tensor). Random variables
+    added: ``sigma`` (domain), ``nu`` (Student-t), ``run_sd`` and ``run_z`` (run offset),
+    ``disc_slope_mean`` (feature), ``disc_slope_sd``, ``disc_slope_z`` (feature, domain), ``disc_amp``, ``disc_white``
+    (scale, domain) (discrepancy), ``mix_sd`` (domain) and ``mix_z`` (mixture, domain)
+    (mixture effect); and the observed ``log_loss`` over the cells with a logged loss.
+    """
+    import pymc as pm
+
+    from ..priors import make_rv
+
+    losses = np.asarray(table.losses, dtype=float)
+    rows, doms = np.nonzero(np.isfinite(losses))
+    model = pm.modelcontext(None)
+    cell_row = pm.Data("cell_row", rows.astype("int64"))
+    cell_domain = pm.Data("cell_domain", doms.astype("int64"))
+    offset = log_mu[cell_row, cell_domain]
+    if design.run_effect:
+        _, run_index = np.unique(np.asarray(table.run_ids, dtype=str), return_inverse=True)
+        cell_run = pm.Data("cell_run", run_index[rows].astype("int64"))
+        run_sd = make_rv("run_sd", priors["run_sd"])
+        run_z = pm.Normal("run_z", 0.0, 1.0, dims="run")
+        offset = offset + (run_sd * run_z)[cell_run]
+    if design.discrepancy:
+        n, d = scaling.scale_inputs(table.model_size, table.tokens)
+        model.add_coords({"scale": np.arange(len(design.scale_points)), "scale_feature": list(design.features)})
+        cell_scale = pm.Data("cell_scale", design.scale_index(n, d)[rows].astype("int64"))
+        factor = pm.Data("disc_smooth_factor", design.smooth_factor())
+        slope_mean = make_rv("disc_slope_mean", priors["disc_slope_mean"], dims="scale_feature")
+        slope_sd = make_rv("disc_slope_sd", priors["disc_slope_sd"])
+        slope_z = pm.Normal("disc_slope_z", 0.0, 1.0, dims=("scale_feature", "domain"))
+        amp = make_rv("disc_amp", priors["disc_amp"])
+        white = pm.Normal("disc_white", 0.0, 1.0, dims=("scale", "domain"))
+        # The smooth part without its level and linear trend at the fitted scales: those
+        # are the law's level and trend (no two terms explain one thing).
+        delta = amp * pm.math.dot(factor, white)
+        if "all" in design.feature_regions:
+            # Zero in the columns of features whose slopes act outside the fitted scales.
+            centred = pm.Data("disc_centred_points", design.slope_distance(design.scale_points))
+            delta = delta + pm.math.dot(centred, slope_mean[:, None] + slope_sd * slope_z)
+        offset = offset + delta[cell_scale, cell_domain]
+    if design.mixture_effect:
+        model.add_coords({"mixture": list(design.mixtures)})
+        mix_sd = make_rv("mix_sd", priors["mix_sd"], dims="domain")
+        mixture_of_cell = design.mixture_index(table.weights)[rows]
+        if not design.marginal_mixture_effect:
+            cell_mixture = pm.Data("cell_mixture", mixture_of_cell.astype("int64"))
+            mix_z = pm.Normal("mix_z", 0.0, 1.0, dims=("mixture", "domain"))
+            effect = mix_sd[None, :] * mix_z
+            if design.mixture_blocks:
+                effect = effect - pm.math.dot(pm.Data("mixture_block_average", block_average(design.mixture_blocks)),
+                                              effect)
+            offset = offset + effect[cell_mixture, cell_domain]
+    sigma = make_rv("sigma", priors["sigma"], dims="domain")
+    observed = pm.Data("observed_log_loss", np.log(losses[rows, doms]))
+    if design.marginal_mixture_effect:
+        # Group m * K + k: mixture m on domain k (as data, so that one compiled model
+        # serves tables with any number of mixtures).
+        K, M = losses.shape[1], len(design.mixtures)
+        groups = pm.Data("cell_mixture_group", (mixture_of_cell * K + doms).astype("int64"))
+        group_domain = pm.Data("mixture_group_domain", np.tile(np.arange(K), M).astype("int64"))
+        inputs = [offset, sigma[cell_domain], sigma[group_domain], mix_sd[group_domain], groups]
+        signature = "(c),(c),(g),(g),(c)"
+        if design.mixture_blocks:
+            # Block b on domain k: b * K + k.
+            blocks = np.asarray(design.mixture_blocks, dtype=int)
+            inputs.append(pm.Data("mixture_group_block",
+                                  (np.repeat(blocks, K) * K + np.tile(np.arange(K), M)).astype("int64")))
+            signature += ",(g)"
+        # One multivariate observation of all cells: its density is the closed form, its
+        # draws (prior and posterior predictive) the effects and the noise.
+        pm.CustomDist("log_loss", *inputs, logp=_integrated_logp, random=_integrated_random,
+                      signature=signature + "->(c)", observed=observed, dims="cell")
+    elif design.likelihood == "student_t":
+        nu = make_rv("nu", priors["nu"])
+        pm.StudentT("log_loss", nu=nu, mu=offset, sigma=sigma[cell_domain], observed=observed, dims="cell")
+    else:
+        pm.Normal("log_loss", mu=offset, sigma=sigma[cell_domain], observed=observed, dims="cell")
+
+
+def _integrated_logp(value, mu, cell_sigma, group_sigma, group_tau, groups, group_block=None):
+    return mixture_marginal_logp(value - mu, cell_sigma, group_sigma, group_tau, groups, group_block)
+
+
+def _integrated_random(mu, cell_sigma, group_sigma, group_tau, groups, group_block=None, rng=None, size=None):
+    batch = tuple(np.atleast_1d(size)) if size is not None else ()
+    effect = rng.standard_normal(batch + np.shape(group_tau)[-1:]) * group_tau
+    if group_block is not None:
+        effect = effect - effect @ block_average(group_block).T
+    noise = rng.standard_normal(batch + np.shape(mu)[-1:]) * cell_sigma
+    return mu + effect[..., np.asarray(groups, dtype=int)] + noise
