@@ -53,11 +53,12 @@ import numpy as np
 from . import observation
 from ._files import write_text_atomic
 from .data import RunTable
-from .decide import (Constraints, MixtureProblem, Objective, Risk,
-                     _normalised_weights, _spectral_projected_gradient, project_to_polytope)
+from .decide import Constraints, MixtureProblem, Objective, Risk
 from .errors import DataError, UsageError
+from .polytope import project_to_polytope, spectral_projected_gradient
 from .posterior import Posterior
 from .units import check_scale_bounds, format_quantity, parse_quantity
+from .weighted import normalised_draw_weights
 
 #: Simulated outcomes per candidate for the value of information.
 DEFAULT_OUTCOMES = 32
@@ -396,9 +397,9 @@ class Acquisition:
             w = np.asarray(draw_weights, dtype=float).reshape(-1)
             if w.shape[0] == posterior.n_draws and w.shape[0] != self.problem.n_draws:
                 w = w[self.problem.draw_index]
-            self.weights = _normalised_weights(w, self.problem.n_draws)
+            self.weights = normalised_draw_weights(w, self.problem.n_draws)
         else:
-            self.weights = _normalised_weights(None, self.problem.n_draws)
+            self.weights = normalised_draw_weights(None, self.problem.n_draws)
         self.risk = Risk.parse(risk)
         self.n_outcomes = int(n_outcomes)
         self.seed = seed
@@ -424,7 +425,7 @@ class Acquisition:
 
     def recommend(self, weights=None, *, n_restarts: int = 4):
         """The decision and its posterior expected regret under ``weights`` (default: current)."""
-        w = self.weights if weights is None else _normalised_weights(weights, self.n_draws)
+        w = self.weights if weights is None else normalised_draw_weights(weights, self.n_draws)
         opt_h, _ = self.optima()
         h, _ = self.problem.recommend_mixture(self.risk, draw_weights=w, n_restarts=n_restarts,
                                               starts=[w @ opt_h])
@@ -472,7 +473,7 @@ class Acquisition:
             g = np.einsum("sb,sbk->bk", coef, grads)
             return f, g
 
-        x, f, _, _ = _spectral_projected_gradient(fun, x0, lower, upper)
+        x, f, _, _ = spectral_projected_gradient(fun, x0, lower, upper)
         x, f = x.reshape(J, R_, K), f.reshape(J, R_)
         best = np.argmin(f, axis=1)
         H = project_to_polytope(x[np.arange(J), best], lower, upper)
@@ -507,7 +508,7 @@ class Acquisition:
     # ------------------------------------------------------------------ criteria
     def score_voi(self, candidates: CandidateSet, weights=None, *, log_mu=None) -> CandidateScores:
         """Value of information of each candidate (nats of expected regret removed)."""
-        w = self.weights if weights is None else _normalised_weights(weights, self.n_draws)
+        w = self.weights if weights is None else normalised_draw_weights(weights, self.n_draws)
         log_mu = self.expected_log_loss(candidates) if log_mu is None else log_mu
         outcomes = self.simulate_outcomes(log_mu, w)
         h0, R0 = self.recommend(w)
@@ -553,7 +554,7 @@ class Acquisition:
 
     def score_variance(self, candidates: CandidateSet, weights=None, *, log_mu=None) -> CandidateScores:
         """Posterior variance of the candidate's expected log-losses, objective-weighted."""
-        w = self.weights if weights is None else _normalised_weights(weights, self.n_draws)
+        w = self.weights if weights is None else normalised_draw_weights(weights, self.n_draws)
         log_mu = self.expected_log_loss(candidates) if log_mu is None else log_mu
         mean = np.einsum("s,smk->mk", w, log_mu)
         var = np.einsum("s,smk->mk", w, (log_mu - mean) ** 2)

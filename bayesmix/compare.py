@@ -62,6 +62,7 @@ from .metrics import interval_coverage as coverage, mean_relative_error  # noqa:
 from . import observation
 from .chain_stacking import allocate_draws
 from .errors import BayesmixError, UsageError
+from .weighted import weighted_quantile
 
 __all__ = [
     "CVScheme",
@@ -336,23 +337,6 @@ def run_level_loo(idata) -> dict:
     return out
 
 
-def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs) -> list[np.ndarray]:
-    """Quantiles over axis 0 of ``values (S, C)`` with normalised ``weights (S, C)``
-    (inverse of the weighted empirical CDF, midpoint convention)."""
-    order = np.argsort(values, axis=0)
-    v = np.take_along_axis(values, order, axis=0)
-    w = np.take_along_axis(weights, order, axis=0)
-    cdf = np.cumsum(w, axis=0) - 0.5 * w
-    out = []
-    for q in qs:
-        idx = np.clip((cdf < q).sum(axis=0), 1, len(v) - 1)
-        lo_c, hi_c = np.take_along_axis(cdf, (idx - 1)[None], 0)[0], np.take_along_axis(cdf, idx[None], 0)[0]
-        lo_v, hi_v = np.take_along_axis(v, (idx - 1)[None], 0)[0], np.take_along_axis(v, idx[None], 0)[0]
-        frac = np.clip((q - lo_c) / np.where(hi_c > lo_c, hi_c - lo_c, 1.0), 0.0, 1.0)
-        out.append(lo_v + frac * (hi_v - lo_v))
-    return out
-
-
 def score_runs(posterior, table, *, seed: int = 0, log_weights=None) -> dict:
     """Held-out scores of the runs of ``table`` under ``posterior``.
 
@@ -400,7 +384,7 @@ def score_runs(posterior, table, *, seed: int = 0, log_weights=None) -> dict:
         w = np.exp(lw[:, codes[rows]])
         w = w / w.sum(axis=0, keepdims=True)
         mean = (w * mu_cells).sum(axis=0)
-        lower, upper = _weighted_quantiles(pred, w, [alpha, 1 - alpha])
+        lower, upper = weighted_quantile(pred, [alpha, 1 - alpha], w)
     run_domain_lpd = np.where(np.isnan(ll_rd).all(axis=0), np.nan, run_domain_lpd)
     return {
         "runs": [str(r) for r in runs],
@@ -589,7 +573,8 @@ def run_task(task: FitTask) -> TaskResult:
     with status ``skipped`` and the reason; any other error gives ``failed`` with the
     message, so that one fit cannot end a long comparison.
     """
-    from .inference import check_gate, fit_law
+    from .inference import check_gate
+    from .inference import fit_law
     from .laws import get_law
 
     t0 = time.perf_counter()

@@ -50,17 +50,15 @@ from scipy import special
 
 from ._files import json_safe, json_text, write_text_atomic
 from .errors import DataError, UsageError
+from .polytope import project_to_polytope, spectral_projected_gradient
 from .posterior import Posterior
 from .units import format_number, format_quantity, parse_quantity
+from .weighted import normalised_draw_weights, weighted_quantile
 
 #: Posterior draws used by default for the decision (risk, regret, optimum posterior).
 DEFAULT_MAX_DRAWS = 400
 #: Restarts of the risk optimisation (the centre of the feasible set and random points).
 DEFAULT_RESTARTS = 4
-#: Tolerance on the infinity norm of the projected gradient step (nats per unit weight).
-OPTIMISER_TOLERANCE = 1e-9
-#: Iteration cap of the projected gradient method.
-MAX_ITERATIONS = 2000
 #: Slack allowed when checking that bounds and the sum constraint hold.
 CONSTRAINT_TOLERANCE = 1e-12
 #: Width of the reported intervals (5% and 95% quantiles).
@@ -68,58 +66,6 @@ INTERVAL = (0.05, 0.95)
 
 
 # ============================================================================ risk measures
-def _normalised_weights(draw_weights, n_draws: int) -> np.ndarray:
-    """Draw weights summing to one (uniform when ``None``)."""
-    if draw_weights is None:
-        return np.full(n_draws, 1.0 / n_draws)
-    w = np.asarray(draw_weights, dtype=float).reshape(-1)
-    if w.shape[0] != n_draws:
-        raise UsageError(f"draw_weights has {w.shape[0]} entries but there are {n_draws} draws")
-    if np.any(~np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise UsageError("draw_weights must be finite, non-negative and not all zero")
-    return w / w.sum()
-
-
-def weighted_quantile(values, q, draw_weights=None) -> np.ndarray:
-    """Quantiles along the first axis of ``values`` with optional draw weights.
-
-    With equal weights this is numpy's default (linear) quantile; with unequal weights
-    the plotting positions ``(C_j - w_j) / (1 - w_last)`` generalise it (``C_j`` the
-    cumulative weight of the sorted values).
-
-    Parameters
-    ----------
-    values : array_like ``(S, ...)``
-    q : float or array_like
-        Probabilities in ``[0, 1]``.
-    draw_weights : array_like ``(S,)``, optional
-
-    Returns
-    -------
-    ndarray ``q.shape + values.shape[1:]``
-    """
-    values = np.asarray(values, dtype=float)
-    q = np.asarray(q, dtype=float)
-    if draw_weights is None:
-        return np.quantile(values, q, axis=0)
-    w = _normalised_weights(draw_weights, values.shape[0])
-    keep = w > 0
-    values, w = values[keep], w[keep]
-    flat = values.reshape(values.shape[0], -1)
-    out = np.empty(q.shape + (flat.shape[1],))
-    for col in range(flat.shape[1]):
-        order = np.argsort(flat[:, col], kind="stable")
-        v, ws = flat[order, col], w[order]
-        cum = np.cumsum(ws)
-        denom = cum[-1] - ws[-1]
-        if len(v) == 1 or denom <= 0:
-            out[..., col] = v[-1]
-            continue
-        positions = np.clip((cum - ws) / denom, 0.0, 1.0)
-        out[..., col] = np.interp(q, positions, v)
-    return out.reshape(q.shape + values.shape[1:])
-
-
 @dataclass(frozen=True)
 class Risk:
     """How the posterior draws of the objective are reduced to one number (lower is better).
@@ -201,7 +147,7 @@ class Risk:
         squeeze = values.ndim == 1
         values = values.reshape(values.shape[0], -1)
         S, M = values.shape
-        w = _normalised_weights(draw_weights, S)
+        w = normalised_draw_weights(draw_weights, S)
         if self.kind == "mean":
             coef = np.repeat(w[:, None], M, axis=1)
         else:
@@ -519,47 +465,6 @@ def _check_feasible(bounds: Bounds) -> None:
                          "epochs or train on fewer tokens")
 
 
-def project_to_polytope(points, lower, upper) -> np.ndarray:
-    """Euclidean projection onto ``{h : lower <= h <= upper, sum(h) = 1}``, batched.
-
-    The projection is ``clip(v - tau, lower, upper)`` with the shift ``tau`` at which the
-    weights sum to one. The sum is piecewise linear and decreasing in ``tau`` with kinks
-    at ``v - upper`` and ``v - lower``; the root is found exactly between two kinks.
-
-    Parameters
-    ----------
-    points : array_like ``(..., K)``
-    lower, upper : array_like broadcastable to ``points``
-        A feasible box: ``lower <= upper``, ``sum(lower) <= 1 <= sum(upper)``.
-
-    Returns
-    -------
-    ndarray ``(..., K)``, inside the box and summing to 1 up to rounding (~1e-16).
-    """
-    v = np.asarray(points, dtype=float)
-    lo = np.broadcast_to(np.asarray(lower, dtype=float), v.shape)
-    hi = np.broadcast_to(np.asarray(upper, dtype=float), v.shape)
-    kinks = np.sort(np.concatenate([v - hi, v - lo], axis=-1), axis=-1)  # (..., 2K)
-    sums = np.clip(v[..., None, :] - kinks[..., :, None], lo[..., None, :], hi[..., None, :]).sum(-1)
-    # sums decrease from sum(upper) >= 1 to sum(lower) <= 1 along the kinks.
-    count = np.sum(sums >= 1.0, axis=-1, keepdims=True)
-    j = np.clip(count - 1, 0, kinks.shape[-1] - 2)
-    t0 = np.take_along_axis(kinks, j, -1)
-    t1 = np.take_along_axis(kinks, j + 1, -1)
-    s0 = np.take_along_axis(sums, j, -1)
-    s1 = np.take_along_axis(sums, j + 1, -1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.where(s0 > s1, (s0 - 1.0) / (s0 - s1), 0.0)
-    tau = t0 + np.clip(frac, 0.0, 1.0) * (t1 - t0)
-    h = np.clip(v - tau, lo, hi)
-    # Remove the rounding residual of the sum on the coordinates strictly inside the box.
-    free = (h > lo) & (h < hi)
-    n_free = free.sum(-1, keepdims=True)
-    residual = 1.0 - h.sum(-1, keepdims=True)
-    h = np.where(free, h + residual / np.maximum(n_free, 1), h)
-    return np.clip(h, lo, hi)
-
-
 # ============================================================================ compiled evaluator
 class _Evaluator:
     """Compiled objective, its gradient and the domain losses for one (posterior, target).
@@ -632,77 +537,11 @@ def _evaluator(posterior: Posterior, model_size: float, tokens: float) -> _Evalu
     return evaluator
 
 
-# ============================================================================ optimiser
-def _spectral_projected_gradient(fun, start, lower, upper, *, tol=OPTIMISER_TOLERANCE,
-                                 max_iter=MAX_ITERATIONS):
-    """Minimise ``B`` problems over the box-simplex polytope at once (monotone SPG).
-
-    Parameters
-    ----------
-    fun : callable
-        ``fun(X (B, K)) -> (f (B,), g (B, K))``; problem ``b`` depends on row ``b`` only.
-    start : ndarray ``(B, K)``
-    lower, upper : ndarray ``(K,)``
-
-    Returns
-    -------
-    (x, f, iterations, converged)
-    """
-    def project(v):
-        return project_to_polytope(v, lower, upper)
-
-    x = project(start)
-    f, g = fun(x)
-    f, g = np.array(f, dtype=float), np.array(g, dtype=float)
-    B = x.shape[0]
-    step_min, step_max = 1e-10, 1e10
-    pg = np.abs(project(x - g) - x).max(-1)
-    alpha = np.clip(1.0 / np.maximum(pg, 1e-12), step_min, step_max)
-    direction = project(x - alpha[:, None] * g) - x
-    lam = np.ones(B)
-    done = (pg < tol) | ~np.isfinite(f)
-    iterations = 0
-    for iterations in range(1, max_iter + 1):
-        if done.all():
-            break
-        trial = x + lam[:, None] * direction
-        trial[done] = x[done]
-        ft, gt = fun(trial)
-        slope = np.sum(g * direction, axis=-1)
-        accept = ~done & np.isfinite(ft) & (ft <= f + 1e-4 * lam * slope)
-        reject = ~done & ~accept
-        if accept.any():
-            s = trial - x
-            y = gt - g
-            sy = np.sum(s * y, axis=-1)
-            ss = np.sum(s * s, axis=-1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                new_alpha = np.where(sy > 0, np.clip(ss / sy, step_min, step_max), step_max)
-            x[accept], f[accept], g[accept] = trial[accept], ft[accept], gt[accept]
-            alpha[accept] = new_alpha[accept]
-            lam[accept] = 1.0
-            direction[accept] = project(x[accept] - alpha[accept, None] * g[accept]) - x[accept]
-            pg_new = np.abs(project(x[accept] - g[accept]) - x[accept]).max(-1)
-            idx = np.flatnonzero(accept)
-            done[idx[pg_new < tol]] = True
-        if reject.any():
-            with np.errstate(divide="ignore", invalid="ignore"):
-                curvature = ft - f - lam * slope
-                guess = np.where(np.isfinite(ft) & (curvature > 0),
-                                 -0.5 * lam**2 * slope / curvature, 0.5 * lam)
-            new_lam = np.clip(guess, 0.1 * lam, 0.5 * lam)
-            lam[reject] = new_lam[reject]
-            # A step too short to move any weight, or no descent direction: stationary.
-            stalled = reject & ((lam * np.abs(direction).max(-1) < 1e-15) | (slope >= 0))
-            done |= stalled
-    return x, f, iterations, done
-
-
 # ============================================================================ results
 def _summary(values, draw_weights=None) -> dict:
     """Mean, sd and 5%/95% quantiles over the first axis."""
     values = np.asarray(values, dtype=float)
-    w = _normalised_weights(draw_weights, values.shape[0])
+    w = normalised_draw_weights(draw_weights, values.shape[0])
     shape = (-1,) + (1,) * (values.ndim - 1)
     mean = np.sum(w.reshape(shape) * values, axis=0)
     sd = np.sqrt(np.sum(w.reshape(shape) * (values - mean) ** 2, axis=0))
@@ -1136,9 +975,9 @@ class MixtureProblem:
         seed : int
         """
         risk = Risk.parse(risk)
-        weights = _normalised_weights(draw_weights, self.n_draws)
+        weights = normalised_draw_weights(draw_weights, self.n_draws)
         x0 = self.starting_points(n_restarts, extra=() if starts is None else np.atleast_2d(starts), seed=seed)
-        x, f, _, _ = _spectral_projected_gradient(self._risk_function(risk, weights), x0,
+        x, f, _, _ = spectral_projected_gradient(self._risk_function(risk, weights), x0,
                                                   self.bounds.lower, self.bounds.upper)
         # Re-evaluate exactly at the projected points (the optimiser's f is of these points).
         best = int(np.argmin(f))
@@ -1182,7 +1021,7 @@ class MixtureProblem:
             values, grads, _ = evaluator(X.reshape(S, R, K), self.objective_weights)
             return values.reshape(-1), grads.reshape(S * R, K)
 
-        x, f, _, _ = _spectral_projected_gradient(fun, x0, self.bounds.lower, self.bounds.upper)
+        x, f, _, _ = spectral_projected_gradient(fun, x0, self.bounds.lower, self.bounds.upper)
         x, f = x.reshape(S, R, K), f.reshape(S, R)
         best = np.argmin(f, axis=1)
         mixtures = x[np.arange(S), best]
@@ -1211,7 +1050,7 @@ class MixtureProblem:
         """
         t_start = time.perf_counter()
         risk = Risk.parse(risk)
-        weights = _normalised_weights(draw_weights, self.n_draws)
+        weights = normalised_draw_weights(draw_weights, self.n_draws)
         named = _baseline_mixtures(baselines, self.domains)
         t0 = time.perf_counter()
         self.evaluator  # compiled here unless cached
@@ -1290,7 +1129,7 @@ class MixtureProblem:
     def rank(self, candidates, risk="mean", *, draw_weights=None) -> CandidateRanking:
         """Rank given mixtures by the risk measure; see :func:`rank_candidates`."""
         risk = Risk.parse(risk)
-        weights = _normalised_weights(draw_weights, self.n_draws)
+        weights = normalised_draw_weights(draw_weights, self.n_draws)
         named = _baseline_mixtures(candidates, self.domains, include_uniform=False)
         if not named:
             raise UsageError("no candidate mixtures to rank")
@@ -1338,7 +1177,7 @@ def _thinned_weights(draw_weights, posterior: Posterior, index: np.ndarray):
     if w.shape[0] != posterior.n_draws:
         raise UsageError(f"draw_weights has {w.shape[0]} entries but the posterior has "
                          f"{posterior.n_draws} draws")
-    return _normalised_weights(w[index], len(index))
+    return normalised_draw_weights(w[index], len(index))
 
 
 # ============================================================================ public functions
@@ -1461,7 +1300,7 @@ def expected_regret(source, mixture=None, *, optimum_values=None, draw_weights=N
     if values.shape[0] != optimum.shape[0]:
         raise UsageError(f"objective draws ({values.shape[0]}) and optimum values "
                          f"({optimum.shape[0]}) differ in length")
-    w = _normalised_weights(draw_weights, values.shape[0])
+    w = normalised_draw_weights(draw_weights, values.shape[0])
     shape = (-1,) + (1,) * (values.ndim - 1)
     regret = np.maximum(values - optimum.reshape(shape), 0.0)
     out = np.sum(w.reshape(shape) * regret, axis=0)
@@ -1596,7 +1435,7 @@ def column_domains(columns, domains, path, *, skip=()) -> dict[str, str]:
 
 __all__ = [
     "Bounds", "CandidateRanking", "Constraints", "MixtureProblem", "Objective", "Recommendation",
-    "Risk", "as_mixture", "column_domains", "expected_regret", "load_mixtures", "project_to_polytope",
-    "rank_candidates", "recommend", "risk_value", "weighted_quantile",
+    "Risk", "as_mixture", "column_domains", "expected_regret", "load_mixtures",
+    "rank_candidates", "recommend", "risk_value",
 ]
 

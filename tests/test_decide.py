@@ -23,12 +23,12 @@ from bayesmix.decide import (
     Risk,
     expected_regret,
     load_mixtures,
-    project_to_polytope,
     rank_candidates,
     recommend,
     risk_value,
-    weighted_quantile,
 )
+from bayesmix.polytope import project_to_polytope
+from bayesmix.weighted import weighted_quantile
 from bayesmix.errors import UsageError
 from bayesmix.inference import Fit
 from bayesmix.laws import get_law
