@@ -573,7 +573,7 @@ def run_task(task: FitTask) -> TaskResult:
     with status ``skipped`` and the reason; any other error gives ``failed`` with the
     message, so that one fit cannot end a long comparison.
     """
-    from .inference import check_gate
+    from .gate import check_gate
     from .inference import fit_law
     from .laws import get_law
 

@@ -1,7 +1,7 @@
 """Running the chains on while they only mix slowly.
 
 The diagnostics gate refuses a fit whose chains disagree (R-hat above
-:data:`bayesmix.inference.MAX_RHAT`). Where that is the only fault -- no divergent
+:data:`bayesmix.gate.MAX_RHAT`). Where that is the only fault -- no divergent
 transition, no chains settled in separated places -- the chains are in one posterior and
 have only not yet explored it long enough; more draws fix it, and a user told "run more
 --draws" would do exactly that. A fit therefore samples up to ``extend_draws`` times the

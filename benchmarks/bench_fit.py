@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from bayesmix.data import load_runs
-from bayesmix.inference import FitSettings, build_model, find_map, fit_law, format_diagnostics
+from bayesmix.gate import format_diagnostics
+from bayesmix.inference import FitSettings, build_model, find_map, fit_law
 from bayesmix.laws import get_law
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "slimpajama7" / "runs.csv"

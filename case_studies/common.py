@@ -120,7 +120,8 @@ def fit_train_split(args, table, train_mask, *, law="capacity_noise", label=""):
     Returns ``(fit, train, test)`` with ``test`` every row not in ``train_mask``.
     """
     from bayesmix.estimator import select_checkpoints
-    from bayesmix.inference import FitSettings, check_gate, fit_law, format_diagnostics
+    from bayesmix.gate import check_gate, format_diagnostics
+    from bayesmix.inference import FitSettings, fit_law
 
     clock = Timer()
     train = select_checkpoints(table.select(train_mask), "final")

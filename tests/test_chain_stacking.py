@@ -10,7 +10,8 @@ from scipy import stats
 
 from bayesmix import _az
 from bayesmix.chain_stacking import allocate_draws, group_weights, weighs_modes, weighted_draw_index
-from bayesmix.inference import MAX_RHAT, Fit, check_gate
+from bayesmix.gate import MAX_RHAT, check_gate
+from bayesmix.inference import Fit
 from bayesmix.laws import get_law
 from bayesmix.scaling import Scaling
 

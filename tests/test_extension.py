@@ -9,7 +9,8 @@ import pytest
 from bayesmix import _az
 from bayesmix.errors import UsageError
 from bayesmix.extension import CHECKPOINTS, checkpoints, more_draws_can_help
-from bayesmix.inference import MAX_RHAT, FitSettings
+from bayesmix.gate import MAX_RHAT
+from bayesmix.inference import FitSettings
 
 
 def test_checkpoints_are_fixed_multiples_of_the_requested_draws_up_to_the_limit():
@@ -45,7 +46,7 @@ def test_the_gate_advice_and_the_extension_share_one_projection():
     """A refusal says "modes" exactly where the default extension, run from the requested
     draws to its limit, would not have run on (one rule, in extension.py)."""
     from bayesmix.extension import DEFAULT_EXTEND, slow_mixing_explains
-    from bayesmix.inference import _slow_chains_advice
+    from bayesmix.gate import _slow_chains_advice
 
     for rhat in (1.03, 1.08, 1.09, 1.5):
         says_modes = "modes" in _slow_chains_advice({"max_rhat": rhat})

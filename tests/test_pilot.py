@@ -160,7 +160,7 @@ def test_a_chain_still_drifting_is_not_passed_as_a_mode():
     warming up) may be cut off as a place of its own, but its windows disagree, so the
     split does not pass the gate; the stays of a real crossing agree."""
     from bayesmix.chain_stacking import within_group_diagnostics
-    from bayesmix.inference import MAX_RHAT
+    from bayesmix.gate import MAX_RHAT
 
     drift = _crossing_chains()
     drift[0, :600] = np.linspace(-6.0, -3.0, 600) + 0.05 * np.random.default_rng(1).standard_normal(600)
@@ -173,7 +173,7 @@ def test_a_chain_still_drifting_is_not_passed_as_a_mode():
 
 def test_a_refusal_over_separated_chains_says_modes_not_run_longer():
     from bayesmix.errors import FitRejectedError
-    from bayesmix.inference import check_gate
+    from bayesmix.gate import check_gate
 
     diag = {"max_rhat": 1.77, "worst_rhat_param": "H", "divergences": 0,
             "chain_groups": [{"chains": [0, 3], "median": 0.0094, "mean_logp": 707.9},
@@ -199,7 +199,7 @@ def test_a_refusal_over_separated_chains_says_modes_not_run_longer():
 
 
 def test_diagnose_records_where_the_chains_of_the_worst_quantity_sit():
-    from bayesmix.inference import diagnose
+    from bayesmix.gate import diagnose
     from bayesmix.laws import get_law
 
     law = get_law("linear")
@@ -223,7 +223,7 @@ def test_diagnose_records_where_the_chains_of_the_worst_quantity_sit():
 def test_diagnose_finds_the_split_on_another_quantity_when_the_worst_only_mixes_slowly():
     """The Pile 4 case: the worst R-hat on a slowly mixing scale whose chains overlap,
     while the floor's chains sit in two places."""
-    from bayesmix.inference import diagnose
+    from bayesmix.gate import diagnose
     from bayesmix.laws import get_law
 
     law = get_law("linear")
@@ -256,7 +256,7 @@ def _trace_with_logp(means, draws: int = 300, seed: int = 4):
 
 
 def test_a_fit_drops_the_chains_that_settled_in_a_minor_mode_and_says_so():
-    from bayesmix.inference import format_diagnostics, without_minor_mode_chains
+    from bayesmix.gate import format_diagnostics, without_minor_mode_chains
 
     idata, logp = _trace_with_logp([100.0, 40.0, 101.0, 99.0])
     kept, dropped = without_minor_mode_chains(idata)
@@ -274,7 +274,7 @@ def test_a_fit_drops_the_chains_that_settled_in_a_minor_mode_and_says_so():
 def test_diagnose_splits_the_draws_of_a_chain_that_crossed_between_modes():
     """No chain sits apart (chain 0 crossed at draw 600), so whole chains cannot be
     grouped; the stays can, and within them the chains agree."""
-    from bayesmix.inference import check_gate, diagnose
+    from bayesmix.gate import check_gate, diagnose
     from bayesmix.laws import get_law
 
     law = get_law("linear")

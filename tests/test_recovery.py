@@ -22,7 +22,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bayesmix.inference import MAX_RHAT, fit_law
+from bayesmix.gate import MAX_RHAT
+
+from bayesmix.inference import fit_law
 from bayesmix.simulate import default_truth, simulate_runs
 
 SEEDS = (11, 12)

@@ -98,7 +98,8 @@ def run(args) -> int:
 
     from ..acquire import generate_candidates, select_next
     from ..decide import Constraints, recommend
-    from ..inference import MAX_RHAT, FitSettings, check_gate, fit_law, format_diagnostics
+    from ..gate import MAX_RHAT, check_gate, format_diagnostics
+    from ..inference import FitSettings, fit_law
     from ..report import build_report
     from ..simulate import contrasting_truth, simulate_runs
     from ..units import format_quantity

@@ -57,7 +57,8 @@ def add_parser(sub):
 
 def run(args) -> int:
     from ..estimator import select_checkpoints
-    from ..inference import FitSettings, fit_law, format_diagnostics
+    from ..gate import format_diagnostics
+    from ..inference import FitSettings, fit_law
     from ..laws import get_law
     from ..priors import load_prior_file
 
@@ -82,7 +83,7 @@ def run(args) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     print("diagnostics:")
     print(format_diagnostics(fit.diagnostics))
-    from ..inference import check_gate
+    from ..gate import check_gate
 
     try:
         problems = check_gate(fit.diagnostics, allow_warnings=args.allow_warnings)

@@ -49,7 +49,8 @@ def main(argv=None) -> int:
 
     from bayesmix.data import load_runs
     from bayesmix.errors import BayesmixError
-    from bayesmix.inference import FitSettings, fit_law, format_diagnostics
+    from bayesmix.gate import format_diagnostics
+    from bayesmix.inference import FitSettings, fit_law
     from bayesmix.estimator import select_checkpoints
 
     clock = common.Timer()

@@ -69,7 +69,8 @@ def main(argv=None) -> int:
     from bayesmix.acquire import (AdaptiveRefit, NutsRefit, SimulatorObserver, generate_candidates, run_campaign,
                                   select_next)
     from bayesmix.decide import recommend
-    from bayesmix.inference import FitSettings, check_gate, fit_law, format_diagnostics
+    from bayesmix.gate import check_gate, format_diagnostics
+    from bayesmix.inference import FitSettings, fit_law
     from bayesmix.report import build_report
     from bayesmix.decide import Constraints
     from bayesmix.simulate import contrasting_truth, simulate_runs
