@@ -137,3 +137,12 @@ def json_text(obj, *, indent: int | None = 2) -> str:
 def write_json_atomic(path, obj, *, indent: int | None = 2) -> Path:
     """Write :func:`json_text` of ``obj`` (and a final newline) to ``path`` atomically."""
     return write_text_atomic(path, json_text(obj, indent=indent) + "\n")
+
+
+def json_report(obj, path=None, *, indent: int | None = 2) -> str:
+    """:func:`json_text` of ``obj``; also written to ``path`` (atomically, with a final
+    newline) when given. What every result's ``to_json`` returns."""
+    text = json_text(obj, indent=indent)
+    if path is not None:
+        write_text_atomic(path, text + "\n")
+    return text

@@ -48,7 +48,7 @@ from typing import Mapping
 import numpy as np
 from scipy import special
 
-from ._files import json_safe, json_text, write_text_atomic
+from ._files import json_report, json_safe
 from .errors import DataError, UsageError
 from .polytope import project_to_polytope, spectral_projected_gradient
 from .posterior import Posterior
@@ -697,10 +697,7 @@ class Recommendation:
 
     def to_json(self, path=None, indent: int = 2) -> str:
         """The JSON text; also written to ``path`` (atomically) when given."""
-        text = json_text(self.to_dict(), indent=indent)
-        if path is not None:
-            write_text_atomic(path, text + "\n")
-        return text
+        return json_report(self.to_dict(), path, indent=indent)
 
     def format_table(self) -> str:
         """Human-readable report of the recommendation."""
@@ -814,10 +811,7 @@ class CandidateRanking:
 
     def to_json(self, path=None, indent: int = 2) -> str:
         """The JSON text; also written to ``path`` (atomically) when given."""
-        text = json_text(self.to_dict(), indent=indent)
-        if path is not None:
-            write_text_atomic(path, text + "\n")
-        return text
+        return json_report(self.to_dict(), path, indent=indent)
 
     def format_table(self) -> str:
         nw = max(9, max(len(n) for n in self.names))
