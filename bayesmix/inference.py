@@ -930,18 +930,8 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
     -------
     Fit
     """
-    settings = settings or FitSettings()
-    for key, value in kwargs.items():
-        if not hasattr(settings, key):
-            raise TypeError(f"unknown fit setting '{key}'")
-        setattr(settings, key, value)
-    settings.check()
-    if settings.sampler not in SAMPLERS:
-        raise UsageError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{settings.sampler}'")
-    if settings.sampler == "numpyro":
-        _require_numpyro()
     law = get_law(law) if isinstance(law, str) else law
-    settings = settings.for_law(law)
+    settings = _settings_for(law, settings, kwargs)
     scaling = scaling or Scaling.from_table(table)
     design = observation.ObservationDesign.from_table(
         table, scaling, likelihood=settings.likelihood, run_effect=settings.run_effect,
@@ -951,37 +941,74 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
     t_compile = time.perf_counter()
     compiled, precondition = _compile(law, model, settings)
     t0 = time.perf_counter()
-    compile_seconds = t0 - t_compile
-    point, warm_start = None, init
-    if init is None:
-        point, _ = find_map(model, starts=settings.map_starts, seed=settings.seed,
-                            logp_dlogp=_compiled_logp_dlogp(compiled) if compiled is not None else None)
-        init = _untransformed_point(model, point)
-    else:
-        init = to_level_coordinates(law, init) if LEVEL in model.named_vars else dict(init)
-        point = _transformed_point(model, {k: v for k, v in init.items()
-                                           if k in {rv.name for rv in model.free_RVs}})
-    init = {k: v for k, v in init.items() if k in {rv.name for rv in model.free_RVs}}
-    pilot_report = None
+    timing = {"compile_seconds": t0 - t_compile} if compiled is not None else {}
+    point, start = _starting_point(law, model, compiled, init, settings)
     if compiled is not None:
         with one_blas_thread():
             compiled = _nutpie_starts(compiled, model, point, precondition, settings.seed)
-    map_seconds = time.perf_counter() - t0
-    if compiled is not None and settings.pilot and warm_start is None and settings.chains > 1:
-        compiled, pilot_report = _run_pilot(compiled, settings, progressbar)
-        pilot_report = {**pilot_report.to_diagnostics(), "pilot_seconds": time.perf_counter() - t0 - map_seconds}
+    timing["map_seconds"] = time.perf_counter() - t0
+    pilot_report = {}
+    if compiled is not None and settings.pilot and init is None and settings.chains > 1:
+        compiled, report = _run_pilot(compiled, settings, progressbar)
+        pilot_report = {**report.to_diagnostics(), "pilot_seconds": time.perf_counter() - t0 - timing["map_seconds"]}
     t1 = time.perf_counter()
-    idata, draws_per_chain = _sample(model, compiled, precondition, init, settings, progressbar, law)
-    sampling_seconds = time.perf_counter() - t1
+    idata, draws_per_chain = _sample(model, compiled, precondition, start, settings, progressbar, law)
+    timing["sampling_seconds"] = time.perf_counter() - t1
     idata, dropped_chains = without_minor_mode_chains(idata)
     if design.marginal_mixture_effect:
         _draw_integrated_mixture_effects(idata, law, scaling, table, design, settings.seed)
 
     fit = Fit(idata, law, scaling, tuple(table.domains), {"observation": design.to_dict()})
     posterior = fit.posterior()
+    _add_table_and_loglik(idata, posterior, table)
+    diag = {**_weighted_diagnostics(idata, law, posterior, table), **timing,
+            "draws_per_chain": draws_per_chain, "draws_requested": settings.draws,
+            "target_accept": settings.target_accept, **pilot_report, **dropped_chains,
+            **law.fit_checks(posterior, table)}
+    fit.attrs = _fit_attrs(law, table, priors, scaling, settings, design, diag)
+    check_gate(diag, allow_warnings=allow_warnings)
+    return fit
+
+
+def _settings_for(law: Law, settings: FitSettings | None, overrides: dict) -> FitSettings:
+    """A copy of ``settings`` (default :class:`FitSettings`) with ``overrides`` and the
+    law's own defaults (:meth:`FitSettings.for_law`), checked; the caller's object is
+    left as it was."""
+    settings = dataclasses.replace(settings or FitSettings())
+    for key, value in overrides.items():
+        if not hasattr(settings, key):
+            raise TypeError(f"unknown fit setting '{key}'")
+        setattr(settings, key, value)
+    settings.check()
+    if settings.sampler not in SAMPLERS:
+        raise UsageError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{settings.sampler}'")
+    if settings.sampler == "numpyro":
+        _require_numpyro()
+    return settings.for_law(law)
+
+
+def _starting_point(law: Law, model: pm.Model, compiled, init: dict | None, settings: FitSettings):
+    """Where the chains start: the best MAP point (or ``init``, a warm start in natural
+    coordinates), in the sampler's transformed coordinates, and the same point as initial
+    values of the model's free variables."""
+    if init is None:
+        point, _ = find_map(model, starts=settings.map_starts, seed=settings.seed,
+                            logp_dlogp=_compiled_logp_dlogp(compiled) if compiled is not None else None)
+        start = _untransformed_point(model, point)
+    else:
+        start = to_level_coordinates(law, init) if LEVEL in model.named_vars else dict(init)
+        point = _transformed_point(model, {k: v for k, v in start.items()
+                                           if k in {rv.name for rv in model.free_RVs}})
+    free = {rv.name for rv in model.free_RVs}
+    return point, {k: v for k, v in start.items() if k in free}
+
+
+def _add_table_and_loglik(idata, posterior: Posterior, table) -> None:
+    """Store the table and the pointwise log-likelihood (with the run offsets drawn in the
+    fit, where the model has them) in ``idata``."""
     run_draws = None
     if _az.has_var(idata, "run_z"):
-        labels, index = np.unique(np.asarray(table.run_ids, dtype=str), return_inverse=True)
+        _, index = np.unique(np.asarray(table.run_ids, dtype=str), return_inverse=True)
         run_draws = (_az.stacked_draws(idata, "run_sd")[:, None] * _az.stacked_draws(idata, "run_z"))[:, index]
     loglik = compute_loglik(posterior, table, run_draws)
     chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
@@ -991,29 +1018,32 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
         loglik=loglik.reshape(chains, draws, *loglik.shape[1:]),
         domains=table.domains,
     )
+
+
+def _weighted_diagnostics(idata, law: Law, posterior: Posterior, table) -> dict:
+    """The gate's figures (:func:`bayesmix.gate.diagnose`), each group of draws that sit
+    apart weighted by stacking (:mod:`bayesmix.chain_stacking`)."""
     diag = diagnose(idata, law)
     if diag.get("chain_groups"):
+        chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
         stacked_loglik, _ = integrated_loglik(posterior, table)
         weights = chain_stacking.group_weights(stacked_loglik.reshape(chains, draws, -1),
-                                               [g["chains"] for g in diag["chain_groups"]])
+                                               [chain_stacking.group_of(g, draws) for g in diag["chain_groups"]])
         for group, weight in zip(diag["chain_groups"], [] if weights is None else weights):
             group["weight"] = float(weight)
-    diag["sampling_seconds"] = sampling_seconds
-    diag["draws_per_chain"] = draws_per_chain
-    diag["draws_requested"] = settings.draws
-    diag["target_accept"] = settings.target_accept
-    diag["map_seconds"] = map_seconds
-    diag.update(pilot_report or {})
-    diag.update(dropped_chains)
-    if compiled is not None:
-        diag["compile_seconds"] = compile_seconds
-    diag.update(law.fit_checks(posterior, table))
+    return diag
+
+
+def _fit_attrs(law: Law, table, priors, scaling: Scaling, settings: FitSettings,
+               design: observation.ObservationDesign, diag: dict) -> dict:
+    """What a fit records beside its draws: law, priors, units, table fingerprint,
+    settings, observation design, diagnostics, warnings and versions."""
     import pymc
     import pytensor
 
     from . import __version__
 
-    fit.attrs = {
+    return {
         "bayesmix_type": "fit",
         "law": law.name,
         "law_options": law.options,
@@ -1032,5 +1062,3 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
         "scales": {"model_sizes": sorted(set(map(float, table.model_size))),
                    "tokens": [float(np.min(table.tokens)), float(np.max(table.tokens))]},
     }
-    check_gate(diag, allow_warnings=allow_warnings)
-    return fit

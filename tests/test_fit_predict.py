@@ -248,3 +248,17 @@ def test_trained_domains_without_logged_losses_fit_and_predict(tmp_path, capsys)
     for d in ("d", "e"):
         for prefix in ("pred", "sd", "q05", "q95"):
             assert np.isfinite(pred[f"{prefix}_{d}"]).all(), (prefix, d)
+
+
+def test_fit_settings_given_to_a_fit_are_not_changed_by_it():
+    """Keyword overrides and the law's own defaults go into a copy: a caller that reuses
+    its FitSettings for another law or another fit gets what it set."""
+    from bayesmix.inference import FitSettings, _settings_for
+    from bayesmix.laws import get_law
+
+    mine = FitSettings(draws=300)
+    used = _settings_for(get_law("capacity_noise"), mine, {"tune": 77})
+    assert (used.draws, used.tune, used.target_accept) == (300, 77, get_law("capacity_noise").target_accept)
+    assert mine == FitSettings(draws=300)
+    with pytest.raises(TypeError, match="unknown fit setting 'drawz'"):
+        _settings_for(get_law("linear"), mine, {"drawz": 1})

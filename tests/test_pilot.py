@@ -292,3 +292,32 @@ def test_diagnose_splits_the_draws_of_a_chain_that_crossed_between_modes():
     assert diag["within_group_max_rhat"] <= 1.01
     problem = check_gate(diag, allow_warnings=True)[0]  # no weights yet: refused, saying where
     assert "w_n[b] near -6 in chain 0 (draws 0-" in problem
+
+
+def test_a_fit_weighs_the_stays_of_a_crossing_chain_not_its_whole_trace(monkeypatch):
+    """The fit's stacking weights are computed on each group's windows: here every draw
+    in the second place predicts the runs better, so the first place (chain 0 before it
+    crossed) gets no weight; weighing whole chains would have given chain 0's later draws
+    to the first place."""
+    from bayesmix import inference
+    from bayesmix.laws import get_law
+
+    law = get_law("linear")
+    rng = np.random.default_rng(8)
+    posterior = {p.name: rng.normal(size=(4, 1000) + p.shape(3)) for p in law.params}
+    posterior["w_n"][..., 1] = _crossing_chains()
+    idata = _az.from_draws(posterior, sample_stats={"diverging": np.zeros((4, 1000), bool)},
+                           dims={p.name: list(p.dims) for p in law.params},
+                           coords={"domain": ["a", "b", "c"], "domain_j": ["a", "b", "c"]})
+    # Log-likelihood of 30 runs per draw: 0 in the second place, -5 per run in the first.
+    in_second = posterior["w_n"][..., 1].reshape(-1) > -4.5
+    loglik = np.where(in_second[:, None], 0.0, -5.0) + 0.1 * rng.standard_normal((4000, 30))
+    monkeypatch.setattr(inference, "integrated_loglik", lambda post, table: (loglik, None))
+    seen = []
+    real = inference.chain_stacking.group_weights
+    monkeypatch.setattr(inference.chain_stacking, "group_weights",
+                        lambda values, groups: seen.append(groups) or real(values, groups))
+    diag = inference._weighted_diagnostics(idata, law, posterior=None, table=None)
+    first, second = diag["chain_groups"]
+    assert seen[0] == [[tuple(w) for w in first["windows"]], [tuple(w) for w in second["windows"]]]
+    assert first["weight"] == pytest.approx(0.0, abs=1e-6) and second["weight"] == pytest.approx(1.0, abs=1e-6)
