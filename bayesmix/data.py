@@ -1069,6 +1069,20 @@ def _numeric(series: pd.Series, column: str, role: str, source: str) -> np.ndarr
     return out
 
 
+@dataclass(frozen=True)
+class _Roles:
+    """What each column of a run table is: the trained domains ``(domain, weight column,
+    loss column or None)``, the evaluation-only ones ``(domain, loss column)``, the
+    aggregate-loss and loose weight-like columns kept as extras, and the run-id column."""
+
+    trained: list
+    evals: list
+    aggregates: list
+    loose: list
+    run_col: str | None
+    reserved: set
+
+
 def _table_from_frame(
     df,
     *,
@@ -1081,6 +1095,55 @@ def _table_from_frame(
     weight_tolerance,
     _from_arrays=False,
 ) -> RunTable:
+    """A validated :class:`RunTable` from a frame: a chain of small steps, each returning
+    arrays and the notes a user is shown (column roles, cells, weights, losses, exact
+    duplicates, runs, checkpoints, near-duplicates, what is kept)."""
+    df = _checked_frame(df, source)
+    columns = list(df.columns)
+    notes: list[str] = []
+    roles = _column_roles(columns, source=source, mapping=mapping, model_size_column=model_size_column,
+                          tokens_column=tokens_column, run_id_column=run_id_column,
+                          require_losses=require_losses, map_hint="" if _from_arrays else " (Python: mapping=)")
+    if roles.loose:
+        notes.append("weight-like columns not in the domain map kept as extra columns, not part of the mixture: "
+                     f"{_list_columns(roles.loose)}")
+    domains = tuple(d for d, _, _ in roles.trained)
+    wcols = [w for _, w, _ in roles.trained]
+    lcols = [l for _, _, l in roles.trained]
+    ecols = [l for _, l in roles.evals]
+    W, N, D, L, E = _cells(df, wcols, lcols, ecols, model_size_column, tokens_column, source)
+    _check_scales(N, D, model_size_column, tokens_column, source)
+    W, weight_notes = _checked_weights(W, wcols, roles.loose, weight_tolerance, source)
+    notes += weight_notes
+    _check_losses(((lcols, L), (ecols, E)), source)
+    _refuse_exact_duplicates(df, source)
+    run_ids, codes, uniques, run_notes = _runs(df, roles.run_col, W, N, source, _from_arrays)
+    notes += run_notes
+    all_losses = L if E is None else np.column_stack([L, E])
+    _refuse_repeated_checkpoints(codes, uniques, D, all_losses, tokens_column, source)
+    keep, near_notes = _near_duplicate_checkpoints(codes, D, all_losses)
+    notes += near_notes
+    notes += _kept_notes(roles, domains, L, E, all_losses, keep)
+    role_cols = set(roles.reserved) | set(wcols) | {c for c in lcols if c} | set(ecols)
+    other = [c for c in columns if c not in role_cols]
+    return RunTable(
+        domains=domains,
+        weights=W[keep],
+        model_size=N[keep],
+        tokens=D[keep],
+        losses=L[keep],
+        run_ids=run_ids[keep],
+        eval_domains=tuple(d for d, _ in roles.evals),
+        eval_losses=None if E is None else E[keep],
+        extra=df.loc[keep, other].reset_index(drop=True) if other else None,
+        source=source,
+        notes=tuple(notes),
+    )
+
+
+def _checked_frame(df, source) -> pd.DataFrame:
+    """The frame with a fresh index and stripped column names; refused when it is not a
+    frame, has no rows or columns, or repeats a column."""
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"expected a pandas DataFrame, got {type(df).__name__}", file=source)
     if df.shape[1] == 0 or len(df) == 0:
@@ -1090,12 +1153,13 @@ def _table_from_frame(
         )
     df = df.reset_index(drop=True)
     df.columns = [str(c).strip() for c in df.columns]
-    columns = list(df.columns)
-    _refuse_repeated_columns(columns, source)
-    notes: list[str] = []
-    ds = "" if _from_arrays else " (Python: mapping=)"
+    _refuse_repeated_columns(list(df.columns), source)
+    return df
 
-    # ---- structure: columns and their roles
+
+def _column_roles(columns, *, source, mapping, model_size_column, tokens_column, run_id_column,
+                  require_losses, map_hint) -> _Roles:
+    """The role of every column (:class:`_Roles`), from the names or the domain map."""
     for col, option, arg, what in (
         (model_size_column, "--model-size-column", "model_size_column", "model-size (N, parameters)"),
         (tokens_column, "--tokens-column", "tokens_column", "tokens (D)"),
@@ -1121,38 +1185,10 @@ def _table_from_frame(
     else:
         run_col = "run_id" if "run_id" in columns else None
     reserved = {model_size_column, tokens_column} | ({run_col} if run_col else set())
-
     aggregates: list[str] = []
     loose: list[str] = []
     if mapping is not None:
-        if not mapping:
-            raise DataError(
-                "the domain map is empty; give at least one domain=WEIGHT_COL:LOSS_COL", file=source
-            )
-        trained, evals = _parse_mapping(mapping, columns, source)
-        if not trained:
-            raise DataError(
-                "the domain map names no weight column: every domain is evaluation-only; give the trained domains "
-                "as domain=WEIGHT_COL:LOSS_COL",
-                file=source,
-            )
-        clash = [c for _, w, l in trained for c in (w, l) if c in reserved] + [
-            l for _, l in evals if l in reserved
-        ]
-        if clash:
-            raise DataError(
-                "the domain map uses a model-size, tokens or run-id column as a domain column",
-                file=source,
-                column=clash[0],
-            )
-        mapped = {c for _, w, l in trained for c in (w, l) if c} | {l for _, l in evals}
-        loose = [
-            c for c in columns if c not in mapped and c not in reserved and c.lower().startswith("weight_")
-        ]
-        if loose:
-            notes.append(
-                f"weight-like columns not in the domain map kept as extra columns, not part of the mixture: {_list_columns(loose)}"
-            )
+        trained, evals, loose = _mapped_domains(mapping, columns, reserved, source)
     else:
         trained, evals, aggregates = _find_domains(columns, reserved, source)
         if not trained:
@@ -1167,28 +1203,51 @@ def _table_from_frame(
         looked = "" if mapping is not None else f" (looked for <domain>_loss and loss_<domain>, e.g. {d}_loss)"
         raise DataError(
             f"no loss column for any trained domain{looked}: a fit needs the validation loss of at least one "
-            f"trained domain; if they are under other names, map them with --domain-map '{d}={w}:LOSS_COL,...'{ds}",
+            f"trained domain; if they are under other names, map them with --domain-map '{d}={w}:LOSS_COL,...'"
+            f"{map_hint}",
             file=source,
             column=w,
         )
+    return _Roles(trained, evals, aggregates, loose, run_col, reserved)
 
-    domains = tuple(d for d, _, _ in trained)
-    wcols = [w for _, w, _ in trained]
-    lcols = [l for _, _, l in trained]
-    eval_domains = tuple(d for d, _ in evals)
-    ecols = [l for _, l in evals]
 
-    # ---- cells
+def _mapped_domains(mapping, columns, reserved, source) -> tuple[list, list, list]:
+    """Trained and evaluation-only domains of a domain map, and the weight-like columns
+    it leaves out."""
+    if not mapping:
+        raise DataError("the domain map is empty; give at least one domain=WEIGHT_COL:LOSS_COL", file=source)
+    trained, evals = _parse_mapping(mapping, columns, source)
+    if not trained:
+        raise DataError(
+            "the domain map names no weight column: every domain is evaluation-only; give the trained domains "
+            "as domain=WEIGHT_COL:LOSS_COL",
+            file=source,
+        )
+    clash = [c for _, w, l in trained for c in (w, l) if c in reserved] + [l for _, l in evals if l in reserved]
+    if clash:
+        raise DataError(
+            "the domain map uses a model-size, tokens or run-id column as a domain column",
+            file=source,
+            column=clash[0],
+        )
+    mapped = {c for _, w, l in trained for c in (w, l) if c} | {l for _, l in evals}
+    loose = [c for c in columns if c not in mapped and c not in reserved and c.lower().startswith("weight_")]
+    return trained, evals, loose
+
+
+def _cells(df, wcols, lcols, ecols, model_size_column, tokens_column, source):
+    """The numeric cells: weights ``W``, sizes ``N``, tokens ``D``, trained losses ``L``
+    (NaN where a domain has no loss column) and evaluation-only losses ``E`` (or None);
+    a missing weight is refused."""
     n = len(df)
     W = np.column_stack([_numeric(df[c], c, "weight", source) for c in wcols])
     N = _numeric(df[model_size_column], model_size_column, "size", source)
     D = _numeric(df[tokens_column], tokens_column, "tokens", source)
-    L = np.full((n, len(domains)), np.nan)
+    L = np.full((n, len(wcols)), np.nan)
     for j, c in enumerate(lcols):
         if c is not None:
             L[:, j] = _numeric(df[c], c, "loss", source)
     E = np.column_stack([_numeric(df[c], c, "loss", source) for c in ecols]) if ecols else None
-
     for j, c in enumerate(wcols):
         bad = np.flatnonzero(np.isnan(W[:, j]))
         if len(bad):
@@ -1199,6 +1258,11 @@ def _table_from_frame(
                 column=c,
                 rows=_rows(bad),
             )
+    return W, N, D, L, E
+
+
+def _check_scales(N, D, model_size_column, tokens_column, source) -> None:
+    """Refuse a missing, non-positive or non-finite model size or token count."""
     for col, values, what in ((model_size_column, N, "model size N"), (tokens_column, D, "token count D")):
         bad = np.flatnonzero(np.isnan(values))
         if len(bad):
@@ -1216,6 +1280,11 @@ def _table_from_frame(
                 column=col,
                 rows=_rows(bad),
             )
+
+
+def _checked_weights(W, wcols, loose, weight_tolerance, source) -> tuple[np.ndarray, list[str]]:
+    """Weights refused where not finite, negative or not summing to 1 within
+    ``weight_tolerance``; renormalised (with a note) where off by more than rounding."""
     for j, c in enumerate(wcols):
         bad = np.flatnonzero(~np.isfinite(W[:, j]))
         if len(bad):
@@ -1245,14 +1314,20 @@ def _table_from_frame(
             rows=_rows(bad),
         )
     fix = np.flatnonzero(dev > _ROUNDOFF)
-    if len(fix):
-        W[fix] = W[fix] / sums[fix, None]
-        notes.append(
-            f"renormalised the weights of {_plural(len(fix), 'row')} to sum to 1: they summed to "
-            f"{sums[fix].min():.6g}..{sums[fix].max():.6g} (max deviation {dev[fix].max():.3g}, "
-            f"within the tolerance {weight_tolerance:g})"
-        )
-    for cols, M in ((lcols, L), (ecols, E)):
+    if not len(fix):
+        return W, []
+    W = W.copy()
+    W[fix] = W[fix] / sums[fix, None]
+    return W, [
+        f"renormalised the weights of {_plural(len(fix), 'row')} to sum to 1: they summed to "
+        f"{sums[fix].min():.6g}..{sums[fix].max():.6g} (max deviation {dev[fix].max():.3g}, "
+        f"within the tolerance {weight_tolerance:g})"
+    ]
+
+
+def _check_losses(columns_and_values, source) -> None:
+    """Refuse a logged loss that is not positive and finite (an empty cell is allowed)."""
+    for cols, M in columns_and_values:
         for j, c in enumerate(cols):
             if c is None:
                 continue
@@ -1260,14 +1335,15 @@ def _table_from_frame(
             bad = np.flatnonzero(~np.isnan(v) & (~np.isfinite(v) | (v <= 0)))
             if len(bad):
                 raise DataError(
-                    f"loss must be positive and finite, got {format_number(v[bad[0]])}; fix it, or leave the cell empty if the "
-                    "loss was not logged",
+                    f"loss must be positive and finite, got {format_number(v[bad[0]])}; fix it, or leave the cell "
+                    "empty if the loss was not logged",
                     file=source,
                     column=c,
                     rows=_rows(bad),
                 )
 
-    # ---- rows: duplicates and runs
+
+def _refuse_exact_duplicates(df, source) -> None:
     dup = np.flatnonzero(df.duplicated(keep=False).to_numpy())
     if len(dup):
         first = dup[0]
@@ -1279,6 +1355,10 @@ def _table_from_frame(
             rows=_rows(dup),
         )
 
+
+def _runs(df, run_col, W, N, source, from_arrays: bool):
+    """Each row's run id, its code, the distinct ids and a note: from the run-id column
+    (refused where one id has several mixtures or sizes), else grouped by mixture and size."""
     if run_col is not None:
         raw = df[run_col]
         missing = np.flatnonzero(raw.isna().to_numpy())
@@ -1310,58 +1390,61 @@ def _table_from_frame(
                     column=run_col,
                     rows=_rows(rows),
                 )
+        return run_ids, codes, uniques, []
+    key = np.column_stack([np.round(W, _MIXTURE_DECIMALS) + 0.0, N])
+    _, first_idx, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(first_idx, kind="stable")  # groups in order of first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    codes = rank[inverse]
+    width = max(4, len(str(len(order))))
+    uniques = np.array([f"run-{i + 1:0{width}d}" for i in range(len(order))], dtype=object)
+    if from_arrays:
+        note = f"no run ids given: grouped the rows into {_plural(len(order), 'run')} by mixture and model size"
     else:
-        key = np.column_stack([np.round(W, _MIXTURE_DECIMALS) + 0.0, N])
-        _, first_idx, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        order = np.argsort(first_idx, kind="stable")  # groups in order of first appearance
-        rank = np.empty_like(order)
-        rank[order] = np.arange(len(order))
-        codes = rank[inverse]
-        width = max(4, len(str(len(order))))
-        uniques = np.array([f"run-{i + 1:0{width}d}" for i in range(len(order))], dtype=object)
-        run_ids = uniques[codes]
-        if _from_arrays:
-            notes.append(
-                f"no run ids given: grouped the rows into {_plural(len(order), 'run')} by mixture and model size"
-            )
-        else:
-            notes.append(
-                f"no run-id column: grouped the rows into {_plural(len(order), 'run')} by mixture and model size "
-                "(give a run-id column, --run-id-column, if separate runs share both)"
-            )
+        note = (f"no run-id column: grouped the rows into {_plural(len(order), 'run')} by mixture and model size "
+                "(give a run-id column, --run-id-column, if separate runs share both)")
+    return uniques[codes], codes, uniques, [note]
 
-    all_losses = L if E is None else np.column_stack([L, E])
-    # same run, same tokens: conflicting (different losses) or repeated checkpoints
+
+def _refuse_repeated_checkpoints(codes, uniques, D, all_losses, tokens_column, source) -> None:
+    """Refuse two rows of one run at one token count: conflicting (different losses) or
+    repeated (the same losses)."""
     key = pd.DataFrame({"run": codes, "D": D})
     clash = key.duplicated(keep=False).to_numpy()
-    if clash.any():
-        groups = key[clash].groupby(["run", "D"], sort=False).groups
-        first_rows = np.asarray(next(iter(groups.values())))
-        run_name = uniques[codes[first_rows[0]]]
-        differ = any(not _same_rows(all_losses[first_rows[0]], all_losses[i]) for i in first_rows[1:])
-        hint = (
-            "if these are separate training runs (e.g. other seeds), give each its own id in a run-id column "
-            "(--run-id-column)"
-        )
-        if differ:
-            raise DataError(
-                f"conflicting checkpoints: run '{run_name}' has {len(first_rows)} rows at {_fmt(D[first_rows[0]], 6)} tokens "
-                f"with different losses ({_plural(len(groups), 'such checkpoint')} in all); keep one row per checkpoint, "
-                f"or {hint}",
-                file=source,
-                column=tokens_column,
-                rows=_rows(first_rows),
-            )
+    if not clash.any():
+        return
+    groups = key[clash].groupby(["run", "D"], sort=False).groups
+    first_rows = np.asarray(next(iter(groups.values())))
+    run_name = uniques[codes[first_rows[0]]]
+    differ = any(not _same_rows(all_losses[first_rows[0]], all_losses[i]) for i in first_rows[1:])
+    hint = (
+        "if these are separate training runs (e.g. other seeds), give each its own id in a run-id column "
+        "(--run-id-column)"
+    )
+    if differ:
         raise DataError(
-            f"repeated checkpoint: run '{run_name}' logs the same losses twice at {_fmt(D[first_rows[0]], 6)} tokens "
-            f"({_plural(len(groups), 'such checkpoint')} in all); delete the repeated rows, or {hint}",
+            f"conflicting checkpoints: run '{run_name}' has {len(first_rows)} rows at {_fmt(D[first_rows[0]], 6)} tokens "
+            f"with different losses ({_plural(len(groups), 'such checkpoint')} in all); keep one row per checkpoint, "
+            f"or {hint}",
             file=source,
             column=tokens_column,
             rows=_rows(first_rows),
         )
+    raise DataError(
+        f"repeated checkpoint: run '{run_name}' logs the same losses twice at {_fmt(D[first_rows[0]], 6)} tokens "
+        f"({_plural(len(groups), 'such checkpoint')} in all); delete the repeated rows, or {hint}",
+        file=source,
+        column=tokens_column,
+        rows=_rows(first_rows),
+    )
 
-    # near-duplicate checkpoints: < 1 % apart in tokens, identical losses -> keep the larger
+
+def _near_duplicate_checkpoints(codes, D, all_losses) -> tuple[np.ndarray, list[str]]:
+    """Rows to keep and notes: of two checkpoints of one run less than
+    :data:`NEAR_DUPLICATE_RTOL` apart in tokens with identical losses, the larger token
+    count is kept; with different losses both are (and a note says so)."""
     order = np.lexsort((-D, codes))
     drop: list[int] = []
     dropped_pairs: list[tuple[int, int]] = []  # (dropped, kept)
@@ -1384,6 +1467,7 @@ def _table_from_frame(
                 close_different += 1
             kept_prev = i
         start = stop
+    notes = []
     if drop:
         runs_hit = len({codes[k] for _, k in dropped_pairs})
         d_small, d_big = dropped_pairs[0][0], dropped_pairs[0][1]
@@ -1403,22 +1487,27 @@ def _table_from_frame(
             f"{_plural(close_different, 'pair')} of checkpoints of one run less than 1% apart in tokens have different "
             "losses: kept both"
         )
-    keep = np.ones(n, dtype=bool)
+    keep = np.ones(len(D), dtype=bool)
     keep[drop] = False
+    return keep, notes
 
-    # ---- notes on what is kept
-    if evals:
-        desc = ", ".join(f"{d} (column {c})" for d, c in evals)
+
+def _kept_notes(roles: _Roles, domains, L, E, all_losses, keep) -> list[str]:
+    """Notes on what the table keeps: evaluation-only domains, aggregate columns, domains
+    without losses, missing loss values."""
+    notes = []
+    if roles.evals:
+        desc = ", ".join(f"{d} (column {c})" for d, c in roles.evals)
         notes.append(
-            f"evaluation-only {'domain' if len(evals) == 1 else 'domains'} {desc}: a loss with no weight column, so "
+            f"evaluation-only {'domain' if len(roles.evals) == 1 else 'domains'} {desc}: a loss with no weight column, so "
             "not part of the mixture; kept as a target to evaluate, not fitted as a trained domain"
         )
-    if aggregates:
+    if roles.aggregates:
         notes.append(
-            f"{'column' if len(aggregates) == 1 else 'columns'} {', '.join(aggregates)} look like an aggregate loss over "
-            "domains, not one domain: kept as extra columns, not fitted"
+            f"{'column' if len(roles.aggregates) == 1 else 'columns'} {', '.join(roles.aggregates)} look like an "
+            "aggregate loss over domains, not one domain: kept as extra columns, not fitted"
         )
-    no_loss = [d for d, _, l in trained if l is None]
+    no_loss = [d for d, _, l in roles.trained if l is None]
     inputs_only = not np.isfinite(all_losses[keep]).any()
     if inputs_only:
         notes.append("no losses logged: the table holds inputs only (mixtures, N, D), e.g. for prediction")
@@ -1428,10 +1517,10 @@ def _table_from_frame(
             f"{'it takes' if len(no_loss) == 1 else 'they take'} part in the mixture and the law (trained "
             "tokens compete for capacity) but contribute no likelihood term; predictions cover them"
         )
-    logged = [j for j, (_, _, l) in enumerate(trained) if l is not None]
+    logged = [j for j, (_, _, l) in enumerate(roles.trained) if l is not None]
     miss = {domains[j]: int(np.isnan(L[keep, j]).sum()) for j in logged}
     if E is not None:
-        miss.update({d: int(np.isnan(E[keep, j]).sum()) for j, d in enumerate(eval_domains)})
+        miss.update({d: int(np.isnan(E[keep, j]).sum()) for j, (d, _) in enumerate(roles.evals)})
     total = sum(miss.values())
     if total and not inputs_only:
         present = all_losses[keep][:, [*logged, *range(len(domains), all_losses.shape[1])]]
@@ -1443,21 +1532,4 @@ def _table_from_frame(
             f"{_plural(total, 'loss value')} missing ({per}) in {_plural(rows_with, 'row')}{none_text}: kept as "
             "NaN; fits use the losses that are there"
         )
-
-    role_cols = set(reserved) | set(wcols) | {c for c in lcols if c} | set(ecols)
-    other = [c for c in columns if c not in role_cols]
-    extra = df.loc[keep, other].reset_index(drop=True) if other else None
-
-    return RunTable(
-        domains=domains,
-        weights=W[keep],
-        model_size=N[keep],
-        tokens=D[keep],
-        losses=L[keep],
-        run_ids=run_ids[keep],
-        eval_domains=eval_domains,
-        eval_losses=None if E is None else E[keep],
-        extra=extra,
-        source=source,
-        notes=tuple(notes),
-    )
+    return notes
