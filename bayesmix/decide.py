@@ -1,8 +1,9 @@
 """Risk-aware mixture recommendations: the decision layer.
 
-Given a :class:`~bayesmix.posterior.Posterior` over a scaling law, choose the training
-mixture ``h`` that is best at a target model size ``N`` and token count ``D``, and say
-how sure the posterior is about it.
+Given a posterior over a scaling law (:class:`~bayesmix.posterior.PosteriorLike`: a
+fit's, or a stacking mixture of laws), choose the training mixture ``h`` that is best
+at a target model size ``N`` and token count ``D``, and say how sure the posterior is
+about it.
 
 Objective
     For posterior draw ``s`` the objective is a weighted average of the domains'
@@ -51,7 +52,7 @@ from scipy import special
 from ._files import json_report, json_safe
 from .errors import DataError, UsageError
 from .polytope import project_to_polytope, spectral_projected_gradient
-from .posterior import Posterior
+from .posterior import PosteriorLike
 from .units import format_number, format_quantity, parse_quantity
 from .weighted import normalised_draw_weights, weighted_quantile
 
@@ -473,7 +474,7 @@ class _Evaluator:
     ``R`` mixtures, so the gradient of the summed objective is every draw's own gradient.
     """
 
-    def __init__(self, posterior: Posterior, model_size: float, tokens: float):
+    def __init__(self, posterior: PosteriorLike, model_size: float, tokens: float):
         import pytensor
         import pytensor.tensor as pt
         from pytensor.compile.mode import Mode
@@ -507,7 +508,7 @@ _EVALUATORS: "OrderedDict[tuple, _Evaluator]" = OrderedDict()
 _EVALUATOR_CACHE_SIZE = 8
 
 
-def _posterior_key(posterior: Posterior) -> tuple:
+def _posterior_key(posterior: PosteriorLike) -> tuple:
     """A content key of the parts of a posterior that enter the expected loss."""
     import hashlib
 
@@ -522,7 +523,7 @@ def _posterior_key(posterior: Posterior) -> tuple:
             digest.hexdigest())
 
 
-def _evaluator(posterior: Posterior, model_size: float, tokens: float) -> _Evaluator:
+def _evaluator(posterior: PosteriorLike, model_size: float, tokens: float) -> _Evaluator:
     """The compiled evaluator of a posterior at a target (cached on the draws' content,
     so reloading the same fit does not compile again)."""
     key = (_posterior_key(posterior), float(model_size), float(tokens))
@@ -849,7 +850,7 @@ class MixtureProblem:
 
     Parameters
     ----------
-    posterior : Posterior
+    posterior : PosteriorLike
     model_size, tokens : float or str
         Target N (parameters) and D (tokens); strings like ``"7B"`` are accepted.
     objective : Objective, optional
@@ -860,7 +861,7 @@ class MixtureProblem:
 
     Attributes
     ----------
-    posterior : Posterior
+    posterior : PosteriorLike
         The (thinned) posterior the decision uses; ``draw_index`` maps its draws to the
         input posterior's. Draw weights passed to methods refer to these draws.
     bounds : Bounds
@@ -872,7 +873,7 @@ class MixtureProblem:
         If the constraints cannot all hold, or an option names an unknown domain.
     """
 
-    def __init__(self, posterior: Posterior, model_size, tokens, *, objective: Objective | None = None,
+    def __init__(self, posterior: PosteriorLike, model_size, tokens, *, objective: Objective | None = None,
                  constraints: Constraints | None = None, max_draws: int | None = DEFAULT_MAX_DRAWS):
         self.model_size = parse_quantity(model_size, what="model size")
         self.tokens = parse_quantity(tokens, what="tokens")
@@ -1164,7 +1165,7 @@ def _baseline_mixtures(baselines, domains, *, include_uniform: bool = True) -> d
     return out
 
 
-def _thinned_weights(draw_weights, posterior: Posterior, index: np.ndarray):
+def _thinned_weights(draw_weights, posterior: PosteriorLike, index: np.ndarray):
     if draw_weights is None:
         return None
     w = np.asarray(draw_weights, dtype=float).reshape(-1)
@@ -1175,7 +1176,7 @@ def _thinned_weights(draw_weights, posterior: Posterior, index: np.ndarray):
 
 
 # ============================================================================ public functions
-def recommend(posterior: Posterior, model_size, tokens, *, objective: Objective | None = None,
+def recommend(posterior: PosteriorLike, model_size, tokens, *, objective: Objective | None = None,
               risk="mean", constraints: Constraints | None = None, baselines=None,
               draw_weights=None, n_restarts: int = DEFAULT_RESTARTS,
               max_draws: int | None = DEFAULT_MAX_DRAWS, seed: int = 0) -> Recommendation:
@@ -1183,7 +1184,7 @@ def recommend(posterior: Posterior, model_size, tokens, *, objective: Objective 
 
     Parameters
     ----------
-    posterior : Posterior
+    posterior : PosteriorLike
         Posterior of a fitted law (``Fit.posterior()``).
     model_size, tokens : float or str
         Target model size N (parameters) and training tokens D, e.g. ``7e9`` or ``"7B"``.
@@ -1222,7 +1223,7 @@ def recommend(posterior: Posterior, model_size, tokens, *, objective: Objective 
                              n_restarts=n_restarts, seed=seed)
 
 
-def rank_candidates(posterior: Posterior, candidates, model_size, tokens, *,
+def rank_candidates(posterior: PosteriorLike, candidates, model_size, tokens, *,
                     objective: Objective | None = None, risk="mean",
                     constraints: Constraints | None = None, draw_weights=None,
                     max_draws: int | None = DEFAULT_MAX_DRAWS) -> CandidateRanking:
@@ -1230,7 +1231,7 @@ def rank_candidates(posterior: Posterior, candidates, model_size, tokens, *,
 
     Parameters
     ----------
-    posterior : Posterior
+    posterior : PosteriorLike
     candidates : mapping of str to mixture, or array_like ``(M, K)``
     model_size, tokens : float or str
     objective : Objective, optional
@@ -1259,13 +1260,13 @@ def expected_regret(source, mixture=None, *, optimum_values=None, draw_weights=N
 
     Parameters
     ----------
-    source : ndarray, MixtureProblem or Posterior
+    source : ndarray, MixtureProblem or PosteriorLike
         * ``(S,)`` or ``(S, M)`` objective draws at the mixture(s), with
           ``optimum_values`` ``(S,)`` the draws' optimal objectives (cheapest: the
           acquisition layer precomputes both);
         * a :class:`MixtureProblem` (its cached per-draw optima are used) with ``mixture``;
-        * a :class:`Posterior` with ``mixture``, ``model_size`` and ``tokens`` (computes
-          the per-draw optima: seconds).
+        * a posterior (:class:`~bayesmix.posterior.PosteriorLike`) with ``mixture``,
+          ``model_size`` and ``tokens`` (computes the per-draw optima: seconds).
     mixture : mixture, optional
     optimum_values : array_like ``(S,)``, optional
     draw_weights : array_like ``(S,)``, optional
@@ -1280,7 +1281,7 @@ def expected_regret(source, mixture=None, *, optimum_values=None, draw_weights=N
         if mixture is None:
             raise UsageError("expected_regret needs the mixture to evaluate")
         return source.expected_regret(as_mixture(mixture, source.domains), draw_weights)
-    if isinstance(source, Posterior):
+    if isinstance(source, PosteriorLike):
         if mixture is None or model_size is None or tokens is None:
             raise UsageError("expected_regret of a posterior needs mixture, model_size and tokens")
         problem = MixtureProblem(source, model_size, tokens, objective=objective,

@@ -4,12 +4,17 @@ A :class:`Posterior` holds a law, its parameter draws, the reference scaling and
 observation model, and turns them into loss draws at any mixture and scale. The law's
 PyTensor mean function is compiled once per law into a function vectorised over draws
 and rows, so no numpy twin of a law exists anywhere.
+
+:class:`PosteriorLike` writes down what the decision layers read from a posterior; a
+:class:`Posterior` and a stacking mixture of laws
+(:class:`bayesmix.compare.StackedPosterior`) both keep it (``tests/test_posterior_contract.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pytensor
@@ -19,6 +24,52 @@ from . import observation
 from .errors import UsageError
 from .laws import Law, get_law
 from .scaling import Scaling
+
+
+@runtime_checkable
+class PosteriorLike(Protocol):
+    """What ``predict``, ``recommend``, ``rank``, ``next`` and the report read from a
+    posterior. Every array has a leading draw axis of :attr:`n_draws`; losses are in nats,
+    ``(S, rows, K)`` over the rows of ``weights`` and the :attr:`domains`.
+    """
+
+    domains: tuple
+    meta: dict
+
+    @property
+    def n_draws(self) -> int: ...
+
+    @property
+    def n_domains(self) -> int: ...
+
+    @property
+    def law(self):
+        """Has ``name`` (and ``options``): labels and cache keys."""
+
+    @property
+    def scaling(self) -> Scaling: ...
+
+    def expected_loss(self, weights, model_size, tokens, **kwargs) -> np.ndarray:
+        """Expected loss draws ``(S, rows, K)`` (the law and its error at that scale)."""
+
+    def add_noise(self, mu: np.ndarray, *, seed=0, weights=None) -> np.ndarray:
+        """Draws of observed losses of new runs around ``mu``."""
+
+    def predictive_loss(self, weights, model_size, tokens, *, seed=0) -> np.ndarray:
+        """:meth:`expected_loss` with a new run's noise."""
+
+    def summarise(self, weights, model_size, tokens, *, seed=0) -> dict:
+        """``mean``, ``sd`` and interval arrays ``(rows, K)`` of the predictive loss."""
+
+    def symbolic_expected_loss(self, h, model_size, tokens):
+        """:meth:`expected_loss` as a PyTensor expression of the mixtures ``h`` (for
+        gradients in the optimiser)."""
+
+    def subset(self, idx) -> "PosteriorLike":
+        """The posterior of the draws ``idx``."""
+
+    def thin(self, max_draws: int, seed: int = 0) -> "PosteriorLike":
+        """At most ``max_draws`` draws, evenly spaced."""
 
 
 def _draw_shape(param, n_domains):

@@ -1,0 +1,65 @@
+"""The posterior contract (bayesmix.posterior.PosteriorLike): one test over every kind
+of posterior the decision layers accept, a fitted law's and a stacking mixture of laws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bayesmix.compare import StackedPosterior
+from bayesmix.posterior import Posterior, PosteriorLike
+from bayesmix.simulate import default_truth
+from bayesmix.testing import posterior_around_truth
+
+DOMAINS = ("web", "code", "books")
+H = np.array([[0.5, 0.3, 0.2], [0.2, 0.2, 0.6]])
+N, D = 1e8, 2e9
+
+
+def _one_law() -> Posterior:
+    return posterior_around_truth(default_truth("capacity_noise", DOMAINS, seed=1), n_draws=60)
+
+
+def _stacked() -> StackedPosterior:
+    a = posterior_around_truth(default_truth("capacity_noise", DOMAINS, seed=1), n_draws=60)
+    b = posterior_around_truth(default_truth("chinchilla_domain", DOMAINS, seed=2), n_draws=40)
+    return StackedPosterior({"capacity_noise": a, "chinchilla_domain": b},
+                            {"capacity_noise": 0.6, "chinchilla_domain": 0.4}, n_draws=50)
+
+
+@pytest.fixture(params=["one law", "stacked laws"])
+def posterior(request):
+    return _one_law() if request.param == "one law" else _stacked()
+
+
+def test_every_posterior_kind_keeps_the_written_contract(posterior):
+    assert isinstance(posterior, PosteriorLike)
+    S, K = posterior.n_draws, posterior.n_domains
+    assert posterior.domains == DOMAINS and isinstance(posterior.law.name, str) and isinstance(posterior.meta, dict)
+    mu = posterior.expected_loss(H, N, D)
+    assert mu.shape == (S, 2, K) and np.all(np.isfinite(mu)) and np.all(mu > 0)
+    noisy = posterior.add_noise(mu, seed=1, weights=H)
+    assert noisy.shape == mu.shape and not np.array_equal(noisy, mu)
+    np.testing.assert_array_equal(posterior.predictive_loss(H, N, D, seed=1), posterior.add_noise(mu, seed=1, weights=H))
+    summary = posterior.summarise(H, N, D)
+    assert {"mean", "sd", "q05", "q95"} <= set(summary)
+    np.testing.assert_allclose(summary["mean"], mu.mean(axis=0))
+    assert np.all(summary["q05"] < summary["q95"])
+
+
+def test_subsets_and_thinning_keep_the_kind_and_pick_the_draws(posterior):
+    mu = posterior.expected_loss(H, N, D)
+    sub = posterior.subset([3, 0, 7])
+    assert isinstance(sub, type(posterior)) and sub.n_draws == 3
+    np.testing.assert_allclose(sub.expected_loss(H, N, D), mu[[3, 0, 7]])
+    thin = posterior.thin(10)
+    assert isinstance(thin, PosteriorLike) and thin.n_draws <= 10
+
+
+def test_the_symbolic_loss_is_the_numeric_one(posterior):
+    import pytensor
+    import pytensor.tensor as pt
+
+    h = pt.matrix("h")
+    graph = pytensor.function([h], posterior.symbolic_expected_loss(h, N, D))
+    np.testing.assert_allclose(graph(H), posterior.expected_loss(H, N, D), rtol=1e-8)
