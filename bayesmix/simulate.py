@@ -67,54 +67,17 @@ def default_truth(law: str = "capacity_noise", domains=DEFAULT_DOMAINS, *, seed:
                   noise_sd: float = 0.01) -> Truth:
     """A plausible ground truth for ``law`` over ``domains``.
 
-    The registered laws get hand-set ranges typical of small LLMs (scale exponents
-    0.2-0.5, irreducible losses 0.8-2.2 nats, losses of 2-4 nats, mixtures moving a
-    domain's loss by 5-30%), in nats (reference loss 1); a law without a curated truth
-    gets a draw from its default priors.
+    Each law gives its own example parameters (:meth:`bayesmix.laws.Law.example_params`:
+    hand-set ranges typical of small LLMs, in nats with reference loss 1); a law without
+    them gets a draw from its default priors.
     """
     rng = np.random.default_rng(seed)
     K = len(domains)
-    scaling = Scaling(loss_ref=tuple([1.0] * K), **TRUTH_SCALING)
-    off_diagonal = ~np.eye(K, dtype=bool)
-    if law in ("capacity", "capacity_noise"):
-        params = {
-            "c": rng.uniform(0.4, 1.0, K),
-            "b": rng.uniform(0.2, 0.5, K),
-            "H": np.array(0.01),
-            "E": rng.uniform(0.8, 2.2, K),
-        }
-        if law == "capacity_noise":
-            params["A"] = rng.uniform(0.15, 0.4, K)
-            params["a"] = rng.uniform(0.2, 0.5, K)
-    elif law == "exponential":
-        # Own data lowers a domain's loss (t_ii < 0), other domains interact weakly.
-        t = np.where(off_diagonal, rng.uniform(-0.5, 0.5, (K, K)), rng.uniform(-3.0, -1.5, (K, K)))
-        params = {"c": rng.uniform(1.6, 2.6, K), "k": rng.uniform(0.2, 0.5, K),
-                  "t": t - t.mean(axis=1, keepdims=True)}  # rows sum to zero, as the prior
-    elif law == "bimix":
-        params = {"alpha": rng.uniform(0.05, 0.2, K), "B": rng.uniform(0.3, 0.8, K),
-                  "beta": rng.uniform(0.2, 0.5, K), "C": rng.uniform(1.5, 2.5, K)}
-    elif law == "chinchilla_domain":
-        params = {"E": rng.uniform(0.8, 2.2, K), "A": rng.uniform(0.4, 1.0, K),
-                  "alpha": rng.uniform(0.2, 0.5, K), "B": rng.uniform(0.15, 0.4, K),
-                  "beta": rng.uniform(0.2, 0.5, K)}
-    elif law in ("additive", "joint"):
-        # Own data weighs most in the mixture term: about 0.1-0.5 nats across mixtures.
-        params = {"E": rng.uniform(1.2, 2.0, K),
-                  "A": rng.uniform(0.3, 0.7, K), "alpha": rng.uniform(0.2, 0.5, K),
-                  "B": rng.uniform(0.3, 0.7, K), "beta": rng.uniform(0.2, 0.5, K),
-                  "C": np.where(off_diagonal, rng.uniform(0.3, 1.0, (K, K)), rng.uniform(2.5, 5.0, (K, K))),
-                  "gamma": rng.uniform(0.3, 0.7, (K, K))}
-        if law == "joint":  # amplitudes vary by up to a factor ~2 over mixtures
-            params["C_A"] = rng.uniform(0.5, 1.5, (K, K))
-            params["gamma_A"] = rng.uniform(0.8, 1.25, K)
-            params["C_B"] = rng.uniform(0.5, 1.5, (K, K))
-            params["gamma_B"] = rng.uniform(0.8, 1.25, K)
-    elif law == "linear":
-        params = {"W": np.where(off_diagonal, rng.uniform(2.6, 3.4, (K, K)), rng.uniform(1.6, 2.2, (K, K))),
-                  "w_n": rng.uniform(-0.1, -0.03, K), "w_d": rng.uniform(-0.1, -0.03, K)}
+    law_obj = get_law(law)
+    params = law_obj.example_params(K, rng)
+    if params is not None:
+        scaling = Scaling(loss_ref=tuple([1.0] * K), **TRUTH_SCALING)
     else:
-        law_obj = get_law(law)
         params = draw_from_prior(law_obj, K, seed=int(rng.integers(2**31)))
         scaling = Scaling(loss_ref=tuple([2.5] * K), **TRUTH_SCALING)
     return Truth(law, params, scaling, tuple(domains), noise_sd)

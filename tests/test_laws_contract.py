@@ -142,6 +142,23 @@ def test_mean_of_prior_draws_is_finite_and_positive_with_draw_row_domain_shape(n
 
 
 @pytest.mark.parametrize("name", LAWS)
+def test_example_parameters_match_the_declared_ones_and_give_plausible_losses(name):
+    """Each law owns its simulated truth (Law.example_params): the declared parameters
+    with their shapes, and losses of a few nats at the simulation's scales."""
+    from bayesmix.simulate import default_truth, simulate_runs
+
+    law = get_law(name)
+    example = law.example_params(K, np.random.default_rng(0))
+    if example is not None:
+        assert set(example) == {p.name for p in law.params}
+        for param in law.params:
+            assert np.shape(example[param.name]) == param.shape(K), param.name
+    table, _ = simulate_runs(default_truth(name, tuple(f"d{i}" for i in range(K)), seed=0), n_mixtures=4, seed=0)
+    losses = np.asarray(table.losses)
+    assert np.all(np.isfinite(losses)) and np.all((losses > 0.1) & (losses < 20))
+
+
+@pytest.mark.parametrize("name", LAWS)
 def test_a_weight_going_to_zero_is_continuous_or_declared(name):
     """A law whose loss jumps as a weight reaches 0 (a term in the domain's own data,
     dropped at exactly 0) declares the smallest weight the decision layer may use; every

@@ -123,6 +123,14 @@ class Law:
     options: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ contract
+    def example_params(self, n_domains: int, rng: np.random.Generator) -> dict | None:
+        """Plausible parameters of this law over ``n_domains`` domains, in nats with a
+        reference loss of 1, for simulated truths (:func:`bayesmix.simulate.default_truth`):
+        ranges typical of small LLMs (scale exponents 0.2-0.5, irreducible losses
+        0.8-2.2 nats, mixtures moving a domain's loss by 5-30%). None: the simulation
+        draws them from the law's default priors instead."""
+        return None
+
     def mean(self, p: dict, h, n, d):
         """Expected loss divided by the reference loss, shape ``(..., rows, K)``.
 

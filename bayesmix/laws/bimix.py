@@ -69,6 +69,10 @@ class BiMixLaw(Law):
               "90% in (0.2, 1.6), as domains' losses range from about 0.5 to 1.5 of the reference"),
     )
 
+    def example_params(self, n_domains, rng):
+        return {"alpha": rng.uniform(0.05, 0.2, n_domains), "B": rng.uniform(0.3, 0.8, n_domains),
+                "beta": rng.uniform(0.2, 0.5, n_domains), "C": rng.uniform(1.5, 2.5, n_domains)}
+
     def mean(self, p, h, n, d):
         K = h.shape[-1]
         active = pt.gt(h, 0)

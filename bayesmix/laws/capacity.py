@@ -279,6 +279,14 @@ class _CapacityBase(Law):
     def fit_checks(self, posterior, table) -> dict:
         return {**super().fit_checks(posterior, table), "solver_residual": solver_residual(posterior, table)}
 
+    def example_params(self, n_domains, rng):
+        params = {"c": rng.uniform(0.4, 1.0, n_domains), "b": rng.uniform(0.2, 0.5, n_domains),
+                  "H": np.array(0.01), "E": rng.uniform(0.8, 2.2, n_domains)}
+        if "A" in {param.name for param in self.params}:
+            params["A"] = rng.uniform(0.15, 0.4, n_domains)
+            params["a"] = rng.uniform(0.2, 0.5, n_domains)
+        return params
+
 
 _CAPACITY_PARAMS = (
     Param("c", (DOMAIN,), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},

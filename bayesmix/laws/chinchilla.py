@@ -63,6 +63,11 @@ class ChinchillaDomainLaw(Law):
 
     level_terms = ("E", "A", "B")
 
+    def example_params(self, n_domains, rng):
+        return {"E": rng.uniform(0.8, 2.2, n_domains), "A": rng.uniform(0.4, 1.0, n_domains),
+                "alpha": rng.uniform(0.2, 0.5, n_domains), "B": rng.uniform(0.15, 0.4, n_domains),
+                "beta": rng.uniform(0.2, 0.5, n_domains)}
+
     def mean(self, p, h, n, d):
         active = pt.gt(h, 0)
         own_tokens = d * h.shape[-1] * pt.switch(active, h, 1.0)

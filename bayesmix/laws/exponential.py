@@ -6,6 +6,7 @@ number of tokens; the law has no model-size or token term.
 
 from __future__ import annotations
 
+import numpy as np
 import pytensor.tensor as pt
 
 from . import register
@@ -66,6 +67,14 @@ class ExponentialLaw(Law):
               "docstring); sd 2 lets moving the whole mixture to one domain change the "
               "reducible loss by a factor up to about e^2"),
     )
+
+    def example_params(self, n_domains, rng):
+        # Own data lowers a domain's loss (t_ii < 0), other domains interact weakly.
+        off_diagonal = ~np.eye(n_domains, dtype=bool)
+        t = np.where(off_diagonal, rng.uniform(-0.5, 0.5, (n_domains, n_domains)),
+                     rng.uniform(-3.0, -1.5, (n_domains, n_domains)))
+        return {"c": rng.uniform(1.6, 2.6, n_domains), "k": rng.uniform(0.2, 0.5, n_domains),
+                "t": t - t.mean(axis=1, keepdims=True)}  # rows sum to zero, as the prior
 
     def mean(self, p, h, n, d):
         centred = h - 1.0 / h.shape[-1]

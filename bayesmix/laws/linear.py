@@ -6,6 +6,7 @@ scale, with log N and log D terms on the log-loss scale.
 
 from __future__ import annotations
 
+import numpy as np
 import pytensor.tensor as pt
 
 from . import register
@@ -57,6 +58,12 @@ class LinearLaw(Law):
               "change of the log-loss per e-fold of tokens; centred at 0 (drops out on one token "
               "count)"),
     )
+
+    def example_params(self, n_domains, rng):
+        off_diagonal = ~np.eye(n_domains, dtype=bool)
+        return {"W": np.where(off_diagonal, rng.uniform(2.6, 3.4, (n_domains, n_domains)),
+                              rng.uniform(1.6, 2.2, (n_domains, n_domains))),
+                "w_n": rng.uniform(-0.1, -0.03, n_domains), "w_d": rng.uniform(-0.1, -0.03, n_domains)}
 
     def mean(self, p, h, n, d):
         mixture = pt.sum(p["W"] * h[..., None, :], axis=-1)

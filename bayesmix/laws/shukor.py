@@ -16,6 +16,7 @@ with their exponents in the posterior, which NUTS explores slowly.
 
 from __future__ import annotations
 
+import numpy as np
 import pytensor.tensor as pt
 
 from . import register
@@ -75,6 +76,18 @@ _BETA = Param("beta", (DOMAIN,), {"dist": "LogNormal", "mu": -1.2, "sigma": 0.5}
               "token exponent (median 0.3, 95% in (0.11, 0.8))")
 
 
+def _additive_example(n_domains, rng) -> dict:
+    """The additive law's example parameters (the joint law's too, before its own):
+    own data weighs most in the mixture term, about 0.1-0.5 nats across mixtures."""
+    off_diagonal = ~np.eye(n_domains, dtype=bool)
+    return {"E": rng.uniform(1.2, 2.0, n_domains),
+            "A": rng.uniform(0.3, 0.7, n_domains), "alpha": rng.uniform(0.2, 0.5, n_domains),
+            "B": rng.uniform(0.3, 0.7, n_domains), "beta": rng.uniform(0.2, 0.5, n_domains),
+            "C": np.where(off_diagonal, rng.uniform(0.3, 1.0, (n_domains, n_domains)),
+                          rng.uniform(2.5, 5.0, (n_domains, n_domains))),
+            "gamma": rng.uniform(0.3, 0.7, (n_domains, n_domains))}
+
+
 @register
 class AdditiveLaw(Law):
     """Additive data-mixture scaling law (Shukor et al. 2025, Eq. 2.4).
@@ -109,6 +122,9 @@ class AdditiveLaw(Law):
         _GAMMA,
     )
     level_terms = ("E", "A", "B")
+
+    def example_params(self, n_domains, rng):
+        return _additive_example(n_domains, rng)
 
     def mean(self, p, h, n, d):
         size_term = p["A"] * pt.exp(-p["alpha"] * pt.log(n))
@@ -183,6 +199,15 @@ class JointLaw(Law):
         "data cannot tell apart, and NUTS cannot explore the symmetric posterior they make; "
         "add runs at a second model size or token count, or fit the 'additive' law"
     )
+
+    def example_params(self, n_domains, rng):
+        params = _additive_example(n_domains, rng)
+        # Amplitudes vary by up to a factor ~2 over mixtures.
+        params["C_A"] = rng.uniform(0.5, 1.5, (n_domains, n_domains))
+        params["gamma_A"] = rng.uniform(0.8, 1.25, n_domains)
+        params["C_B"] = rng.uniform(0.5, 1.5, (n_domains, n_domains))
+        params["gamma_B"] = rng.uniform(0.8, 1.25, n_domains)
+        return params
 
     def mean(self, p, h, n, d):
         size_term = mixed_amplitude(p["A"], p["C_A"], p["gamma_A"], h) * pt.exp(-p["alpha"] * pt.log(n))
