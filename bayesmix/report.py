@@ -705,7 +705,7 @@ def _elpd_figure(records, name_key):
     best = elpd.max()
     diff = np.array([best - _num(r.get("elpd_diff"), best) if r.get("elpd_diff") is not None else np.nan
                      for r in records])
-    # compare.py reports elpd_diff as (best - law) >= 0; plot the law's ELPD implied by it.
+    # bayesmix.compare reports elpd_diff as (best - law) >= 0; plot the law's ELPD implied by it.
     diff_se = np.array([_num(r.get("elpd_diff_se"), 0.0) for r in records])
     fig = Figure(figsize=(8.5, 0.6 * len(names) + 1.6))
     ax = fig.add_subplot()

@@ -579,7 +579,7 @@ def test_mre_over_trained_cells_counts_only_cells_with_positive_weight():
     """Regression: the trained-cells MRE must use the mask (it once equalled the all-cells MRE)."""
     import pandas as pd
 
-    from bayesmix.compare import _cell_metrics
+    from bayesmix.compare.comparison import _cell_metrics
 
     cells = pd.DataFrame({
         "observed": [1.0, 1.0, 2.0, 2.0],
