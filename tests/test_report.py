@@ -57,7 +57,7 @@ def _simulated_fit(with_groups=True, seed=0):
 
 
 def _recommendation_dict(domains):
-    """A recommendation in the format of ``Recommendation.to_dict`` (bayesmix/decide.py)."""
+    """A recommendation in the format of ``Recommendation.to_dict`` (bayesmix/decide/results.py)."""
     K = len(domains)
     mix = np.array([0.4, 0.3, 0.2, 0.1])[:K]
     by = lambda v: {d: float(x) for d, x in zip(domains, v)}  # noqa: E731
