@@ -51,7 +51,8 @@ from .results import INTERVAL, BaselineComparison, CandidateRanking, Recommendat
 from .risk import Risk, risk_value
 
 __all__ = [
-    "DEFAULT_MAX_DRAWS", "DEFAULT_RESTARTS", "INTERVAL", "BaselineComparison", "Bounds", "CandidateRanking", "Constraints", "MixtureProblem", "Objective", "Recommendation",
+    "DEFAULT_MAX_DRAWS", "DEFAULT_RESTARTS", "INTERVAL", "BaselineComparison", "Bounds", "CandidateRanking",
+    "Constraints", "MixtureProblem", "Objective", "Recommendation",
     "Risk", "as_mixture", "column_domains", "expected_regret", "load_mixtures",
     "rank_candidates", "recommend", "risk_value",
 ]
