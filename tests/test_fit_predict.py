@@ -151,9 +151,10 @@ def test_a_law_compiled_once_samples_new_data_exactly_as_a_fresh_compile(monkeyp
     in whitened coordinates (whose centre and factor are data of the compiled model)."""
     import nutpie
 
-    from bayesmix import inference
-    from bayesmix.inference import build_model, fit_law, model_signature
+    from bayesmix import nutpie_backend
+    from bayesmix.inference import build_model, fit_law
     from bayesmix.laws import get_law
+    from bayesmix.nutpie_backend import model_signature
 
     truth = default_truth("chinchilla_domain", ("a", "b", "c"), seed=4, noise_sd=0.01)
     table, _ = simulate_runs(truth, n_mixtures=8, model_sizes=(5e7, 2e8), tokens_per_param=20.0, seed=4)
@@ -176,9 +177,9 @@ def test_a_law_compiled_once_samples_new_data_exactly_as_a_fresh_compile(monkeyp
     settings = dict(draws=60, tune=60, chains=2, seed=5, map_starts=1, progressbar=False, sampler="nutpie",
                     extend_draws=1,
                     precondition=precondition)
-    monkeypatch.setattr(inference, "_COMPILED_MODELS", {})
+    monkeypatch.setattr(nutpie_backend, "_COMPILED_MODELS", {})
     fresh = fit_law(second, law, **settings)
-    monkeypatch.setattr(inference, "_COMPILED_MODELS", {})
+    monkeypatch.setattr(nutpie_backend, "_COMPILED_MODELS", {})
     fit_law(first, law, **settings)
     reused = fit_law(second, law, **settings)
     assert len(compiles) == 2  # fresh, then first; the second data set reused the latter
@@ -189,7 +190,7 @@ def test_a_law_compiled_once_samples_new_data_exactly_as_a_fresh_compile(monkeyp
 def test_laplace_factor_inverts_the_hessian_of_a_gaussian():
     """For a Gaussian log density with precision P, the factor L has L L^T = P^-1
     (central differences of a linear gradient are exact up to rounding)."""
-    from bayesmix.inference import laplace_factor
+    from bayesmix.nutpie_backend import laplace_factor
 
     rng = np.random.default_rng(2)
     root = rng.normal(size=(5, 5))

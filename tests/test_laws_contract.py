@@ -18,7 +18,8 @@ import pytest
 from bayesmix.data import RunTable
 from bayesmix.coordinates import LEVEL, to_level_coordinates, uses_level_coordinates
 from bayesmix.errors import UsageError
-from bayesmix.inference import PRECOND_CHOL, PRECOND_MEAN, PRECOND_Z, Fit, build_model, fit_law, preconditioned_model, whitened_order
+from bayesmix.inference import Fit, build_model, fit_law
+from bayesmix.nutpie_backend import PRECOND_CHOL, PRECOND_MEAN, PRECOND_Z, preconditioned_model, whitened_order
 from bayesmix.laws import DOMAIN, DOMAIN_J, available_laws, get_law
 from bayesmix.posterior import Posterior, symbolic_params
 from bayesmix.priors import draw_from_prior

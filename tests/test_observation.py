@@ -239,7 +239,8 @@ def test_a_fit_with_discrepancy_saves_loads_and_widens_its_intervals_beyond_the_
     """A NUTS fit on three model sizes keeps its observation model through save and load,
     and its 90% interval at 4x the largest fitted size is wider than at a fitted size;
     its chains start at distinct points with finite density."""
-    from bayesmix.inference import Fit, _compiled_nutpie_model, _dispersed_starts, build_model, fit_law
+    from bayesmix.inference import Fit, build_model, fit_law
+    from bayesmix.nutpie_backend import compiled_nutpie_model, dispersed_starts
     from bayesmix.laws import get_law
 
     truth = default_truth("chinchilla_domain", ("a", "b", "c"), seed=1, noise_sd=0.01)
@@ -261,11 +262,11 @@ def test_a_fit_with_discrepancy_saves_loads_and_widens_its_intervals_beyond_the_
 
     law = get_law("chinchilla_domain")
     model, _ = build_model(law, table)
-    compiled = _compiled_nutpie_model(model)
+    compiled = compiled_nutpie_model(model)
     size = compiled.n_dim
     centre = np.concatenate([np.asarray(model.initial_point()[v.name], dtype=float).ravel()
                              for v in model.value_vars])
-    started = _dispersed_starts(compiled, centre, 0.1 * np.eye(size), seed=3)
+    started = dispersed_starts(compiled, centre, 0.1 * np.eye(size), seed=3)
     a, b, again = (started.initial_point_func(s) for s in (11, 12, 11))
     assert not np.allclose(a, b) and np.allclose(a, again)  # one start per chain, reproducible
     assert np.all(np.abs(a - centre) < 0.6)  # draws of N(centre, 0.1^2 I): 6 sd is far out

@@ -75,16 +75,17 @@ def test_the_pilot_moves_chains_from_a_minor_mode_into_the_main_one():
     would keep them. After the pilot every chain starts in the main mode."""
     import pymc as pm
 
-    from bayesmix.inference import FitSettings, _compiled_nutpie_model, _run_pilot
+    from bayesmix.inference import FitSettings
+    from bayesmix.nutpie_backend import compiled_nutpie_model, run_pilot
 
     with pm.Model() as model:
         pm.NormalMixture("x", w=np.array([1 - 1e-8, 1e-8]), mu=np.array([-6.0, 6.0]), sigma=np.array([0.3, 0.3]))
     starts = itertools.cycle([-5.9, 5.9])  # nutpie refuses a start with a zero gradient
-    compiled = _compiled_nutpie_model(model)
+    compiled = compiled_nutpie_model(model)
     compiled = dataclasses.replace(compiled, initial_point_func=lambda seed: np.array([next(starts)]))
     # No law here: the target acceptance that fit_law would take from one is given.
     settings = FitSettings(chains=4, tune=200, draws=100, seed=0, cores=1, extend_draws=1, target_accept=0.95)
-    started, report = _run_pilot(compiled, settings, progressbar=False)
+    started, report = run_pilot(compiled, settings, progressbar=False)
     assert len(report.restarted) == 2
     assert max(report.chain_logp) - min(report.chain_logp) > MODE_GAP_NATS
     points = np.array([started.initial_point_func(seed) for seed in range(20)])

@@ -102,7 +102,7 @@ class Law:
     #: never depend on it.
     relative_cost: ClassVar[float] = 1.0
     #: Whether NUTS samples this law in Laplace-whitened coordinates by default
-    #: (:func:`bayesmix.inference.preconditioned_model`): worth it where the posterior has
+    #: (:func:`bayesmix.nutpie_backend.preconditioned_model`): worth it where the posterior has
     #: strong correlations that nutpie's mass matrix learns only late in tuning; it makes
     #: the compilation 10-20 s longer, which a law that samples well anyway does not
     #: earn back.

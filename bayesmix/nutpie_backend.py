@@ -1,0 +1,421 @@
+"""The nutpie backend of a fit: the compiled model (once per law and process), Laplace
+whitening, dispersed chain starts, the pilot, and sampling that runs on while the chains
+only mix slowly."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+import warnings
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+
+from . import _az, extension, observation, pilot
+from .errors import UsageError
+from .gate import MAX_RHAT, diagnose, without_minor_mode_chains
+from .laws import Law
+
+if TYPE_CHECKING:
+    from .inference import FitSettings
+
+
+#: Largest number of sampler coordinates that "auto" preconditions: the dense map costs
+#: about d^2 per gradient (measured on Pile 17, additive law, 650 coordinates: 2.8x
+#: slower sampling than without).
+PRECONDITION_MAX_DIM = 200
+
+#: Names of the preconditioned model's own variables.
+PRECOND_MEAN, PRECOND_CHOL, PRECOND_Z = "precond_mean", "precond_chol", "precond_z"
+
+
+def one_blas_thread():
+    """A context in which BLAS runs on one thread (threadpoolctl, a PyMC dependency).
+
+    The MAP search and the chains' starts do many small vector operations (L-BFGS-B on
+    about a hundred coordinates, a Hessian of that size), where a second BLAS thread
+    gains nothing; when the cores are busy (another fit, another user), OpenBLAS's
+    waiting threads made each L-BFGS-B step 50-70x slower (measured on 2 busy cores:
+    the demo design's MAP search took 79 s, 7.5 s on one thread, same optimum). One
+    thread also makes the search's arithmetic independent of the number of cores.
+
+    Returns
+    -------
+    threadpoolctl.threadpool_limits
+        A context manager; the previous thread counts come back on exit.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def model_signature(model: pm.Model) -> str:
+    """A hash of everything in ``model`` but its shared data.
+
+    Two models with equal signatures compute the same function of parameters of the same
+    shapes and of their shared variables (the graph of the log density and the
+    deterministics, printed with types, the values of every constant in it, and the
+    parameters' shapes), so code compiled for one serves the
+    other once its shared data are swapped in. A number taken from the table and baked
+    into the graph as a constant changes the signature: it can make the cache miss,
+    never return a wrong model.
+    """
+    import hashlib
+
+    import pytensor
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import ancestors
+
+    # Deterministics in terms of the value variables: random variables print their RNG's
+    # address, which differs between otherwise equal models.
+    outputs = [model.logp()] + model.replace_rvs_by_values(list(model.deterministics))
+    digest = hashlib.sha256(pytensor.printing.debugprint(outputs, file="str", print_type=True).encode())
+    for var in ancestors(outputs):
+        if isinstance(var, Constant):
+            digest.update(np.asarray(var.data).tobytes())
+    for rv in model.free_RVs:
+        digest.update(f"{rv.name}:{model.rvs_to_values[rv].name}".encode())
+    # Shapes are symbolic in the graph (a dimension's length is data): the parameters'
+    # shapes, e.g. the number of domains, must match for the compiled code to fit.
+    shapes = {name: [int(n) for n in shape] for name, shape in model.eval_rv_shapes().items()}
+    digest.update(repr(sorted(shapes.items())).encode())
+    return digest.hexdigest()
+
+
+#: nutpie-compiled models of this process by :func:`model_signature` (most recent last).
+_COMPILED_MODELS: "dict[str, object]" = {}
+#: Compiled models kept per process: one per law of a comparison is enough.
+COMPILED_MODELS_KEPT = 12
+
+
+def compiled_nutpie_model(model: pm.Model):
+    """nutpie's compiled ``model`` with ``model``'s data, compiled once per signature.
+
+    Compiling takes 5-30 s on Pile 17 (the capacity laws the most), often more than
+    sampling a cheap law; the folds of a comparison differ only in their data, so a
+    process compiles each law once and later fits swap in their data (``with_data``).
+    Set the chains' starts with :func:`nutpie_starts`.
+    """
+
+    import nutpie
+
+    key = model_signature(model)
+    compiled = _COMPILED_MODELS.pop(key, None)
+    if compiled is None:
+        compiled = nutpie.compile_pymc_model(model, jitter_rvs=set())
+    else:
+        # Data the compiled graph does not read (pruned from it) is not swapped in.
+        known = {var.name for var in compiled.shared_var_keys}
+        data = {v.name: v.get_value() for v in model.data_vars if v.name in known}
+        coords = dict(compiled.coords or {})
+        coords.update({name: pd.Index(values) for name, values in model.coords.items()
+                       if name in coords and values is not None})
+        compiled = dataclasses.replace(compiled.with_data(**data), _coords=coords)
+    _COMPILED_MODELS[key] = compiled
+    while len(_COMPILED_MODELS) > COMPILED_MODELS_KEPT:
+        _COMPILED_MODELS.pop(next(iter(_COMPILED_MODELS)))
+    return compiled
+
+
+def _n_coordinates(model: pm.Model, shapes: dict | None = None) -> int:
+    shapes = model.eval_rv_shapes() if shapes is None else shapes
+    return int(sum(np.prod(shapes[v.name], dtype=int) for v in model.value_vars))
+
+
+def raveled(model: pm.Model, point: dict) -> np.ndarray:
+    """A point of ``model``'s value variables as one vector, in their order (that of
+    nutpie's coordinates and of :func:`find_map`)."""
+    return np.concatenate([np.asarray(point[v.name], dtype="float64").ravel() for v in model.value_vars])
+
+
+def whitened_order(model: pm.Model, shapes: dict | None = None) -> tuple[np.ndarray, int]:
+    """Permutation of the raveled coordinates that puts the whitened block first (every
+    value variable but the observation model's standard-normal latents,
+    :data:`bayesmix.observation.LATENT`), and the block's size."""
+    shapes = model.eval_rv_shapes() if shapes is None else shapes
+    whitened, latent, offset = [], [], 0
+    for value in model.value_vars:
+        count = int(np.prod(shapes[value.name], dtype=int))
+        (latent if value.name in observation.LATENT else whitened).extend(range(offset, offset + count))
+        offset += count
+    return np.array(whitened + latent, dtype=int), len(whitened)
+
+
+def preconditioned_model(model: pm.Model) -> pm.Model:
+    """``model`` sampled in whitened coordinates: an affine change of variables.
+
+    The new model's only free variable is ``precond_z``; the original unconstrained
+    point, with its coordinates ordered by :func:`whitened_order`, is
+    ``u = precond_mean + [precond_chol @ z_w, z_l]`` (both shared data): the law's
+    parameters and the observation model's hyperparameters (``z_w``) are whitened
+    densely, the observation model's standard-normal latents (``z_l``: run offsets,
+    mixture effects, the discrepancy's white noise; hundreds of them, each a priori
+    N(0, 1) already) only shifted. The log density is ``model``'s at ``u`` (the affine
+    map's Jacobian is a constant). Every free variable and deterministic of ``model`` is
+    recorded as a deterministic under its own name and dims, so the draws read as those
+    of ``model``. With the mean at the MAP and ``chol`` a square root of the inverse
+    Hessian there (:func:`laplace_factor`), the posterior seen by the sampler is close to
+    a standard normal, and NUTS starts its adaptation from a good mass matrix instead of
+    learning the correlations first; with ``mean = 0`` and ``chol = I`` it is ``model``
+    itself.
+    """
+    from pytensor.graph.replace import graph_replace
+
+    shapes = model.eval_rv_shapes()
+    size = _n_coordinates(model, shapes)
+    order, block = whitened_order(model, shapes)
+    with pm.Model(coords=model.coords) as pre:
+        for var in model.data_vars:
+            pre.register_data_var(var, dims=model.named_vars_to_dims.get(var.name))
+        mean = pm.Data(PRECOND_MEAN, np.zeros(size))
+        chol = pm.Data(PRECOND_CHOL, np.eye(block))
+        z = pm.Flat(PRECOND_Z, shape=size)
+        ordered = mean + pt.concatenate([pt.dot(chol, z[:block]), z[block:]])
+        u = ordered[np.argsort(order)]
+        replace, offset = {}, 0
+        for value in model.value_vars:
+            shape = [int(n) for n in shapes[value.name]]
+            count = int(np.prod(shape, dtype=int))
+            replace[value] = u[offset:offset + count].reshape(shape)
+            offset += count
+        pm.Potential("log_density", graph_replace(model.logp(), replace, strict=False))
+        recorded = list(model.free_RVs) + list(model.deterministics)
+        for var, expr in zip(recorded, model.replace_rvs_by_values(recorded)):
+            pm.Deterministic(var.name, graph_replace(expr, replace, strict=False),
+                             dims=model.named_vars_to_dims.get(var.name))
+    return pre
+
+
+def laplace_factor(logp_dlogp, x: np.ndarray, step: float = 1e-4) -> np.ndarray | None:
+    """A square root ``L`` (``L @ L.T = H^-1``) of the inverse of the negative Hessian of
+    the log density at ``x``, or None where the Hessian is not finite.
+
+    The Hessian comes from central differences of the gradient (``2 d`` evaluations);
+    eigenvalues are floored at ``1e-8`` of the largest (at least ``1e-6``), so flat or
+    slightly non-convex directions get a wide, finite scale.
+    """
+    size = len(x)
+    hessian = np.empty((size, size))
+    for i in range(size):
+        offset = np.zeros(size)
+        offset[i] = step
+        hessian[i] = -(logp_dlogp(x + offset)[1] - logp_dlogp(x - offset)[1]) / (2 * step)
+    if not np.all(np.isfinite(hessian)):
+        return None
+    eigenvalues, vectors = np.linalg.eigh((hessian + hessian.T) / 2)
+    absolute = np.abs(eigenvalues)
+    return vectors / np.sqrt(np.maximum(absolute, max(absolute.max() * 1e-8, 1e-6)))
+
+
+def compiled_logp_dlogp(compiled):
+    """``x -> (logp, gradient)`` of a nutpie-compiled model (its numba C callback)."""
+    import ctypes
+
+    function = compiled.compiled_logp_func.ctypes
+    n_dim = compiled.n_dim
+    double_p = ctypes.POINTER(ctypes.c_double)
+
+    def logp_dlogp(x):
+        x = np.ascontiguousarray(x, dtype="float64")
+        grad = np.zeros(n_dim)
+        logp = np.zeros(())
+        # user_data points into compiled.shared_data: the closure keeps both alive.
+        code = function(n_dim, x.ctypes.data_as(double_p), grad.ctypes.data_as(double_p),
+                        logp.ctypes.data_as(double_p), compiled.user_data.ctypes.data)
+        # 3, 4: a non-finite gradient or density; 1: an error raised inside, e.g. numba's
+        # ZeroDivisionError where an exp underflowed to 0 far in the tails (PyTensor's C
+        # code gives inf or nan there). All mean the same to the search: no usable point.
+        if code != 0:
+            return -np.inf, np.zeros(n_dim)
+        return float(logp), grad
+
+    return logp_dlogp
+
+
+def _preconditions(law: Law, model: pm.Model, settings: FitSettings) -> bool:
+    """Whether the fit samples in whitened coordinates (:func:`preconditioned_model`):
+    ``settings.precondition`` "on", or "auto" for a law that asks for it
+    (:attr:`~bayesmix.laws.Law.whitened_sampling`) with at most
+    :data:`PRECONDITION_MAX_DIM` coordinates; only with nutpie."""
+    if settings.precondition not in ("auto", "on", "off"):
+        raise UsageError(f"precondition must be 'auto', 'on' or 'off', got '{settings.precondition}'")
+    if settings.precondition == "off" or settings.sampler != "nutpie":
+        return False
+    if settings.precondition == "on":
+        return True
+    return law.whitened_sampling and whitened_order(model)[1] <= PRECONDITION_MAX_DIM
+
+
+def transformed_point(model: pm.Model, init: dict) -> dict:
+    """Initial values by free RV name as a point of ``model``'s value variables."""
+    from pymc.initial_point import make_initial_point_fn
+
+    return make_initial_point_fn(model=model, overrides=init, jitter_rvs=set(), return_transformed=True)(0)
+
+
+def _whitened_at(compiled, model: pm.Model, point: dict):
+    """The compiled preconditioned model centred at ``point`` (by value variable),
+    its whitened block (:func:`whitened_order`) whitened by the Laplace factor there."""
+    centre = raveled(model, point)
+    order, block = whitened_order(model)
+    logp = compiled_logp_dlogp(compiled.with_data(**{PRECOND_MEAN: centre[order], PRECOND_CHOL: np.eye(block)}))
+
+    def logp_block(x):
+        # The preconditioned model at mean = centre (ordered) and chol = I: z is the
+        # offset from the centre; only the whitened block moves.
+        z = np.zeros(len(centre))
+        z[:block] = x - centre[order][:block]
+        value, grad = logp(z)
+        return value, grad[:block]
+
+    factor = laplace_factor(logp_block, centre[order][:block])
+    if factor is None:
+        factor = np.eye(block)
+    return compiled.with_data(**{PRECOND_MEAN: centre[order], PRECOND_CHOL: factor})
+
+
+#: Tries for a start inside the Laplace approximation's typical set, each drawn at 0.7
+#: times the previous spread.
+START_TRIES = 12
+#: A start is kept when its log density is within this many standard deviations of
+#: where a draw of the Laplace approximation would lie (``chi^2_d / 2`` below the MAP).
+START_TAIL_SDS = 4.0
+
+
+def dispersed_starts(compiled, centre: np.ndarray, factor: np.ndarray, seed: int):
+    """``compiled`` whose chains start at distinct points ``centre + factor @ z``,
+    ``z ~ N(0, I)``: draws of the Laplace approximation at the MAP, one per chain (nutpie
+    passes each chain its own seed), so that chains that agree at the end (R-hat) agree
+    because they mixed, not because they started at one point.
+
+    A draw whose log density falls below the approximation's typical set (more than
+    ``d/2 + START_TAIL_SDS sqrt(d/2)`` below the centre's: in hundreds of dimensions a
+    wider start lands in the far tails, where a chain of the SlimPajama fit settled on a
+    noise-explains-all plateau and diverged on every draw) or is not finite is drawn again
+    closer to the centre.
+    """
+
+    logp = compiled_logp_dlogp(compiled)
+    size = len(centre)
+    floor = logp(centre)[0] - (size / 2 + START_TAIL_SDS * np.sqrt(size / 2))
+
+    def start(chain_seed):
+        rng = pilot.chain_rng(seed, chain_seed)
+        for attempt in range(START_TRIES):
+            x = centre + factor @ (0.7**attempt * rng.standard_normal(size))
+            value = logp(x)[0]
+            if np.isfinite(value) and value >= floor:
+                return x
+        return centre.copy()
+
+    return dataclasses.replace(compiled, initial_point_func=start)
+
+
+def _sample_nutpie(compiled, settings: FitSettings, sample_kwargs: dict, **extra):
+    """NUTS with nutpie: numba-compiled gradients and a low-rank modified mass matrix.
+
+    The capacity laws have strongly correlated amplitudes, exponents and irreducible
+    losses; nutpie's low-rank mass-matrix adaptation captures those correlations and
+    cuts the gradient evaluations per draw by an order of magnitude against a diagonal
+    mass matrix (measured: about 16 against 260 on the demo design). The chains' starts
+    are set on ``compiled`` (:func:`nutpie_starts`).
+    """
+    import nutpie
+
+    return nutpie.sample(
+        compiled, draws=sample_kwargs["draws"], tune=sample_kwargs["tune"], chains=sample_kwargs["chains"],
+        cores=settings.cores or min(settings.chains, 2), seed=sample_kwargs["random_seed"],
+        progress_bar=sample_kwargs["progressbar"], adaptation="low_rank",
+        target_accept=settings.target_accept, save_warmup=False, **extra,
+    )
+
+
+def sample_nutpie_until_mixed(compiled, settings: FitSettings, sample_kwargs: dict, law: Law):
+    """nutpie's draws, run on past ``settings.draws`` while the chains only mix slowly
+    (:mod:`bayesmix.extension`): the trace cut at the first checkpoint where the gate's
+    R-hat holds or more draws cannot help, or at the last. Returns the trace and its
+    draws per chain."""
+    stops = extension.checkpoints(settings.draws, settings.extend_draws)
+    if len(stops) == 1:
+        return _sample_nutpie(compiled, settings, sample_kwargs), stops[0]
+    sampler = _sample_nutpie(compiled, settings, {**sample_kwargs, "draws": stops[-1]}, blocking=False)
+    try:
+        for stop in stops[:-1]:
+            idata = sampler.inspect()
+            while not _finished(sampler) and _az.completed_draws(idata) < stop:
+                time.sleep(extension.POLL_SECONDS)
+                idata = sampler.inspect()
+            if _az.completed_draws(idata) < stop:
+                break  # the sampler stopped early (an error): wait() reports it
+            idata = _az.first_draws(idata, stop)
+            main_mode, _ = without_minor_mode_chains(idata)
+            if not extension.more_draws_can_help(diagnose(main_mode, law), MAX_RHAT, stop, stops[-1]):
+                sampler.cancel()
+                return idata, stop
+        return sampler.wait(), stops[-1]
+    except BaseException:
+        with contextlib.suppress(Exception):
+            sampler.cancel()  # no sampler threads left running after an interrupt
+        raise
+
+
+def _finished(sampler) -> bool:
+    """Whether nutpie's background sampler has stopped (0.16 raises TimeoutError while it runs)."""
+    try:
+        return bool(sampler.is_finished)
+    except TimeoutError:
+        return False
+
+
+def run_pilot(compiled, settings: FitSettings, progressbar: bool):
+    """The kept run's compiled model, its chains started in the main mode found by a
+    short pilot from ``compiled``'s starts (:mod:`bayesmix.pilot`), and the pilot's
+    report."""
+    tune, draws = pilot.pilot_lengths(settings.tune)
+    seed = int(np.random.default_rng([settings.seed, 7]).integers(2**31))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=RuntimeWarning)
+        idata = _sample_nutpie(compiled, settings, dict(draws=draws, tune=tune, chains=settings.chains,
+                                                        random_seed=seed, progressbar=progressbar),
+                               store_unconstrained=True)
+    main, report = pilot.main_mode_draws(_az.chain_stat(idata, "unconstrained_draw"), _az.chain_stat(idata, "logp"))
+    return pilot.starts_from(compiled, main, settings.seed), report
+
+
+def compile_for_nutpie(law: Law, model: pm.Model, settings: FitSettings):
+    """nutpie's compiled model (whitened where :func:`_preconditions` says so), or None
+    for the other samplers; and whether it is whitened."""
+    if settings.sampler != "nutpie":
+        return None, False
+    try:
+        import nutpie  # noqa: F401
+    except ImportError:
+        raise UsageError("the nutpie sampler is not installed: pip install nutpie, "
+                         "or use --sampler pymc") from None
+    precondition = _preconditions(law, model, settings)
+    # A preconditioned model starts with mean 0 and chol I: the MAP search sees the
+    # original coordinates.
+    return compiled_nutpie_model(preconditioned_model(model) if precondition else model), precondition
+
+
+def nutpie_starts(compiled, model: pm.Model, point: dict, precondition: bool, seed: int):
+    """The compiled model with dispersed chain starts around ``point``: in whitened
+    coordinates when preconditioned (centred at ``point``), else along the Laplace factor
+    at ``point`` (a small isotropic spread where the Hessian is not finite)."""
+    if precondition:
+        compiled = _whitened_at(compiled, model, point)
+        size = compiled.n_dim
+        return dispersed_starts(compiled, np.zeros(size), np.eye(size), seed)
+    centre = raveled(model, point)
+    factor = laplace_factor(compiled_logp_dlogp(compiled), centre)
+    if factor is None:
+        factor = 0.1 * np.eye(len(centre))
+    return dispersed_starts(compiled, centre, factor, seed)
+
+
