@@ -67,7 +67,9 @@ def test_a_private_folder_planted_by_someone_else_is_not_used(tmp_path, unwritab
     planted.chmod(0o777)  # writable by anyone: not ours to trust
     environ = {"HOME": str(unwritable_home)}
     changes = use_writable_caches(environ)
-    assert changes and not any(value.startswith(str(planted)) for value in changes.values())
+    # By path, not by string prefix: as root the planted folder is "bayesmix-0", and a
+    # fresh private folder "bayesmix-0xyz..." (mkdtemp's random suffix) shares that prefix.
+    assert changes and not any(Path(value.split("=")[-1]).is_relative_to(planted) for value in changes.values())
     assert all(Path(value.split("=")[-1]).parent.parent == tmp_path for value in changes.values())
 
 
