@@ -46,6 +46,12 @@ def group_of(record: dict, draws: int) -> list[tuple[int, int, int]]:
     return as_windows(record.get("windows") or record["chains"], draws)
 
 
+def flat_draw_index(windows, draws: int) -> np.ndarray:
+    """Indices of the windows' draws in a trace stacked chain-major (``chain * draws +
+    t``, as :func:`bayesmix._az.stacked_draws` and ``values.reshape(-1)`` order them)."""
+    return np.concatenate([np.arange(chain * draws + start, chain * draws + stop) for chain, start, stop in windows])
+
+
 def within_group_diagnostics(idata, names, groups) -> dict:
     """R-hat and ESS of ``names`` computed within each group of chains or windows.
 
@@ -105,17 +111,10 @@ def group_weights(loglik: np.ndarray, groups) -> np.ndarray | None:
     groups = [as_windows(group, loglik.shape[1]) for group in groups]
     if min(sum(stop - start for _, start, stop in group) for group in groups) < MIN_GROUP_DRAWS:
         return None
-    lpd = np.column_stack([_az.psis_loo(_windows_of(loglik, group))["elpd_i"] for group in groups])
+    # Each window as a chain (the windows of a group have one length).
+    lpd = np.column_stack([_az.psis_loo(np.stack([loglik[chain, start:stop] for chain, start, stop in group]))["elpd_i"]
+                           for group in groups])
     return stacking_weights(lpd)
-
-
-def _windows_of(values: np.ndarray, windows) -> np.ndarray:
-    """``values`` ``(chains, draws, ...)`` of the windows, each as a chain (equal lengths)
-    or, where lengths differ, all as one chain."""
-    parts = [values[chain, start:stop] for chain, start, stop in windows]
-    if len({len(p) for p in parts}) == 1:
-        return np.stack(parts)
-    return np.concatenate(parts)[None]
 
 
 def allocate_draws(weights, sizes, total: int) -> list[np.ndarray]:
@@ -149,8 +148,7 @@ def weighted_draw_index(diagnostics: dict, chains: int, draws: int) -> np.ndarra
     groups = diagnostics.get("chain_groups") or []
     if len(groups) < 2 or any("weight" not in g for g in groups):
         return None
-    flat = [np.concatenate([np.arange(chain * draws + start, chain * draws + stop)
-                            for chain, start, stop in group_of(g, draws)]) for g in groups]
+    flat = [flat_draw_index(group_of(g, draws), draws) for g in groups]
     picks = allocate_draws([g["weight"] for g in groups], [len(f) for f in flat], chains * draws)
     return np.concatenate([f[p] for f, p in zip(flat, picks)])
 

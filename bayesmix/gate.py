@@ -51,8 +51,7 @@ def _separated_places(draws: dict, labels: list) -> tuple[str, list] | None:
     for label in labels:
         groups = pilot.separated_chain_groups(draws[label])
         if len(groups) > 1:
-            length = draws[label].shape[1]
-            return label, [[(int(c), 0, length) for c in g] for g in groups]
+            return label, [chain_stacking.as_windows(g, draws[label].shape[1]) for g in groups]
     for label in labels:
         windows = pilot.separated_draw_windows(draws[label])
         if windows:
@@ -103,11 +102,10 @@ def chain_groups(idata, values: np.ndarray, groups: list) -> list[dict]:
     records = []
     for group in groups:
         windows = chain_stacking.as_windows(group, values.shape[1])
-        index = tuple(np.concatenate(parts) for parts in zip(*[
-            (np.full(stop - start, chain), np.arange(start, stop)) for chain, start, stop in windows]))
+        index = chain_stacking.flat_draw_index(windows, values.shape[1])
         records.append({"chains": sorted({chain for chain, _, _ in windows}),
-                        "windows": [list(w) for w in windows], "median": float(np.median(values[index])),
-                        "mean_logp": None if logp is None else float(np.mean(logp[index]))})
+                        "windows": [list(w) for w in windows], "median": float(np.median(values.reshape(-1)[index])),
+                        "mean_logp": None if logp is None else float(np.mean(logp.reshape(-1)[index]))})
     return records
 
 

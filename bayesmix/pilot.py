@@ -200,14 +200,12 @@ def separated_draw_windows(values: np.ndarray) -> list[list[tuple[int, int, int]
     # position would depend on the quantity's scale, is needed).
     lows, highs = np.array([g[0] for g in gaps]), np.array([g[1] for g in gaps])
     stays = [[] for _ in groups]
+    below, above = np.searchsorted(highs, values, side="right"), np.searchsorted(lows, values, side="left")
+    outside = below == above  # outside every gap: in place ``below``
     for chain in range(chains):
-        place = np.full(draws, -1)
-        current = -1
-        for t, value in enumerate(values[chain]):
-            below, above = np.searchsorted(highs, value, side="right"), np.searchsorted(lows, value, side="left")
-            if below == above:  # outside every gap: in place ``below``
-                current = int(below)
-            place[t] = current
+        # Each draw takes the place of the latest draw outside the gaps (-1 before the first).
+        latest = np.maximum.accumulate(np.where(outside[chain], np.arange(draws), -1))
+        place = np.where(latest >= 0, below[chain][np.maximum(latest, 0)], -1)
         changes = np.flatnonzero(np.diff(place)) + 1
         for start, stop in zip(np.r_[0, changes], np.r_[changes, draws]):
             if place[start] >= 0 and stop - start >= MIN_STAY_DRAWS:

@@ -272,19 +272,27 @@ def test_a_fit_drops_the_chains_that_settled_in_a_minor_mode_and_says_so():
     assert none == {} and same.posterior.sizes["chain"] == 4
 
 
-def test_diagnose_splits_the_draws_of_a_chain_that_crossed_between_modes():
-    """No chain sits apart (chain 0 crossed at draw 600), so whole chains cannot be
-    grouped; the stays can, and within them the chains agree."""
-    from bayesmix.gate import check_gate, diagnose
+def _linear_trace_with_a_crossing(seed: int = 8):
+    """A linear law's trace of 4 x 1000 draws whose ``w_n[b]`` crosses as in
+    :func:`_crossing_chains`; returns the law, the draws and the trace."""
     from bayesmix.laws import get_law
 
     law = get_law("linear")
-    rng = np.random.default_rng(8)
+    rng = np.random.default_rng(seed)
     posterior = {p.name: rng.normal(size=(4, 1000) + p.shape(3)) for p in law.params}
     posterior["w_n"][..., 1] = _crossing_chains()
     idata = _az.from_draws(posterior, sample_stats={"diverging": np.zeros((4, 1000), bool)},
                            dims={p.name: list(p.dims) for p in law.params},
                            coords={"domain": ["a", "b", "c"], "domain_j": ["a", "b", "c"]})
+    return law, posterior, idata
+
+
+def test_diagnose_splits_the_draws_of_a_chain_that_crossed_between_modes():
+    """No chain sits apart (chain 0 crossed at draw 600), so whole chains cannot be
+    grouped; the stays can, and within them the chains agree."""
+    from bayesmix.gate import check_gate, diagnose
+
+    law, posterior, idata = _linear_trace_with_a_crossing()
     diag = diagnose(idata, law)
     assert diag["max_rhat"] > 1.01 and diag["chain_groups_param"] == "w_n[b]"
     low, high = diag["chain_groups"]
@@ -301,15 +309,9 @@ def test_a_fit_weighs_the_stays_of_a_crossing_chain_not_its_whole_trace(monkeypa
     crossed) gets no weight; weighing whole chains would have given chain 0's later draws
     to the first place."""
     from bayesmix import inference
-    from bayesmix.laws import get_law
 
-    law = get_law("linear")
-    rng = np.random.default_rng(8)
-    posterior = {p.name: rng.normal(size=(4, 1000) + p.shape(3)) for p in law.params}
-    posterior["w_n"][..., 1] = _crossing_chains()
-    idata = _az.from_draws(posterior, sample_stats={"diverging": np.zeros((4, 1000), bool)},
-                           dims={p.name: list(p.dims) for p in law.params},
-                           coords={"domain": ["a", "b", "c"], "domain_j": ["a", "b", "c"]})
+    law, posterior, idata = _linear_trace_with_a_crossing()
+    rng = np.random.default_rng(9)
     # Log-likelihood of 30 runs per draw: 0 in the second place, -5 per run in the first.
     in_second = posterior["w_n"][..., 1].reshape(-1) > -4.5
     loglik = np.where(in_second[:, None], 0.0, -5.0) + 0.1 * rng.standard_normal((4000, 30))
