@@ -769,6 +769,13 @@ def test_from_arrays():
     assert info.value.column == "loss_y" and info.value.rows == [3]
 
 
+def test_from_arrays_refuses_repeated_domain_names():
+    # the columns of two domains of one name used to collapse into one, dropping a weight column
+    with pytest.raises(DataError, match="domain name repeated: a") as info:
+        RunTable.from_arrays([[0.0, 1.0]], 1e8, 1e9, [[3.0, 3.0]], domains=["a", "a"])
+    assert info.value.column == "domains"
+
+
 def test_constructor_checks_shapes():
     with pytest.raises(DataError, match="losses has shape"):
         RunTable(

@@ -72,6 +72,10 @@ def _domain_names(domains, K, source) -> list[str]:
     names = [str(d) for d in domains] if domains is not None else [f"d{j + 1}" for j in range(K)]
     if len(names) != K:
         raise DataError(f"{len(names)} domain names for {K} weight columns", file=source, column="domains")
+    repeated = sorted({d for d in names if names.count(d) > 1})
+    if repeated:
+        raise DataError(f"domain name repeated: {', '.join(repeated)}; give each domain its own name",
+                        file=source, column="domains")
     return names
 
 
