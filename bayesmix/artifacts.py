@@ -68,6 +68,7 @@ def export_model(fit, folder, *, max_draws: int = DEFAULT_MAX_DRAWS, heldout: di
         "description": description,
         "law": attrs.get("law"),
         "law_options": attrs.get("law_options", {}),
+        "law_parametrization": attrs.get("law_parametrization", 1),
         "domains": attrs.get("domains"),
         "priors": attrs.get("priors"),
         "scaling": attrs.get("scaling"),

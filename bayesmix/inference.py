@@ -417,6 +417,7 @@ class Fit:
         (:mod:`bayesmix.chain_stacking`)."""
         names = [p.name for p in self.law.params] + list(observation.RECORDED)
         values = {n: _az.stacked_draws(self.idata, n) for n in names if _az.has_var(self.idata, n)}
+        values = self.law.upgrade_draws(values, int(self.attrs.get("law_parametrization", 1)))
         post = posterior_from_values(self.law, values, self.scaling, self.domains, self.observation_design,
                                      {"fingerprint": self.attrs.get("fingerprint")})
         index = chain_stacking.weighted_draw_index(self.diagnostics, self.idata.posterior.sizes["chain"],
@@ -653,6 +654,7 @@ def _fit_attrs(law: Law, table, priors, scaling: Scaling, settings: FitSettings,
         "bayesmix_type": "fit",
         "law": law.name,
         "law_options": law.options,
+        "law_parametrization": law.parametrization,
         "priors": resolve_priors(law, priors),
         "scaling": scaling.to_dict(),
         "domains": list(table.domains),

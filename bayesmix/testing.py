@@ -45,6 +45,7 @@ def fit_from_posterior(posterior: Posterior, *, chains: int = 2, source: str = "
         "bayesmix_type": "fit",
         "law": law.name,
         "law_options": law.options,
+        "law_parametrization": law.parametrization,
         "priors": resolve_priors(law),
         "scaling": posterior.scaling.to_dict(),
         "domains": list(posterior.domains),

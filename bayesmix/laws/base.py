@@ -120,9 +120,31 @@ class Law:
     #: posterior's curvature changes sharply (a funnel).
     target_accept: ClassVar[float] = 0.95
 
+    #: Version of the meaning of the law's parameters. A law that changes what a
+    #: parameter measures (not its mean function) raises it and converts draws saved
+    #: under an older version in :meth:`upgrade_draws`, so that old fits predict as before.
+    parametrization: ClassVar[int] = 1
+
     options: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ contract
+    def upgrade_draws(self, draws: dict, version: int) -> dict:
+        """Draws saved under :attr:`parametrization` ``version`` in this version's terms.
+
+        Parameters
+        ----------
+        draws : dict of str to ndarray
+            Parameter draws by name, ``(S, *dims)``.
+        version : int
+            The version they were saved under (1 for fits saved before versions).
+
+        Returns
+        -------
+        dict
+            The same law's mean at every input: draws in the current meaning.
+        """
+        return draws
+
     def example_params(self, n_domains: int, rng: np.random.Generator) -> dict | None:
         """Plausible parameters of this law over ``n_domains`` domains, in nats with a
         reference loss of 1, for simulated truths (:func:`bayesmix.simulate.default_truth`):

@@ -245,21 +245,28 @@ def solver_residual(posterior, table, max_draws: int = 200) -> float:
     S = post.n_draws
     K = post.n_domains
     n_val, _ = post.scaling.scale_inputs(table.model_size, table.tokens)
-    return float(fn(np.asarray(table.weights, dtype=float),
-                    np.asarray(post.draws["b"]).reshape(S, 1, K),
-                    np.asarray(post.draws["c"]).reshape(S, 1, K),
+    b_draws = np.asarray(post.draws["b"], dtype=float).reshape(S, 1, K)
+    return float(fn(np.asarray(table.weights, dtype=float), b_draws,
+                    paper_amplitude(np.asarray(post.draws["c"], dtype=float).reshape(S, 1, K), b_draws, K),
                     np.asarray(post.draws["H"]).reshape(S, 1, 1), n_val))
+
+
+def paper_amplitude(c, b, n_domains):
+    """The paper's amplitude ``c_i K^(-b_i)`` of a capacity term whose value at an equal
+    share ``N_ref / K`` is ``c_i``: ``c_paper x^(-b)`` equals ``c`` at ``x = 1/K``."""
+    return c * np.exp(-b * np.log(n_domains)) if isinstance(c, np.ndarray) else c * pt.exp(-b * pt.log(n_domains))
 
 
 def _capacity_term(p, h, n):
     """``c_i x_i^(-b_i)`` with the amplitude measured at an equal share of N_ref.
 
-    The parameter ``c`` is the term's value when the domain holds ``N_ref / K``; the
-    paper's amplitude is ``c K^b``. Measuring amplitudes where the data are (a typical
-    share, not the whole model) decorrelates them from the exponents.
+    The parameter ``c`` is the term's value when the domain holds ``N_ref / K``: the
+    paper's amplitude is ``c K^(-b)`` (:func:`paper_amplitude`). Measuring amplitudes where
+    the data are (a typical share, not the whole model) decorrelates them from the
+    exponents, and makes ``E + c + A`` the loss near the reference point, which level
+    coordinates (:mod:`bayesmix.coordinates`) rely on.
     """
-    K = h.shape[-1]
-    c_paper = p["c"] * pt.exp(p["b"] * pt.log(K))
+    c_paper = paper_amplitude(p["c"], p["b"], h.shape[-1])
     x = capacity_split(h, p["b"], c_paper, p["H"], n)
     return c_paper * pt.exp(-p["b"] * pt.log(x))
 
@@ -276,6 +283,19 @@ class _CapacityBase(Law):
     # per draw instead of 65.
     target_accept = 0.99
 
+    # Version 2 (2026-12-04): ``c`` is the term at an equal share N_ref/K, as documented.
+    # Version 1 computed the paper's amplitude as ``c K^(+b)``, which put ``c`` at a share
+    # of K N_ref, far from any data: the term at an equal share was ``c K^(2b)`` (2-2.5x
+    # ``c`` on the shared tables), so ``c``'s prior sat in the wrong place and
+    # ``E + c + A`` was not the loss at the reference point.
+    parametrization = 2
+
+    def upgrade_draws(self, draws: dict, version: int) -> dict:
+        if version >= 2 or "c" not in draws:
+            return draws
+        c, b = np.asarray(draws["c"], dtype=float), np.asarray(draws["b"], dtype=float)
+        return {**draws, "c": c * np.exp(2.0 * b * np.log(c.shape[-1]))}
+
     def fit_checks(self, posterior, table) -> dict:
         return {**super().fit_checks(posterior, table), "solver_residual": solver_residual(posterior, table)}
 
@@ -288,13 +308,31 @@ class _CapacityBase(Law):
         return params
 
 
+#: Prior of the capacity exponents ``b_i``: Beta(2, 6), support (0, 1).
+#:
+#: Why bounded by 1. At the split's optimum a free domain's capacity term is
+#: ``c_i x_i^(-b_i) = lam x_i / (h_i b_i)`` and its capacity moves with ``lam^(-1/(b_i+1))``:
+#: a domain with a steep exponent holds much of the model while ``N`` is small and gains
+#: little as ``N`` grows, so the other domains' capacity grows faster than ``N``, a bend
+#: that the law otherwise does not have. On Pile 4 (all 86 runs, default model, the
+#: earlier LogNormal(-1.2, 0.5) prior) github did this with ``b`` 2.0-2.2, holding ~60% of
+#: the capacity at 90M and ~35% at 440M, in three chains, and sat near ``b`` 0.6-1.2 with
+#: a small floor ``H`` in the others: two modes that R-hat (1.53) rightly refused (seeds 0
+#: and 1); a LogNormal(-1.6, 0.5) prior moved them but kept both (R-hat 1.27). With
+#: Beta(2, 6) the chains agree (github ``b`` ~0.58; R-hat 1.010 for seeds 0, 1 and 2). A
+#: loss term falling faster than ``1/x`` in the parameters is outside every published LM
+#: scaling fit (Chinchilla: 0.34; the shared tables' posteriors: 0.05-0.65 per domain).
+CAPACITY_EXPONENT_PRIOR = {"dist": "Beta", "alpha": 2.0, "beta": 6.0}
+
 _CAPACITY_PARAMS = (
     Param("c", (DOMAIN,), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
           "capacity amplitude: the capacity term when the domain holds an equal share N_ref/K "
-          "of the reference model, relative to the reference loss (paper's c = this * K^b)"),
-    Param("b", (DOMAIN,), {"dist": "LogNormal", "mu": -1.2, "sigma": 0.5},
-          "capacity exponent; bounded away from 0, where c*x^-b would turn into a constant "
-          "indistinguishable from E"),
+          "of the reference model, relative to the reference loss (paper's c = this * K^(-b))"),
+    Param("b", (DOMAIN,), CAPACITY_EXPONENT_PRIOR,
+          "capacity exponent, between 0 and 1 (mean 0.25, 90% 0.05-0.52): with a steeper one a "
+          "domain holds much of a small model and hands capacity over as N grows, a bend the "
+          "law otherwise lacks (see CAPACITY_EXPONENT_PRIOR); its density vanishes at 0, where "
+          "c*x^-b would turn into a constant indistinguishable from E"),
     Param("H", (), {"dist": "LogNormal", "mu": -5.3, "sigma": 1.0},
           "minimum capacity of every domain, in units of N_ref; below the smallest model "
           "size of the table, where the split exists (the prior is truncated there)",
