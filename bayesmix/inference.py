@@ -150,26 +150,13 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         raise UsageError(f"coordinates must be 'auto', 'level' or 'natural', got '{coordinates}'")
     law.check_table(table)
     priors = resolve_priors(law, priors)
-    level = uses_level_coordinates(law, priors) and coordinates in ("auto", "level")
-    if coordinates == "level" and not level:
-        raise UsageError(f"law '{law.name}' with these priors cannot use level coordinates: its level "
-                         "terms need priors on the positive half-line")
+    level = _level_coordinates(law, priors, coordinates)
     scaling = scaling or Scaling.from_table(table)
     design = design or observation.ObservationDesign.from_table(
         table, scaling, likelihood=likelihood, run_effect=run_effect, discrepancy=discrepancy,
         mixture_effect=mixture_effect)
-    losses = np.asarray(table.losses, dtype=float)
-    rows, doms = np.nonzero(np.isfinite(losses))
-    if len(rows) == 0:
-        raise UsageError(f"{table.source}: the table has no observed losses to fit")
-    run_labels, run_index = np.unique(np.asarray(table.run_ids, dtype=str), return_inverse=True)
+    coords = _model_coords(table)
     n, d = scaling.scale_inputs(table.model_size, table.tokens)
-    coords = {
-        "domain": list(table.domains),
-        "domain_j": list(table.domains),
-        "run": list(run_labels),
-        "cell": np.arange(len(rows)),
-    }
     with pm.Model(coords=coords) as model:
         # Every number taken from the table enters as a shared variable, never a constant,
         # so that compiled code (PyTensor's C and numba caches, nutpie's compiled model via
@@ -177,19 +164,45 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         weights = pm.Data("weights", np.asarray(table.weights, dtype=float))
         n_data = pm.Data("n", n[:, 0])[:, None]
         d_data = pm.Data("d", d[:, 0])[:, None]
-        p = {}
-        if level:
-            p.update(add_level_terms(law, priors, _typical_log_loss(losses, scaling.loss_ref)))
-        if any(param.below_model_size for param in law.params):
-            smallest_size = pm.Data("smallest_model_size", float(np.min(n)))
-        p.update({param.name: make_rv(param.name, priors[param.name], dims=param.dims or None,
-                                      upper=smallest_size if param.below_model_size else None)
-                  for param in law.params if param.name not in p})
-        mean = law.mean(p, weights, n_data, d_data)
+        mean = law.mean(_law_parameters(law, priors, level, table, scaling, n), weights, n_data, d_data)
         log_loss_ref = pm.Data("log_loss_ref", np.log(np.asarray(scaling.loss_ref, dtype=float)))
         log_mu = pt.log(mean) + log_loss_ref
         observation.add_likelihood(design, table, log_mu, priors, scaling)
     return model, scaling
+
+
+def _level_coordinates(law: Law, priors: dict, coordinates: str) -> bool:
+    """Whether the model samples the law's level terms in level coordinates."""
+    level = uses_level_coordinates(law, priors) and coordinates in ("auto", "level")
+    if coordinates == "level" and not level:
+        raise UsageError(f"law '{law.name}' with these priors cannot use level coordinates: its level "
+                         "terms need priors on the positive half-line")
+    return level
+
+
+def _model_coords(table) -> dict:
+    """The model's coordinates: domains, runs and the observed cells (at least one)."""
+    rows, _ = np.nonzero(np.isfinite(np.asarray(table.losses, dtype=float)))
+    if len(rows) == 0:
+        raise UsageError(f"{table.source}: the table has no observed losses to fit")
+    run_labels = np.unique(np.asarray(table.run_ids, dtype=str))
+    return {"domain": list(table.domains), "domain_j": list(table.domains), "run": list(run_labels),
+            "cell": np.arange(len(rows))}
+
+
+def _law_parameters(law: Law, priors: dict, level: bool, table, scaling: Scaling, n: np.ndarray) -> dict:
+    """The law's parameters as variables of the model in context: the level terms in level
+    coordinates where ``level``, the others from their priors (below the smallest model
+    size where a parameter asks for it)."""
+    p = {}
+    if level:
+        p.update(add_level_terms(law, priors, _typical_log_loss(table.losses, scaling.loss_ref)))
+    if any(param.below_model_size for param in law.params):
+        smallest_size = pm.Data("smallest_model_size", float(np.min(n)))
+    p.update({param.name: make_rv(param.name, priors[param.name], dims=param.dims or None,
+                                  upper=smallest_size if param.below_model_size else None)
+              for param in law.params if param.name not in p})
+    return p
 
 
 def _typical_log_loss(losses: np.ndarray, loss_ref) -> np.ndarray:
