@@ -16,18 +16,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-from scipy import optimize
 
 from . import _az, chain_stacking, extension, observation
+from .blas import one_blas_thread
 from .gate import check_gate, diagnose, without_minor_mode_chains
-from .errors import FitRejectedError, UsageError
+from .errors import UsageError
 from .laws import Law, get_law
-from .nutpie_backend import (PRECOND_Z, compile_for_nutpie, compiled_logp_dlogp, nutpie_starts, one_blas_thread,
-                             run_pilot, sample_nutpie_until_mixed, transformed_point, whitened_order)
-from .coordinates import LEVEL, add_level_terms, to_level_coordinates, uses_level_coordinates
+from .nutpie_backend import PRECOND_Z, compile_for_nutpie, nutpie_starts, run_pilot, sample_nutpie_until_mixed
+from .coordinates import add_level_terms, uses_level_coordinates
 from .posterior import Posterior
 from .priors import make_rv, resolve_priors
 from .scaling import Scaling
+from .starts import find_map, starting_point, untransformed_point
 from .compare import integrated_loglik
 
 SAMPLERS = ("pymc", "nutpie", "numpyro")
@@ -35,6 +35,9 @@ LIKELIHOODS = observation.LIKELIHOODS
 
 #: |corr(log N, log D)| above which the N and D terms of a design are called collinear.
 COLLINEAR = 0.95
+
+#: The former name of :func:`bayesmix.starts.untransformed_point`, kept for its callers.
+_untransformed_point = untransformed_point
 
 @dataclass
 class FitSettings:
@@ -147,26 +150,13 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         raise UsageError(f"coordinates must be 'auto', 'level' or 'natural', got '{coordinates}'")
     law.check_table(table)
     priors = resolve_priors(law, priors)
-    level = uses_level_coordinates(law, priors) and coordinates in ("auto", "level")
-    if coordinates == "level" and not level:
-        raise UsageError(f"law '{law.name}' with these priors cannot use level coordinates: its level "
-                         "terms need priors on the positive half-line")
+    level = _level_coordinates(law, priors, coordinates)
     scaling = scaling or Scaling.from_table(table)
     design = design or observation.ObservationDesign.from_table(
         table, scaling, likelihood=likelihood, run_effect=run_effect, discrepancy=discrepancy,
         mixture_effect=mixture_effect)
-    losses = np.asarray(table.losses, dtype=float)
-    rows, doms = np.nonzero(np.isfinite(losses))
-    if len(rows) == 0:
-        raise UsageError(f"{table.source}: the table has no observed losses to fit")
-    run_labels, run_index = np.unique(np.asarray(table.run_ids, dtype=str), return_inverse=True)
+    coords = _model_coords(table)
     n, d = scaling.scale_inputs(table.model_size, table.tokens)
-    coords = {
-        "domain": list(table.domains),
-        "domain_j": list(table.domains),
-        "run": list(run_labels),
-        "cell": np.arange(len(rows)),
-    }
     with pm.Model(coords=coords) as model:
         # Every number taken from the table enters as a shared variable, never a constant,
         # so that compiled code (PyTensor's C and numba caches, nutpie's compiled model via
@@ -174,19 +164,45 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         weights = pm.Data("weights", np.asarray(table.weights, dtype=float))
         n_data = pm.Data("n", n[:, 0])[:, None]
         d_data = pm.Data("d", d[:, 0])[:, None]
-        p = {}
-        if level:
-            p.update(add_level_terms(law, priors, _typical_log_loss(losses, scaling.loss_ref)))
-        if any(param.below_model_size for param in law.params):
-            smallest_size = pm.Data("smallest_model_size", float(np.min(n)))
-        p.update({param.name: make_rv(param.name, priors[param.name], dims=param.dims or None,
-                                      upper=smallest_size if param.below_model_size else None)
-                  for param in law.params if param.name not in p})
-        mean = law.mean(p, weights, n_data, d_data)
+        mean = law.mean(_law_parameters(law, priors, level, table, scaling, n), weights, n_data, d_data)
         log_loss_ref = pm.Data("log_loss_ref", np.log(np.asarray(scaling.loss_ref, dtype=float)))
         log_mu = pt.log(mean) + log_loss_ref
         observation.add_likelihood(design, table, log_mu, priors, scaling)
     return model, scaling
+
+
+def _level_coordinates(law: Law, priors: dict, coordinates: str) -> bool:
+    """Whether the model samples the law's level terms in level coordinates."""
+    level = uses_level_coordinates(law, priors) and coordinates in ("auto", "level")
+    if coordinates == "level" and not level:
+        raise UsageError(f"law '{law.name}' with these priors cannot use level coordinates: its level "
+                         "terms need priors on the positive half-line")
+    return level
+
+
+def _model_coords(table) -> dict:
+    """The model's coordinates: domains, runs and the observed cells (at least one)."""
+    rows, _ = np.nonzero(np.isfinite(np.asarray(table.losses, dtype=float)))
+    if len(rows) == 0:
+        raise UsageError(f"{table.source}: the table has no observed losses to fit")
+    run_labels = np.unique(np.asarray(table.run_ids, dtype=str))
+    return {"domain": list(table.domains), "domain_j": list(table.domains), "run": list(run_labels),
+            "cell": np.arange(len(rows))}
+
+
+def _law_parameters(law: Law, priors: dict, level: bool, table, scaling: Scaling, n: np.ndarray) -> dict:
+    """The law's parameters as variables of the model in context: the level terms in level
+    coordinates where ``level``, the others from their priors (below the smallest model
+    size where a parameter asks for it)."""
+    p = {}
+    if level:
+        p.update(add_level_terms(law, priors, _typical_log_loss(table.losses, scaling.loss_ref)))
+    if any(param.below_model_size for param in law.params):
+        smallest_size = pm.Data("smallest_model_size", float(np.min(n)))
+    p.update({param.name: make_rv(param.name, priors[param.name], dims=param.dims or None,
+                                  upper=smallest_size if param.below_model_size else None)
+              for param in law.params if param.name not in p})
+    return p
 
 
 def _typical_log_loss(losses: np.ndarray, loss_ref) -> np.ndarray:
@@ -201,80 +217,6 @@ def _typical_log_loss(losses: np.ndarray, loss_ref) -> np.ndarray:
     counts = seen.sum(axis=0)
     mean = np.where(seen, logs, 0.0).sum(axis=0) / np.maximum(counts, 1)
     return np.where(counts > 0, mean - np.log(np.asarray(loss_ref, dtype=float)), 0.0)
-
-
-def _negative_logp(logp_dlogp, point: np.ndarray, free: np.ndarray):
-    """``y -> (-logp, -gradient)`` over the coordinates ``free`` of ``point`` (the others
-    held), with a large finite value where the density is not finite."""
-    def negative(y):
-        x = point.copy()
-        x[free] = y
-        logp, grad = logp_dlogp(x)
-        if not np.isfinite(logp):
-            return 1e30, np.zeros_like(y)
-        return -float(logp), -np.asarray(grad, dtype=float)[free]
-
-    return negative
-
-
-def find_map(model: pm.Model, *, starts: int = 4, seed: int = 0, logp_dlogp=None) -> tuple[dict, float]:
-    """Best of several L-BFGS-B MAP searches from jittered starts (unconstrained space).
-
-    The law posteriors can have separated modes; the chains start at draws of the Laplace
-    approximation at the best of several optima (:func:`dispersed_starts`).
-
-    Parameters
-    ----------
-    model : pm.Model
-    starts : int
-    seed : int
-    logp_dlogp : callable, optional
-        ``x -> (logp, gradient)`` on the model's raveled unconstrained point (the order
-        of ``model.value_vars``); default: PyTensor's compiled function. The nutpie fit
-        passes its numba-compiled one (2.7x faster per call on the capacity law, and
-        compiled already).
-
-    Returns
-    -------
-    (point, logp) : the transformed-space point of the best optimum and its log density.
-    """
-    from pymc.blocking import DictToArrayBijection
-    from pymc.initial_point import make_initial_point_fn
-
-    if logp_dlogp is None:
-        func = model.logp_dlogp_function(ravel_inputs=True)
-        func.set_extra_values({})
-    else:
-        func = logp_dlogp
-    ip_fn = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
-    value_names = [v.name for v in model.value_vars]
-    order, block = whitened_order(model)
-    moving = np.zeros(len(order), dtype=bool)
-    moving[order[:block]] = True
-    best, best_logp = None, -np.inf
-    rng = np.random.default_rng(seed)
-    # One BLAS thread: see one_blas_thread.
-    with one_blas_thread():
-        for start in range(max(1, starts)):
-            point = ip_fn(int(rng.integers(2**31)))
-            x0 = DictToArrayBijection.map({k: point[k] for k in value_names})
-            x = x0.data.copy()
-            # First the law and the observation model's scales with the standard-normal
-            # latents at 0, then everything: from a start where the latents are jittered,
-            # L-BFGS spends its iterations on them (SlimPajama 7: log density 4500-5300 after
-            # 3000 iterations, against 6000-6020 staged, at the same cost).
-            x[~moving] = 0.0
-            for free in ((moving, np.ones_like(moving)) if not moving.all() else (moving,)):
-                with np.errstate(all="ignore"):
-                    res = optimize.minimize(_negative_logp(func, x, free), x[free], jac=True, method="L-BFGS-B",
-                                            options={"maxiter": 3000})
-                x[free] = res.x
-            if np.isfinite(res.fun) and -res.fun > best_logp:
-                best_logp = -res.fun
-                best = DictToArrayBijection.rmap(x0._replace(data=x))
-    if best is None:
-        raise FitRejectedError("no MAP search found a finite log density; check the priors and the data")
-    return dict(best), float(best_logp)
 
 
 def map_posterior(table, law="capacity_noise", *, priors=None, starts: int = 4, seed: int = 0,
@@ -308,19 +250,6 @@ def map_posterior(table, law="capacity_noise", *, priors=None, starts: int = 4, 
     if design.marginal_mixture_effect:
         values["mix_z"] = _integrated_mixture_z(law, values, scaling, table, design)
     return posterior_from_values(law, values, scaling, table.domains, design)
-
-
-def _untransformed_point(model: pm.Model, point: dict) -> dict:
-    """Map a transformed-space point to initvals keyed by free RV name."""
-    out = {}
-    for rv in model.free_RVs:
-        value_var = model.rvs_to_values[rv]
-        transform = model.rvs_to_transforms.get(rv)
-        value = point[value_var.name]
-        if transform is not None:
-            value = transform.backward(value, *rv.owner.inputs).eval()
-        out[rv.name] = np.asarray(value)
-    return out
 
 
 def log_scale_correlation(table) -> float | None:
@@ -549,7 +478,7 @@ def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings |
     compiled, precondition = compile_for_nutpie(law, model, settings)
     t0 = time.perf_counter()
     timing = {"compile_seconds": t0 - t_compile} if compiled is not None else {}
-    point, start = _starting_point(law, model, compiled, init, settings)
+    point, start = starting_point(law, model, compiled, init, settings)
     if compiled is not None:
         with one_blas_thread():
             compiled = nutpie_starts(compiled, model, point, precondition, settings.seed)
@@ -592,22 +521,6 @@ def _settings_for(law: Law, settings: FitSettings | None, overrides: dict) -> Fi
     if settings.sampler == "numpyro":
         _require_numpyro()
     return settings.for_law(law)
-
-
-def _starting_point(law: Law, model: pm.Model, compiled, init: dict | None, settings: FitSettings):
-    """Where the chains start: the best MAP point (or ``init``, a warm start in natural
-    coordinates), in the sampler's transformed coordinates, and the same point as initial
-    values of the model's free variables."""
-    if init is None:
-        point, _ = find_map(model, starts=settings.map_starts, seed=settings.seed,
-                            logp_dlogp=compiled_logp_dlogp(compiled) if compiled is not None else None)
-        start = _untransformed_point(model, point)
-    else:
-        start = to_level_coordinates(law, init) if LEVEL in model.named_vars else dict(init)
-        point = transformed_point(model, {k: v for k, v in start.items()
-                                           if k in {rv.name for rv in model.free_RVs}})
-    free = {rv.name for rv in model.free_RVs}
-    return point, {k: v for k, v in start.items() if k in free}
 
 
 def _add_table_and_loglik(idata, posterior: Posterior, table) -> None:

@@ -131,7 +131,21 @@ def simulate_runs(
     """
     truth = truth or default_truth()
     rng = np.random.default_rng(seed)
-    K = len(truth.domains)
+    mixtures = _design_mixtures(mixtures, len(truth.domains), rng, n_mixtures=n_mixtures,
+                                dirichlet_alpha=dirichlet_alpha, min_weight=min_weight)
+    h, N, D, run_ids = _run_rows(mixtures, model_sizes, tokens, tokens_per_param, checkpoints)
+    losses = _noisy_losses(truth.expected_loss(h, N, D), run_ids, run_offset_sd, truth.noise_sd, rng)
+    table = RunTable.from_arrays(
+        weights=h, model_size=N, tokens=D, losses=losses, domains=truth.domains,
+        run_ids=run_ids, source=f"<simulated {truth.law_name}, seed {seed}>",
+    )
+    return table, truth
+
+
+def _design_mixtures(mixtures, K: int, rng: np.random.Generator, *, n_mixtures: int, dirichlet_alpha: float,
+                     min_weight: float) -> np.ndarray:
+    """The design's mixtures ``(M, K)``, each summing to one: ``mixtures`` as given, or
+    ``n_mixtures`` Dirichlet draws floored at ``min_weight``."""
     if mixtures is None:
         mixtures = rng.dirichlet(np.full(K, dirichlet_alpha), size=n_mixtures)
         if min_weight > 0:
@@ -139,9 +153,13 @@ def simulate_runs(
     mixtures = np.atleast_2d(np.asarray(mixtures, dtype=float))
     if mixtures.shape[1] != K:
         raise UsageError(f"mixtures have {mixtures.shape[1]} columns but the truth has {K} domains")
-    mixtures = mixtures / mixtures.sum(axis=1, keepdims=True)
-    checkpoints = np.asarray(sorted(checkpoints), dtype=float)
+    return mixtures / mixtures.sum(axis=1, keepdims=True)
 
+
+def _run_rows(mixtures: np.ndarray, model_sizes, tokens, tokens_per_param: float, checkpoints):
+    """One row per checkpoint of every run (each mixture at each model size and final
+    token count): weights, N, D and run ids ``sim-0001``, ..."""
+    checkpoints = np.asarray(sorted(checkpoints), dtype=float)
     rows_h, rows_n, rows_d, rows_run = [], [], [], []
     run = 0
     for size in model_sizes:
@@ -154,20 +172,18 @@ def simulate_runs(
                     rows_n.append(size)
                     rows_d.append(frac * final)
                     rows_run.append(f"sim-{run:04d}")
-    h = np.array(rows_h)
-    N = np.array(rows_n, dtype=float)
-    D = np.array(rows_d, dtype=float)
-    run_ids = np.array(rows_run, dtype=object)
-    mu = truth.expected_loss(h, N, D)
+    return (np.array(rows_h), np.array(rows_n, dtype=float), np.array(rows_d, dtype=float),
+            np.array(rows_run, dtype=object))
+
+
+def _noisy_losses(mu: np.ndarray, run_ids: np.ndarray, run_offset_sd: float, noise_sd: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Observed losses: the expected losses ``mu`` times a log-normal run offset (shared by
+    a run's rows) and log-normal noise per cell."""
     _, run_index = np.unique(run_ids, return_inverse=True)
     offsets = rng.normal(0.0, run_offset_sd, size=run_index.max() + 1)[run_index] if run_offset_sd > 0 else 0.0
-    noise = rng.normal(0.0, truth.noise_sd, size=mu.shape)
-    losses = mu * np.exp(noise + np.reshape(offsets, (-1, 1)))
-    table = RunTable.from_arrays(
-        weights=h, model_size=N, tokens=D, losses=losses, domains=truth.domains,
-        run_ids=run_ids, source=f"<simulated {truth.law_name}, seed {seed}>",
-    )
-    return table, truth
+    noise = rng.normal(0.0, noise_sd, size=mu.shape)
+    return mu * np.exp(noise + np.reshape(offsets, (-1, 1)))
 
 
 def contrasting_truth(domains=DEFAULT_DOMAINS, *, seed: int = 0, noise_sd: float = 0.02,
@@ -263,6 +279,21 @@ def exponent_prior(truth: Truth, anchor_model_size: float, anchor_tokens: float,
         raise UsageError(f"n_draws must be at least 2, got {n_draws}")
     rng = np.random.default_rng(seed)
     K = len(truth.domains)
+    draws = _scattered_exponents(truth, anchor_model_size, anchor_tokens, n_draws, rel_sd=rel_sd,
+                                 truth_is_centre=truth_is_centre, rng=rng)
+    _match_capacity_at_anchor(truth, draws, anchor_model_size, anchor_tokens)
+    _absorb_anchor_gap(truth, draws, anchor_model_size, anchor_tokens)
+    sd = truth.noise_sd if sigma is None else sigma
+    return Posterior(get_law(truth.law_name), draws, truth.scaling, tuple(truth.domains),
+                     sigma=np.full((n_draws, K), sd))
+
+
+def _scattered_exponents(truth: Truth, anchor_model_size: float, anchor_tokens: float, n_draws: int, *,
+                         rel_sd: float, truth_is_centre: bool, rng: np.random.Generator) -> dict:
+    """``n_draws`` copies of the truth's parameters (draw 0 the truth) whose exponents
+    ``b`` (and ``a``) scatter log-normally, each amplitude moved with its exponent so that
+    its term is unchanged at the anchor."""
+    K = len(truth.domains)
     n0, d0 = truth.scaling.scale_inputs(np.array([anchor_model_size]), np.array([anchor_tokens]))
     n0, d0 = float(np.ravel(n0)[0]), float(np.ravel(d0)[0])
     draws = {k: np.repeat(np.asarray(v, dtype=float)[None], n_draws, 0) for k, v in truth.params.items()}
@@ -275,11 +306,19 @@ def exponent_prior(truth: Truth, anchor_model_size: float, anchor_tokens: float,
         # amplitude * anchor^-exponent is held fixed.
         draws[amplitude] = draws[amplitude] * anchor ** (new - draws[exponent])
         draws[exponent] = new
-    sd = truth.noise_sd if sigma is None else sigma
-    law = get_law(truth.law_name)
+    return draws
+
+
+def _match_capacity_at_anchor(truth: Truth, draws: dict, anchor_model_size: float, anchor_tokens: float) -> None:
+    """Rescale each draw's ``c`` (in place) so that its capacity term ``c_i x_i^-b_i`` for
+    the uniform mixture at the anchor is the truth's.
+
+    The capacity split at the anchor moves with the draw's ``b`` and ``c``, so this is a
+    few fixed-point steps, not one division.
+    """
+    K = len(truth.domains)
+    n_draws = len(draws["c"])
     uniform = np.full((1, K), 1.0 / K)
-    # The capacity split at the anchor moves with the draw's b and c: a few fixed-point
-    # steps put each draw's capacity term c_i x_i^-b_i at the truth's there.
     capacity, keep = get_law("capacity"), ("c", "b", "H")
 
     def capacity_term(params, S):
@@ -293,10 +332,20 @@ def exponent_prior(truth: Truth, anchor_model_size: float, anchor_tokens: float,
     wanted = capacity_term(truth.params, 1)
     for _ in range(8):
         draws["c"] = draws["c"] * wanted / capacity_term(draws, n_draws)
-    # The capacity split is not exactly n0 / K: the irreducible losses take up the rest,
-    # so that every draw predicts the truth's losses at the anchor exactly.
+
+
+def _absorb_anchor_gap(truth: Truth, draws: dict, anchor_model_size: float, anchor_tokens: float) -> None:
+    """Move each draw's irreducible losses ``E`` (in place, floored at 1e-3) by what is left
+    between its prediction and the truth's for the uniform mixture at the anchor.
+
+    The capacity split is not exactly ``n0 / K``, so after :func:`_match_capacity_at_anchor`
+    a small gap remains; taken up here, every draw predicts the truth's losses at the
+    anchor exactly.
+    """
+    K = len(truth.domains)
+    uniform = np.full((1, K), 1.0 / K)
+    law = get_law(truth.law_name)
     gap = (truth.expected_loss(uniform, [anchor_model_size], [anchor_tokens])[None]
            - Posterior(law, draws, truth.scaling, tuple(truth.domains)).expected_loss(
                uniform, [anchor_model_size], [anchor_tokens]))[:, 0]  # (S, K) nats
     draws["E"] = np.maximum(draws["E"] + gap / np.asarray(truth.scaling.loss_ref), 1e-3)
-    return Posterior(law, draws, truth.scaling, tuple(truth.domains), sigma=np.full((n_draws, K), sd))

@@ -3,6 +3,7 @@ repeat; the three refit strategies and the two observers."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -288,62 +289,100 @@ def run_campaign(table: RunTable, model_size, tokens, *, refit: Callable, observ
     tokens = parse_quantity(tokens, what="target tokens")
     regret_of = (true_regret_function(truth, model_size, tokens, objective=objective, constraints=constraints)
                  if truth is not None else None)
-    observed: set = set()
-    spent = 0.0
-    log = []
-    problems: dict = {}
-
-    def state(result):
-        return result if isinstance(result, tuple) else (result, None)
-
-    posterior, weights = state(refit(table, None))
-    step = 0
-    while True:
+    problem_for = _problem_cache(model_size, tokens, objective=objective, constraints=constraints,
+                                 max_draws=max_draws)
+    state, log = _CampaignState(table, budget_flops), []
+    posterior, weights = _posterior_and_weights(refit(table, None))
+    for step in itertools.count():
         t0 = time.perf_counter()
-        key = id(posterior)
-        if key not in problems:
-            problems.clear()
-            problems[key] = (posterior, MixtureProblem(posterior, model_size, tokens, objective=objective,
-                                                       constraints=constraints, max_draws=max_draws))
         acq = Acquisition(posterior, model_size, tokens, risk=risk, draw_weights=weights,
-                          n_outcomes=n_outcomes, seed=seed + 1000 * step, problem=problems[key][1])
-        h, R = acq.recommend()
-        row = {"step": step, "n_runs": int(table.n_runs), "compute": spent, "expected_regret": R,
-               "ess": float(effective_sample_size(acq.weights))}
-        if regret_of is not None:
-            r, opt = regret_of(h)
-            row["true_regret"] = r
-            row["true_relative_regret"] = r / opt
-        for j, d in enumerate(posterior.domains):
-            row[f"weight_{d}"] = h[j]
-        if score is not None:
-            row.update(score(acq.problem, acq.weights, h))
-        done = budget_steps is not None and step >= budget_steps
-        pool = candidates(step, table) if callable(candidates) else candidates
-        keep = [i for i, n in enumerate(pool.names) if n not in observed]
-        if budget_flops is not None:
-            keep = [i for i in keep if spent + pool.cost[i] <= budget_flops]
-        if not keep:
-            done = True
-        chosen_names = ""
-        if not done:
-            pool = pool.subset(keep)
-            result = acq.select(pool, criterion=criterion, batch=batch)
-            chosen = pool.subset(result.picks)
-            if budget_flops is not None:  # drop picks beyond the budget
-                cum = spent + np.cumsum(chosen.cost)
-                chosen = chosen.subset(np.flatnonzero(cum <= budget_flops))
-            chosen_names = ",".join(chosen.names)
-            observed.update(chosen.names)
-            spent += float(chosen.cost.sum())
-            table = concat_tables(table, observe(chosen))
-        row["chosen"] = chosen_names
-        row["seconds"] = time.perf_counter() - t0
+                          n_outcomes=n_outcomes, seed=seed + 1000 * step, problem=problem_for(posterior))
+        row = _recommendation_row(acq, step, state, regret_of, score)
+        pool = candidates(step, state.table) if callable(candidates) else candidates
+        last = budget_steps is not None and step >= budget_steps
+        chosen = state.acquire(acq, pool, observe, criterion=criterion, batch=batch, last=last)
+        row.update(chosen="" if chosen is None else ",".join(chosen.names), seconds=time.perf_counter() - t0)
         log.append(row)
         if callback is not None:
             callback(row)
-        if done:
-            break
-        posterior, weights = state(refit(table, posterior))
-        step += 1
-    return CampaignResult(log, table)
+        if chosen is None:
+            return CampaignResult(log, state.table)
+        posterior, weights = _posterior_and_weights(refit(state.table, posterior))
+
+
+def _posterior_and_weights(result) -> tuple:
+    """A refit's result as ``(posterior, draw_weights)`` (None: unweighted draws)."""
+    return result if isinstance(result, tuple) else (result, None)
+
+
+def _problem_cache(model_size: float, tokens: float, **options) -> Callable:
+    """``posterior -> MixtureProblem`` at the target, built once per posterior: a
+    reweighting refit returns the same posterior at every step, with new draw weights."""
+    cache: dict = {}
+
+    def problem_for(posterior):
+        key = id(posterior)
+        if key not in cache:
+            cache.clear()
+            # The posterior is held with its problem, so that its id cannot be reused.
+            cache[key] = (posterior, MixtureProblem(posterior, model_size, tokens, **options))
+        return cache[key][1]
+
+    return problem_for
+
+
+def _recommendation_row(acq: Acquisition, step: int, state: _CampaignState, regret_of, score) -> dict:
+    """A step's log row up to its choice: the recommendation, its expected (and, with a
+    truth, true) regret, the effective sample size, and the ``score`` columns."""
+    h, R = acq.recommend()
+    row = {"step": step, "n_runs": int(state.table.n_runs), "compute": state.spent, "expected_regret": R,
+           "ess": float(effective_sample_size(acq.weights))}
+    if regret_of is not None:
+        r, opt = regret_of(h)
+        row["true_regret"] = r
+        row["true_relative_regret"] = r / opt
+    for j, d in enumerate(acq.posterior.domains):
+        row[f"weight_{d}"] = h[j]
+    if score is not None:
+        row.update(score(acq.problem, acq.weights, h))
+    return row
+
+
+class _CampaignState:
+    """What a campaign has acquired: its run table, the candidates observed (by name) and
+    the compute spent on them, within an optional compute budget."""
+
+    def __init__(self, table: RunTable, budget_flops: float | None):
+        self.table, self.budget_flops = table, budget_flops
+        self.observed: set = set()
+        self.spent = 0.0
+
+    def open_candidates(self, pool: CandidateSet) -> list[int]:
+        """Indices of the candidates not observed yet whose cost fits the budget left."""
+        keep = [i for i, n in enumerate(pool.names) if n not in self.observed]
+        if self.budget_flops is not None:
+            keep = [i for i in keep if self.spent + pool.cost[i] <= self.budget_flops]
+        return keep
+
+    def acquire(self, acq: Acquisition, pool: CandidateSet, observe: Callable, *, criterion: str, batch: int,
+                last: bool) -> CandidateSet | None:
+        """Select the next runs from ``pool``, observe them and add their rows to the table.
+
+        Returns
+        -------
+        CandidateSet or None
+            The runs acquired; None when the campaign ends here (``last``, or no open
+            candidate left).
+        """
+        keep = self.open_candidates(pool)
+        if last or not keep:
+            return None
+        pool = pool.subset(keep)
+        chosen = pool.subset(acq.select(pool, criterion=criterion, batch=batch).picks)
+        if self.budget_flops is not None:  # drop picks beyond the budget
+            cum = self.spent + np.cumsum(chosen.cost)
+            chosen = chosen.subset(np.flatnonzero(cum <= self.budget_flops))
+        self.observed.update(chosen.names)
+        self.spent += float(chosen.cost.sum())
+        self.table = concat_tables(self.table, observe(chosen))
+        return chosen

@@ -88,20 +88,26 @@ def _true_optimum(objective, starts, min_weight: float) -> float:
 
 
 def run(args) -> int:
+    """Run the demo: simulate, fit and gate, predict, recommend, choose the next run, report.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_parser`.
+
+    Returns
+    -------
+    int
+        The exit status: 1 when the fit fails the diagnostics gate, else 0.
+    """
     start = time.perf_counter()
 
     def clock():
         return time.perf_counter() - start
 
     out = check_output_path(args.out, folder=True)
-    import numpy as np
-
-    from ..acquire import generate_candidates, select_next
-    from ..decide import Constraints, recommend
-    from ..gate import MAX_RHAT, check_gate, format_diagnostics
-    from ..inference import FitSettings, fit_law
-    from ..report import build_report
-    from ..simulate import contrasting_truth, simulate_runs
+    from ..decide import Constraints
+    from ..inference import FitSettings
     from ..units import format_quantity
 
     settings = FitSettings(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
@@ -110,18 +116,51 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     _step(1, "simulate proxy runs from a known law", clock)
-    truth = contrasting_truth(seed=args.seed, noise_sd=NOISE_SD)
+    table, truth = _simulate(args.seed, out)
+    _step(2, "fit capacity_noise by NUTS, then the diagnostics gate", clock)
+    fit, problems = _fit_and_gate(table, settings, args, out)
+    posterior = fit.posterior()
+    target_n = SCALE_UP * max(MODEL_SIZES)
+    target_d = SCALE_UP * max(TOKENS)
+    target = f"N={format_quantity(target_n)}, D={format_quantity(target_d)}"
+    constraints = Constraints(min={d: MIN_WEIGHT for d in table.domains})
+    _step(3, f"predict at the target {target} (10x the largest proxy run) against the truth", clock)
+    _predict_against_truth(posterior, truth, table.domains, target_n, target_d, args.seed)
+    _step(4, f"recommend a mixture for {target}, risk {RISK}", clock)
+    rec = _recommend_against_truth(posterior, truth, constraints, target_n, target_d, args.seed, out)
+    _step(5, "which proxy run to train next (value of information per FLOP)", clock)
+    _choose_next_run(posterior, table.domains, constraints, target_n, target_d, args.seed, out)
+    _step(6, "write the report", clock)
+    _write_report(fit, rec, target_n, target_d, args.seed, out)
+    _print_same_loop_commands(out, table.domains, target_n, target_d, clock)
+    return 1 if problems else 0
+
+
+def _simulate(seed: int, out):
+    """Step 1: proxy runs of a contrasting truth, written to ``out/runs.csv``; the table
+    and the truth."""
+    from ..simulate import contrasting_truth, simulate_runs
+    from ..units import format_quantity
+
+    truth = contrasting_truth(seed=seed, noise_sd=NOISE_SD)
     table, truth = simulate_runs(truth, n_mixtures=N_MIXTURES, model_sizes=MODEL_SIZES, tokens=TOKENS,
-                                 min_weight=MIN_WEIGHT, seed=args.seed)
+                                 min_weight=MIN_WEIGHT, seed=seed)
     table.to_frame().to_csv(out / "runs.csv", index=False)
-    domains = table.domains
-    print(f"truth: capacity_noise over {', '.join(domains)}; noise-reduction terms differ across domains, "
+    print(f"truth: capacity_noise over {', '.join(table.domains)}; noise-reduction terms differ across domains, "
           f"so the best mixture is not uniform; log-loss noise sd {NOISE_SD}")
     print(f"{table.n_runs} runs: {N_MIXTURES} mixtures x model sizes "
           f"{', '.join(format_quantity(n) for n in MODEL_SIZES)} x tokens "
           f"{', '.join(format_quantity(d) for d in TOKENS)}; written to {out / 'runs.csv'}")
+    return table, truth
 
-    _step(2, "fit capacity_noise by NUTS, then the diagnostics gate", clock)
+
+def _fit_and_gate(table, settings, args, out):
+    """Step 2: the fit by NUTS and the diagnostics gate's verdict, the fit saved as
+    ``fit.nc`` (``fit.rejected.nc`` when it fails the gate); the fit and the gate's
+    problems."""
+    from ..gate import MAX_RHAT, check_gate, format_diagnostics
+    from ..inference import fit_law
+
     print(f"{args.chains} chains x ({args.tune} tuning + {args.draws} draws), target acceptance "
           f"{settings.target_accept}. The runs follow the law exactly (plus noise), so the law-only "
           "observation model is fitted (as 'bayesmix fit --discrepancy off'); on real runs the default "
@@ -139,18 +178,19 @@ def run(args) -> int:
         print(f"gate passed: max R-hat {fit.diagnostics['max_rhat']:.3f} <= {MAX_RHAT} and no divergent transition")
     fit.save(fit_path)
     print(f"saved {fit_path}")
-    posterior = fit.posterior()
+    return fit, problems
 
-    target_n = SCALE_UP * max(MODEL_SIZES)
-    target_d = SCALE_UP * max(TOKENS)
-    target = f"N={format_quantity(target_n)}, D={format_quantity(target_d)}"
-    _step(3, f"predict at the target {target} (10x the largest proxy run) against the truth", clock)
-    constraints = Constraints(min={d: MIN_WEIGHT for d in domains})
-    rng = np.random.default_rng(args.seed + 1)
+
+def _predict_against_truth(posterior, truth, domains, target_n: float, target_d: float, seed: int) -> None:
+    """Step 3: the predicted losses of three mixtures (uniform and two random ones) at the
+    target next to the true losses, and how many of these lie inside the 90% interval."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed + 1)
     K = len(domains)
     mixtures = np.vstack([np.full(K, 1 / K),
                           MIN_WEIGHT + (1 - K * MIN_WEIGHT) * rng.dirichlet(np.ones(K), size=2)])
-    summary = posterior.summarise(mixtures, target_n, target_d, seed=args.seed)
+    summary = posterior.summarise(mixtures, target_n, target_d, seed=seed)
     true = truth.expected_loss(mixtures, target_n, target_d)
     print(f"  {'mixture (' + ','.join(domains) + ')':<34} {'domain':<8} {'true':>7} {'pred':>7} "
           f"{'5%':>7} {'95%':>7}")
@@ -163,11 +203,19 @@ def run(args) -> int:
                   f"{summary['q05'][i, j]:7.4f} {summary['q95'][i, j]:7.4f}")
     print(f"  the true loss lies inside the 90% predictive interval in {inside} of {true.size} cells")
 
-    _step(4, f"recommend a mixture for {target}, risk {RISK}", clock)
-    rec = recommend(posterior, target_n, target_d, risk=RISK, constraints=constraints, seed=args.seed)
+
+def _recommend_against_truth(posterior, truth, constraints, target_n: float, target_d: float, seed: int, out):
+    """Step 4: the recommendation at the target under :data:`RISK`, written to
+    ``out/recommendation.json``, and its true regret next to the uniform mixture's."""
+    import numpy as np
+
+    from ..decide import recommend
+
+    rec = recommend(posterior, target_n, target_d, risk=RISK, constraints=constraints, seed=seed)
     rec.to_json(out / "recommendation.json")
     print(rec.format_table())
     true_objective = _true_objective(truth, target_n, target_d)
+    K = len(rec.mixture)
     uniform = np.full(K, 1 / K)
     rec_true, uniform_true = true_objective(rec.mixture), true_objective(uniform)
     optimum = min(_true_optimum(true_objective, [rec.mixture, uniform], MIN_WEIGHT), rec_true, uniform_true)
@@ -179,12 +227,19 @@ def run(args) -> int:
           f"{uniform_true - optimum:.2g} nats ({100 * (uniform_true - optimum) / optimum:.2g}%) for the "
           "uniform mixture")
     print(f"written: {out / 'recommendation.json'}")
+    return rec
 
-    _step(5, "which proxy run to train next (value of information per FLOP)", clock)
+
+def _choose_next_run(posterior, domains, constraints, target_n: float, target_d: float, seed: int, out) -> None:
+    """Step 5: the candidate proxy runs ranked by value of information per FLOP, written
+    to ``out/next.csv``, and why the first one."""
+    from ..acquire import generate_candidates, select_next
+    from ..units import format_quantity
+
     candidates = generate_candidates(domains, CANDIDATE_SIZES, tokens=list(TOKENS),
-                                     n_mixtures=CANDIDATE_MIXTURES, constraints=constraints, seed=args.seed)
+                                     n_mixtures=CANDIDATE_MIXTURES, constraints=constraints, seed=seed)
     nxt = select_next(posterior, candidates, target_n, target_d, risk=RISK, constraints=constraints,
-                      max_draws=100, n_outcomes=16, seed=args.seed)
+                      max_draws=100, n_outcomes=16, seed=seed)
     nxt.to_csv(out / "next.csv")
     best = nxt.picks[0]
     c = nxt.candidates
@@ -203,12 +258,22 @@ def run(args) -> int:
         print(f"note: {warning}")
     print(f"written: {out / 'next.csv'} (all {len(c)} candidates, ranked)")
 
-    _step(6, "write the report", clock)
+
+def _write_report(fit, rec, target_n: float, target_d: float, seed: int, out) -> None:
+    """Step 6: the HTML report of the fit, the recommendation and the ranking."""
+    from ..report import build_report
+
     report = build_report(fit, recommendation=rec.to_dict(), next_table=out / "next.csv",
-                          target_model_size=target_n, target_tokens=target_d, seed=args.seed,
+                          target_model_size=target_n, target_tokens=target_d, seed=seed,
                           title="bayesmix demo: simulated proxy runs with a known truth")
     report.write_html(out / "report.html")
     print(f"report: {out / 'report.html'}")
+
+
+def _print_same_loop_commands(out, domains, target_n: float, target_d: float, clock) -> None:
+    """The demo's time, and the commands that run the same loop from the command line."""
+    from ..units import format_quantity
+
     scale = f"--target-model-size {format_quantity(target_n)} --target-tokens {format_quantity(target_d)}"
     floor = "--min " + ",".join(f"{d}={MIN_WEIGHT}" for d in domains)
     print(f"\ndone in {clock():.0f} s. The same loop from the command line:\n"
@@ -217,4 +282,3 @@ def run(args) -> int:
           f"  bayesmix next fit.nc {scale} --risk {RISK} {floor} --sizes {','.join(CANDIDATE_SIZES)} "
           f"--tokens {','.join(format_quantity(d) for d in TOKENS)} --out next.csv\n"
           f"  bayesmix report fit.nc --recommend rec.json --next next.csv -o report.html")
-    return 1 if problems else 0

@@ -446,11 +446,35 @@ def compare_laws(table, laws=None, *, cv="kfold:5", settings: CompareSettings | 
     Comparison
     """
     from ..executors import make_executor
-    from ..laws import available_laws, get_law
 
     t0 = time.perf_counter()
     settings = settings or CompareSettings()
     scheme = parse_cv(cv)
+    law_names = _law_names(table, laws)
+    folds = [] if scheme.kind == "loo" else make_folds(table, scheme, seed=settings.seed)
+    results, tasks = _fit_tasks(table, law_names, scheme, folds, settings, save_fits, priors)
+    own_executor = executor is None
+    executor = executor or make_executor()
+    runner = _TaskRunner(executor, TaskStore(work_dir) if work_dir is not None else None,
+                         _default_progress if progress is True else progress)
+    try:
+        scored = _merged_results(runner.run(tasks), tasks, table)
+        if scheme.kind == "loo" and settings.max_refits > 0:
+            _replace_high_k_runs(scored, runner, table, settings, priors)
+        results.update(scored)
+    finally:
+        if own_executor:
+            executor.close()
+    ordered = {name: results[name] for name in law_names}
+    return Comparison(scheme.label, ordered, folds, table.domains, settings.to_dict(), _table_info(table),
+                      executor=getattr(executor, "description", ""), seconds=time.perf_counter() - t0)
+
+
+def _law_names(table, laws) -> list[str]:
+    """The names of the laws to compare (default: every registered law), each named once,
+    on a table with losses."""
+    from ..laws import available_laws
+
     law_names = list(laws) if laws else available_laws()
     if not law_names:
         raise UsageError("no laws to compare: name them with --laws")
@@ -458,17 +482,22 @@ def compare_laws(table, laws=None, *, cv="kfold:5", settings: CompareSettings | 
         raise UsageError(f"--laws names a law twice: {', '.join(law_names)}")
     if not table.has_losses:
         raise UsageError(f"{table.source}: the table has no losses to compare laws on")
-    folds = [] if scheme.kind == "loo" else make_folds(table, scheme, seed=settings.seed)
-    if progress is True:
-        progress = _default_progress
-    results: dict[str, LawComparison] = {}
+    return law_names
+
+
+def _fit_tasks(table, law_names, scheme, folds, settings, save_fits, priors) -> tuple[dict, list[FitTask]]:
+    """The laws that refuse the table (as skipped :class:`LawComparison`) and the fits of
+    the others: one LOO fit, or one per fold (plus the full-data fit to save)."""
+    from ..laws import get_law
+
+    skipped: dict[str, LawComparison] = {}
     tasks: list[FitTask] = []
     for name in law_names:
         law = get_law(name)  # unknown name: UsageError, a typo the user must fix
         try:
             law.check_table(table)
         except UsageError as err:
-            results[name] = LawComparison(name, status="skipped", reason=str(err))
+            skipped[name] = LawComparison(name, status="skipped", reason=str(err))
             continue
         save_path = None
         if save_fits is not None:
@@ -483,51 +512,63 @@ def compare_laws(table, laws=None, *, cv="kfold:5", settings: CompareSettings | 
     # The most expensive laws first (a stable sort keeps each law's folds in order): with
     # fits queued law by law, an expensive law last leaves its final fits running alone.
     tasks.sort(key=lambda task: -get_law(task.law).relative_cost)
-    own_executor = executor is None
-    executor = executor or make_executor()
-    store = TaskStore(work_dir) if work_dir is not None else None
-    done = [0]
-    total = [len(tasks)]
+    return skipped, tasks
 
-    def on_result(index, result, batch):
-        done[0] += 1
-        if progress:
-            progress(done[0], total[0], batch[index], result)
 
-    try:
-        outputs = run_tasks(executor, tasks, lambda i, r: on_result(i, r, tasks), store)
-        by_law: dict[str, list] = {}
-        for task, out in zip(tasks, outputs):
-            by_law.setdefault(task.law, []).append(out)
-        for name, outs in by_law.items():
-            results[name] = _merge(name, outs, table, table.domains)
-        if scheme.kind == "loo" and settings.max_refits > 0:
-            refit_tasks = []
-            for name in by_law:
-                res = results[name]
-                if res.status != "ok" or res.pareto_k is None:
-                    continue
-                bad = np.flatnonzero(res.pareto_k > res.good_k)
-                bad = bad[np.argsort(-res.pareto_k[bad])][: settings.max_refits]
-                all_runs = runs_in_order(table)
-                for i in bad:
-                    run = res.runs[i]
-                    fold = Fold(int(np.flatnonzero(all_runs == run)[0]), f"without run {run} (k={res.pareto_k[i]:.2f})",
-                                tuple(r for r in all_runs if r != run), (run,))
-                    refit_tasks.append(FitTask(table=table, law=name, kind="heldout", fold=fold, settings=settings,
-                                               priors=(priors or {}).get(name)))
-            if refit_tasks:
-                total[0] += len(refit_tasks)
-                refits = run_tasks(executor, refit_tasks, lambda i, r: on_result(i, r, refit_tasks), store)
-                for name in by_law:
-                    mine = [r for t, r in zip(refit_tasks, refits) if t.law == name]
-                    if mine:
-                        results[name] = _replace_runs(results[name], mine, table, table.domains)
-    finally:
-        if own_executor:
-            executor.close()
-    ordered = {name: results[name] for name in law_names}
-    table_info = {"source": str(table.source), "fingerprint": table.fingerprint(), "n_rows": table.n_rows,
-                  "n_runs": table.n_runs, "model_sizes": sorted(set(map(float, table.model_size)))}
-    return Comparison(scheme.label, ordered, folds, table.domains, settings.to_dict(), table_info,
-                      executor=getattr(executor, "description", ""), seconds=time.perf_counter() - t0)
+class _TaskRunner:
+    """Runs batches of fit tasks on one executor (and task store), reporting each finished
+    fit as ``progress(done, total, task, result)`` with counts over all the batches."""
+
+    def __init__(self, executor, store: TaskStore | None, progress):
+        self.executor, self.store, self.progress = executor, store, progress
+        self.done = self.total = 0
+
+    def run(self, tasks: list[FitTask]) -> list[TaskResult]:
+        """The results of ``tasks``, in their order."""
+        self.total += len(tasks)
+
+        def on_result(index, result):
+            self.done += 1
+            if self.progress:
+                self.progress(self.done, self.total, tasks[index], result)
+
+        return run_tasks(self.executor, tasks, on_result, self.store)
+
+
+def _merged_results(outputs: list[TaskResult], tasks: list[FitTask], table) -> dict[str, LawComparison]:
+    """The task results merged per law (laws in the order of their first task)."""
+    by_law: dict[str, list] = {}
+    for task, out in zip(tasks, outputs):
+        by_law.setdefault(task.law, []).append(out)
+    return {name: _merge(name, outs, table, table.domains) for name, outs in by_law.items()}
+
+
+def _replace_high_k_runs(results: dict[str, LawComparison], runner: _TaskRunner, table, settings, priors) -> None:
+    """LOO: refit each law without its runs of highest Pareto k above the threshold (at most
+    ``settings.max_refits`` per law) and put their exact scores in ``results``."""
+    refit_tasks = []
+    for name, res in results.items():
+        if res.status != "ok" or res.pareto_k is None:
+            continue
+        bad = np.flatnonzero(res.pareto_k > res.good_k)
+        bad = bad[np.argsort(-res.pareto_k[bad])][: settings.max_refits]
+        all_runs = runs_in_order(table)
+        for i in bad:
+            run = res.runs[i]
+            fold = Fold(int(np.flatnonzero(all_runs == run)[0]), f"without run {run} (k={res.pareto_k[i]:.2f})",
+                        tuple(r for r in all_runs if r != run), (run,))
+            refit_tasks.append(FitTask(table=table, law=name, kind="heldout", fold=fold, settings=settings,
+                                       priors=(priors or {}).get(name)))
+    if not refit_tasks:
+        return
+    refits = runner.run(refit_tasks)
+    for name in results:
+        mine = [r for t, r in zip(refit_tasks, refits) if t.law == name]
+        if mine:
+            results[name] = _replace_runs(results[name], mine, table, table.domains)
+
+
+def _table_info(table) -> dict:
+    """What a comparison records of its table: source, fingerprint, size and model sizes."""
+    return {"source": str(table.source), "fingerprint": table.fingerprint(), "n_rows": table.n_rows,
+            "n_runs": table.n_runs, "model_sizes": sorted(set(map(float, table.model_size)))}

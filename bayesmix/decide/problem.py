@@ -235,51 +235,11 @@ class MixtureProblem:
         risk = Risk.parse(risk)
         weights = normalised_draw_weights(draw_weights, self.n_draws)
         named = _baseline_mixtures(baselines, self.domains)
-        t0 = time.perf_counter()
-        self.evaluator  # compiled here unless cached
-        compile_seconds = time.perf_counter() - t0
-        feasible_baselines = [h for h in named.values() if not self.bounds.violations(h)]
-        t0 = time.perf_counter()
-        mixture, value = self.recommend_mixture(risk, draw_weights=weights, n_restarts=n_restarts,
-                                                starts=feasible_baselines or None, seed=seed)
-        optimise_seconds = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        opt_h, opt_v = self.per_draw_optima(extra_starts=[mixture], seed=seed)
-        # One more restart from the centre of the draws' optima (often the risk optimum's basin).
-        polished, polished_value = self.recommend_mixture(
-            risk, draw_weights=weights, n_restarts=1, starts=[np.sum(weights[:, None] * opt_h, axis=0)], seed=seed)
-        if polished_value < value:
-            mixture, value = polished, polished_value
-        optima_seconds = time.perf_counter() - t0
-
+        mixture, opt_h, opt_v, timing = self._optimise(risk, weights, named, n_restarts, seed)
         values = self.objective_draws(mixture)[:, 0]
         opt_v = np.minimum(opt_v, values)  # a draw's optimum is never worse than the recommendation
         regret = values - opt_v
-        losses = self.domain_losses(mixture)  # (S, 1, K)
-        predictive = self.posterior.add_noise(losses, seed=seed)[:, 0]
-        loss_summary = draw_summary(losses[:, 0], weights)
-        pred_q = weighted_quantile(predictive, INTERVAL, weights)
-        loss_summary["predictive_q05"], loss_summary["predictive_q95"] = pred_q[0], pred_q[1]
-
-        comparisons = []
-        if named:
-            base_h = np.array(list(named.values()))
-            base_values = self.objective_draws(base_h)
-            base_risk = np.atleast_1d(risk.evaluate(base_values, weights))
-            for j, name in enumerate(named):
-                diff = base_values[:, j] - values
-                comparisons.append(BaselineComparison(
-                    name=name, mixture=base_h[j], feasible=not self.bounds.violations(base_h[j]),
-                    objective={k: float(v) for k, v in draw_summary(base_values[:, j], weights).items()},
-                    risk_value=float(base_risk[j]),
-                    prob_better=float(np.sum(weights * (diff > 0)) + 0.5 * np.sum(weights * (diff == 0))),
-                    expected_gain=float(np.sum(weights * diff)),
-                ))
         opt_summary = draw_summary(opt_h, weights)
-        notes = []
-        if self.n_draws < 100:
-            notes.append(f"only {self.n_draws} posterior draws: tail risks and the optimum's "
-                         "90% region are rough")
         return Recommendation(
             domains=self.domains,
             mixture=mixture,
@@ -290,8 +250,8 @@ class MixtureProblem:
             risk=risk,
             risk_value=float(risk.evaluate(values, weights)),
             objective_summary={k: float(v) for k, v in draw_summary(values, weights).items()},
-            domain_losses=loss_summary,
-            baselines=comparisons,
+            domain_losses=self._loss_summary(mixture, weights, seed),
+            baselines=self._baseline_comparisons(named, values, risk, weights),
             expected_regret=float(np.sum(weights * regret)),
             regret_q95=float(weighted_quantile(regret, 0.95, weights)),
             optimum={"mean": opt_summary["mean"], "q05": opt_summary["q05"], "q95": opt_summary["q95"]},
@@ -304,10 +264,67 @@ class MixtureProblem:
             fingerprint=self.posterior.meta.get("fingerprint"),
             settings={"risk": str(risk), "n_restarts": n_restarts, "seed": seed,
                       "weighted_draws": draw_weights is not None},
-            timing={"compile": compile_seconds, "optimise": optimise_seconds,
-                    "per_draw_optima": optima_seconds, "total": time.perf_counter() - t_start},
-            notes=notes,
+            timing={**timing, "total": time.perf_counter() - t_start},
+            notes=self._notes(),
         )
+
+    def _optimise(self, risk: Risk, weights: np.ndarray, named: dict, n_restarts: int, seed: int):
+        """The recommended mixture and every draw's optimum ``(S, K)``, ``(S,)``, with the
+        seconds spent compiling, optimising the risk and finding the per-draw optima."""
+        t0 = time.perf_counter()
+        self.evaluator  # compiled here unless cached
+        timing = {"compile": time.perf_counter() - t0}
+        feasible_baselines = [h for h in named.values() if not self.bounds.violations(h)]
+        t0 = time.perf_counter()
+        mixture, value = self.recommend_mixture(risk, draw_weights=weights, n_restarts=n_restarts,
+                                                starts=feasible_baselines or None, seed=seed)
+        timing["optimise"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        opt_h, opt_v = self.per_draw_optima(extra_starts=[mixture], seed=seed)
+        # One more restart from the centre of the draws' optima (often the risk optimum's basin).
+        polished, polished_value = self.recommend_mixture(
+            risk, draw_weights=weights, n_restarts=1, starts=[np.sum(weights[:, None] * opt_h, axis=0)], seed=seed)
+        if polished_value < value:
+            mixture = polished
+        timing["per_draw_optima"] = time.perf_counter() - t0
+        return mixture, opt_h, opt_v, timing
+
+    def _loss_summary(self, mixture: np.ndarray, weights: np.ndarray, seed: int) -> dict:
+        """The expected loss per domain at ``mixture`` (:func:`draw_summary`) with the 90%
+        interval of a new run's observed loss (``predictive_q05``, ``predictive_q95``)."""
+        losses = self.domain_losses(mixture)  # (S, 1, K)
+        predictive = self.posterior.add_noise(losses, seed=seed)[:, 0]
+        loss_summary = draw_summary(losses[:, 0], weights)
+        pred_q = weighted_quantile(predictive, INTERVAL, weights)
+        loss_summary["predictive_q05"], loss_summary["predictive_q95"] = pred_q[0], pred_q[1]
+        return loss_summary
+
+    def _baseline_comparisons(self, named: dict, values: np.ndarray, risk: Risk,
+                              weights: np.ndarray) -> list[BaselineComparison]:
+        """Each named mixture against the recommendation, whose objective draws are ``values``."""
+        if not named:
+            return []
+        base_h = np.array(list(named.values()))
+        base_values = self.objective_draws(base_h)
+        base_risk = np.atleast_1d(risk.evaluate(base_values, weights))
+        comparisons = []
+        for j, name in enumerate(named):
+            diff = base_values[:, j] - values
+            comparisons.append(BaselineComparison(
+                name=name, mixture=base_h[j], feasible=not self.bounds.violations(base_h[j]),
+                objective={k: float(v) for k, v in draw_summary(base_values[:, j], weights).items()},
+                risk_value=float(base_risk[j]),
+                prob_better=float(np.sum(weights * (diff > 0)) + 0.5 * np.sum(weights * (diff == 0))),
+                expected_gain=float(np.sum(weights * diff)),
+            ))
+        return comparisons
+
+    def _notes(self) -> list[str]:
+        """Caveats of a recommendation from this problem."""
+        if self.n_draws < 100:
+            return [f"only {self.n_draws} posterior draws: tail risks and the optimum's "
+                    "90% region are rough"]
+        return []
 
     def rank(self, candidates, risk="mean", *, draw_weights=None) -> CandidateRanking:
         """Rank given mixtures by the risk measure; see :func:`rank_candidates`."""

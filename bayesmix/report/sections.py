@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -178,80 +179,36 @@ def ppc_section(posterior, table, seed) -> Section:
 
 
 def scaling_section(posterior, table, target_model_size, target_tokens, seed) -> Section:
-    from matplotlib.ticker import NullFormatter
+    """The predicted loss against model size and tokens per domain, out to the target.
 
+    Parameters
+    ----------
+    posterior : Posterior
+    table : dict or None
+        The fit's run table (:func:`bayesmix._az.table_groups`); None: curves at the
+        uniform mixture around the reference scale, without observed points.
+    target_model_size, target_tokens : float or None
+        The target scale; None: 10 times the largest fitted model size (token count).
+    seed : int
+        Seed of the predictive noise draws.
+
+    Returns
+    -------
+    Section
+    """
     domains = list(posterior.domains)
-    K = len(domains)
-    if table is not None:
-        mixture = table["weights"].mean(axis=0)
-        N_obs, D_obs = table["model_size"], table["tokens"]
-        ratio = float(np.median(D_obs / N_obs))
-        n_min, n_max, d_min, d_max = N_obs.min(), N_obs.max(), D_obs.min(), D_obs.max()
-        mixture_text = "the mean training mixture"
-    else:
-        mixture = np.full(K, 1.0 / K)
-        n_ref, d_ref = posterior.scaling.n_ref, posterior.scaling.d_ref
-        ratio = d_ref / n_ref
-        n_min, n_max, d_min, d_max = n_ref / 4, n_ref, d_ref / 4, d_ref
-        mixture_text = "the uniform mixture (the fit stores no run table)"
-    target_N = float(target_model_size or 10 * n_max)
-    target_D = float(target_tokens or 10 * d_max)
-    mixture = mixture / mixture.sum()
-
-    def band(N, D):
-        s = posterior.summarise(np.tile(mixture, (len(N), 1)), N, D, seed=seed)
-        return s["mean"], s["q05"], s["q95"]
-
-    n_grid = np.geomspace(min(n_min, target_N) / 1.5, max(target_N, n_max) * 1.2, 40)
-    d_grid = np.geomspace(min(d_min, target_D) / 1.5, max(target_D, d_max) * 1.2, 40)
-    curve_n = band(n_grid, ratio * n_grid)
-    curve_d_max = band(np.full(len(d_grid), n_max), d_grid)
-    curve_d_target = band(np.full(len(d_grid), target_N), d_grid)
-    at_target = band(np.array([target_N]), np.array([target_D]))
-
-    fig, axes = figure_grid(2 * K, width=3.6, height=3.0, cols=2)
-    sizes = np.unique(np.round(table["model_size"])) if table is not None else []
-    for k, d in enumerate(domains):
-        ax_n, ax_d = axes[2 * k], axes[2 * k + 1]
-        ax_n.fill_between(n_grid, curve_n[1][:, k], curve_n[2][:, k], color="0.85", label="90% predictive band")
-        ax_n.plot(n_grid, curve_n[0][:, k], "-", color="0.0", lw=1.3, label=f"fitted law, D = {ratio:.3g} N")
-        ax_d.fill_between(d_grid, curve_d_target[1][:, k], curve_d_target[2][:, k], color="0.85")
-        ax_d.fill_between(d_grid, curve_d_max[1][:, k], curve_d_max[2][:, k], color="0.7", alpha=0.6)
-        ax_d.plot(d_grid, curve_d_max[0][:, k], "-", color="0.0", lw=1.3, label=f"N = {format_quantity(n_max)}")
-        ax_d.plot(d_grid, curve_d_target[0][:, k], "--", color="0.0", lw=1.3,
-                  label=f"N = {format_quantity(target_N)} (target)")
-        if table is not None and table["has_observed"]:
-            ok = np.isfinite(table["losses"][:, k])
-            for j, s in enumerate(sizes):
-                sel = ok & (np.round(table["model_size"]) == s)
-                style = dict(ls="none", marker=MARKERS[j % len(MARKERS)], mfc="white", mec=GREYS[j % len(GREYS)],
-                             ms=4, mew=0.9)
-                ax_n.plot(table["model_size"][sel], table["losses"][sel, k], **style)
-                ax_d.plot(table["tokens"][sel], table["losses"][sel, k], label=f"observed, N={format_quantity(s)}",
-                          **style)
-        for ax, value, (mean, lo, hi) in ((ax_n, target_N, at_target), (ax_d, target_D, at_target)):
-            ax.errorbar([value], mean[:, k], yerr=[mean[:, k] - lo[:, k], hi[:, k] - mean[:, k]], fmt="*",
-                        color="0.0", ms=10, capsize=3, label="target (90% interval)")
-        ax_n.axvline(n_max, ls=":", color="0.4", lw=1, label="largest N fitted")
-        ax_d.axvline(d_max, ls=":", color="0.4", lw=1, label="largest D fitted")
-        for ax in (ax_n, ax_d):
-            ax.set_xscale("log")
-            # a range under one decade gets minor-tick labels that overprint each other
-            ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.set_ylabel("loss (nats)")
-        ax_n.set_xlabel("model size N (parameters)")
-        ax_d.set_xlabel("training tokens D (tokens)")
-        ax_n.set_title(f"{d}: loss against model size", fontsize=9)
-        ax_d.set_title(f"{d}: loss against tokens", fontsize=9)
-    axes[0].legend(fontsize=6, loc="upper right")
-    axes[1].legend(fontsize=6, loc="upper right")
-    fig.tight_layout()
+    frame = _scale_frame(posterior, table)
+    target_N = float(target_model_size or 10 * frame.n_max)
+    target_D = float(target_tokens or 10 * frame.d_max)
+    curves = _scaling_curves(posterior, frame, target_N, target_D, seed)
+    fig = _scaling_figure(domains, table, frame, curves, target_N, target_D)
+    at_target = curves["target"]
     rows = [[d, fmt_value(at_target[0][0, k], ".4f"), fmt_value(at_target[1][0, k], ".4f"), fmt_value(at_target[2][0, k], ".4f")]
             for k, d in enumerate(domains)]
-    body = (f"<p>Curves at {html.escape(mixture_text)} ("
-            + html.escape(", ".join(f"{d}={w:.3f}" for d, w in zip(domains, mixture)))
+    body = (f"<p>Curves at {html.escape(frame.mixture_text)} ("
+            + html.escape(", ".join(f"{d}={w:.3f}" for d, w in zip(domains, frame.mixture)))
             + f"); observed points come from their own mixtures and scatter around them. Left: N varies with "
-              f"D = {ratio:.3g} N (median tokens per parameter of the data). Right: D varies at the largest "
+              f"D = {frame.ratio:.3g} N (median tokens per parameter of the data). Right: D varies at the largest "
               f"fitted N and at the target N. Target: N = {format_quantity(target_N)} parameters, "
               f"D = {format_quantity(target_D)} tokens.</p>"
             + html_table(["domain", "predicted loss at target (nats)", "5%", "95%"], rows, text_cols=1))
@@ -259,6 +216,119 @@ def scaling_section(posterior, table, target_model_size, target_tokens, seed) ->
                "fitted law (solid/dashed), 90% predictive band (grey), observed losses (open markers by model "
                "size), the largest fitted scale (dotted) and the target (star with 90% interval).")
     return Section("scaling", section_title("scaling"), body, [("loss-vs-scale", fig, caption)])
+
+
+@dataclass(frozen=True)
+class _ScaleFrame:
+    """Where the scaling curves are drawn: at ``mixture`` (described by ``mixture_text``),
+    N with D = ``ratio`` N, and the fitted ranges of N and D."""
+
+    mixture: np.ndarray
+    mixture_text: str
+    ratio: float
+    n_min: float
+    n_max: float
+    d_min: float
+    d_max: float
+
+
+def _scale_frame(posterior, table) -> _ScaleFrame:
+    """The data's mean mixture, median tokens per parameter and scale ranges; without a
+    run table, the uniform mixture and the reference scale."""
+    if table is not None:
+        mixture = table["weights"].mean(axis=0)
+        N_obs, D_obs = table["model_size"], table["tokens"]
+        ratio = float(np.median(D_obs / N_obs))
+        ranges = (N_obs.min(), N_obs.max(), D_obs.min(), D_obs.max())
+        mixture_text = "the mean training mixture"
+    else:
+        K = len(posterior.domains)
+        mixture = np.full(K, 1.0 / K)
+        n_ref, d_ref = posterior.scaling.n_ref, posterior.scaling.d_ref
+        ratio = d_ref / n_ref
+        ranges = (n_ref / 4, n_ref, d_ref / 4, d_ref)
+        mixture_text = "the uniform mixture (the fit stores no run table)"
+    return _ScaleFrame(mixture / mixture.sum(), mixture_text, ratio, *ranges)
+
+
+def _scaling_curves(posterior, frame: _ScaleFrame, target_N: float, target_D: float, seed) -> dict:
+    """Predictive bands ``(mean, q05, q95)``, each ``(points, K)``: along N (``"n"``, on
+    ``"n_grid"``), along D at the largest fitted N and at the target N (``"d_max"``,
+    ``"d_target"``, on ``"d_grid"``), and at the target (``"target"``)."""
+
+    def band(N, D):
+        s = posterior.summarise(np.tile(frame.mixture, (len(N), 1)), N, D, seed=seed)
+        return s["mean"], s["q05"], s["q95"]
+
+    n_grid = np.geomspace(min(frame.n_min, target_N) / 1.5, max(target_N, frame.n_max) * 1.2, 40)
+    d_grid = np.geomspace(min(frame.d_min, target_D) / 1.5, max(target_D, frame.d_max) * 1.2, 40)
+    return {"n_grid": n_grid, "d_grid": d_grid,
+            "n": band(n_grid, frame.ratio * n_grid),
+            "d_max": band(np.full(len(d_grid), frame.n_max), d_grid),
+            "d_target": band(np.full(len(d_grid), target_N), d_grid),
+            "target": band(np.array([target_N]), np.array([target_D]))}
+
+
+def _scaling_figure(domains, table, frame: _ScaleFrame, curves: dict, target_N: float, target_D: float):
+    """Two panels per domain: loss against N (left) and against D (right)."""
+    fig, axes = figure_grid(2 * len(domains), width=3.6, height=3.0, cols=2)
+    sizes = np.unique(np.round(table["model_size"])) if table is not None else []
+    for k, d in enumerate(domains):
+        ax_n, ax_d = axes[2 * k], axes[2 * k + 1]
+        _plot_scaling_bands(ax_n, ax_d, k, curves, frame, target_N)
+        if table is not None and table["has_observed"]:
+            _plot_observed_losses(ax_n, ax_d, k, table, sizes)
+        for ax, value in ((ax_n, target_N), (ax_d, target_D)):
+            mean, lo, hi = curves["target"]
+            ax.errorbar([value], mean[:, k], yerr=[mean[:, k] - lo[:, k], hi[:, k] - mean[:, k]], fmt="*",
+                        color="0.0", ms=10, capsize=3, label="target (90% interval)")
+        ax_n.axvline(frame.n_max, ls=":", color="0.4", lw=1, label="largest N fitted")
+        ax_d.axvline(frame.d_max, ls=":", color="0.4", lw=1, label="largest D fitted")
+        _label_scaling_axes(ax_n, ax_d, d)
+    axes[0].legend(fontsize=6, loc="upper right")
+    axes[1].legend(fontsize=6, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def _plot_scaling_bands(ax_n, ax_d, k: int, curves: dict, frame: _ScaleFrame, target_N: float) -> None:
+    """Domain ``k``'s fitted law and 90% predictive band along N and along D."""
+    n_grid, d_grid = curves["n_grid"], curves["d_grid"]
+    curve_n, curve_d_max, curve_d_target = curves["n"], curves["d_max"], curves["d_target"]
+    ax_n.fill_between(n_grid, curve_n[1][:, k], curve_n[2][:, k], color="0.85", label="90% predictive band")
+    ax_n.plot(n_grid, curve_n[0][:, k], "-", color="0.0", lw=1.3, label=f"fitted law, D = {frame.ratio:.3g} N")
+    ax_d.fill_between(d_grid, curve_d_target[1][:, k], curve_d_target[2][:, k], color="0.85")
+    ax_d.fill_between(d_grid, curve_d_max[1][:, k], curve_d_max[2][:, k], color="0.7", alpha=0.6)
+    ax_d.plot(d_grid, curve_d_max[0][:, k], "-", color="0.0", lw=1.3, label=f"N = {format_quantity(frame.n_max)}")
+    ax_d.plot(d_grid, curve_d_target[0][:, k], "--", color="0.0", lw=1.3,
+              label=f"N = {format_quantity(target_N)} (target)")
+
+
+def _plot_observed_losses(ax_n, ax_d, k: int, table, sizes) -> None:
+    """Domain ``k``'s observed losses against N and against D, one open marker per model size."""
+    ok = np.isfinite(table["losses"][:, k])
+    for j, s in enumerate(sizes):
+        sel = ok & (np.round(table["model_size"]) == s)
+        style = dict(ls="none", marker=MARKERS[j % len(MARKERS)], mfc="white", mec=GREYS[j % len(GREYS)],
+                     ms=4, mew=0.9)
+        ax_n.plot(table["model_size"][sel], table["losses"][sel, k], **style)
+        ax_d.plot(table["tokens"][sel], table["losses"][sel, k], label=f"observed, N={format_quantity(s)}",
+                  **style)
+
+
+def _label_scaling_axes(ax_n, ax_d, domain: str) -> None:
+    """Log scales, axis labels and titles of a domain's two panels."""
+    from matplotlib.ticker import NullFormatter
+
+    for ax in (ax_n, ax_d):
+        ax.set_xscale("log")
+        # a range under one decade gets minor-tick labels that overprint each other
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylabel("loss (nats)")
+    ax_n.set_xlabel("model size N (parameters)")
+    ax_d.set_xlabel("training tokens D (tokens)")
+    ax_n.set_title(f"{domain}: loss against model size", fontsize=9)
+    ax_d.set_title(f"{domain}: loss against tokens", fontsize=9)
 
 
 def recommendation_section(rec, fit) -> Section:
