@@ -7,9 +7,8 @@ import pandas as pd
 
 from . import _az
 from .errors import UsageError
-from .inference import Fit, FitSettings, fit_law
-
-CHECKPOINT_MODES = ("final", "all")
+from .fit_settings import CHECKPOINT_MODES, FitSettings
+from .inference import Fit, fit_law
 
 
 def select_checkpoints(table, checkpoints: str):

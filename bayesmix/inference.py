@@ -17,10 +17,11 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from . import _az, chain_stacking, extension, observation
+from . import _az, chain_stacking, observation
 from .blas import one_blas_thread
 from .gate import check_gate, diagnose, without_minor_mode_chains
 from .errors import UsageError
+from .fit_settings import SAMPLERS, FitSettings
 from .laws import Law, get_law
 from .nutpie_backend import PRECOND_Z, compile_for_nutpie, nutpie_starts, run_pilot, sample_nutpie_until_mixed
 from .coordinates import add_level_terms, uses_level_coordinates
@@ -30,7 +31,6 @@ from .scaling import Scaling
 from .starts import find_map, starting_point, untransformed_point
 from .compare import integrated_loglik
 
-SAMPLERS = ("pymc", "nutpie", "numpyro")
 LIKELIHOODS = observation.LIKELIHOODS
 
 #: |corr(log N, log D)| above which the N and D terms of a design are called collinear.
@@ -38,70 +38,6 @@ COLLINEAR = 0.95
 
 #: The former name of :func:`bayesmix.starts.untransformed_point`, kept for its callers.
 _untransformed_point = untransformed_point
-
-@dataclass
-class FitSettings:
-    """Sampler settings recorded with every fit."""
-
-    draws: int = 1000
-    tune: int = 1000
-    chains: int = 4
-    seed: int = 0
-    sampler: str = "nutpie"
-    #: NUTS target acceptance; None: the law's (:attr:`bayesmix.laws.Law.target_accept`).
-    target_accept: float | None = None
-    likelihood: str = "normal"
-    run_effect: str = "auto"
-    #: The law's error over scale (:mod:`bayesmix.observation`): "auto" wherever the
-    #: table has more than one scale, "off" for the law-only model of the paper.
-    discrepancy: str = "auto"
-    #: A mixture's effect shared by its runs at every scale: "auto" with the discrepancy
-    #: where a mixture was run at several scales.
-    mixture_effect: str = "auto"
-    #: Where the discrepancy's linear part acts (:data:`bayesmix.observation.SLOPE_REGIONS`):
-    #: "all": fitted with the law at every scale; "outside": beyond the fitted scales only,
-    #: from its prior; "auto": "all" where the design runs most mixtures at several values
-    #: of every scale feature (:func:`bayesmix.observation.paired_features`), else "outside".
-    slope_region: str = "auto"
-    map_starts: int = 4
-    cores: int | None = None
-    coordinates: str = "auto"
-    #: nutpie only: "on" samples in Laplace-whitened coordinates (preconditioned_model),
-    #: "auto" where the law asks for it (Law.whitened_sampling), "off" never.
-    precondition: str = "auto"
-    #: nutpie, several chains, no warm start: a short pilot run first, and chains that
-    #: it finds in a minor mode start the kept run in the main one (:mod:`bayesmix.pilot`).
-    pilot: bool = True
-    #: nutpie: most draws per chain, as a multiple of ``draws``, that a fit whose chains
-    #: only mix slowly runs on to (:mod:`bayesmix.extension`); 1 keeps exactly ``draws``.
-    extend_draws: float = extension.DEFAULT_EXTEND
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-    def for_law(self, law: Law) -> "FitSettings":
-        """These settings with what they leave to the law filled in from ``law``: the
-        target acceptance (:attr:`bayesmix.laws.Law.target_accept`) where it is None."""
-        if self.target_accept is not None:
-            return self
-        return dataclasses.replace(self, target_accept=law.target_accept)
-
-    def check(self) -> None:
-        """Refuse counts a fit cannot run or judge.
-
-        Raises
-        ------
-        UsageError
-            Unless ``draws >= 1``, ``tune >= 0`` and ``chains >= 2`` (integers): R-hat,
-            and so the diagnostics gate, needs two chains; and ``extend_draws >= 1``.
-        """
-        for name, least in (("draws", 1), ("tune", 0), ("chains", 2)):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < least:
-                why = ": the diagnostics gate compares chains (R-hat)" if name == "chains" else ""
-                raise UsageError(f"{name} must be an integer of at least {least}, got {value}{why}")
-        if not (isinstance(self.extend_draws, (int, float, np.integer, np.floating)) and self.extend_draws >= 1):
-            raise UsageError(f"extend_draws must be a number of at least 1 (1: no extension), got {self.extend_draws}")
 
 
 def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str = "normal",

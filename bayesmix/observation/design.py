@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
+from ..fit_settings import LIKELIHOODS, SWITCHES
 
-LIKELIHOODS = ("normal", "student_t")
-SWITCHES = ("auto", "on", "off")
 #: Where the discrepancy's linear part acts: at "all" scales (fitted with the law), or
 #: "outside" the fitted scales only (never in the likelihood); see :mod:`bayesmix.observation`.
 SLOPE_REGIONS = ("auto", "all", "outside")

@@ -1,0 +1,96 @@
+"""The settings of one fit and the choices they take, in a module that imports no PyMC.
+
+:class:`FitSettings` is used by :func:`bayesmix.inference.fit_law` (which re-exports it);
+the command line reads its defaults and the choices below when it builds ``--help``,
+which must stay fast, so nothing here imports PyMC, PyTensor, ArviZ or pandas.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import extension
+from .errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .laws import Law
+
+#: NUTS backends :func:`bayesmix.inference.fit_law` can sample with (numpyro needs the
+#: optional jax and numpyro packages).
+SAMPLERS = ("pymc", "nutpie", "numpyro")
+#: Observation models on log-loss (:mod:`bayesmix.observation`).
+LIKELIHOODS = ("normal", "student_t")
+#: Values of the observation model's switches (discrepancy, run and mixture effects).
+SWITCHES = ("auto", "on", "off")
+#: Which checkpoints of each run enter a fit (:func:`bayesmix.estimator.select_checkpoints`):
+#: each run's final one, or all of them with a per-run offset.
+CHECKPOINT_MODES = ("final", "all")
+
+
+@dataclass
+class FitSettings:
+    """Sampler settings recorded with every fit."""
+
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    seed: int = 0
+    sampler: str = "nutpie"
+    #: NUTS target acceptance; None: the law's (:attr:`bayesmix.laws.Law.target_accept`).
+    target_accept: float | None = None
+    likelihood: str = "normal"
+    run_effect: str = "auto"
+    #: The law's error over scale (:mod:`bayesmix.observation`): "auto" wherever the
+    #: table has more than one scale, "off" for the law-only model of the paper.
+    discrepancy: str = "auto"
+    #: A mixture's effect shared by its runs at every scale: "auto" with the discrepancy
+    #: where a mixture was run at several scales.
+    mixture_effect: str = "auto"
+    #: Where the discrepancy's linear part acts (:data:`bayesmix.observation.SLOPE_REGIONS`):
+    #: "all": fitted with the law at every scale; "outside": beyond the fitted scales only,
+    #: from its prior; "auto": "all" where the design runs most mixtures at several values
+    #: of every scale feature (:func:`bayesmix.observation.paired_features`), else "outside".
+    slope_region: str = "auto"
+    map_starts: int = 4
+    cores: int | None = None
+    coordinates: str = "auto"
+    #: nutpie only: "on" samples in Laplace-whitened coordinates (preconditioned_model),
+    #: "auto" where the law asks for it (Law.whitened_sampling), "off" never.
+    precondition: str = "auto"
+    #: nutpie, several chains, no warm start: a short pilot run first, and chains that
+    #: it finds in a minor mode start the kept run in the main one (:mod:`bayesmix.pilot`).
+    pilot: bool = True
+    #: nutpie: most draws per chain, as a multiple of ``draws``, that a fit whose chains
+    #: only mix slowly runs on to (:mod:`bayesmix.extension`); 1 keeps exactly ``draws``.
+    extend_draws: float = extension.DEFAULT_EXTEND
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def for_law(self, law: Law) -> "FitSettings":
+        """These settings with what they leave to the law filled in from ``law``: the
+        target acceptance (:attr:`bayesmix.laws.Law.target_accept`) where it is None."""
+        if self.target_accept is not None:
+            return self
+        return dataclasses.replace(self, target_accept=law.target_accept)
+
+    def check(self) -> None:
+        """Refuse counts a fit cannot run or judge.
+
+        Raises
+        ------
+        UsageError
+            Unless ``draws >= 1``, ``tune >= 0`` and ``chains >= 2`` (integers): R-hat,
+            and so the diagnostics gate, needs two chains; and ``extend_draws >= 1``.
+        """
+        for name, least in (("draws", 1), ("tune", 0), ("chains", 2)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < least:
+                why = ": the diagnostics gate compares chains (R-hat)" if name == "chains" else ""
+                raise UsageError(f"{name} must be an integer of at least {least}, got {value}{why}")
+        if not (isinstance(self.extend_draws, (int, float, np.integer, np.floating)) and self.extend_draws >= 1):
+            raise UsageError(f"extend_draws must be a number of at least 1 (1: no extension), got {self.extend_draws}")
