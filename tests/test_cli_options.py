@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -62,15 +63,85 @@ def test_target_scale_is_spelled_the_same_everywhere():
 
 
 def test_choices_shown_without_pymc_match_the_library():
-    from bayesmix import inference
-    from bayesmix.cli import common
+    from bayesmix import acquire, inference, observation
+    from bayesmix.cli import options
+    from bayesmix.estimator import CHECKPOINT_MODES, LawModel
     from bayesmix.laws import available_laws
 
-    assert tuple(common.LAW_NAMES) == tuple(available_laws())
-    assert tuple(common.SAMPLERS) == tuple(inference.SAMPLERS)
-    assert tuple(common.LIKELIHOODS) == tuple(inference.LIKELIHOODS)
-    from bayesmix import observation
-    assert tuple(common.DISCREPANCY_MODES) == tuple(observation.SWITCHES)
+    assert tuple(options.LAW_NAMES) == tuple(available_laws())
+    assert options.DEFAULT_LAW == inspect.signature(LawModel).parameters["law"].default
+    assert tuple(options.CRITERIA) == tuple(acquire.CRITERIA)
+    assert tuple(inference.SAMPLERS) == ("pymc", "nutpie", "numpyro")
+    assert tuple(inference.LIKELIHOODS) == tuple(observation.LIKELIHOODS) == ("normal", "student_t")
+    assert tuple(observation.SWITCHES) == ("auto", "on", "off")
+    assert tuple(CHECKPOINT_MODES) == ("final", "all")
+    for name in ("next", "campaign"):
+        defaults = {a.dest: a.default for a in subparsers()[name]._actions}
+        assert defaults["n_outcomes"] == acquire.DEFAULT_OUTCOMES, name
+        assert defaults["max_draws"] == acquire.DEFAULT_ACQUISITION_DRAWS, name
+
+
+def fit_counts():
+    """Per command that fits: the library object whose draws, tune and chains it passes on."""
+    from bayesmix.acquire import NutsRefit
+    from bayesmix.cli.demo_cmd import DEMO_SETTINGS
+    from bayesmix.compare import CompareSettings
+    from bayesmix.inference import FitSettings
+
+    return {"fit": FitSettings(), "compare": CompareSettings(), "campaign": NutsRefit(), "demo": DEMO_SETTINGS}
+
+
+@pytest.mark.parametrize("command", ["fit", "compare", "campaign", "demo"])
+def test_every_command_that_fits_offers_the_samplers_and_defaults_of_fit_settings(command):
+    """Sampler, observation-model and checkpoint options read as FitSettings does; their
+    counts are those of the library object the command fills in. An option a command
+    cannot honour is not offered (argparse refuses it)."""
+    from bayesmix.inference import LIKELIHOODS, SAMPLERS, FitSettings
+    from bayesmix.observation import SWITCHES
+
+    actions = {a.dest: a for a in subparsers()[command]._actions}
+    settings = FitSettings()
+    assert tuple(actions["sampler"].choices) == tuple(SAMPLERS)
+    assert actions["sampler"].default == settings.sampler
+    expected = {"likelihood": LIKELIHOODS, "discrepancy": SWITCHES}
+    for dest, choices in expected.items():
+        if dest in actions:
+            assert tuple(actions[dest].choices) == tuple(choices), (command, dest)
+            assert actions[dest].default == getattr(settings, dest), (command, dest)
+    if "target_accept" in actions:
+        assert actions["target_accept"].default is settings.target_accept is None
+    if "extend_draws" in actions:
+        assert actions["extend_draws"].default == settings.extend_draws
+    counts = fit_counts()[command]
+    for dest in ("draws", "tune", "chains", "map_starts", "seed"):
+        if dest in actions and hasattr(counts, dest):
+            assert actions[dest].default == getattr(counts, dest), (command, dest)
+    assert {"draws", "tune", "chains", "seed"} <= set(actions), command
+
+
+CAMPAIGN = ["campaign", "--simulate", "--budget-steps", "1", "--target-model-size", "1B", "--target-tokens", "20B",
+            "-o", "camp"]
+
+
+@pytest.mark.parametrize("argv, option", [(CAMPAIGN, "--likelihood"), (CAMPAIGN, "--target-accept"),
+                                          (["demo"], "--discrepancy"), (["compare", "runs.csv"], "--extend-draws")])
+def test_an_option_a_command_cannot_honour_is_refused(argv, option, capsys):
+    from bayesmix.cli import build_parser
+
+    build_parser().parse_args(argv)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*argv, option, "1"])
+    assert f"unrecognized arguments: {option}" in capsys.readouterr().err
+    assert option in subparsers()[argv[0]].format_help(), f"bayesmix {argv[0]} --help does not say why it has no {option}"
+
+
+def test_compare_keeps_final_only_as_checkpoints_final():
+    from bayesmix.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["compare", "runs.csv"]).checkpoints == "all"
+    assert parser.parse_args(["compare", "runs.csv", "--final-only"]).checkpoints == "final"
+    assert parser.parse_args(["compare", "runs.csv", "--checkpoints", "final"]).checkpoints == "final"
 
 
 def test_recommend_accepts_the_deprecated_spelling_with_a_note(run_cli, tmp_path):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-
 from .._files import check_output_path, write_text_atomic
 from ..errors import UsageError
+from ..fit_settings import FitSettings
 from ..units import parse_quantity
-from .next_cmd import add_acquisition_options, add_candidate_options, add_target_options
+from .options import (add_acquisition_options, add_candidate_options, add_command, add_decision_options,
+                      add_law_option, add_quiet_option, add_sampling_options, add_target_scale_options)
+
+#: The counts of each refit by NUTS (:class:`bayesmix.acquire.NutsRefit`): a campaign
+#: refits at every step, warm-started at the previous posterior.
+REFIT_DEFAULTS = FitSettings(draws=200, tune=200, chains=2)
 
 DESCRIPTION = """\
 Run an acquisition campaign: fit the law, choose the next runs (bayesmix next), observe
@@ -39,12 +43,11 @@ examples:
 
 
 def add_parser(sub):
-    p = sub.add_parser("campaign", help="run a fit -> next -> observe -> refit loop",
-                       description=DESCRIPTION, epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "campaign", summary="run a fit -> next -> observe -> refit loop",
+                    description=DESCRIPTION, epilog=EPILOG)
     src = p.add_argument_group("observations")
     src.add_argument("--simulate", action="store_true", help="observe runs from the simulator")
-    src.add_argument("--law", default="capacity_noise", help="the simulator's true law (default capacity_noise)")
+    add_law_option(src, what="the simulator's true law")
     src.add_argument("--domains", default="web,code,books,science", metavar="d,...",
                      help="simulated domains (default web,code,books,science)")
     src.add_argument("--initial-sizes", default="50M,100M", metavar="N,...",
@@ -54,9 +57,10 @@ def add_parser(sub):
     src.add_argument("--pool", metavar="RUNS.csv", help="replay runs from this table")
     src.add_argument("--initial-runs", type=int, default=8, metavar="R",
                      help="random pool runs the campaign starts from (default 8)")
-    add_target_options(p)
+    add_target_scale_options(p)
+    add_decision_options(p)
     add_candidate_options(p, with_file=False)
-    add_acquisition_options(p)
+    add_acquisition_options(p, seed="of the simulator, the initial pool runs, the refits and the acquisition")
     b = p.add_argument_group("budget and refit")
     b.add_argument("--budget-steps", type=int, metavar="S", help="acquisition steps")
     b.add_argument("--budget", metavar="FLOPS", help="compute of acquired runs, e.g. 1e20")
@@ -65,14 +69,16 @@ def add_parser(sub):
                         "then reweight, refitting by NUTS when the ESS falls below --ess-fraction")
     b.add_argument("--ess-fraction", type=float, default=0.2,
                    help="--refit adaptive: refit below this ESS / draws (default 0.2)")
-    b.add_argument("--sampler", default="nutpie", choices=("nutpie", "pymc"), help="NUTS sampler (default nutpie)")
     b.add_argument("--base-fit", metavar="FIT.nc", help="draws reweighted by --refit reweight")
-    b.add_argument("--fit-law", default=None, help="law fitted by NUTS (default: --law)")
-    b.add_argument("--draws", type=int, default=200, help="NUTS draws per chain (default 200)")
-    b.add_argument("--tune", type=int, default=200, help="NUTS tuning steps (default 200)")
-    b.add_argument("--chains", type=int, default=2, help="NUTS chains (default 2)")
+    add_law_option(b, flag="--fit-law", default=None, what="law fitted by NUTS", default_note="--law")
+    add_sampling_options(
+        p, defaults=REFIT_DEFAULTS, title="sampling of each NUTS refit", target_accept=False,
+        description="Refits use the default observation model (normal likelihood, discrepancy auto), "
+                    "each law's target acceptance and its default priors; --refit reweight and adaptive "
+                    "weigh draws by a normal likelihood with a run offset. So --likelihood, "
+                    "--discrepancy, --target-accept and --priors are not offered.")
+    add_quiet_option(p)
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for campaign.csv and runs.csv")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (none is drawn when stderr is not a terminal)")
     p.set_defaults(func=run)
     return p
 
@@ -85,8 +91,8 @@ def run(args) -> int:
     from ..data import load_runs
     from ..simulate import default_truth, simulate_runs
     from ..progress import ProgressBar, wanted
-    from .common import check_scale, load_fit
-    from .next_cmd import candidates_from_args, decision_from_args
+    from .common import (candidates_from_args, check_scale, decision_from_args, load_fit, require_positive,
+                         target_scale_from_args)
 
     out = check_output_path(args.out, folder=True)
     if bool(args.simulate) == bool(args.pool):
@@ -95,9 +101,9 @@ def run(args) -> int:
         raise UsageError("give a budget: --budget-steps S or --budget FLOPS")
     if args.budget_steps is not None and args.budget_steps < 1:
         raise UsageError("--budget-steps must be at least 1")
+    require_positive(args, "batch", "max_draws")
     budget = parse_quantity(args.budget, what="--budget") if args.budget else None
-    check_scale(None, parse_quantity(args.target_model_size, what="--target-model-size"),
-                parse_quantity(args.target_tokens, what="--target-tokens"), what="target")
+    check_scale(None, *target_scale_from_args(args), what="target")
     objective, constraints = decision_from_args(args)
     truth = None
     if args.simulate:

@@ -1,83 +1,20 @@
-"""Options shared by several subcommands, so that they read the same everywhere."""
+"""What several subcommands do with their options: parse them, load the inputs they name.
+
+The options themselves are declared in :mod:`bayesmix.cli.options`."""
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
+from typing import NamedTuple
 
+from .._files import check_output_path
 from ..errors import BayesmixError, NotAvailableError, UsageError
 from ..units import check_scale_bounds, format_number, format_quantity, parse_quantity
-
-#: Choices shown by --help without importing PyMC (tests check them against the library).
-LAW_NAMES = ("capacity_noise", "capacity", "exponential", "bimix", "additive", "joint", "chinchilla_domain", "linear")
-SAMPLERS = ("pymc", "nutpie", "numpyro")
-LIKELIHOODS = ("normal", "student_t")
-#: --discrepancy: the observation model's switches (bayesmix.observation.SWITCHES).
-DISCREPANCY_MODES = ("auto", "on", "off")
-#: Release after which the deprecated option spellings are removed.
-DEPRECATED_UNTIL = "0.2"
 
 #: A scale more than this factor beyond the fitted model sizes or token counts is an
 #: extrapolation the data say little about; it is done, with a warning.
 EXTRAPOLATION_FACTOR = 100.0
-
-
-def add_table_options(parser) -> None:
-    """Options that say how to read a run table whose columns are not the defaults."""
-    group = parser.add_argument_group("run table columns")
-    group.add_argument("--model-size-column", default="model_size", metavar="COL",
-                       help="column with the model size N in parameters (default: model_size)")
-    group.add_argument("--tokens-column", default="n_tokens", metavar="COL",
-                       help="column with the training tokens D (default: n_tokens)")
-    group.add_argument("--run-id-column", default=None, metavar="COL",
-                       help="column grouping the checkpoints of one training run "
-                            "(default: run_id if present, else runs are told apart by mixture and N)")
-    group.add_argument("--domain-map", default=None, metavar="MAP",
-                       help="explicit columns per domain: 'd=WEIGHT_COL:LOSS_COL,...' "
-                            "(default: found by the patterns weight_<d> with <d>_loss or loss_<d>)")
-    group.add_argument("--filter-model-size", default=None, metavar="N[,N...]",
-                       help="keep only rows at these model sizes (e.g. 122M,310M)")
-    group.add_argument("--filter-tokens", default=None, metavar="D[,D...]",
-                       help="keep only rows at these token counts")
-
-
-class DeprecatedAlias(argparse.Action):
-    """Store an option's value; given by a deprecated spelling, also print a note saying so.
-
-    (``old_spellings``, not ``deprecated``: Python 3.13's ``argparse.Action`` has a
-    ``deprecated`` flag of its own.)"""
-
-    def __init__(self, option_strings, dest, old_spellings=(), **kwargs):
-        self.old_spellings = tuple(old_spellings)
-        super().__init__(option_strings, dest, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        if option_string in self.old_spellings:
-            print(f"note: {option_string} is deprecated and goes in bayesmix {DEPRECATED_UNTIL}; "
-                  f"write {self.option_strings[0]}", file=sys.stderr)
-        setattr(namespace, self.dest, values)
-
-
-def add_target_scale_options(parser, *, required: bool = True, aliases: bool = False, default_note: str = ""):
-    """``--target-model-size N`` and ``--target-tokens D``: the scale a decision is for.
-
-    Parameters
-    ----------
-    parser : argparse.ArgumentParser or argument group
-    required : bool
-    aliases : bool
-        Also accept the deprecated spellings ``--model-size`` and ``--tokens``.
-    default_note : str
-        Appended to the help, e.g. what is used when the option is left out.
-    """
-    for name, old, meta, example in (("--target-model-size", "--model-size", "N", "7B"),
-                                     ("--target-tokens", "--tokens", "D", "140B")):
-        what = "model size N* in parameters" if meta == "N" else "training tokens D*"
-        names = (name, old) if aliases else (name,)
-        note = f"; {old} is the deprecated spelling (removed in {DEPRECATED_UNTIL})" if aliases else ""
-        parser.add_argument(*names, required=required, metavar=meta, action=DeprecatedAlias,
-                            old_spellings=names[1:], help=f"target {what}, e.g. {example}{default_note}{note}")
 
 
 def parse_available(text):
@@ -141,6 +78,141 @@ def parse_weights(text: str | None, what: str = "weights") -> dict[str, float] |
             raise UsageError(f"{what}: domain '{name}' given twice")
         out[name] = number
     return out
+
+
+def require_positive(args, *names: str) -> None:
+    """Refuse count options below 1.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    *names : str
+        Attributes of ``args``, e.g. ``"max_draws"`` for ``--max-draws``.
+
+    Raises
+    ------
+    UsageError
+        Naming the first option whose value is below 1.
+    """
+    for name in names:
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+
+
+def target_scale_from_args(args) -> tuple[float | None, float | None]:
+    """``(N*, D*)`` from ``--target-model-size`` and ``--target-tokens``; None for one left out.
+
+    Raises
+    ------
+    UsageError
+        If a value cannot be read as a quantity.
+    """
+    return tuple(parse_quantity(value, what=option) if value else None
+                 for value, option in ((args.target_model_size, "--target-model-size"),
+                                       (args.target_tokens, "--target-tokens")))
+
+
+def decision_from_args(args):
+    """The objective and constraints of a mixture decision from the options of
+    :func:`bayesmix.cli.options.add_decision_options`.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    (Objective, Constraints)
+
+    Raises
+    ------
+    UsageError
+        If a weight, bound or token count cannot be read.
+    """
+    from ..decide import Constraints, Objective
+
+    objective = Objective(weights=parse_weights(args.weights, what="--weights"), target_domain=args.target_domain)
+    constraints = Constraints(min=parse_weights(args.min, what="--min"), max=parse_weights(args.max, what="--max"),
+                              available=parse_available(args.available), max_epochs=args.max_epochs)
+    return objective, constraints
+
+
+class TargetDecision(NamedTuple):
+    """What a decision at a target scale starts from (see :func:`target_decision_from_args`)."""
+
+    posterior: object
+    model_size: float
+    tokens: float
+    objective: object
+    constraints: object
+
+
+def target_decision_from_args(args) -> TargetDecision:
+    """The fit, target scale, objective and constraints of ``recommend`` and ``next``.
+
+    Every option is read, and ``--out`` checked, before the fit is loaded, so that a
+    mistake fails at once; the target is then checked against the fitted scales.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        With ``fit``, ``out``, the options of
+        :func:`bayesmix.cli.options.add_target_scale_options` and of
+        :func:`bayesmix.cli.options.add_decision_options`.
+
+    Returns
+    -------
+    TargetDecision
+
+    Raises
+    ------
+    UsageError
+        If an option cannot be read, ``--out`` cannot be written, the fit cannot be
+        loaded, or the target scale is impossible.
+    """
+    if args.out:
+        check_output_path(args.out)
+    model_size, tokens = target_scale_from_args(args)
+    objective, constraints = decision_from_args(args)
+    posterior = load_posterior(args.fit)
+    check_scale(posterior, model_size, tokens, what="target")
+    return TargetDecision(posterior, model_size, tokens, objective, constraints)
+
+
+def candidates_from_args(args, domains, constraints):
+    """Candidate proxy runs from the options of :func:`bayesmix.cli.options.add_candidate_options`.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    domains : sequence of str
+        The fit's domains, which a candidate file's columns are matched to by name.
+    constraints : Constraints
+        Generated mixtures obey them.
+
+    Returns
+    -------
+    CandidateSet
+
+    Raises
+    ------
+    UsageError
+        If candidates are given both ways or not at all, or ``--n-mixtures`` is below 1.
+    """
+    from ..acquire import generate_candidates, load_candidates
+
+    if getattr(args, "candidates", None):
+        if args.sizes or args.tokens or args.tokens_per_param:
+            raise UsageError("give candidates in a file (--candidates) or generate them (--sizes ...), not both")
+        return load_candidates(args.candidates, domains)
+    if not args.sizes:
+        raise UsageError("no candidates: give --candidates FILE or --sizes N[,N...] "
+                         "with --tokens D[,D...] or --tokens-per-param R")
+    if args.n_mixtures < 1:
+        raise UsageError("--n-mixtures must be at least 1")
+    tokens = parse_quantity_list(args.tokens, "tokens") if args.tokens else None
+    return generate_candidates(domains, args.sizes.split(","), tokens=tokens, tokens_per_param=args.tokens_per_param,
+                               n_mixtures=args.n_mixtures, constraints=constraints, seed=args.seed)
 
 
 def load_table_from_args(args, path=None, *, require_losses=True):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 
 from .._files import check_output_path
 from ..errors import UsageError
-from .common import DISCREPANCY_MODES, add_table_options, load_table_from_args
+from ..fit_settings import FitSettings
+from .common import load_table_from_args, require_positive
+from .options import (add_checkpoints_option, add_command, add_input_argument, add_observation_options,
+                      add_quiet_option, add_sampling_options, add_seed_option, add_table_options)
+
+#: The counts of each fit of a comparison (:class:`bayesmix.compare.CompareSettings`):
+#: fewer than a single fit's, as a comparison runs one fit per law and fold.
+FIT_DEFAULTS = FitSettings(draws=500, tune=500, chains=2, map_starts=2)
 
 DESCRIPTION = """\
 Compare scaling laws on a run table by how well each predicts training runs it was
@@ -44,14 +50,9 @@ Use the stacking mixture for prediction (Python):
 
 
 def add_parser(sub):
-    p = sub.add_parser(
-        "compare",
-        help="rank competing laws by cross-validation (LOO, K-fold, over scale)",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("runs", metavar="RUNS", help="run table: a .csv, .tsv or .parquet file")
+    p = add_command(sub, "compare", summary="rank competing laws by cross-validation (LOO, K-fold, over scale)",
+                    description=DESCRIPTION, epilog=EPILOG)
+    add_input_argument(p, "runs")
     p.add_argument("--laws", default=None, metavar="LAW[,LAW...]",
                    help="laws to compare (default: every registered law; those that cannot explain "
                         "the table's scales are reported as skipped)")
@@ -64,8 +65,7 @@ def add_parser(sub):
                         "(default: the --out path with .json)")
     p.add_argument("--save-fits", default=None, metavar="DIR",
                    help="save each law's full-data fit as DIR/<law>.nc (needed for stacked prediction)")
-    p.add_argument("--final-only", action="store_true",
-                   help="use only the final checkpoint of each run")
+    add_checkpoints_option(p, default="all", final_only=True)
     run_group = p.add_argument_group("execution")
     run_group.add_argument("--jobs", type=int, default=None, metavar="N",
                            help="local worker processes (default: one per core; 1 runs in this process)")
@@ -75,26 +75,18 @@ def add_parser(sub):
                            help="keep each finished fit's results in DIR as it arrives; rerunning the same "
                                 "command skips the fits already done (default: CMP.parts beside --out/--json, "
                                 "removed once the comparison is written)")
-    run_group.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_quiet_option(run_group, "no progress bar or lines (overrides --progress)")
     run_group.add_argument("--progress", action="store_true",
                            help="one line per finished fit on stderr even when it is not a terminal")
-    fit_group = p.add_argument_group("sampling of each fit")
-    fit_group.add_argument("--draws", type=int, default=500, help="draws per chain (default: 500)")
-    fit_group.add_argument("--tune", type=int, default=500, help="tuning steps per chain (default: 500)")
-    fit_group.add_argument("--chains", type=int, default=2,
-                           help="chains, run one after the other; at least 2 for R-hat (default: 2)")
-    fit_group.add_argument("--seed", type=int, default=0, help="seed of the folds and the fits (default: 0)")
-    fit_group.add_argument("--map-starts", type=int, default=2, help="MAP searches per fit (default: 2)")
-    fit_group.add_argument("--target-accept", type=float, default=None,
-                           help="NUTS target acceptance (default: each law's, 0.99 for the capacity laws, "
-                                "0.95 otherwise)")
-    fit_group.add_argument("--likelihood", choices=("normal", "student_t"), default="normal",
-                           help="observation model on log-loss (default: normal; student_t for outliers)")
-    fit_group.add_argument("--discrepancy", choices=DISCREPANCY_MODES, default="auto",
-                           help="the law's error over scale and mixture effects (auto: where the "
-                                "table has several scales; off: the law-only model)")
-    fit_group.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie",
-                           help="NUTS sampler (default: nutpie; each worker compiles a law once for all its folds)")
+    fit_group = add_sampling_options(
+        p, defaults=FIT_DEFAULTS, title="sampling of each fit", map_starts=True,
+        description="Each fit keeps exactly --draws (no --extend-draws: a fit that fails the diagnostics "
+                    "gate is kept and counted under fit_problems) and uses each law's default priors "
+                    "(no --priors).",
+        chains_note=", run one after the other on one core",
+        sampler_note="; each worker compiles a law once for all its folds")
+    add_seed_option(fit_group, "of the folds and the fits")
+    add_observation_options(fit_group)
     fit_group.add_argument("--max-refits", type=int, default=10,
                            help="loo: refit at most this many runs with a bad Pareto k per law (default: 10)")
     add_table_options(p)
@@ -107,18 +99,16 @@ def run(args) -> int:
     from ..executors import make_executor
     from ..progress import ProgressBar, wanted
 
-    for name in ("draws", "tune", "chains", "map_starts"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    require_positive(args, "draws", "tune", "chains", "map_starts")
     if args.chains < 2:
         raise UsageError("--chains must be at least 2: the diagnostics (R-hat) compare chains")
     for option, value, folder in (("--out", args.out, False), ("--json", args.json, False),
                                   ("--save-fits", args.save_fits, True), ("--work-dir", args.work_dir, True)):
         if value:
             check_output_path(value, option=option, folder=folder)
-    table = load_table_from_args(args)
-    if args.final_only:
-        table = table.final_checkpoints()
+    from ..estimator import select_checkpoints
+
+    table = select_checkpoints(load_table_from_args(args), args.checkpoints)
     laws = [name.strip() for name in args.laws.split(",") if name.strip()] if args.laws else None
     settings = CompareSettings(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                                map_starts=args.map_starts, target_accept=args.target_accept,

@@ -7,10 +7,13 @@ next, and write the HTML report, all in one process (the law is compiled once).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from .._files import check_output_path
+from ..fit_settings import FitSettings
 from .common import show_progress
+from .options import add_command, add_quiet_option, add_sampling_options, add_seed_option
 
 #: The demo's design: four domains, every mixture at every model size and token count
 #: (N and D varied independently, so the law's terms can be told apart), every weight at
@@ -31,24 +34,31 @@ CANDIDATE_SIZES = ("50M", "100M", "200M")
 CANDIDATE_MIXTURES = 4
 
 
+#: The demo's sampling: every observation-model choice fixed (see DESCRIPTION).
+DEMO_SETTINGS = FitSettings(draws=2000, tune=800, chains=2, discrepancy="off", target_accept=0.99)
+
+DESCRIPTION = """\
+Simulate proxy runs from a known capacity_noise law (4 domains, model sizes 50M-400M,
+1B and 10B tokens), fit it by NUTS and apply the diagnostics gate, predict at a 10x
+larger target next to the true losses, recommend a mixture there under a risk measure
+(CVaR 90%) and compare it with the true optimum, rank the next proxy runs by value of
+information, and write the HTML report. Exit status 1 when the fit fails the gate (the
+rest is still shown)."""
+
+
 def add_parser(sub):
-    p = sub.add_parser(
-        "demo", help="the whole loop on simulated proxy runs: fit, predict, recommend, next run, report",
-        description="Simulate proxy runs from a known capacity_noise law (4 domains, model sizes "
-                    "50M-400M, 1B and 10B tokens), fit it by NUTS and apply the diagnostics gate, "
-                    "predict at a 10x larger target next to the true losses, recommend a mixture "
-                    "there under a risk measure (CVaR 90%) and compare it with the true optimum, "
-                    "rank the next proxy runs by value of information, and write the HTML report. "
-                    "Exit status 1 when the fit fails the gate (the rest is still shown).",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of the simulation, the sampler and the decisions")
-    p.add_argument("--draws", type=int, default=2000, help="draws per chain (default 2000)")
-    p.add_argument("--tune", type=int, default=800, help="tuning iterations per chain (default 800)")
-    p.add_argument("--chains", type=int, default=2, help="chains (default 2)")
+    p = add_command(sub, "demo", summary="the whole loop on simulated proxy runs: fit, predict, recommend, "
+                                         "next run, report", description=DESCRIPTION)
+    sampling = add_sampling_options(
+        p, defaults=DEMO_SETTINGS, target_accept=False,
+        description=f"The simulated runs follow the law exactly, so the law-only observation model "
+                    f"(--discrepancy {DEMO_SETTINGS.discrepancy}, normal likelihood) is fitted with "
+                    f"target acceptance {DEMO_SETTINGS.target_accept}; these are fixed.")
+    add_seed_option(sampling, "of the simulation, the sampler and the decisions")
     p.add_argument("-o", "--out", default="bayesmix-demo", metavar="DIR",
                    help="folder for the run table, fit, recommendation, next runs and report "
                         "(default: bayesmix-demo)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_option(p)
     p.set_defaults(func=run)
     return p
 
@@ -107,11 +117,10 @@ def run(args) -> int:
 
     out = check_output_path(args.out, folder=True)
     from ..decide import Constraints
-    from ..inference import FitSettings
     from ..units import format_quantity
 
-    settings = FitSettings(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
-                           discrepancy="off", target_accept=0.99)
+    settings = dataclasses.replace(DEMO_SETTINGS, draws=args.draws, tune=args.tune, chains=args.chains,
+                                   seed=args.seed, sampler=args.sampler)
     settings.check()
     out.mkdir(parents=True, exist_ok=True)
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-
-from .._files import check_output_path
-from ..errors import UsageError
-from ..units import parse_quantity
-from .common import (add_target_scale_options, check_scale, domain_order, load_posterior, parse_available,
-                     parse_quantity_list, parse_weights)
+from .common import candidates_from_args, check_scale, domain_order, require_positive, target_decision_from_args
+from .options import (add_acquisition_options, add_candidate_options, add_command, add_decision_options,
+                      add_input_argument, add_target_scale_options)
 
 DESCRIPTION = """\
 Rank candidate proxy runs (a mixture, a model size N and a token count D each) by what
@@ -48,77 +44,17 @@ examples:
 
 
 def add_parser(sub):
-    p = sub.add_parser("next", help="choose the next proxy runs to train (value of information)",
-                       description=DESCRIPTION, epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("fit", metavar="FIT", help="fitted law: a .nc file written by 'bayesmix fit' or its folder")
-    add_target_options(p)
+    p = add_command(sub, "next", summary="choose the next proxy runs to train (value of information)",
+                    description=DESCRIPTION, epilog=EPILOG)
+    add_input_argument(p, "fit")
+    add_target_scale_options(p)
+    add_decision_options(p)
     add_candidate_options(p)
-    add_acquisition_options(p)
+    add_acquisition_options(p, seed="of the draws thinned and simulated")
     p.add_argument("--runs", metavar="RUNS", help="run table of the existing runs (for --criterion space-filling)")
     p.add_argument("-o", "--out", metavar="NEXT.csv", help="write the ranked candidates as CSV")
     p.set_defaults(func=run)
     return p
-
-
-def add_target_options(p):
-    add_target_scale_options(p)
-    obj = p.add_argument_group("objective and constraints (as in 'bayesmix recommend')")
-    obj.add_argument("--weights", metavar="d=W,...", help="weighted average of domain losses")
-    obj.add_argument("--target-domain", metavar="DOMAIN", help="minimise this domain's loss only")
-    obj.add_argument("--risk", default="mean", metavar="RISK", help="mean, quantile:Q or cvar:ALPHA")
-    obj.add_argument("--min", metavar="d=W,...", help="lower bounds on domain weights")
-    obj.add_argument("--max", metavar="d=W,...", help="upper bounds on domain weights")
-    obj.add_argument("--available", metavar="d=TOKENS,...", help="tokens available per domain")
-    obj.add_argument("--max-epochs", type=float, metavar="E", help="passes allowed over the available data")
-
-
-def add_candidate_options(p, *, with_file: bool = True):
-    g = p.add_argument_group("candidates")
-    if with_file:
-        g.add_argument("--candidates", metavar="FILE", help="candidate runs (CSV)")
-    g.add_argument("--sizes", metavar="N[,N...]", help="model sizes of generated candidates, e.g. 122M,310M")
-    g.add_argument("--tokens", metavar="D[,D...]", help="token counts of generated candidates")
-    g.add_argument("--tokens-per-param", type=float, metavar="R", help="D = R x N (default 20)")
-    g.add_argument("--n-mixtures", type=int, default=16, metavar="M", help="mixtures per scale (default 16)")
-
-
-def add_acquisition_options(p):
-    g = p.add_argument_group("acquisition")
-    g.add_argument("--criterion", default="voi", choices=("voi", "variance", "random", "space-filling"),
-                   help="how candidates are ranked (default voi; see above)")
-    g.add_argument("--batch", type=int, default=1, metavar="Q", help="runs to pick (default 1)")
-    g.add_argument("--n-outcomes", type=int, default=32, metavar="J",
-                   help="simulated outcomes per candidate (default 32)")
-    g.add_argument("--max-draws", type=int, default=200, metavar="S", help="posterior draws used (default 200)")
-    g.add_argument("--seed", type=int, default=0, help="random seed of the draws thinned and simulated (default 0); the same seed gives the same output")
-
-
-def decision_from_args(args):
-    """(objective, constraints) from the shared options."""
-    from ..decide import Constraints, Objective
-
-    objective = Objective(weights=parse_weights(args.weights, what="--weights"), target_domain=args.target_domain)
-    constraints = Constraints(min=parse_weights(args.min, what="--min"), max=parse_weights(args.max, what="--max"),
-                              available=parse_available(args.available), max_epochs=args.max_epochs)
-    return objective, constraints
-
-
-def candidates_from_args(args, domains, constraints):
-    from ..acquire import generate_candidates, load_candidates
-
-    if getattr(args, "candidates", None):
-        if args.sizes or args.tokens or args.tokens_per_param:
-            raise UsageError("give candidates in a file (--candidates) or generate them (--sizes ...), not both")
-        return load_candidates(args.candidates, domains)
-    if not args.sizes:
-        raise UsageError("no candidates: give --candidates FILE or --sizes N[,N...] "
-                         "with --tokens D[,D...] or --tokens-per-param R")
-    if args.n_mixtures < 1:
-        raise UsageError("--n-mixtures must be at least 1")
-    tokens = parse_quantity_list(args.tokens, "tokens") if args.tokens else None
-    return generate_candidates(domains, args.sizes.split(","), tokens=tokens, tokens_per_param=args.tokens_per_param,
-                               n_mixtures=args.n_mixtures, constraints=constraints, seed=args.seed)
 
 
 def existing_runs(path, domains):
@@ -135,17 +71,8 @@ def existing_runs(path, domains):
 def run(args) -> int:
     from ..acquire import select_next
 
-    if args.out:
-        check_output_path(args.out)
-    if args.batch < 1:
-        raise UsageError("--batch must be at least 1")
-    if args.max_draws < 1:
-        raise UsageError("--max-draws must be at least 1")
-    target_n = parse_quantity(args.target_model_size, what="--target-model-size")
-    target_d = parse_quantity(args.target_tokens, what="--target-tokens")
-    objective, constraints = decision_from_args(args)
-    posterior = load_posterior(args.fit)
-    check_scale(posterior, target_n, target_d, what="target")
+    require_positive(args, "batch", "max_draws")
+    posterior, target_n, target_d, objective, constraints = target_decision_from_args(args)
     candidates = candidates_from_args(args, posterior.domains, constraints)
     check_scale(posterior, candidates.model_size, candidates.tokens, what="candidates")
     existing = existing_runs(args.runs, posterior.domains) if args.runs else None

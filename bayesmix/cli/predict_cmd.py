@@ -7,18 +7,20 @@ import sys
 from .._files import check_output_path, write_text_atomic
 from ..errors import UsageError
 from ..units import parse_quantity
-from .common import add_table_options, load_table_from_args, parse_weights
+from .common import load_table_from_args, parse_weights
+from .options import add_command, add_input_argument, add_seed_option, add_table_options
+
+DESCRIPTION = """\
+Predict per-domain losses from a fitted model: for every row of a run table (--runs) or
+for a single point (--mixture with --model-size and --tokens). Adds pred_<d> (posterior
+mean of the expected loss), sd_<d>, q05_<d>, q95_<d> (loss a new run would log,
+observation noise included)."""
 
 
 def add_parser(sub):
-    p = sub.add_parser(
-        "predict", help="predict losses from a fit at given mixtures and scales",
-        description="Predict per-domain losses from a fitted model: for every row of a run table "
-                    "(--runs) or for a single point (--mixture with --model-size and --tokens). "
-                    "Adds pred_<d> (posterior mean of the expected loss), sd_<d>, q05_<d>, q95_<d> "
-                    "(loss a new run would log, observation noise included).",
-    )
-    p.add_argument("fit", metavar="FIT", help="fitted law: a .nc file written by 'bayesmix fit' or its folder")
+    p = add_command(sub, "predict", summary="predict losses from a fit at given mixtures and scales",
+                    description=DESCRIPTION)
+    add_input_argument(p, "fit")
     p.add_argument("--runs", default=None, metavar="RUNS",
                    help="run table with mixtures, model_size and n_tokens (losses optional); "
                         "domains are matched to the fit's by name")
@@ -26,7 +28,7 @@ def add_parser(sub):
     p.add_argument("--model-size", default=None, help="N for --mixture, e.g. 7B")
     p.add_argument("--tokens", default=None, help="D for --mixture, e.g. 140B")
     p.add_argument("-o", "--out", default=None, metavar="PRED.csv", help="output CSV (default: print)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the draws thinned and simulated (default 0); the same seed gives the same output")
+    add_seed_option(p, "of the draws thinned and simulated")
     add_table_options(p)
     p.set_defaults(func=run)
     return p

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from .._files import check_output_path
 from ..errors import UsageError
-from ..units import parse_quantity
-from .common import add_target_scale_options, check_scale, load_posterior, parse_available, parse_weights
+from .common import parse_weights, require_positive, target_decision_from_args
+from .options import (add_command, add_decision_options, add_input_argument, add_max_draws_option, add_seed_option,
+                      add_target_scale_options)
 
 DESCRIPTION = """\
 Recommend the training mixture for a target model size N and token count D from a
@@ -49,39 +48,21 @@ examples:
 
 
 def add_parser(sub):
-    p = sub.add_parser(
-        "recommend",
-        help="recommend a mixture for a target scale, with its uncertainty",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("fit", metavar="FIT", help="fitted law: a .nc file written by 'bayesmix fit' or its folder")
+    p = add_command(sub, "recommend", summary="recommend a mixture for a target scale, with its uncertainty",
+                    description=DESCRIPTION, epilog=EPILOG)
+    add_input_argument(p, "fit")
     add_target_scale_options(p, aliases=True)
-    obj = p.add_argument_group("objective")
-    obj.add_argument("--weights", metavar="d=W,...",
-                     help="weighted average of domain losses (unnamed domains get 0; normalised)")
-    obj.add_argument("--target-domain", metavar="DOMAIN", help="minimise this domain's loss only")
-    obj.add_argument("--risk", default="mean", metavar="RISK",
-                     help="mean (default), quantile:Q (e.g. quantile:0.9) or cvar:ALPHA (e.g. cvar:0.9)")
-    con = p.add_argument_group("constraints")
-    con.add_argument("--min", metavar="d=W,...", help="lower bounds on domain weights")
-    con.add_argument("--max", metavar="d=W,...", help="upper bounds on domain weights")
-    con.add_argument("--available", metavar="d=TOKENS,...",
-                     help="tokens available per domain, e.g. books=20B,arxiv=5B")
-    con.add_argument("--max-epochs", type=float, metavar="E",
-                     help="passes allowed over the available data (default 1)")
+    add_decision_options(p)
     cmp_ = p.add_argument_group("comparisons")
     cmp_.add_argument("--baseline", action="append", default=[], metavar="NAME:d=W,...|FILE",
                       help="a baseline mixture to compare with (repeatable); uniform is always included")
     cmp_.add_argument("--candidates", metavar="FILE",
                       help="rank the mixtures in FILE instead of optimising")
     run_ = p.add_argument_group("computation")
-    run_.add_argument("--max-draws", type=int, default=400, metavar="S",
-                      help="posterior draws used (evenly thinned; default 400)")
+    add_max_draws_option(run_, 400)
     run_.add_argument("--restarts", type=int, default=4, metavar="R",
                       help="starting points of the optimisation (default 4)")
-    run_.add_argument("--seed", type=int, default=0, help="random seed of the draws thinned and simulated (default 0); the same seed gives the same output")
+    add_seed_option(run_, "of the draws thinned and simulated")
     p.add_argument("-o", "--out", metavar="REC.json", help="also write the result as JSON")
     p.set_defaults(func=run)
     return p
@@ -108,24 +89,10 @@ def _parse_baselines(values, domains):
 
 
 def run(args) -> int:
-    from ..decide import Constraints, Objective, load_mixtures, rank_candidates, recommend
+    from ..decide import load_mixtures, rank_candidates, recommend
 
-    if args.out:
-        check_output_path(args.out)
-    if args.max_draws < 1:
-        raise UsageError("--max-draws must be at least 1")
-    if args.restarts < 1:
-        raise UsageError("--restarts must be at least 1")
-    objective = Objective(weights=parse_weights(args.weights, what="--weights"),
-                          target_domain=args.target_domain)
-    constraints = Constraints(min=parse_weights(args.min, what="--min"),
-                              max=parse_weights(args.max, what="--max"),
-                              available=parse_available(args.available),
-                              max_epochs=args.max_epochs)
-    model_size = parse_quantity(args.target_model_size, what="--target-model-size")
-    tokens = parse_quantity(args.target_tokens, what="--target-tokens")
-    posterior = load_posterior(args.fit)
-    check_scale(posterior, model_size, tokens, what="target")
+    require_positive(args, "max_draws", "restarts")
+    posterior, model_size, tokens, objective, constraints = target_decision_from_args(args)
     if args.candidates:
         if args.baseline:
             raise UsageError("--baseline compares with an optimised mixture; with --candidates "

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-
 from .._files import check_output_path
-from ..errors import UsageError
-from ..units import parse_quantity
-from .common import add_target_scale_options, check_scale, load_fit
+from .common import check_scale, load_fit, require_positive, target_scale_from_args
+from .options import add_command, add_input_argument, add_max_draws_option, add_seed_option, add_target_scale_options
 
 DESCRIPTION = """\
 Write one HTML file that opens in a browser with no server (figures embedded as PNG):
@@ -29,10 +26,9 @@ examples:
 
 
 def add_parser(sub):
-    p = sub.add_parser("report", help="write a self-contained HTML report of a fit",
-                       description=DESCRIPTION, epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("fit", metavar="FIT", help="fitted law: a .nc file written by 'bayesmix fit' or its folder")
+    p = add_command(sub, "report", summary="write a self-contained HTML report of a fit", description=DESCRIPTION,
+                    epilog=EPILOG)
+    add_input_argument(p, "fit")
     p.add_argument("-o", "--out", required=True, metavar="PATH",
                    help="the HTML file to write (with --format png: the folder for the figures)")
     p.add_argument("--compare", metavar="CMP.json", help="comparison written by 'bayesmix compare --json'")
@@ -42,11 +38,10 @@ def add_parser(sub):
                                                               "(default: 10x the largest of the fit)")
     p.add_argument("--format", choices=("html", "png"), default="html",
                    help="html: one self-contained file (default); png: the figures alone, into a folder")
-    p.add_argument("--max-draws", type=int, default=200, metavar="S",
-                   help="posterior draws used for predictions (evenly thinned; default 200)")
+    add_max_draws_option(p, 200, use=" for predictions")
     p.add_argument("--next-rows", type=int, default=20, metavar="R",
                    help="rows of the acquisition ranking shown (default 20)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the draws thinned and simulated (default 0); the same seed gives the same output")
+    add_seed_option(p, "of the draws thinned and simulated")
     p.set_defaults(func=run)
     return p
 
@@ -55,12 +50,8 @@ def run(args) -> int:
     from ..report import build_report, read_comparison, read_next_table, read_recommendation
 
     check_output_path(args.out, folder=args.format == "png")
-    if args.max_draws < 1:
-        raise UsageError("--max-draws must be at least 1")
-    if args.next_rows < 1:
-        raise UsageError("--next-rows must be at least 1")
-    target_n = parse_quantity(args.target_model_size, what="--target-model-size") if args.target_model_size else None
-    target_d = parse_quantity(args.target_tokens, what="--target-tokens") if args.target_tokens else None
+    require_positive(args, "max_draws", "next_rows")
+    target_n, target_d = target_scale_from_args(args)
     if target_n or target_d:
         check_scale(None, target_n or 1.0, target_d or 1.0, what="target")
     # Read every input before the (slower) rendering, so that a wrong path fails at once.

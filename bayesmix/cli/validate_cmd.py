@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
-
-from .common import add_table_options, load_table_from_args
+from .common import load_table_from_args
+from .options import add_command, add_input_argument, add_table_options
 
 DESCRIPTION = """\
 Read a run table (one row per training run and checkpoint), check it and print a
@@ -29,14 +28,9 @@ examples:
 
 
 def add_parser(sub):
-    p = sub.add_parser(
-        "validate",
-        help="check a run table and summarise it",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("runs", metavar="RUNS", help="run table: a .csv, .tsv or .parquet file")
+    p = add_command(sub, "validate", summary="check a run table and summarise it", description=DESCRIPTION,
+                    epilog=EPILOG)
+    add_input_argument(p, "runs")
     add_table_options(p)
     p.set_defaults(func=run)
     return p

@@ -37,8 +37,9 @@ class CompareSettings:
     likelihood : {"normal", "student_t"}
     run_effect : {"auto", "on", "off"}
     sampler : str
-        ``nutpie`` (default, as for a single fit: each process compiles a law once for
-        all its folds) or ``pymc``.
+        One of :data:`bayesmix.fit_settings.SAMPLERS`: ``nutpie`` (default, as for a
+        single fit: each process compiles a law once for all its folds), ``pymc`` or
+        ``numpyro``.
     max_refits : int
         LOO: at most this many runs with a bad Pareto ``k`` are refitted exactly per law
         (worst first); the rest are reported.
