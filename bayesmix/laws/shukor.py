@@ -76,6 +76,24 @@ _BETA = Param("beta", (DOMAIN,), {"dist": "LogNormal", "mu": -1.2, "sigma": 0.5}
               "token exponent (median 0.3, 95% in (0.11, 0.8))")
 
 
+def _amplitude_params(amplitude: str, term: str, reference: str) -> tuple[Param, Param, Param]:
+    """The joint law's parameters of one mixed amplitude (:func:`mixed_amplitude`): its
+    value at the uniform mixture (``A``), the training domains' relative weights in it
+    (``C_A``) and its exponent (``gamma_A``); the model-size and token amplitudes have the
+    same priors."""
+    return (
+        Param(amplitude, (DOMAIN,), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
+              f"{term} term at {reference} for the uniform mixture, relative to the reference "
+              "loss (median 0.2)"),
+        Param(f"C_{amplitude}", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": 0.0, "sigma": 0.5},
+              f"relative weight of training domain j in the {term} amplitude of domain i; "
+              "only ratios within a row matter; a factor of e^(+-1) between domains at 95%"),
+        Param(f"gamma_{amplitude}", (DOMAIN,), {"dist": "LogNormal", "mu": 0.0, "sigma": 0.3},
+              f"exponent of the {term} amplitude; median 1 (the additive law), 95% in "
+              "(0.55, 1.8)"),
+    )
+
+
 def _additive_example(n_domains, rng) -> dict:
     """The additive law's example parameters (the joint law's too, before its own):
     own data weighs most in the mixture term, about 0.1-0.5 nats across mixtures."""
@@ -175,23 +193,8 @@ class JointLaw(Law):
         _BETA,
         _C,
         _GAMMA,
-        Param("A", (DOMAIN,), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
-              "model-size term at N_ref for the uniform mixture, relative to the reference "
-              "loss (median 0.2)"),
-        Param("C_A", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": 0.0, "sigma": 0.5},
-              "relative weight of training domain j in the model-size amplitude of domain i; "
-              "only ratios within a row matter; a factor of e^(+-1) between domains at 95%"),
-        Param("gamma_A", (DOMAIN,), {"dist": "LogNormal", "mu": 0.0, "sigma": 0.3},
-              "exponent of the model-size amplitude; median 1 (the additive law), 95% in "
-              "(0.55, 1.8)"),
-        Param("B", (DOMAIN,), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
-              "token term at D_ref for the uniform mixture, relative to the reference loss "
-              "(median 0.2)"),
-        Param("C_B", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": 0.0, "sigma": 0.5},
-              "relative weight of training domain j in the token amplitude of domain i; only "
-              "ratios within a row matter"),
-        Param("gamma_B", (DOMAIN,), {"dist": "LogNormal", "mu": 0.0, "sigma": 0.3},
-              "exponent of the token amplitude; median 1 (the additive law)"),
+        *_amplitude_params("A", "model-size", "N_ref"),
+        *_amplitude_params("B", "token", "D_ref"),
     )
     level_terms = ("E", "A", "B")
     one_scale_refusal = (
