@@ -167,7 +167,8 @@ def separated_draw_windows(values: np.ndarray) -> list[list[tuple[int, int, int]
     Parameters
     ----------
     values : ndarray (chains, draws)
-        One scalar quantity's draws, by chain.
+        One scalar quantity's draws, by chain in sampling order: a crossing is found
+        along each chain.
 
     Returns
     -------
