@@ -71,30 +71,39 @@ def diagnostics_table(idata, var_names) -> dict:
     # Judged as ArviZ prints them (and as bayesmix has always judged them): R-hat to two
     # decimals, ESS to whole draws; so "R-hat <= 1.01" passes values below 1.015.
     rhat = np.round(summary["r_hat"].to_numpy(dtype=float), 2)
-    stats = idata.sample_stats
     out = {
         "max_rhat": float(np.nanmax(rhat)),
         "min_ess_bulk": float(np.nanmin(np.round(summary["ess_bulk"].to_numpy(dtype=float)))),
         "min_ess_tail": float(np.nanmin(np.round(summary["ess_tail"].to_numpy(dtype=float)))),
         "worst_rhat_param": str(summary.index[int(np.nanargmax(rhat))]),
-        "divergences": int(stats["diverging"].values.sum()) if "diverging" in stats else 0,
+        "divergences": 0,
         "chains": int(idata.posterior.sizes["chain"]),
         "draws": int(idata.posterior.sizes["draw"]),
+        "treedepth_hits": 0,
     }
-    if "reached_max_treedepth" in stats:
-        out["treedepth_hits"] = int(stats["reached_max_treedepth"].values.sum())
-    elif "maxdepth_reached" in stats:
-        out["treedepth_hits"] = int(stats["maxdepth_reached"].values.sum())
-    else:
-        out["treedepth_hits"] = 0
-    for name in ("tree_depth", "depth"):
-        if name in stats:
-            out["mean_tree_depth"] = float(stats[name].values.mean())
-            break
-    for name in ("n_steps", "tree_size"):
-        if name in stats:
-            out["gradients_per_draw"] = float(stats[name].values.mean())
-            break
+    out.update(_nuts_stats(idata.sample_stats))  # what the sampler recorded; 0 where it did not
+    return out
+
+
+#: Each NUTS statistic's names in the samplers' ``sample_stats`` (PyMC and numpyro, then
+#: nutpie), and how it is summed up over chains and draws.
+NUTS_STATS = {
+    "divergences": (("diverging",), "sum"),
+    "treedepth_hits": (("reached_max_treedepth", "maxdepth_reached"), "sum"),
+    "mean_tree_depth": (("tree_depth", "depth"), "mean"),
+    "gradients_per_draw": (("n_steps", "tree_size"), "mean"),
+}
+
+
+def _nuts_stats(stats) -> dict:
+    """The :data:`NUTS_STATS` that a ``sample_stats`` dataset holds: sums as int, means
+    as float; one left out where the sampler did not record it."""
+    out = {}
+    for key, (names, how) in NUTS_STATS.items():
+        name = next((n for n in names if n in stats), None)
+        if name is not None:
+            values = stats[name].values
+            out[key] = int(values.sum()) if how == "sum" else float(values.mean())
     return out
 
 
@@ -423,14 +432,7 @@ def sampler_stats(idata):
     """Divergences and tree-depth hits from ``sample_stats``, or None when the group is absent."""
     if not has_group(idata, "sample_stats"):
         return None
-    stats = idata.sample_stats
-    out = {"divergences": int(stats["diverging"].values.sum()) if "diverging" in stats else None}
-    for name in ("reached_max_treedepth", "maxdepth_reached"):
-        if name in stats:
-            out["treedepth_hits"] = int(stats[name].values.sum())
-            break
-    for name in ("tree_depth", "depth"):
-        if name in stats:
-            out["mean_tree_depth"] = float(stats[name].values.mean())
-            break
+    recorded = _nuts_stats(idata.sample_stats)
+    out = {"divergences": recorded.get("divergences")}
+    out.update({key: recorded[key] for key in ("treedepth_hits", "mean_tree_depth") if key in recorded})
     return out
