@@ -7,7 +7,7 @@ import pandas as pd
 
 from . import _az
 from .errors import UsageError
-from .fit_settings import CHECKPOINT_MODES, FitSettings
+from .fit_settings import CHECKPOINT_MODES, DEFAULT_LAW, FitSettings
 from .inference import Fit, fit_law
 
 
@@ -33,7 +33,8 @@ class LawModel:
     priors : dict, optional
         Prior overrides by parameter name.
     draws, tune, chains, seed : int
-        NUTS settings.
+        NUTS settings (defaults: :class:`~bayesmix.fit_settings.FitSettings`'s, as are
+        those of ``sampler``, ``likelihood`` and ``discrepancy``).
     sampler : {"pymc", "nutpie", "numpyro"}
     likelihood : {"normal", "student_t"}
     discrepancy : {"auto", "on", "off"}
@@ -51,9 +52,11 @@ class LawModel:
     domains_ : tuple of str
     """
 
-    def __init__(self, law="capacity_noise", *, priors=None, draws=1000, tune=1000, chains=4, seed=0,
-                 sampler="nutpie", likelihood="normal", discrepancy="auto", checkpoints="final",
-                 allow_warnings=False, progressbar=True):
+    def __init__(self, law=DEFAULT_LAW, *, priors=None, draws=FitSettings.draws, tune=FitSettings.tune,
+                 chains=FitSettings.chains, seed=FitSettings.seed, sampler=FitSettings.sampler,
+                 likelihood=FitSettings.likelihood, discrepancy=FitSettings.discrepancy,
+                 checkpoints=CHECKPOINT_MODES[0], allow_warnings=False, progressbar=True):
+        # One attribute per argument, under its name (the scikit-learn estimator convention).
         self.law = law
         self.priors = priors
         self.draws = draws

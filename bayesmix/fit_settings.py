@@ -26,6 +26,8 @@ SAMPLERS = ("pymc", "nutpie", "numpyro")
 LIKELIHOODS = ("normal", "student_t")
 #: Values of the observation model's switches (discrepancy, run and mixture effects).
 SWITCHES = ("auto", "on", "off")
+#: The law fitted when none is named (a registered name, :func:`bayesmix.laws.available_laws`).
+DEFAULT_LAW = "capacity_noise"
 #: Which checkpoints of each run enter a fit (:func:`bayesmix.estimator.select_checkpoints`):
 #: each run's final one, or all of them with a per-run offset.
 CHECKPOINT_MODES = ("final", "all")

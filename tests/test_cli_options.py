@@ -69,6 +69,7 @@ def test_choices_shown_without_pymc_match_the_library():
     from bayesmix.laws import available_laws
 
     assert tuple(options.LAW_NAMES) == tuple(available_laws())
+    assert options.DEFAULT_LAW in options.LAW_NAMES
     assert options.DEFAULT_LAW == inspect.signature(LawModel).parameters["law"].default
     assert tuple(options.CRITERIA) == tuple(acquire.CRITERIA)
     assert tuple(inference.SAMPLERS) == ("pymc", "nutpie", "numpyro")

@@ -19,14 +19,12 @@ import sys
 import textwrap
 
 from ..extension import CHECKPOINTS, DEFAULT_EXTEND
-from ..fit_settings import CHECKPOINT_MODES, LIKELIHOODS, SAMPLERS, SWITCHES, FitSettings
+from ..fit_settings import CHECKPOINT_MODES, DEFAULT_LAW, LIKELIHOODS, SAMPLERS, SWITCHES, FitSettings
 
 #: The registered laws (:func:`bayesmix.laws.available_laws`), in the registry's order.
 LAW_NAMES = ("capacity_noise", "capacity", "exponential", "bimix", "additive", "joint", "chinchilla_domain", "linear")
 #: Ranking criteria of the acquisition (:data:`bayesmix.acquire.CRITERIA`).
 CRITERIA = ("voi", "variance", "random", "space-filling")
-#: The law fitted when none is named (:class:`bayesmix.estimator.LawModel`'s default).
-DEFAULT_LAW = "capacity_noise"
 #: The defaults of one fit; a command that fits changes only the counts.
 FIT_DEFAULTS = FitSettings()
 #: Release after which the deprecated option spellings are removed.
