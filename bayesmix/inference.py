@@ -282,7 +282,7 @@ class Fit:
         (:mod:`bayesmix.chain_stacking`)."""
         names = [p.name for p in self.law.params] + list(observation.RECORDED)
         values = {n: _az.stacked_draws(self.idata, n) for n in names if _az.has_var(self.idata, n)}
-        values = self.law.upgrade_draws(values, int(self.attrs.get("law_parametrization", 1)))
+        values = self.law.upgrade_draws(values, int(self.attrs.get("law_parametrization", self.law.parametrization)))
         post = posterior_from_values(self.law, values, self.scaling, self.domains, self.observation_design,
                                      {"fingerprint": self.attrs.get("fingerprint")})
         index = chain_stacking.weighted_draw_index(self.diagnostics, self.idata.posterior.sizes["chain"],
@@ -315,6 +315,8 @@ class Fit:
             law = get_law(attrs["law"], **attrs.get("law_options", {}))
         except (KeyError, OSError, ValueError) as err:
             raise UsageError(f"{path}: not a bayesmix fit ({err})") from None
+        # A file written before laws had parametrization versions holds version-1 draws.
+        attrs.setdefault("law_parametrization", 1)
         return cls(idata, law, Scaling.from_dict(attrs["scaling"]), tuple(attrs["domains"]), attrs)
 
 

@@ -250,3 +250,7 @@ def test_fits_saved_before_the_amplitude_fix_predict_as_they_did(tmp_path):
     current = fit_from_posterior(post)
     current.save(tmp_path / "new.nc")
     np.testing.assert_allclose(Fit.load(tmp_path / "new.nc").posterior().draws["c"], post.draws["c"][:8])
+    # A Fit made in memory without the attribute (fit_law before its attributes are set)
+    # holds draws of the current meaning: only files are read as version 1.
+    in_memory = Fit(current.idata, current.law, current.scaling, current.domains, {})
+    np.testing.assert_allclose(in_memory.posterior().draws["c"], post.draws["c"][:8])

@@ -88,7 +88,8 @@ def _fit_from_posterior(post: Posterior, table, chains=2) -> Fit:
     if post.run_sd is not None:
         draws["run_sd"] = post.run_sd[: chains * per].reshape(chains, per)
     idata = _az.from_draws(draws, dims, {"domain": list(post.domains), "domain_j": list(post.domains)})
-    attrs = {"law": post.law.name, "law_options": {}, "scaling": post.scaling.to_dict(),
+    attrs = {"law": post.law.name, "law_options": {}, "law_parametrization": post.law.parametrization,
+             "scaling": post.scaling.to_dict(),
              "domains": list(post.domains), "fingerprint": table.fingerprint(),
              "diagnostics": {"max_rhat": 1.0, "min_ess_bulk": 400.0, "min_ess_tail": 400.0, "divergences": 0}}
     return Fit(idata, post.law, post.scaling, tuple(post.domains), attrs)

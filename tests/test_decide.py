@@ -498,7 +498,8 @@ def fit_file(tmp_path_factory, posterior):
     dims = {p.name: list(p.dims) for p in law.params if p.dims}
     dims["sigma"] = ["domain"]
     idata = _az.from_draws(draws, dims, {"domain": list(DOMAINS)})
-    attrs = {"bayesmix_type": "fit", "law": law.name, "law_options": {}, "domains": list(DOMAINS),
+    attrs = {"bayesmix_type": "fit", "law": law.name, "law_options": {}, "law_parametrization": law.parametrization,
+             "domains": list(DOMAINS),
              "scaling": posterior.scaling.to_dict(), "fingerprint": "hand-made"}
     path = tmp_path_factory.mktemp("fit") / "fit.nc"
     Fit(idata, law, posterior.scaling, DOMAINS, attrs).save(path)
