@@ -11,8 +11,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The one test runs `bayesmix demo`: a NUTS fit (nutpie) in a subprocess.
+pytestmark = pytest.mark.slow
 
-@pytest.mark.slow
+
 def test_demo_shows_the_whole_loop_and_writes_the_report(tmp_path):
     # Fewer draws than the demo's default, to keep the test short: the gate may then
     # fail, which the demo must say and signal by its exit status.

@@ -18,8 +18,10 @@ from bayesmix.simulate import default_truth, simulate_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The one test runs two `bayesmix fit` processes (nutpie NUTS) side by side.
+pytestmark = pytest.mark.slow
 
-@pytest.mark.slow
+
 def test_two_processes_with_one_seed_draw_bitwise_identical_posteriors(tmp_path):
     """Two ``bayesmix fit`` processes, run at the same time, each with its own hash seed.
 
