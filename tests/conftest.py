@@ -64,3 +64,40 @@ def run_cli(monkeypatch, capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+# --------------------------------------------------------------------------- the slow tier's rule
+# Every test that runs NUTS is marked `slow` (README: `-m "not slow"` is the fast tier).
+# The samplers bayesmix calls are guarded while an unmarked test runs (its fixtures
+# included, so that a module fixture that fits is caught too): a call fails the test
+# instead of sampling for minutes. bayesmix samples only through these two functions
+# (tests/test_tiers.py checks its source); a test that stubs `fit_law` or a sampler never
+# reaches them. Sampling in a subprocess (`python -m bayesmix fit` and the like) is not
+# seen here: those tests are marked by hand.
+SAMPLERS = (("pymc", "sample"), ("nutpie", "sample"))
+
+
+def _refusing_sampler(nodeid: str, name: str):
+    def sample(*args, **kwargs):
+        # pytest.fail raises a BaseException: code that records a fit's failure (a
+        # comparison's fold) and carries on does not swallow it.
+        pytest.fail(f"{nodeid} runs NUTS ({name}) but is not marked slow: add @pytest.mark.slow "
+                    "(or a module-level pytestmark), see tests/conftest.py", pytrace=False)
+
+    return sample
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if item.get_closest_marker("slow") is not None:
+        return (yield)
+    saved = []
+    for module_name, attr in SAMPLERS:
+        module = importlib.import_module(module_name)  # once per session: the first unmarked test
+        saved.append((module, attr, getattr(module, attr)))
+        setattr(module, attr, _refusing_sampler(item.nodeid, f"{module_name}.{attr}"))
+    try:
+        return (yield)
+    finally:
+        for module, attr, original in saved:
+            setattr(module, attr, original)

@@ -583,6 +583,7 @@ def test_load_mixtures_reads_json_and_refuses_bad_rows(tmp_path):
 
 # ============================================================================ recovery from a fit
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # its one NUTS fit: 5-15 minutes on 2 busy cores (docstring)
 def test_recommendation_from_a_fit_recovers_the_true_optimum():
     """NUTS on a rich simulated design (3 domains, 10 mixtures x 4 sizes x 2 token counts):
     at targets up to 7.5x the largest proxy, the recommended mixture's true objective is

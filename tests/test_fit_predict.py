@@ -144,6 +144,7 @@ def test_map_posterior_is_a_point_fit_that_predicts_new_mixtures_of_its_truth():
     assert np.all(post.sigma < 0.02)
 
 
+@pytest.mark.slow  # three nutpie fits (fit_law), two compilations
 @pytest.mark.parametrize("precondition", ["off", "on"])
 def test_a_law_compiled_once_samples_new_data_exactly_as_a_fresh_compile(monkeypatch, precondition):
     """The folds of a comparison reuse one nutpie compilation per law and process; the
@@ -205,6 +206,7 @@ def test_laplace_factor_inverts_the_hessian_of_a_gaussian():
     assert laplace_factor(lambda x: (np.nan, np.full(5, np.nan)), mode) is None
 
 
+@pytest.mark.slow  # two nutpie fits (fit_law)
 def test_a_warm_started_whitened_fit_agrees_with_its_cold_start():
     """Campaign refits start at a previous posterior mean (no MAP search); whitening is
     then centred there. Both fits sample the same posterior: their means agree within one

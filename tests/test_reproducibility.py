@@ -18,8 +18,12 @@ from bayesmix.simulate import default_truth, simulate_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The one test runs two `bayesmix fit` processes (nutpie NUTS) side by side. Its own
+# 900 s limit on them (a failure, and the run goes on) must come before pytest-timeout's,
+# which ends the whole run.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
-@pytest.mark.slow
+
 def test_two_processes_with_one_seed_draw_bitwise_identical_posteriors(tmp_path):
     """Two ``bayesmix fit`` processes, run at the same time, each with its own hash seed.
 
