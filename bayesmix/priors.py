@@ -60,6 +60,15 @@ def load_prior_file(path) -> dict[str, dict]:
     return data
 
 
+def _default_transforms() -> dict:
+    """Transforms PyMC does not give a distribution by itself: its ``LogitNormal`` is a
+    custom distribution with no transform, so NUTS would step outside (0, 1), where the
+    density is -inf (every chain's start failed on SlimPajama)."""
+    from pymc.distributions import transforms
+
+    return {"LogitNormal": transforms.logodds}
+
+
 def make_rv(name: str, spec: dict, dims=None, upper=None):
     """Create the PyMC random variable of a prior spec inside the current model.
 
@@ -70,7 +79,9 @@ def make_rv(name: str, spec: dict, dims=None, upper=None):
     try:
         if upper is not None:
             return pm.Truncated(name, make_dist(spec), lower=0.0, upper=upper, dims=dims)
-        return getattr(pm, spec["dist"])(name, dims=dims, **_dist_kwargs(spec))
+        transform = _default_transforms().get(spec["dist"])
+        extra = {"default_transform": transform} if transform is not None else {}
+        return getattr(pm, spec["dist"])(name, dims=dims, **_dist_kwargs(spec), **extra)
     except TypeError as err:
         raise UsageError(f"prior for '{name}' ({spec}): {err}") from None
 

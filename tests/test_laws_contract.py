@@ -521,3 +521,15 @@ def test_fit_recovers_its_own_simulated_truth(fitted):
     assert checked >= 6, counts
     assert covered > checked / 2, counts
     assert all(inside >= 1 for inside, _ in counts.values()), counts
+
+
+def test_a_logit_normal_prior_is_sampled_on_its_log_odds():
+    """PyMC's LogitNormal has no transform of its own; without one NUTS steps outside
+    (0, 1) and every start fails. make_rv gives it the log-odds transform."""
+    from bayesmix.priors import make_rv
+
+    with pm.Model() as model:
+        make_rv("b", {"dist": "LogitNormal", "mu": -1.0, "sigma": 0.5}, dims=None)
+    assert [v.name for v in model.value_vars] == ["b_logodds__"]
+    logp = model.compile_logp()
+    assert np.isfinite(logp({"b_logodds__": np.array(6.0)})) and np.isfinite(logp({"b_logodds__": np.array(-6.0)}))
