@@ -190,7 +190,7 @@ def test_a_steep_exponent_holds_capacity_at_small_n_and_hands_it_over_as_n_grows
     in the refused fits (b ~ 2.2, paper amplitudes of that fit, all 86 runs) held ~60% of
     the capacity at 90M and ~35% at 440M, so the other domains' capacity grew faster than
     ``N``: a bend the law otherwise lacks, bought with an exponent no LM scaling fit has.
-    The default prior of ``b`` puts no mass at or above 1."""
+    The default prior of ``b`` (logit-normal) puts no mass at or above 1."""
     from scipy import stats
 
     from bayesmix.laws import get_law
@@ -211,8 +211,10 @@ def test_a_steep_exponent_holds_capacity_at_small_n_and_hands_it_over_as_n_grows
     assert share[0, 0] > 0.5 and np.all(np.diff(share[:, 0]) < 0)
     others = x[:, 1:].sum(axis=1)
     assert others[-1] / others[0] > 1.2 * n[-1, 0] / n[0, 0]  # the others' capacity outgrows N
+    # logit(b) ~ Normal: no mass at or above 1, and b = 0.6 already 2.8 sd out.
     spec = get_law("capacity_noise").param("b").prior
-    assert spec["dist"] == "Beta" and stats.beta(spec["alpha"], spec["beta"]).sf(1.0) == 0.0
+    assert spec["dist"] == "LogitNormal"
+    assert stats.norm(spec["mu"], spec["sigma"]).sf(np.log(0.6 / 0.4)) < 0.005
 
 
 def test_the_amplitude_c_is_the_capacity_term_at_an_equal_share():
