@@ -77,6 +77,23 @@ SMALLEST_SIZE_RATIO_SUFFIX = "_to_smallest_size"
 #: weights the laws were fitted on.
 MIN_POSITIVE_WEIGHT = 1e-3
 
+# Default priors that several laws share, one home each (a law may override per fit; never
+# mutate these dicts in place: :meth:`Law.default_priors` hands out copies).
+
+#: Scale exponent of a power term (``N^(-alpha)``, ``D^(-beta)``): median 0.3, 95% in
+#: (0.11, 0.8), as in Chinchilla-type fits; held away from 0, where the term would turn
+#: into a constant indistinguishable from the irreducible loss.
+EXPONENT_PRIOR = {"dist": "LogNormal", "mu": -1.2, "sigma": 0.5}
+
+#: Size of a scale term at the reference scale, relative to the reference loss: median
+#: 0.2, 95% in (0.03, 1.4).
+AMPLITUDE_PRIOR = {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0}
+
+#: Loss left at infinite scale, relative to the reference loss: median 0.6, 90% in
+#: (0.2, 1.6), as domains' typical losses range from about 0.5 (code) to 1.5 (books) of
+#: the reference.
+IRREDUCIBLE_LOSS_PRIOR = {"dist": "LogNormal", "mu": -0.5, "sigma": 0.6}
+
 
 @dataclass
 class Law:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytensor.tensor as pt
 
 from . import register
-from .base import DOMAIN, MIN_POSITIVE_WEIGHT, Law, Param
+from .base import (AMPLITUDE_PRIOR, DOMAIN, EXPONENT_PRIOR, IRREDUCIBLE_LOSS_PRIOR,
+                   MIN_POSITIVE_WEIGHT, Law, Param)
 
 CITATION = (
     "Ge, C., Ma, Z., Chen, D., Li, Y. and Ding, B. BiMix: Bivariate Data Mixing Law for Language "
@@ -58,12 +59,12 @@ class BiMixLaw(Law):
         Param("alpha", (DOMAIN,), {"dist": "LogNormal", "mu": -2.3, "sigma": 1.0},
               "exponent of the domain's own proportion; median 0.1, 95% in (0.014, 0.7): "
               "a five-fold change of share moves the loss by a few to tens of percent"),
-        Param("B", (DOMAIN,), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
+        Param("B", (DOMAIN,), AMPLITUDE_PRIOR,
               "token term at the uniform share and D_ref, relative to the reference loss "
               "(median 0.2)"),
-        Param("beta", (DOMAIN,), {"dist": "LogNormal", "mu": -1.2, "sigma": 0.5},
+        Param("beta", (DOMAIN,), EXPONENT_PRIOR,
               "token exponent (median 0.3, 95% in (0.11, 0.8)), as in Chinchilla-type fits"),
-        Param("C", (DOMAIN,), {"dist": "LogNormal", "mu": -0.5, "sigma": 0.6},
+        Param("C", (DOMAIN,), IRREDUCIBLE_LOSS_PRIOR,
               "loss left at infinite tokens at the uniform share, relative to the reference loss "
               "(the geometric mean of all observed losses, shared by the domains); median 0.6, "
               "90% in (0.2, 1.6), as domains' losses range from about 0.5 to 1.5 of the reference"),

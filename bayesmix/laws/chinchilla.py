@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytensor.tensor as pt
 
 from . import register
-from .base import DOMAIN, MIN_POSITIVE_WEIGHT, Law, Param
+from .base import (AMPLITUDE_PRIOR, DOMAIN, EXPONENT_PRIOR, IRREDUCIBLE_LOSS_PRIOR,
+                   MIN_POSITIVE_WEIGHT, Law, Param)
 
 CITATION = (
     "Hoffmann, J. et al. Training Compute-Optimal Large Language Models. NeurIPS 2022 "
@@ -45,19 +46,19 @@ class ChinchillaDomainLaw(Law):
     uses_model_size = True
     uses_tokens = True
     params = (
-        Param("E", (DOMAIN,), {"dist": "LogNormal", "mu": -0.5, "sigma": 0.6},
+        Param("E", (DOMAIN,), IRREDUCIBLE_LOSS_PRIOR,
               "irreducible loss relative to the reference loss (the geometric mean of all observed "
               "losses, shared by the domains); median 0.6, 90% in (0.2, 1.6): domains' typical "
               "losses range from about 0.5 (code) to 1.5 (books) of the reference"),
-        Param("A", (DOMAIN,), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
+        Param("A", (DOMAIN,), AMPLITUDE_PRIOR,
               "model-size term at N_ref, relative to the reference loss (median 0.2)"),
-        Param("alpha", (DOMAIN,), {"dist": "LogNormal", "mu": -1.2, "sigma": 0.5},
+        Param("alpha", (DOMAIN,), EXPONENT_PRIOR,
               "model-size exponent (median 0.3, 95% in (0.11, 0.8)); bounded away from 0 where "
               "the term would turn into a constant indistinguishable from E"),
         Param("B", (DOMAIN,), {"dist": "LogNormal", "mu": -2.3, "sigma": 1.0},
               "data term when the domain's own tokens D*h_i equal D_ref/K (uniform mixture at the "
               "reference scale), relative to the reference loss (median 0.1)"),
-        Param("beta", (DOMAIN,), {"dist": "LogNormal", "mu": -1.2, "sigma": 0.5},
+        Param("beta", (DOMAIN,), EXPONENT_PRIOR,
               "exponent of the domain's own tokens (median 0.3, 95% in (0.11, 0.8))"),
     )
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from . import register
-from .base import DOMAIN, DOMAIN_J, Law, Param
+from .base import AMPLITUDE_PRIOR, DOMAIN, DOMAIN_J, Law, Param
 
 CITATION = (
     "Ye, J., Liu, P., Sun, T., Zhan, J., Zhou, Y. and Qiu, X. Data Mixing Laws: Optimizing Data "
@@ -57,7 +57,7 @@ class ExponentialLaw(Law):
               "(the geometric mean of all observed losses, shared by the domains); median 0.8, "
               "90% in (0.36, 1.9): most of a domain's loss, whose typical value ranges from "
               "about 0.5 (code) to 1.5 (books) of the reference"),
-        Param("k", (DOMAIN,), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
+        Param("k", (DOMAIN,), AMPLITUDE_PRIOR,
               "mixture-reducible loss at the uniform mixture, relative to the reference loss; "
               "median 0.2, 95% in (0.03, 1.4): mixtures typically move losses by 5-30%"),
         Param("t", (DOMAIN, DOMAIN_J), {"dist": "Normal", "mu": 0.0, "sigma": 2.0},

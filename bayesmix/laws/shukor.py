@@ -20,7 +20,8 @@ import numpy as np
 import pytensor.tensor as pt
 
 from . import register
-from .base import DOMAIN, DOMAIN_J, Law, Param
+from .base import (AMPLITUDE_PRIOR, DOMAIN, DOMAIN_J, EXPONENT_PRIOR,
+                   IRREDUCIBLE_LOSS_PRIOR, Law, Param)
 
 CITATION = (
     "Shukor, M., Bethune, L., Busbridge, D., Grangier, D., Fini, E., El-Nouby, A. and Ablin, P. "
@@ -57,7 +58,7 @@ def mixed_amplitude(amplitude, C, gamma, h):
     return amplitude * pt.exp(gamma * pt.log(pt.sum(shape * h[..., None, :], axis=-1)))
 
 
-_E = Param("E", (DOMAIN,), {"dist": "LogNormal", "mu": -0.5, "sigma": 0.6},
+_E = Param("E", (DOMAIN,), IRREDUCIBLE_LOSS_PRIOR,
            "irreducible loss relative to the reference loss (the geometric mean of all observed "
            "losses, shared by the domains); median 0.6, 90% in (0.2, 1.6): domains' typical "
            "losses range from about 0.5 (code) to 1.5 (books) of the reference")
@@ -69,10 +70,10 @@ _C = Param("C", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": 0.5, "sigma": 1.
 _GAMMA = Param("gamma", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": -0.7, "sigma": 0.5},
                "exponent of h_j in the mixture term (median 0.5, 95% in (0.19, 1.3)); "
                "positive, so a domain with zero weight contributes nothing")
-_ALPHA = Param("alpha", (DOMAIN,), {"dist": "LogNormal", "mu": -1.2, "sigma": 0.5},
+_ALPHA = Param("alpha", (DOMAIN,), EXPONENT_PRIOR,
                "model-size exponent (median 0.3, 95% in (0.11, 0.8)); bounded away from 0 where "
                "the term would turn into a constant indistinguishable from E")
-_BETA = Param("beta", (DOMAIN,), {"dist": "LogNormal", "mu": -1.2, "sigma": 0.5},
+_BETA = Param("beta", (DOMAIN,), EXPONENT_PRIOR,
               "token exponent (median 0.3, 95% in (0.11, 0.8))")
 
 
@@ -82,7 +83,7 @@ def _amplitude_params(amplitude: str, term: str, reference: str) -> tuple[Param,
     (``C_A``) and its exponent (``gamma_A``); the model-size and token amplitudes have the
     same priors."""
     return (
-        Param(amplitude, (DOMAIN,), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
+        Param(amplitude, (DOMAIN,), AMPLITUDE_PRIOR,
               f"{term} term at {reference} for the uniform mixture, relative to the reference "
               "loss (median 0.2)"),
         Param(f"C_{amplitude}", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": 0.0, "sigma": 0.5},
@@ -130,10 +131,10 @@ class AdditiveLaw(Law):
     uses_tokens = True
     params = (
         _E,
-        Param("A", (DOMAIN,), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
+        Param("A", (DOMAIN,), AMPLITUDE_PRIOR,
               "model-size term at N_ref, relative to the reference loss (median 0.2)"),
         _ALPHA,
-        Param("B", (DOMAIN,), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
+        Param("B", (DOMAIN,), AMPLITUDE_PRIOR,
               "token term at D_ref, relative to the reference loss (median 0.2)"),
         _BETA,
         _C,
