@@ -94,6 +94,23 @@ AMPLITUDE_PRIOR = {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0}
 #: the reference.
 IRREDUCIBLE_LOSS_PRIOR = {"dist": "LogNormal", "mu": -0.5, "sigma": 0.6}
 
+# Parameters of the Chinchilla form ``E + A n^(-alpha) + ...`` (Hoffmann et al. 2022, Eq. 2)
+# that the per-domain Chinchilla law and Shukor et al.'s laws declare alike.
+IRREDUCIBLE_LOSS = Param(
+    "E", (DOMAIN,), IRREDUCIBLE_LOSS_PRIOR,
+    "irreducible loss relative to the reference loss (the geometric mean of all observed "
+    "losses, shared by the domains); median 0.6, 90% in (0.2, 1.6): domains' typical "
+    "losses range from about 0.5 (code) to 1.5 (books) of the reference")
+MODEL_SIZE_AMPLITUDE = Param(
+    "A", (DOMAIN,), AMPLITUDE_PRIOR,
+    "model-size term at N_ref, relative to the reference loss (median 0.2)")
+MODEL_SIZE_EXPONENT = Param(
+    "alpha", (DOMAIN,), EXPONENT_PRIOR,
+    "model-size exponent (median 0.3, 95% in (0.11, 0.8)); bounded away from 0 where "
+    "the term would turn into a constant indistinguishable from E")
+#: ``E + A n^(-alpha)``: the irreducible loss and the model-size term, in this order.
+SIZE_TERM_PARAMS = (IRREDUCIBLE_LOSS, MODEL_SIZE_AMPLITUDE, MODEL_SIZE_EXPONENT)
+
 
 @dataclass
 class Law:

@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytensor.tensor as pt
 
 from . import register
-from .base import (AMPLITUDE_PRIOR, DOMAIN, EXPONENT_PRIOR, IRREDUCIBLE_LOSS_PRIOR,
-                   MIN_POSITIVE_WEIGHT, Law, Param)
+from .base import DOMAIN, EXPONENT_PRIOR, MIN_POSITIVE_WEIGHT, SIZE_TERM_PARAMS, Law, Param
 
 CITATION = (
     "Hoffmann, J. et al. Training Compute-Optimal Large Language Models. NeurIPS 2022 "
@@ -46,15 +45,7 @@ class ChinchillaDomainLaw(Law):
     uses_model_size = True
     uses_tokens = True
     params = (
-        Param("E", (DOMAIN,), IRREDUCIBLE_LOSS_PRIOR,
-              "irreducible loss relative to the reference loss (the geometric mean of all observed "
-              "losses, shared by the domains); median 0.6, 90% in (0.2, 1.6): domains' typical "
-              "losses range from about 0.5 (code) to 1.5 (books) of the reference"),
-        Param("A", (DOMAIN,), AMPLITUDE_PRIOR,
-              "model-size term at N_ref, relative to the reference loss (median 0.2)"),
-        Param("alpha", (DOMAIN,), EXPONENT_PRIOR,
-              "model-size exponent (median 0.3, 95% in (0.11, 0.8)); bounded away from 0 where "
-              "the term would turn into a constant indistinguishable from E"),
+        *SIZE_TERM_PARAMS,
         Param("B", (DOMAIN,), {"dist": "LogNormal", "mu": -2.3, "sigma": 1.0},
               "data term when the domain's own tokens D*h_i equal D_ref/K (uniform mixture at the "
               "reference scale), relative to the reference loss (median 0.1)"),

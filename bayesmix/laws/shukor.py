@@ -20,8 +20,8 @@ import numpy as np
 import pytensor.tensor as pt
 
 from . import register
-from .base import (AMPLITUDE_PRIOR, DOMAIN, DOMAIN_J, EXPONENT_PRIOR,
-                   IRREDUCIBLE_LOSS_PRIOR, Law, Param)
+from .base import (AMPLITUDE_PRIOR, DOMAIN, DOMAIN_J, EXPONENT_PRIOR, IRREDUCIBLE_LOSS,
+                   MODEL_SIZE_EXPONENT, SIZE_TERM_PARAMS, Law, Param)
 
 CITATION = (
     "Shukor, M., Bethune, L., Busbridge, D., Grangier, D., Fini, E., El-Nouby, A. and Ablin, P. "
@@ -58,10 +58,6 @@ def mixed_amplitude(amplitude, C, gamma, h):
     return amplitude * pt.exp(gamma * pt.log(pt.sum(shape * h[..., None, :], axis=-1)))
 
 
-_E = Param("E", (DOMAIN,), IRREDUCIBLE_LOSS_PRIOR,
-           "irreducible loss relative to the reference loss (the geometric mean of all observed "
-           "losses, shared by the domains); median 0.6, 90% in (0.2, 1.6): domains' typical "
-           "losses range from about 0.5 (code) to 1.5 (books) of the reference")
 _C = Param("C", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": 0.5, "sigma": 1.0},
            "contribution of training domain j (column) at the uniform share 1/K to the "
            "mixture term of validation domain i (row), in units of 1/reference loss; the term "
@@ -70,9 +66,6 @@ _C = Param("C", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": 0.5, "sigma": 1.
 _GAMMA = Param("gamma", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": -0.7, "sigma": 0.5},
                "exponent of h_j in the mixture term (median 0.5, 95% in (0.19, 1.3)); "
                "positive, so a domain with zero weight contributes nothing")
-_ALPHA = Param("alpha", (DOMAIN,), EXPONENT_PRIOR,
-               "model-size exponent (median 0.3, 95% in (0.11, 0.8)); bounded away from 0 where "
-               "the term would turn into a constant indistinguishable from E")
 _BETA = Param("beta", (DOMAIN,), EXPONENT_PRIOR,
               "token exponent (median 0.3, 95% in (0.11, 0.8))")
 
@@ -130,10 +123,7 @@ class AdditiveLaw(Law):
     uses_model_size = True
     uses_tokens = True
     params = (
-        _E,
-        Param("A", (DOMAIN,), AMPLITUDE_PRIOR,
-              "model-size term at N_ref, relative to the reference loss (median 0.2)"),
-        _ALPHA,
+        *SIZE_TERM_PARAMS,
         Param("B", (DOMAIN,), AMPLITUDE_PRIOR,
               "token term at D_ref, relative to the reference loss (median 0.2)"),
         _BETA,
@@ -189,8 +179,8 @@ class JointLaw(Law):
     uses_model_size = True
     uses_tokens = True
     params = (
-        _E,
-        _ALPHA,
+        IRREDUCIBLE_LOSS,
+        MODEL_SIZE_EXPONENT,
         _BETA,
         _C,
         _GAMMA,
