@@ -223,10 +223,8 @@ class Law:
         return {param.name: dict(param.prior) for param in self.params}
 
     def param(self, name: str) -> Param:
-        for param in self.params:
-            if param.name == name:
-                return param
-        raise KeyError(name)
+        """The parameter called ``name`` (KeyError if the law has none)."""
+        return {param.name: param for param in self.params}[name]
 
     def describe(self) -> str:
         lines = [f"{self.name}: {self.title}", f"  {self.citation}"]

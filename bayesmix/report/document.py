@@ -50,10 +50,8 @@ class Report:
     meta: dict = field(default_factory=dict)
 
     def section(self, section_id: str) -> Section:
-        for sec in self.sections:
-            if sec.id == section_id:
-                return sec
-        raise KeyError(section_id)
+        """The section with id ``section_id`` (KeyError if there is none)."""
+        return {sec.id: sec for sec in self.sections}[section_id]
 
     def figure_names(self) -> list:
         """``<section>-<name>`` of every figure, in order."""
