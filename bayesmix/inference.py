@@ -21,7 +21,7 @@ from . import _az, chain_stacking, observation
 from .blas import one_blas_thread
 from .gate import check_gate, diagnose, without_minor_mode_chains
 from .errors import UsageError
-from .fit_settings import SAMPLERS, FitSettings
+from .fit_settings import DEFAULT_LAW, SAMPLERS, FitSettings
 from .laws import Law, get_law
 from .nutpie_backend import PRECOND_Z, compile_for_nutpie, nutpie_starts, run_pilot, sample_nutpie_until_mixed
 from .coordinates import add_level_terms, uses_level_coordinates
@@ -155,7 +155,7 @@ def _typical_log_loss(losses: np.ndarray, loss_ref) -> np.ndarray:
     return np.where(counts > 0, mean - np.log(np.asarray(loss_ref, dtype=float)), 0.0)
 
 
-def map_posterior(table, law="capacity_noise", *, priors=None, starts: int = 4, seed: int = 0,
+def map_posterior(table, law=DEFAULT_LAW, *, priors=None, starts: int = 4, seed: int = 0,
                   likelihood: str = "normal", run_effect: str = "auto", discrepancy: str = "auto") -> Posterior:
     """A MAP point fit of ``law`` as a one-draw :class:`Posterior`.
 
@@ -376,7 +376,7 @@ def _draw_integrated_mixture_effects(idata, law: Law, scaling: Scaling, table, d
                           {"mixture": list(design.mixtures), "domain": list(table.domains)})
 
 
-def fit_law(table, law="capacity_noise", *, priors=None, settings: FitSettings | None = None,
+def fit_law(table, law=DEFAULT_LAW, *, priors=None, settings: FitSettings | None = None,
             init: dict | None = None, progressbar: bool = True, allow_warnings: bool = True,
             scaling: Scaling | None = None, **kwargs) -> Fit:
     """Fit a law to a run table by NUTS.

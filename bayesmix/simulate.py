@@ -12,6 +12,7 @@ import numpy as np
 
 from .data import RunTable
 from .errors import UsageError
+from .fit_settings import DEFAULT_LAW
 from .laws import get_law
 from .posterior import Posterior
 from .priors import draw_from_prior
@@ -63,7 +64,7 @@ class Truth:
         return np.asarray(self.params["E"]) * np.asarray(self.scaling.loss_ref)
 
 
-def default_truth(law: str = "capacity_noise", domains=DEFAULT_DOMAINS, *, seed: int = 0,
+def default_truth(law: str = DEFAULT_LAW, domains=DEFAULT_DOMAINS, *, seed: int = 0,
                   noise_sd: float = 0.01) -> Truth:
     """A plausible ground truth for ``law`` over ``domains``.
 
@@ -102,7 +103,8 @@ def simulate_runs(
     Parameters
     ----------
     truth : Truth, optional
-        Ground truth; default :func:`default_truth` ``("capacity_noise")``.
+        Ground truth; default :func:`default_truth` (of the default law,
+        :data:`~bayesmix.fit_settings.DEFAULT_LAW`).
     n_mixtures : int
         Mixtures drawn from a Dirichlet (ignored when ``mixtures`` is given). Every model
         size is trained on every mixture.

@@ -13,6 +13,7 @@ import numpy as np
 from ..data import RunTable
 from ..decide import Constraints, MixtureProblem, Objective
 from ..errors import DataError, UsageError
+from ..fit_settings import DEFAULT_LAW
 from ..posterior import Posterior
 from ..units import parse_quantity
 from .candidates import CandidateSet
@@ -90,7 +91,7 @@ class NutsRefit:
         Fits run so far; ``seconds`` their total wall time.
     """
 
-    def __init__(self, law: str = "capacity_noise", *, draws: int = 200, tune: int = 200, chains: int = 2,
+    def __init__(self, law: str = DEFAULT_LAW, *, draws: int = 200, tune: int = 200, chains: int = 2,
                  seed: int = 0, max_draws: int | None = None, sampler: str = "nutpie", priors=None):
         self.law, self.draws, self.tune, self.chains = law, draws, tune, chains
         self.seed, self.max_draws, self.sampler, self.priors = seed, max_draws, sampler, priors
