@@ -126,8 +126,8 @@ def run(args) -> int:
 
     _step(1, "simulate proxy runs from a known law", clock)
     table, truth = _simulate(args.seed, out)
-    _step(2, "fit capacity_noise by NUTS, then the diagnostics gate", clock)
-    fit, problems = _fit_and_gate(table, settings, args, out)
+    _step(2, f"fit {truth.law_name} by NUTS, then the diagnostics gate", clock)
+    fit, problems = _fit_and_gate(table, truth.law_name, settings, args, out)
     posterior = fit.posterior()
     target_n = SCALE_UP * max(MODEL_SIZES)
     target_d = SCALE_UP * max(TOKENS)
@@ -155,7 +155,7 @@ def _simulate(seed: int, out):
     table, truth = simulate_runs(truth, n_mixtures=N_MIXTURES, model_sizes=MODEL_SIZES, tokens=TOKENS,
                                  min_weight=MIN_WEIGHT, seed=seed)
     table.to_frame().to_csv(out / "runs.csv", index=False)
-    print(f"truth: capacity_noise over {', '.join(table.domains)}; noise-reduction terms differ across domains, "
+    print(f"truth: {truth.law_name} over {', '.join(table.domains)}; noise-reduction terms differ across domains, "
           f"so the best mixture is not uniform; log-loss noise sd {NOISE_SD}")
     print(f"{table.n_runs} runs: {N_MIXTURES} mixtures x model sizes "
           f"{', '.join(format_quantity(n) for n in MODEL_SIZES)} x tokens "
@@ -163,10 +163,10 @@ def _simulate(seed: int, out):
     return table, truth
 
 
-def _fit_and_gate(table, settings, args, out):
-    """Step 2: the fit by NUTS and the diagnostics gate's verdict, the fit saved as
-    ``fit.nc`` (``fit.rejected.nc`` when it fails the gate); the fit and the gate's
-    problems."""
+def _fit_and_gate(table, law: str, settings, args, out):
+    """Step 2: the fit of ``law`` (the truth's) by NUTS and the diagnostics gate's verdict,
+    the fit saved as ``fit.nc`` (``fit.rejected.nc`` when it fails the gate); the fit and
+    the gate's problems."""
     from ..gate import MAX_RHAT, check_gate, format_diagnostics
     from ..inference import fit_law
 
@@ -174,7 +174,7 @@ def _fit_and_gate(table, settings, args, out):
           f"{settings.target_accept}. The runs follow the law exactly (plus noise), so the law-only "
           "observation model is fitted (as 'bayesmix fit --discrepancy off'); on real runs the default "
           "also models the law's own error over scale.", flush=True)
-    fit = fit_law(table, "capacity_noise", settings=settings, progressbar=show_progress(args), allow_warnings=True)
+    fit = fit_law(table, law, settings=settings, progressbar=show_progress(args), allow_warnings=True)
     print(format_diagnostics(fit.diagnostics))
     problems = check_gate(fit.diagnostics, allow_warnings=True)
     fit_path = out / ("fit.rejected.nc" if problems else "fit.nc")
