@@ -16,7 +16,8 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
 
 from . import register
-from .base import DOMAIN, MIN_POSITIVE_WEIGHT, Law, Param
+from .base import (AMPLITUDE_PRIOR, DOMAIN, EXPONENT_PRIOR, IRREDUCIBLE_LOSS_PRIOR, MIN_POSITIVE_WEIGHT, Law,
+                   Param)
 
 CITATION = (
     "Dai, J. and Zheng, Y. Explaining Data Mixing Scaling Laws. ICML 2026. "
@@ -331,7 +332,7 @@ class _CapacityBase(Law):
 CAPACITY_EXPONENT_PRIOR = {"dist": "LogitNormal", "mu": -1.0, "sigma": 0.5}
 
 _CAPACITY_PARAMS = (
-    Param("c", (DOMAIN,), {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0},
+    Param("c", (DOMAIN,), AMPLITUDE_PRIOR,
           "capacity amplitude: the capacity term when the domain holds an equal share N_ref/K "
           "of the reference model, relative to the reference loss (paper's c = this * K^(-b))"),
     Param("b", (DOMAIN,), CAPACITY_EXPONENT_PRIOR,
@@ -343,7 +344,7 @@ _CAPACITY_PARAMS = (
           "minimum capacity of every domain, in units of N_ref; below the smallest model "
           "size of the table, where the split exists (the prior is truncated there)",
           below_model_size=True),
-    Param("E", (DOMAIN,), {"dist": "LogNormal", "mu": -0.5, "sigma": 0.6},
+    Param("E", (DOMAIN,), IRREDUCIBLE_LOSS_PRIOR,
           "irreducible loss relative to the reference loss (the geometric mean of all observed "
           "losses); 90% prior range 0.2-1.6 covers easy (code) and hard (books) domains alike"),
 )
@@ -352,7 +353,7 @@ _NOISE_PARAMS = (
     Param("A", (DOMAIN,), {"dist": "LogNormal", "mu": -2.3, "sigma": 1.0},
           "noise-reduction amplitude: the term when the domain's own tokens D*h_i equal an "
           "equal share D_ref/K, relative to the reference loss (paper's A = this * (D_ref/K)^a)"),
-    Param("a", (DOMAIN,), {"dist": "LogNormal", "mu": -1.2, "sigma": 0.5},
+    Param("a", (DOMAIN,), EXPONENT_PRIOR,
           "noise-reduction exponent on the domain's own tokens"),
 )
 
