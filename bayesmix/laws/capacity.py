@@ -255,7 +255,7 @@ def solver_residual(posterior, table, max_draws: int = 200) -> float:
 def paper_amplitude(c, b, n_domains):
     """The paper's amplitude ``c_i K^(-b_i)`` of a capacity term whose value at an equal
     share ``N_ref / K`` is ``c_i``: ``c_paper x^(-b)`` equals ``c`` at ``x = 1/K``."""
-    return c * np.exp(-b * np.log(n_domains)) if isinstance(c, np.ndarray) else c * pt.exp(-b * pt.log(n_domains))
+    return c * n_domains ** (-b)  # NumPy arrays and PyTensor tensors alike
 
 
 def _capacity_term(p, h, n):
@@ -295,7 +295,7 @@ class _CapacityBase(Law):
         if version >= 2 or "c" not in draws:
             return draws
         c, b = np.asarray(draws["c"], dtype=float), np.asarray(draws["b"], dtype=float)
-        return {**draws, "c": c * np.exp(2.0 * b * np.log(c.shape[-1]))}
+        return {**draws, "c": c * c.shape[-1] ** (2.0 * b)}
 
     def fit_checks(self, posterior, table) -> dict:
         return {**super().fit_checks(posterior, table), "solver_residual": solver_residual(posterior, table)}
