@@ -197,6 +197,8 @@ def format_diagnostics(diag: dict) -> str:
         rows.append(("pilot restarts", f"{diag['pilot_restarted_chains']}",
                      f"chains moved out of a minor mode ({diag['pilot_max_logp_gap']:.0f} nats below)"
                      if diag["pilot_restarted_chains"] else "no minor mode seen"))
+    if diag.get("pilot_recentred"):
+        rows.append(("pilot re-centred", "yes", "the main mode lay away from the MAP: whitened again there"))
     if diag.get("minor_mode_chains"):
         dropped = diag["minor_mode_chains"]
         rows.append(("minor-mode chains", f"{len(dropped)}",

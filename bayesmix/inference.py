@@ -23,7 +23,8 @@ from .gate import check_gate, diagnose, without_minor_mode_chains
 from .errors import UsageError
 from .fit_settings import DEFAULT_LAW, SAMPLERS, FitSettings
 from .laws import Law, get_law
-from .nutpie_backend import PRECOND_Z, compile_for_nutpie, nutpie_starts, run_pilot, sample_nutpie_until_mixed
+from .nutpie_backend import (PRECOND_Z, compile_for_nutpie, nutpie_starts, run_pilot, sample_nutpie_until_mixed,
+                             whitened_order)
 from .coordinates import add_level_terms, uses_level_coordinates
 from .posterior import Posterior
 from .priors import make_rv, resolve_priors
@@ -423,7 +424,8 @@ def fit_law(table, law=DEFAULT_LAW, *, priors=None, settings: FitSettings | None
     timing["map_seconds"] = time.perf_counter() - t0
     pilot_report = {}
     if compiled is not None and settings.pilot and init is None and settings.chains > 1:
-        compiled, report = run_pilot(compiled, settings, progressbar)
+        block = whitened_order(model)[1] if precondition else None
+        compiled, report = run_pilot(compiled, settings, progressbar, whitened_block=block)
         pilot_report = {**report.to_diagnostics(), "pilot_seconds": time.perf_counter() - t0 - timing["map_seconds"]}
     t1 = time.perf_counter()
     idata, draws_per_chain = _sample(model, compiled, precondition, start, settings, progressbar, law)

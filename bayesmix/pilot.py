@@ -57,12 +57,14 @@ class PilotReport:
 
     chain_logp: tuple[float, ...]
     restarted: tuple[int, ...]
+    recentred: bool = False
 
     def to_diagnostics(self) -> dict:
         """Flat entries for a fit's diagnostics."""
         best = max(self.chain_logp)
         gap = max((best - self.chain_logp[c] for c in self.restarted), default=0.0)
-        return {"pilot_restarted_chains": len(self.restarted), "pilot_max_logp_gap": float(gap)}
+        return {"pilot_restarted_chains": len(self.restarted), "pilot_max_logp_gap": float(gap),
+                "pilot_recentred": int(self.recentred)}
 
 
 def minor_mode_chains(logp: np.ndarray) -> np.ndarray:
