@@ -185,6 +185,23 @@ def test_cli_next_writes_ranked_csv(fit_file, tmp_path, capsys, truth):
     assert "criterion: voi" in capsys.readouterr().out
 
 
+def test_cli_next_budget_and_fixed_cost(fit_file, tmp_path, capsys):
+    out = tmp_path / "next.csv"
+    args = ["next", str(fit_file), "--target-model-size", "3B", "--target-tokens", "60B", "--sizes", "50M,100M",
+            "--tokens-per-param", "20", "--n-mixtures", "3", "--n-outcomes", "16", "--max-draws", "40",
+            "--fixed-cost", "1e17"]
+    cost_50m = 6 * 5e7 * 1e9 + 1e17
+    code = main(args + ["--budget", f"{2.5 * cost_50m:g}", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0 and "budget:" in text and "ms each" in text
+    frame = pd.read_csv(out)
+    assert np.allclose(frame["cost"], 6 * frame["model_size"] * frame["tokens"] + 1e17)
+    assert frame.loc[frame["selected"], "cost"].sum() <= 2.5 * cost_50m
+    code = main(args + ["--budget", "1e15"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cheapest" in err and "--budget" in err
+
+
 def test_cli_next_refuses_missing_candidates(fit_file, capsys):
     code = main(["next", str(fit_file), "--target-model-size", "3B", "--target-tokens", "60B"])
     assert code == 2 and "--candidates" in capsys.readouterr().err
