@@ -445,17 +445,21 @@ class AcquisitionResult:
             lines.append(f"budget: {self.budget:.3g} FLOPs; batch of {len(self.picks)} costs {self.batch_cost:.3g}")
         diag = "ESS mean" if self.method == "importance" else "explained"
         lines += ["", f"{'rank':>4}  {'pick':>4}  {'candidate':<{nw}}  {'N':>6}  {'D':>6}  {'cost':>9}  "
-                  f"{'score':>10}  {'+-':>8}  {'per EFLOP':>10}  {diag:>9}  teaches"]
+                  f"{'score':>10}  {'+-':>8}  {'per EFLOP':>10}  {'in batch':>10}  {diag:>9}  teaches"]
         for rank, i in enumerate(self.order()[:limit], start=1):
             pick = str(self.picks.index(i) + 1) if i in self.picks else ""
+            in_batch = f"{self.pick_scores[self.picks.index(i)]:.4g}" if i in self.picks else ""
             d = self.ess_mean[i] if self.method == "importance" else (np.nan if self.explained is None
                                                                        else self.explained[i])
             lines.append(f"{rank:>4}  {pick:>4}  {c.names[i]:<{nw}}  {format_quantity(c.model_size[i]):>6}  "
                          f"{format_quantity(c.tokens[i]):>6}  {c.cost[i]:>9.3g}  {self.score[i]:>10.4g}  "
-                         f"{self.voi_se[i]:>8.2g}  {1e18 * self.score_per_cost[i]:>10.4g}  {d:>9.3g}  "
-                         f"{self.teaches[i]}")
+                         f"{self.voi_se[i]:>8.2g}  {1e18 * self.score_per_cost[i]:>10.4g}  {in_batch:>10}  "
+                         f"{d:>9.3g}  {self.teaches[i]}")
         if len(c) > limit:
             lines.append(f"... {len(c) - limit} more")
+        if len(self.picks) > 1:
+            lines.append("score: the value now; in batch: the value once the earlier picks are (fantasised as) "
+                         "observed, which picks the later ones")
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)
