@@ -353,15 +353,8 @@ def _held_out_value(F, pred: RunPredictions, w, risk: Risk, fit, held, n: int, r
     regression noise is independent of the decisions the other half made.
     """
     K = pred.mean.shape[2]
-    deciders, judges = [], []
-    for idx in (fit, held):
-        wi = w[idx] / w[idx].sum()
-        Fi, pi = F[idx], pred.draws(idx)
-        gains, cyx = linear_gains(Fi, pi, wi)
-        z = rng.standard_normal((len(idx), K)), rng.standard_normal(len(idx))
-        (deciders if idx is fit else judges).append((Fi, pi, wi, gains, cyx, z))
-    Ff, pf, wf, gf, cf, zf = deciders[0]
-    Fh, ph, wh, gh, _, zh = judges[0]
+    Ff, pf, wf, gf, cf, zf = _half(F, pred, w, fit, rng)
+    Fh, ph, wh, gh, _, zh = _half(F, pred, w, held, rng)
     base = int(np.argmin(risk.evaluate(Ff, wf)))
     gf = shrink_gains(gf, cf, Ff, wf, base)
     r = _residual_risk(Ff, pf, wf, gf, risk, zf)  # (M, H)
@@ -377,6 +370,16 @@ def _held_out_value(F, pred: RunPredictions, w, risk: Risk, fit, held, n: int, r
             value[m], se[m] = _judged_difference(Fh, ph.candidates([m]), wh, gh[m], risk, zh, y[m], base,
                                                  decisions[i])
     return value, se
+
+
+def _half(F, pred: RunPredictions, w, idx, rng):
+    """One half of the draws: its objective, predictions, normalised weights, update gains
+    and cross-covariances, and standard normals for its own simulated outcomes."""
+    wi = w[idx] / w[idx].sum()
+    Fi, pi = F[idx], pred.draws(idx)
+    gains, cyx = linear_gains(Fi, pi, wi)
+    z = rng.standard_normal((len(idx), pred.mean.shape[2])), rng.standard_normal(len(idx))
+    return Fi, pi, wi, gains, cyx, z
 
 
 def _judged_difference(Fh, ph: RunPredictions, wh, gains, risk: Risk, z, y, base: int, decisions):
