@@ -142,8 +142,16 @@ class Acquisition:
 
     # ------------------------------------------------------------------ outcomes
     def predictions(self, candidates: CandidateSet) -> RunPredictions:
-        """What each draw predicts each candidate run would show (log-losses, noise)."""
-        mu = self.posterior.expected_loss(candidates.mixtures, candidates.model_size, candidates.tokens)
+        """What each draw predicts each candidate run would show (log-losses, noise).
+
+        Where the fit models the law's error over scale, a candidate's is drawn jointly
+        with the error at the target that the decision's objective holds (the Gaussian
+        process conditioned on it): a run near the target tells about it, one far away
+        little, and a linear update sees that.
+        """
+        target = (self.problem.model_size, self.problem.tokens)
+        mu = self.posterior.expected_loss(candidates.mixtures, candidates.model_size, candidates.tokens,
+                                          jointly_with=target)
         S, M, K = mu.shape
         draws = getattr(self.posterior, "observation", None)
         if self.posterior.sigma is None:
