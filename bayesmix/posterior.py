@@ -212,18 +212,24 @@ class Posterior:
             parts.append(fn(*params, h[sl], n[sl], d[sl]))
         return np.concatenate(parts, axis=1) * loss_ref
 
-    def log_offsets(self, weights, model_size, tokens, *, seed=0) -> np.ndarray | None:
+    def log_offsets(self, weights, model_size, tokens, *, seed=0, jointly_with=None) -> np.ndarray | None:
         """The observation model's ``delta + eta_known`` at the rows, ``(S, rows, K)``:
         the law's error at each row's scale (drawn from its Gaussian process away from the
         fitted scales) plus the effect of a mixture seen in the fit; None for a law-only
-        posterior."""
+        posterior. See :meth:`expected_loss` for ``jointly_with``."""
         if self.observation is None:
             return None
         h, N, D = self._check_inputs(weights, model_size, tokens)
         n, d = self.scaling.scale_inputs(N, D)
-        return observation.log_offsets(self.observation, h, n, d, seed=seed)
+        joint = None
+        if jointly_with is not None:
+            n0, d0 = self.scaling.scale_inputs(np.atleast_1d(float(jointly_with[0])),
+                                               np.atleast_1d(float(jointly_with[1])))
+            joint = (float(np.ravel(n0)[0]), float(np.ravel(d0)[0]))
+        return observation.log_offsets(self.observation, h, n, d, seed=seed, jointly_with=joint)
 
-    def expected_loss(self, weights, model_size, tokens, *, chunk: int = 4096, seed=0) -> np.ndarray:
+    def expected_loss(self, weights, model_size, tokens, *, chunk: int = 4096, seed=0,
+                      jointly_with=None) -> np.ndarray:
         """Expected loss per draw, row and domain, in nats: ``(S, rows, K)``.
 
         The law's mean times ``exp(delta + eta_known)`` (:meth:`log_offsets`): where the
@@ -238,9 +244,14 @@ class Posterior:
         seed : int
             Seed of the discrepancy's draws at scales the fit did not see (the same seed
             gives the same draws).
+        jointly_with : (float, float), optional
+            A scale ``(N0, D0)`` (natural units): the discrepancy at the rows is drawn
+            conditional on its draw there with seed 0, the draw a decision at that scale
+            uses (:meth:`symbolic_expected_loss`), so that the rows' losses say what they
+            would about the law's error at ``(N0, D0)`` (acquisition's predictions).
         """
         mu = self.law_mean(weights, model_size, tokens, chunk=chunk)
-        offsets = self.log_offsets(weights, model_size, tokens, seed=seed)
+        offsets = self.log_offsets(weights, model_size, tokens, seed=seed, jointly_with=jointly_with)
         return mu if offsets is None else mu * np.exp(offsets)
 
     def _check_law_domain(self, n: np.ndarray) -> None:

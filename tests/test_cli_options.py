@@ -72,6 +72,7 @@ def test_choices_shown_without_pymc_match_the_library():
     assert options.DEFAULT_LAW in options.LAW_NAMES
     assert options.DEFAULT_LAW == inspect.signature(LawModel).parameters["law"].default
     assert tuple(options.CRITERIA) == tuple(acquire.CRITERIA)
+    assert tuple(options.VOI_METHODS) == tuple(acquire.METHODS) and options.VOI_METHODS[0] == acquire.DEFAULT_METHOD
     assert tuple(inference.SAMPLERS) == ("pymc", "nutpie", "numpyro")
     assert tuple(inference.LIKELIHOODS) == tuple(observation.LIKELIHOODS) == ("normal", "student_t")
     assert tuple(observation.SWITCHES) == ("auto", "on", "off")

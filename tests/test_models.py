@@ -151,4 +151,6 @@ def test_next_from_shipped_artifact(name, run_cli, tmp_path):
     numbers = frame[["model_size", "tokens", "cost", "score", "score_per_cost"]
                     + [c for c in frame.columns if c.startswith("weight_")]].to_numpy(dtype=float)
     assert np.all(np.isfinite(numbers))
-    assert np.all(frame["score"] >= -1e-12)  # value of information is never negative
+    # The value of information is never negative; its estimate is 0 for a run that teaches
+    # nothing and otherwise within its Monte Carlo error of a non-negative number.
+    assert np.all(frame["score"] >= -4 * frame["voi_se"] - 1e-12)

@@ -464,3 +464,29 @@ def test_the_model_with_mixture_effects_integrated_out_is_the_explicit_model_mar
     for _ in range(3):
         z = rng.normal(size=(len(design.mixtures), len(table.domains)))
         assert logp_explicit({**point, "mix_z": z}) - log_conditional(z) == pytest.approx(logp_marginal, rel=1e-9)
+
+
+def test_discrepancy_given_a_scale_is_distributed_as_one_joint_draw():
+    """Drawing the discrepancy at a new scale conditional on the draw a decision uses at
+    another (``discrepancy_given``) gives the same joint distribution as drawing both scales
+    in one call, and keeps that other draw as it is."""
+    design = _design([[-0.5], [0.5]])
+    white = np.array([[[0.4], [-1.1]]])
+    draws = ObservationDraws(design, disc_slope=np.array([[[0.01]]]), disc_amp=np.array([0.03]), disc_white=white)
+    target, near = np.exp([1.5]), np.exp([1.1])
+    t0 = draws.discrepancy(target, np.ones(1), seed=7)
+    again = draws.discrepancy_given(target, np.ones(1), target[0], 1.0, seed=3, given_seed=7)
+    # Its own scale: the given draw, up to the kernel's jitter (variance 1e-6 added to the
+    # conditional, which is 0 there, and to the given scale's own): 5 sd of that.
+    jitter = np.sqrt(2 * observation.KERNEL_JITTER) * 0.03
+    assert abs(again[0, 0, 0] - t0[0, 0, 0]) < 5 * jitter
+    given = [draws.discrepancy_given(near, np.ones(1), target[0], 1.0, seed=10_000 + s, given_seed=s)[0, 0, 0]
+             for s in range(4000)]
+    pairs = np.column_stack([[draws.discrepancy(target, np.ones(1), seed=s)[0, 0, 0] for s in range(4000)], given])
+    joint = np.array([draws.discrepancy(np.r_[target, near], np.ones(2), seed=s)[0, :, 0] for s in range(4000)])
+    # 4000 draws each: means within 4 standard errors, sds and the correlation within 0.05.
+    se = joint.std(0) / np.sqrt(4000)
+    assert np.all(np.abs(pairs.mean(0) - joint.mean(0)) < 4 * np.sqrt(2) * se)
+    assert np.all(np.abs(pairs.std(0) / joint.std(0) - 1) < 0.05)
+    r_pairs, r_joint = np.corrcoef(pairs.T)[0, 1], np.corrcoef(joint.T)[0, 1]
+    assert r_joint > 0.5 and abs(r_pairs - r_joint) < 0.05

@@ -18,16 +18,18 @@ from ..posterior import Posterior
 from ..units import parse_quantity
 from .candidates import CandidateSet
 from .likelihood import effective_sample_size, log_likelihood, normalise_log
-from .selection import DEFAULT_ACQUISITION_DRAWS, DEFAULT_OUTCOMES, Acquisition
+from .selection import DEFAULT_ACQUISITION_DRAWS, DEFAULT_METHOD, DEFAULT_OUTCOMES, Acquisition
 
 
-def table_to_candidates(table: RunTable) -> CandidateSet:
-    """The runs of a table (final checkpoints) as candidates named by run id."""
+def table_to_candidates(table: RunTable, *, fixed_cost: float = 0.0) -> CandidateSet:
+    """The runs of a table (final checkpoints) as candidates named by run id, each
+    costing ``6 N D + fixed_cost`` FLOPs."""
     final = table.final_checkpoints()
     _, first = np.unique(np.asarray(final.run_ids, dtype=str), return_index=True)
     first = np.sort(first)
     return CandidateSet.from_arrays(final.domains, final.weights[first], final.model_size[first],
-                                    final.tokens[first], names=[str(r) for r in final.run_ids[first]])
+                                    final.tokens[first], names=[str(r) for r in final.run_ids[first]],
+                                    fixed_cost=fixed_cost)
 
 
 def concat_tables(a: RunTable, b: RunTable) -> RunTable:
@@ -48,7 +50,8 @@ class ReweightRefit:
 
     The draws of ``base`` are treated as the prior (a finite set); the refit weights each
     draw by the likelihood of the table (Normal on the log-loss with the draw's
-    ``sigma``; each row counts as its own run). Exact for a discrete prior, and free of
+    ``sigma``; the checkpoints of one run, by run id, share its offset ``run_sd``). Exact
+    for a discrete prior, and free of
     sampling, so campaigns and tests run in seconds; the weights degenerate once the
     data outgrow the draws (watch the effective sample size).
 
@@ -64,7 +67,8 @@ class ReweightRefit:
         mu = self.base.expected_loss(table.weights, table.model_size, table.tokens)  # (S, n, K)
         S = self.base.n_draws
         sigma = np.full((S, self.base.n_domains), 1e-2) if self.base.sigma is None else self.base.sigma
-        loglik = log_likelihood(np.log(table.losses), np.log(mu), sigma, self.base.run_sd)  # (n, S)
+        _, run = np.unique(np.asarray(table.run_ids, dtype=str), return_inverse=True)
+        loglik = log_likelihood(np.log(table.losses), np.log(mu), sigma, self.base.run_sd, groups=run)  # (runs, S)
         return self.base, normalise_log(loglik.sum(0))
 
 
@@ -121,8 +125,8 @@ class AdaptiveRefit:
 
     The first call fits ``nuts`` to the table (the base posterior, conditioned on the
     base table). Later calls weight the base draws by the likelihood of the rows added
-    since (Normal on the log-loss with the draw's ``sigma`` and ``run_sd``; each new row
-    its own run): the exact Bayesian update of the base posterior, as long as the
+    since (Normal on the log-loss with the draw's ``sigma`` and ``run_sd``; a run's
+    checkpoints share its offset): the exact Bayesian update of the base posterior, as long as the
     base draws cover the new posterior. When the effective sample size falls below
     ``ess_fraction`` of the draws, the table is refitted by NUTS, warm-started at the
     current weighted means and in the base's units, and becomes the new base.
@@ -244,7 +248,8 @@ def run_campaign(table: RunTable, model_size, tokens, *, refit: Callable, observ
                  budget_flops: float | None = None, truth=None, objective: Objective | None = None,
                  constraints: Constraints | None = None, risk="mean",
                  max_draws: int | None = DEFAULT_ACQUISITION_DRAWS, n_outcomes: int = DEFAULT_OUTCOMES,
-                 seed: int = 0, callback: Callable | None = None, score: Callable | None = None) -> CampaignResult:
+                 method: str = DEFAULT_METHOD, seed: int = 0, callback: Callable | None = None,
+                 score: Callable | None = None) -> CampaignResult:
     """Run fit -> next -> observe -> refit until the budget is spent.
 
     Parameters
@@ -268,6 +273,8 @@ def run_campaign(table: RunTable, model_size, tokens, *, refit: Callable, observ
         Steps to run; ``budget_flops``: stop before a step would exceed this compute.
     truth : Truth, optional
         With a known truth the log has the true regret of each step's recommendation.
+    max_draws, n_outcomes, method, seed
+        As for :class:`Acquisition` (the seed moves on with each step).
     callback : callable, optional
         Called with each log row.
     score : callable, optional
@@ -296,8 +303,8 @@ def run_campaign(table: RunTable, model_size, tokens, *, refit: Callable, observ
     posterior, weights = _posterior_and_weights(refit(table, None))
     for step in itertools.count():
         t0 = time.perf_counter()
-        acq = Acquisition(posterior, model_size, tokens, risk=risk, draw_weights=weights,
-                          n_outcomes=n_outcomes, seed=seed + 1000 * step, problem=problem_for(posterior))
+        acq = Acquisition(posterior, model_size, tokens, risk=risk, draw_weights=weights, n_outcomes=n_outcomes,
+                          method=method, seed=seed + 1000 * step, problem=problem_for(posterior))
         row = _recommendation_row(acq, step, state, regret_of, score)
         pool = candidates(step, state.table) if callable(candidates) else candidates
         last = budget_steps is not None and step >= budget_steps

@@ -22,6 +22,14 @@ def flops_cost(model_size, tokens) -> np.ndarray:
     return FLOPS_PER_PARAM_TOKEN * np.asarray(model_size, dtype=float) * np.asarray(tokens, dtype=float)
 
 
+def check_fixed_cost(fixed_cost) -> float:
+    """A fixed cost per run (FLOPs) as a float, refused when negative or not finite."""
+    value = float(fixed_cost)
+    if not np.isfinite(value) or value < 0:
+        raise UsageError(f"the fixed cost per run must be a non-negative number of FLOPs, got {fixed_cost}")
+    return value
+
+
 @dataclass
 class CandidateSet:
     """Candidate proxy runs: a mixture, a model size, a token count and a cost each.
@@ -32,7 +40,8 @@ class CandidateSet:
     names : list of str
     mixtures : ndarray ``(M, K)``
     model_size, tokens, cost : ndarray ``(M,)``
-        N in parameters, D in tokens, cost in FLOPs (default ``6 N D``).
+        N in parameters, D in tokens, cost in FLOPs (default ``6 N D`` plus a fixed
+        cost per run).
     """
 
     domains: tuple
@@ -43,8 +52,15 @@ class CandidateSet:
     cost: np.ndarray
 
     @classmethod
-    def from_arrays(cls, domains, mixtures, model_size, tokens, cost=None, names=None) -> "CandidateSet":
-        """Build a checked candidate set (scalars broadcast to every candidate)."""
+    def from_arrays(cls, domains, mixtures, model_size, tokens, cost=None, names=None, *,
+                    fixed_cost: float = 0.0) -> "CandidateSet":
+        """Build a checked candidate set (scalars broadcast to every candidate).
+
+        ``cost`` (FLOPs) defaults to ``6 N D + fixed_cost``: the training compute plus
+        what every run costs besides (start-up, evaluation, checkpoints), in FLOPs of the
+        same hardware; a given ``cost`` is taken as the whole cost.
+        """
+        fixed_cost = check_fixed_cost(fixed_cost)
         domains = tuple(domains)
         h = np.atleast_2d(np.asarray(mixtures, dtype=float))
         M = h.shape[0]
@@ -58,7 +74,10 @@ class CandidateSet:
         D = np.broadcast_to(np.asarray(tokens, dtype=float), (M,)).copy()
         if np.any(~np.isfinite(N)) or np.any(N <= 0) or np.any(~np.isfinite(D)) or np.any(D <= 0):
             raise UsageError("candidate model sizes and tokens must be positive")
-        c = flops_cost(N, D) if cost is None else np.broadcast_to(np.asarray(cost, dtype=float), (M,)).copy()
+        if cost is None:
+            c = flops_cost(N, D) + fixed_cost
+        else:
+            c = np.broadcast_to(np.asarray(cost, dtype=float), (M,)).copy()
         if np.any(~np.isfinite(c)) or np.any(c <= 0):
             raise UsageError("candidate costs must be positive")
         names = [f"cand-{i + 1:03d}" for i in range(M)] if names is None else [str(n) for n in names]
@@ -106,7 +125,7 @@ def simplex_sobol(n: int, n_domains: int, *, seed: int = 0) -> np.ndarray:
 
 
 def generate_candidates(domains, sizes, *, tokens=None, tokens_per_param=None, n_mixtures: int = 16,
-                        constraints: Constraints | None = None, seed: int = 0) -> CandidateSet:
+                        constraints: Constraints | None = None, seed: int = 0, fixed_cost: float = 0.0) -> CandidateSet:
     """Candidates on a grid of scales times quasi-random mixtures meeting the constraints.
 
     Parameters
@@ -124,6 +143,8 @@ def generate_candidates(domains, sizes, *, tokens=None, tokens_per_param=None, n
     constraints : Constraints, optional
         The same per-domain ``min``/``max``/``available`` as the recommendation.
     seed : int
+    fixed_cost : float
+        FLOPs every run costs on top of ``6 N D``.
 
     Returns
     -------
@@ -154,16 +175,16 @@ def generate_candidates(domains, sizes, *, tokens=None, tokens_per_param=None, n
             rows_n.append(n)
             rows_d.append(d)
             names.append(f"{format_quantity(n)}-{format_quantity(d)}-m{i + 1:02d}")
-    return CandidateSet.from_arrays(domains, np.array(rows_h), rows_n, rows_d, names=names)
+    return CandidateSet.from_arrays(domains, np.array(rows_h), rows_n, rows_d, names=names, fixed_cost=fixed_cost)
 
 
-def load_candidates(path, domains) -> CandidateSet:
+def load_candidates(path, domains, *, fixed_cost: float = 0.0) -> CandidateSet:
     """Read candidates from a CSV/TSV file.
 
     Columns: an optional ``name``; one weight per domain (``<d>`` or ``weight_<d>``,
     matched by name, missing domains get 0); ``model_size`` (or ``N``); ``tokens`` (or
-    ``n_tokens``, ``D``); an optional ``cost`` in FLOPs (default ``6 N D``). Sizes may be
-    written ``122M``.
+    ``n_tokens``, ``D``); an optional ``cost`` in FLOPs, the whole cost of each run
+    (default ``6 N D + fixed_cost``). Sizes may be written ``122M``.
 
     Raises
     ------
@@ -216,6 +237,6 @@ def load_candidates(path, domains) -> CandidateSet:
     cost = quantities(cost_col, "cost") if cost_col else None
     names = [str(v) for v in frame["name"]] if "name" in frame.columns else None
     try:
-        return CandidateSet.from_arrays(domains, h, N, D, cost=cost, names=names)
+        return CandidateSet.from_arrays(domains, h, N, D, cost=cost, names=names, fixed_cost=fixed_cost)
     except UsageError as err:
         raise DataError(str(err), file=path) from None

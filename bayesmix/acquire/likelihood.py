@@ -9,12 +9,13 @@ from .. import observation
 from ..posterior import Posterior
 
 
-def log_likelihood(log_y, log_mu, sigma, run_sd=None) -> np.ndarray:
+def log_likelihood(log_y, log_mu, sigma, run_sd=None, groups=None) -> np.ndarray:
     """Log density of observed log-losses under each draw, Normal with a shared run offset.
 
     ``log y_k = log mu_sk + u + e_k``, ``u ~ N(0, run_sd_s^2)`` shared by the run's
-    domains, ``e_k ~ N(0, sigma_sk^2)``; the covariance is diagonal plus rank one, so the
-    density has a closed form (Sherman-Morrison). Missing (NaN) losses are left out.
+    domains (and checkpoints), ``e_k ~ N(0, sigma_sk^2)``; the covariance is diagonal
+    plus rank one, so the density has a closed form (Sherman-Morrison). Missing (NaN)
+    losses are left out.
 
     Parameters
     ----------
@@ -24,10 +25,13 @@ def log_likelihood(log_y, log_mu, sigma, run_sd=None) -> np.ndarray:
         Expected log-losses per draw (per run when 3-D).
     sigma : ndarray ``(S, K)`` or ``(S, J, K)``
     run_sd : ndarray ``(S,)``, optional
+    groups : array_like of int ``(J,)``, optional
+        The run of each row (``0 .. G-1``): rows of one run (its checkpoints) share one
+        offset and their density is joint. Default: every row is its own run.
 
     Returns
     -------
-    ndarray ``(J, S)``
+    ndarray ``(J, S)``, or ``(G, S)`` with ``groups``
 
     The density is :func:`bayesmix.observation.grouped_loglik`'s, with a run as the group.
     """
@@ -41,7 +45,11 @@ def log_likelihood(log_y, log_mu, sigma, run_sd=None) -> np.ndarray:
     scale = np.asarray(sigma, dtype=float)
     scale = (scale[:, None, :] if scale.ndim == 2 else scale)
     scale = np.broadcast_to(scale, (S, J, K))[:, rows, doms]
-    return observation.grouped_loglik(log_y[rows, doms], loc, scale, rows, J, run_sd=run_sd).T
+    if groups is None:
+        return observation.grouped_loglik(log_y[rows, doms], loc, scale, rows, J, run_sd=run_sd).T
+    groups = np.asarray(groups, dtype=int).reshape(-1)
+    return observation.grouped_loglik(log_y[rows, doms], loc, scale, groups[rows], int(groups.max()) + 1,
+                                      run_sd=run_sd).T
 
 
 def normalise_log(logw) -> np.ndarray:

@@ -12,35 +12,55 @@ from .. import observation
 from .._files import write_text_atomic
 from ..decide import Constraints, MixtureProblem, Objective, Risk
 from ..errors import UsageError
-from ..polytope import project_to_polytope, spectral_projected_gradient
+from ..polytope import project_to_polytope
 from ..posterior import Posterior
 from ..units import format_quantity
 from ..weighted import normalised_draw_weights
 from .candidates import CandidateSet
-from .likelihood import effective_sample_size, log_likelihood, normalise_log, parameter_table
+from .likelihood import parameter_table
+from .preposterior import METHODS, Belief, RunPredictions, decision_explained, explained_share, linear_gains
 
 #: Simulated outcomes per candidate for the value of information.
-DEFAULT_OUTCOMES = 32
-#: Below this fraction of the draws, the mean effective sample size draws a warning.
+DEFAULT_OUTCOMES = 256
+#: Below this fraction of the draws, the mean effective sample size draws a warning
+#: (``importance`` value of information).
 ESS_WARNING_FRACTION = 0.1
-#: Posterior draws used by the acquisition by default (each outcome re-optimises over them).
+#: Posterior draws used by the acquisition by default.
 DEFAULT_ACQUISITION_DRAWS = 200
+#: How the value of information updates the posterior by an outcome (see :mod:`.preposterior`).
+DEFAULT_METHOD = "gaussian"
 CRITERIA = ("voi", "variance", "random", "space-filling")
+#: Noise sd of the log-loss assumed for posteriors without one (nats).
+DEFAULT_NOISE_SD = 1e-2
 
 
 @dataclass
 class CandidateScores:
-    """Scores of candidates under one prior weighting of the draws (see :class:`Acquisition`)."""
+    """Scores of candidates under one state of the posterior (see :class:`Acquisition`)."""
 
     score: np.ndarray
     voi_se: np.ndarray
     ess_min: np.ndarray
     ess_mean: np.ndarray
     teaches: list
+    explained: np.ndarray
+
+    @classmethod
+    def plain(cls, score) -> "CandidateScores":
+        """Scores without the value of information's diagnostics."""
+        nan = np.full(len(score), np.nan)
+        return cls(np.asarray(score, dtype=float), nan, nan.copy(), nan.copy(), [""] * len(score), nan.copy())
 
 
 class Acquisition:
     """Scores candidate runs by what they would teach about the target decision.
+
+    What does not depend on an outcome is computed once: the recommendation now (under
+    ``risk``), each draw's optimal mixture, a finite set of decisions (the recommendation,
+    the draws' optima and the points half way between the two) with every draw's
+    objective there, and what every draw predicts each candidate would show. The value
+    of information is then a vectorised computation over candidates and simulated
+    outcomes (:class:`~bayesmix.acquire.preposterior.Belief`).
 
     Parameters
     ----------
@@ -50,13 +70,16 @@ class Acquisition:
     objective : Objective, optional
     constraints : Constraints, optional
     risk : str or Risk
-        The decision's risk measure (its regret is always the mean regret).
+        The decision's risk measure: the decision minimises it and the value of
+        information is the fall in it (for the mean: the fall in expected regret).
     draw_weights : array_like, optional
         Weights of ``posterior``'s draws (e.g. from :class:`ReweightRefit`).
     max_draws : int, optional
         Thin the posterior to at most this many draws.
     n_outcomes : int
         Simulated outcomes per candidate.
+    method : {"gaussian", "importance"}
+        How an outcome updates the posterior (:mod:`bayesmix.acquire.preposterior`).
     seed : int
         Seed of the simulated outcomes (shared by all candidates: common random numbers).
     problem : MixtureProblem, optional
@@ -67,262 +90,211 @@ class Acquisition:
     def __init__(self, posterior: Posterior, model_size, tokens, *, objective: Objective | None = None,
                  constraints: Constraints | None = None, risk="mean", draw_weights=None,
                  max_draws: int | None = DEFAULT_ACQUISITION_DRAWS, n_outcomes: int = DEFAULT_OUTCOMES,
-                 seed: int = 0, problem: MixtureProblem | None = None):
+                 method: str = DEFAULT_METHOD, seed: int = 0, problem: MixtureProblem | None = None):
         if n_outcomes < 2:
             raise UsageError(f"n_outcomes must be at least 2, got {n_outcomes}")
+        if method not in METHODS:
+            raise UsageError(f"unknown value-of-information method '{method}': use one of {', '.join(METHODS)}")
         self.problem = problem or MixtureProblem(posterior, model_size, tokens, objective=objective,
                                                  constraints=constraints, max_draws=max_draws)
         self.posterior = self.problem.posterior
+        w = None
         if draw_weights is not None:
             w = np.asarray(draw_weights, dtype=float).reshape(-1)
             if w.shape[0] == posterior.n_draws and w.shape[0] != self.problem.n_draws:
                 w = w[self.problem.draw_index]
-            self.weights = normalised_draw_weights(w, self.problem.n_draws)
-        else:
-            self.weights = normalised_draw_weights(None, self.problem.n_draws)
+        self.weights = normalised_draw_weights(w, self.problem.n_draws)
         self.risk = Risk.parse(risk)
-        self.n_outcomes = int(n_outcomes)
-        self.seed = seed
-        S, K = self.problem.n_draws, self.problem.n_domains
-        # A candidate is a new run of a new mixture: its cells scatter by the noise and,
-        # where the fit has mixture effects, a new mixture's effect.
-        draws = getattr(self.posterior, "observation", None)
-        self.sigma = (np.full((S, K), 1e-2) if self.posterior.sigma is None
-                      else observation.cell_sd(self.posterior.sigma, draws)[:, 0])
-        self.run_sd = None if self.posterior.run_sd is None else np.asarray(self.posterior.run_sd, dtype=float)
+        self.n_outcomes, self.method, self.seed = int(n_outcomes), method, seed
         self.param_names, self.param_draws = parameter_table(self.posterior)
-        self._optima = None
+        self._decisions = None
 
     # ------------------------------------------------------------------ decisions
     @property
     def n_draws(self) -> int:
         return self.problem.n_draws
 
-    def optima(self):
-        if self._optima is None:
-            self._optima = self.problem.per_draw_optima()
-        return self._optima
-
-    def recommend(self, weights=None, *, n_restarts: int = 4):
-        """The decision and its posterior expected regret under ``weights`` (default: current)."""
-        w = self.weights if weights is None else normalised_draw_weights(weights, self.n_draws)
-        opt_h, _ = self.optima()
-        h, _ = self.problem.recommend_mixture(self.risk, draw_weights=w, n_restarts=n_restarts,
-                                              starts=[w @ opt_h])
-        H, R = self.reweighted_decisions(w[None], starts=h[None])
-        return H[0], float(R[0])
-
-    def reweighted_decisions(self, W, *, starts=None):
-        """Re-optimise the decision under each row of weights, all at once.
-
-        Parameters
-        ----------
-        W : ndarray ``(J, S)``
-            Normalised draw weights, one row per (simulated) posterior.
-        starts : ndarray ``(R, K)``, optional
-            Starting mixtures shared by every row (plus each row's weighted mean of the
-            draws' optima).
+    def decision_set(self):
+        """The finite set of decisions the value of information chooses among, and every
+        draw's objective there.
 
         Returns
         -------
-        (mixtures ``(J, K)``, expected regrets ``(J,)``)
+        (mixtures ``(H, K)``, objective ``(S, H)``, optima ``(S,)``): row 0 is the
+        recommendation now; then each draw's optimum and the point half way between it
+        and the recommendation. ``optima`` are the draws' optimal objectives.
         """
-        W = np.atleast_2d(np.asarray(W, dtype=float))
-        J, S = W.shape
-        K = self.problem.n_domains
-        opt_h, opt_v = self.optima()
-        lower, upper = self.problem.bounds.lower, self.problem.bounds.upper
-        start_list = [W @ opt_h]
-        if starts is not None:
-            for h in np.atleast_2d(starts):
-                start_list.append(np.broadcast_to(h, (J, K)))
-        R_ = len(start_list)
-        x0 = project_to_polytope(np.stack(start_list, axis=1).reshape(J * R_, K), lower, upper)
-        Wrep = np.repeat(W, R_, axis=0)  # (J*R, S), row j*R + r
-        evaluator, ow, risk = self.problem.evaluator, self.problem.objective_weights, self.risk
+        if self._decisions is None:
+            w = self.weights
+            opt_h, opt_v = self.problem.per_draw_optima()
+            h0, _ = self.problem.recommend_mixture(self.risk, draw_weights=w, starts=[w @ opt_h])
+            bounds = self.problem.bounds
+            halfway = project_to_polytope(0.5 * (h0[None] + opt_h), bounds.lower, bounds.upper)
+            H = np.concatenate([h0[None], opt_h, halfway])
+            F = self.problem.objective_draws(H)
+            self._decisions = (H, F, np.minimum(opt_v, F.min(axis=1)))
+        return self._decisions
 
-        def fun(X):
-            values, grads, _ = evaluator(np.broadcast_to(X[None], (S,) + X.shape), ow)  # (S, B), (S, B, K)
-            bad = ~np.all(np.isfinite(values), axis=0)
-            values = np.where(np.isfinite(values), values, 0.0)
-            if risk.kind == "mean":
-                coef = Wrep.T
-            else:
-                coef = np.column_stack([risk.coefficients(values[:, b], Wrep[b]) for b in range(X.shape[0])])
-            f = np.where(bad, np.inf, np.sum(coef * values, axis=0))
-            g = np.einsum("sb,sbk->bk", coef, grads)
-            return f, g
-
-        x, f, _, _ = spectral_projected_gradient(fun, x0, lower, upper)
-        x, f = x.reshape(J, R_, K), f.reshape(J, R_)
-        best = np.argmin(f, axis=1)
-        H = project_to_polytope(x[np.arange(J), best], lower, upper)
-        values = self.problem.objective_draws(H)  # (S, J)
-        regret = np.maximum(values - opt_v[:, None], 0.0)
-        return H, np.sum(W.T * regret, axis=0)
+    def recommend(self):
+        """The recommendation now and its posterior expected (mean) regret in nats."""
+        H, F, optima = self.decision_set()
+        return H[0], float(self.weights @ np.maximum(F[:, 0] - optima, 0.0))
 
     # ------------------------------------------------------------------ outcomes
-    def expected_log_loss(self, candidates: CandidateSet) -> np.ndarray:
-        """Expected log-losses per draw at each candidate, ``(S, M, K)``."""
-        mu = self.posterior.expected_loss(candidates.mixtures, candidates.model_size, candidates.tokens)
-        return np.log(mu)
+    def predictions(self, candidates: CandidateSet) -> RunPredictions:
+        """What each draw predicts each candidate run would show (log-losses, noise).
 
-    def simulate_outcomes(self, log_mu, weights=None, *, seed=None):
-        """Simulated log-loss outcomes of each candidate, ``(M, J, K)``, with common numbers.
-
-        Draws are chosen by systematic resampling of ``weights``; each outcome adds a run
-        offset (``run_sd``) and observation noise (``sigma``) of its draw.
+        Where the fit models the law's error over scale, a candidate's is drawn jointly
+        with the error at the target that the decision's objective holds (the Gaussian
+        process conditioned on it): a run near the target tells about it, one far away
+        little, and a linear update sees that.
         """
-        S, M, K = log_mu.shape
-        J = self.n_outcomes
-        w = self.weights if weights is None else weights
-        rng = np.random.default_rng(self.seed if seed is None else seed)
-        positions = (rng.uniform() + np.arange(J)) / J
-        draws = np.minimum(np.searchsorted(np.cumsum(w), positions), S - 1)  # (J,)
-        z_noise = rng.standard_normal((J, K))
-        z_run = rng.standard_normal(J)
-        offset = 0.0 if self.run_sd is None else (self.run_sd[draws] * z_run)[:, None]
-        noise = self.sigma[draws] * z_noise + offset  # (J, K)
-        return log_mu[draws].transpose(1, 0, 2) + noise[None]  # (M, J, K)
+        target = (self.problem.model_size, self.problem.tokens)
+        mu = self.posterior.expected_loss(candidates.mixtures, candidates.model_size, candidates.tokens,
+                                          jointly_with=target)
+        S, M, K = mu.shape
+        draws = getattr(self.posterior, "observation", None)
+        if self.posterior.sigma is None:
+            cell = np.full((S, M, K), DEFAULT_NOISE_SD)
+        else:
+            cell = np.array(observation.cell_sd(self.posterior.sigma, draws, candidates.mixtures))
+        run_sd = None if self.posterior.run_sd is None else np.asarray(self.posterior.run_sd, dtype=float)
+        return RunPredictions(np.log(mu), cell, run_sd)
+
+    def belief(self, candidates: CandidateSet, predictions: RunPredictions | None = None) -> Belief:
+        """The current posterior over the decision set and the candidates' outcomes."""
+        _, F, _ = self.decision_set()
+        pred = self.predictions(candidates) if predictions is None else predictions
+        return Belief(F, pred, self.weights, self.risk, method=self.method, n_outcomes=self.n_outcomes,
+                      seed=self.seed)
 
     # ------------------------------------------------------------------ criteria
-    def score_voi(self, candidates: CandidateSet, weights=None, *, log_mu=None) -> CandidateScores:
-        """Value of information of each candidate (nats of expected regret removed)."""
-        w = self.weights if weights is None else normalised_draw_weights(weights, self.n_draws)
-        log_mu = self.expected_log_loss(candidates) if log_mu is None else log_mu
-        outcomes = self.simulate_outcomes(log_mu, w)
-        h0, R0 = self.recommend(w)
-        sd0 = self._param_sd(w[None])[0]
-        M = len(candidates)
-        score, se = np.empty(M), np.empty(M)
-        ess_min, ess_mean, teaches = np.empty(M), np.empty(M), []
-        for m in range(M):
-            W = self._outcome_weights(log_mu[:, m], outcomes[m], w)
-            _, R = self.reweighted_decisions(W, starts=h0[None])
-            # The value of information is never negative; the estimate can be, by a Monte
-            # Carlo error (the outcomes' weights average to w only approximately). Zero
-            # is never further from the true value than a negative estimate.
-            score[m] = max(R0 - R.mean(), 0.0)
-            se[m] = R.std(ddof=1) / np.sqrt(len(R))
-            ess = effective_sample_size(W)
-            ess_min[m], ess_mean[m] = ess.min(), ess.mean()
-            teaches.append(self._teaches(sd0, W))
-        return CandidateScores(score, se, ess_min, ess_mean, teaches)
+    def score_voi(self, candidates: CandidateSet, *, belief: Belief | None = None, idx=None) -> CandidateScores:
+        """Value of information of each candidate (nats of risk removed; see :class:`Belief`).
 
-    def _outcome_weights(self, log_mu_c, outcomes, w) -> np.ndarray:
-        loglik = log_likelihood(outcomes, log_mu_c, self.sigma, self.run_sd)  # (J, S)
-        with np.errstate(divide="ignore"):
-            logw = np.where(np.isfinite(loglik), loglik, -np.inf) + np.log(w)[None]
-        # An outcome no draw can explain (non-finite everywhere) leaves the weights as they were.
-        lost = ~np.any(np.isfinite(logw), axis=1)
-        if lost.any():
-            with np.errstate(divide="ignore"):
-                logw[lost] = np.log(w)[None]
-        return normalise_log(logw)
+        ``idx`` restricts the scoring to those candidates of ``belief`` (default: all).
+        """
+        belief = self.belief(candidates) if belief is None else belief
+        est = belief.value(idx)
+        pred = belief.predictions if idx is None else belief.predictions.candidates(np.asarray(idx, dtype=int))
+        w = belief.weights
+        gains, cyx = linear_gains(self.param_draws, pred, w)
+        teaches = [self._teaches(row) for row in explained_share(gains, cyx, self.param_draws, w)]
+        gains, cyx = linear_gains(belief.values, pred, w)
+        explained = decision_explained(gains, cyx, belief.values, w, belief.base_decision())
+        return CandidateScores(est.value, est.se, est.ess_min, est.ess_mean, teaches, explained)
 
-    def _param_sd(self, W) -> np.ndarray:
-        P = self.param_draws
-        mean = W @ P
-        return np.sqrt(np.maximum(W @ P**2 - mean**2, 0.0))
-
-    def _teaches(self, sd0, W, top: int = 3) -> str:
-        sd1 = self._param_sd(W).mean(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            shrink = np.where(sd0 > 0, 1.0 - sd1 / sd0, 0.0)
+    def _teaches(self, share, top: int = 3) -> str:
+        """The parameters whose posterior sd a run would shrink most, from the shares of
+        their variance it explains."""
+        shrink = 1.0 - np.sqrt(1.0 - share)
         order = np.argsort(-shrink)[:top]
         return "; ".join(f"{self.param_names[i]} sd -{100 * shrink[i]:.0f}%" for i in order if shrink[i] > 0.005)
 
-    def score_variance(self, candidates: CandidateSet, weights=None, *, log_mu=None) -> CandidateScores:
+    def score_variance(self, candidates: CandidateSet, *, belief: Belief | None = None, idx=None) -> CandidateScores:
         """Posterior variance of the candidate's expected log-losses, objective-weighted."""
-        w = self.weights if weights is None else normalised_draw_weights(weights, self.n_draws)
-        log_mu = self.expected_log_loss(candidates) if log_mu is None else log_mu
-        mean = np.einsum("s,smk->mk", w, log_mu)
-        var = np.einsum("s,smk->mk", w, (log_mu - mean) ** 2)
-        score = var @ self.problem.objective_weights
-        nan = np.full(len(candidates), np.nan)
-        return CandidateScores(score, nan, nan.copy(), nan.copy(), [""] * len(candidates))
+        belief = self.belief(candidates) if belief is None else belief
+        return CandidateScores.plain(belief.variance(idx) @ self.problem.objective_weights)
 
     # ------------------------------------------------------------------ selection
-    def select(self, candidates: CandidateSet, *, criterion: str = "voi", batch: int = 1,
-               existing: CandidateSet | None = None, ess_warning: float = ESS_WARNING_FRACTION) -> "AcquisitionResult":
-        """Score and rank candidates; pick a batch greedily.
+    def select(self, candidates: CandidateSet, *, criterion: str = "voi", batch: int | None = None,
+               budget: float | None = None, existing: CandidateSet | None = None,
+               ess_warning: float = ESS_WARNING_FRACTION) -> "AcquisitionResult":
+        """Score and rank candidates; pick a batch greedily, by count or within a budget.
 
         Parameters
         ----------
         candidates : CandidateSet
         criterion : {"voi", "variance", "random", "space-filling"}
-        batch : int
-            Runs to pick. After each pick the draws are reweighted by the pick's
-            fantasised outcome (its predictive mean log-losses) and the rest rescored.
+        batch : int, optional
+            Runs to pick (default 1; with ``budget``: as many as fit). After each pick
+            the posterior is conditioned on a fantasised outcome of it (a draw of its
+            predictive) and the rest are rescored.
+        budget : float, optional
+            Compute (FLOPs, in the candidates' cost units) the picks may spend together:
+            runs are added by value per cost among those that still fit, while one is
+            worth something (``voi``); the batch is replaced by the single most valuable
+            run that fits when that one is worth more (the greedy knapsack's safeguard).
         existing : CandidateSet, optional
             Runs already trained (for ``space-filling``).
         ess_warning : float
-            Warn when the mean effective sample size is below this fraction of the draws.
+            Warn when the mean effective sample size is below this fraction of the draws
+            (``importance`` method).
 
         Returns
         -------
         AcquisitionResult
         """
         t0 = time.perf_counter()
-        if criterion not in CRITERIA:
-            raise UsageError(f"unknown criterion '{criterion}': use one of {', '.join(CRITERIA)}")
-        M = len(candidates)
-        if M == 0:
-            raise UsageError("no candidates to score")
-        if batch < 1:
-            raise UsageError(f"batch must be at least 1, got {batch}")
-        batch = min(batch, M)
+        M = _check_selection(candidates, criterion, batch, budget)
+        max_picks = min(M, batch if batch is not None else (M if budget is not None else 1))
         rng = np.random.default_rng(self.seed + 7)
-        log_mu = self.expected_log_loss(candidates) if criterion in ("voi", "variance") else None
-        w = self.weights.copy()
-        h0, R0 = self.recommend(w)
-        remaining = list(range(M))
-        picks, pick_scores = [], []
-        first = None
-        for q in range(batch):
-            sub = candidates.subset(remaining)
-            if criterion == "voi":
-                sc = self.score_voi(sub, w, log_mu=log_mu[:, remaining])
-            elif criterion == "variance":
-                sc = self.score_variance(sub, w, log_mu=log_mu[:, remaining])
-            elif criterion == "random":
-                nan = np.full(len(sub), np.nan)
-                sc = CandidateScores(rng.uniform(size=len(sub)), nan, nan.copy(), nan.copy(), [""] * len(sub))
-            else:
-                sc = self._space_filling(sub, candidates.subset(picks) if picks else None, existing, candidates)
-            key = sc.score / sub.cost if criterion in ("voi", "variance") else sc.score
-            j = int(np.argmax(key))
-            if first is None:
-                first = sc
-            picks.append(remaining[j])
-            pick_scores.append(sc.score[j])
-            if criterion in ("voi", "variance") and q + 1 < batch:
-                # Kriging believer: condition on the pick's predictive mean outcome.
-                lm = log_mu[:, remaining[j]]
-                y = (w @ lm)[None]
-                w = self._outcome_weights(lm, y, w)[0]
-            remaining.pop(j)
-        warnings = []
-        ess_limit = ess_warning * self.n_draws
-        warn_col = [""] * M
-        if criterion == "voi":
-            for m in range(M):
-                if first.ess_mean[m] < ess_limit:
-                    warn_col[m] = (f"low effective sample size ({first.ess_mean[m]:.1f} of {self.n_draws} "
-                                   "draws): the value of information rests on few draws; use more draws")
-            n_low = sum(1 for x in warn_col if x)
-            if n_low:
-                warnings.append(f"{n_low} of {M} candidates have a mean effective sample size below "
-                                f"{100 * ess_warning:g}% of the {self.n_draws} draws: their outcome would "
-                                "pin the posterior to few draws, so their value of information is rough; "
-                                "refit with more draws (--max-draws) to refine it")
+        belief = self.belief(candidates) if criterion in ("voi", "variance") else None
+        h0, R0 = self.recommend()
+        picks, pick_scores, first = [], [], None
+        while len(picks) < max_picks:
+            spent = float(candidates.cost[picks].sum())
+            open_ = [i for i in range(M) if i not in picks and (budget is None or spent + candidates.cost[i] <= budget)]
+            if not open_:
+                break
+            idx = list(range(M)) if first is None else open_
+            sc = self._criterion_scores(criterion, candidates, idx, belief, picks, existing, rng)
+            first = sc if first is None else first
+            score = dict(zip(idx, sc.score))
+            key = [score[i] / candidates.cost[i] if criterion in ("voi", "variance") else score[i] for i in open_]
+            j = open_[int(np.argmax(key))]
+            if budget is not None and criterion == "voi" and score[j] <= 0:
+                break  # nothing left is worth its cost
+            picks.append(j)
+            pick_scores.append(float(score[j]))
+            if belief is not None and len(picks) < max_picks:
+                belief.condition(j)
+        if budget is not None and criterion == "voi":
+            picks, pick_scores = _knapsack_safeguard(picks, pick_scores, first.score, candidates.cost, budget)
         return AcquisitionResult(
             candidates=candidates, criterion=criterion, score=first.score, voi_se=first.voi_se,
-            ess_min=first.ess_min, ess_mean=first.ess_mean, teaches=first.teaches, warnings_col=warn_col,
-            picks=picks, pick_scores=pick_scores, current_regret=R0, recommendation=h0,
-            n_draws=self.n_draws, n_outcomes=self.n_outcomes, warnings=warnings,
-            seconds=time.perf_counter() - t0,
+            ess_min=first.ess_min, ess_mean=first.ess_mean, teaches=first.teaches,
+            warnings_col=self._warning_column(criterion, first, ess_warning), picks=picks, pick_scores=pick_scores,
+            current_regret=R0, recommendation=h0, n_draws=self.n_draws, n_outcomes=self.n_outcomes,
+            warnings=self._warnings(criterion, first, ess_warning, budget, picks), seconds=time.perf_counter() - t0,
+            explained=first.explained, method=self.method, risk=str(self.risk), budget=budget,
         )
+
+    def _criterion_scores(self, criterion, candidates, idx, belief, picks, existing, rng) -> CandidateScores:
+        """The criterion's scores of the candidates ``idx`` given the picks so far."""
+        if criterion == "voi":
+            return self.score_voi(candidates, belief=belief, idx=idx)
+        if criterion == "variance":
+            return self.score_variance(candidates, belief=belief, idx=idx)
+        if criterion == "random":
+            return CandidateScores.plain(rng.uniform(size=len(idx)))
+        return self._space_filling(candidates.subset(idx), candidates.subset(picks) if picks else None, existing,
+                                   candidates)
+
+    def _warning_column(self, criterion, first: CandidateScores, ess_warning: float) -> list:
+        M = len(first.score)
+        if criterion != "voi" or self.method != "importance":
+            return [""] * M
+        limit = ess_warning * self.n_draws
+        return [f"low effective sample size ({first.ess_mean[m]:.1f} of {self.n_draws} draws): the value of "
+                "information rests on few draws; use more draws or --voi-method gaussian"
+                if first.ess_mean[m] < limit else "" for m in range(M)]
+
+    def _warnings(self, criterion, first: CandidateScores, ess_warning: float, budget, picks) -> list:
+        out = []
+        if criterion == "voi" and self.method == "importance":
+            n_low = int(np.sum(first.ess_mean < ess_warning * self.n_draws))
+            if n_low:
+                out.append(f"{n_low} of {len(first.score)} candidates have a mean effective sample size below "
+                           f"{100 * ess_warning:g}% of the {self.n_draws} draws: their outcome would pin the "
+                           "posterior to few draws, so their value of information saturates at the value of "
+                           "perfect information; use --voi-method gaussian, or more draws (--max-draws)")
+        if criterion == "voi" and not np.any(first.score > 2 * first.voi_se):
+            out.append("no candidate's value of information is clearly above 0 (2 standard errors): no run "
+                       "here is expected to change the decision much; the ranking is mostly noise")
+        if budget is not None and not picks:
+            out.append(f"no candidate within the budget of {budget:.3g} FLOPs is worth its cost")
+        return out
 
     @staticmethod
     def _space_filling(sub, chosen, existing, allc) -> CandidateScores:
@@ -340,9 +312,36 @@ class Acquisition:
             ref = norm(np.concatenate(points))
         else:
             ref = norm(feats.mean(0, keepdims=True))
-        dist = np.sqrt(((x[:, None] - ref[None]) ** 2).sum(-1)).min(1)
-        nan = np.full(len(sub), np.nan)
-        return CandidateScores(dist, nan, nan.copy(), nan.copy(), [""] * len(sub))
+        return CandidateScores.plain(np.sqrt(((x[:, None] - ref[None]) ** 2).sum(-1)).min(1))
+
+
+def _check_selection(candidates: CandidateSet, criterion: str, batch, budget) -> int:
+    """The number of candidates, once the selection's options are checked."""
+    if criterion not in CRITERIA:
+        raise UsageError(f"unknown criterion '{criterion}': use one of {', '.join(CRITERIA)}")
+    M = len(candidates)
+    if M == 0:
+        raise UsageError("no candidates to score")
+    if batch is not None and batch < 1:
+        raise UsageError(f"batch must be at least 1, got {batch}")
+    if budget is not None:
+        if not np.isfinite(budget) or budget <= 0:
+            raise UsageError(f"the budget must be a positive number of FLOPs, got {budget}")
+        cheapest = float(np.min(candidates.cost))
+        if cheapest > budget:
+            raise UsageError(f"the budget of {budget:.3g} FLOPs is below the cheapest candidate's cost "
+                             f"({cheapest:.3g} FLOPs): raise --budget or offer smaller candidates")
+    return M
+
+
+def _knapsack_safeguard(picks, pick_scores, first_scores, cost, budget):
+    """The greedy batch, or the single most valuable run within the budget when it is worth
+    more than the whole batch (greedy by value per cost alone can be arbitrarily worse)."""
+    fits = np.flatnonzero(cost <= budget)
+    best = int(fits[np.argmax(first_scores[fits])])
+    if first_scores[best] > 0 and first_scores[best] > sum(pick_scores):
+        return [best], [float(first_scores[best])]
+    return picks, pick_scores
 
 
 @dataclass
@@ -354,12 +353,13 @@ class AcquisitionResult:
     candidates : CandidateSet
     criterion : str
     score : ndarray ``(M,)``
-        The criterion under the current posterior (``voi``: nats of expected regret
-        removed; ``variance``: squared log-loss; ``space-filling``: a distance).
+        The criterion under the current posterior (``voi``: nats of the risk measure
+        removed, for the mean risk the expected regret removed; ``variance``: squared
+        log-loss; ``space-filling``: a distance).
     voi_se : ndarray ``(M,)``
         Monte Carlo standard error of the VOI over simulated outcomes.
     ess_min, ess_mean : ndarray ``(M,)``
-        Effective sample size of the reweighted draws over the outcomes.
+        Effective sample size of the reweighted draws over the outcomes (``importance``).
     teaches : list of str
         Parameters whose posterior sd the run would shrink most.
     picks : list of int
@@ -368,6 +368,13 @@ class AcquisitionResult:
         Posterior expected regret of the current recommendation (nats).
     recommendation : ndarray ``(K,)``
     warnings : list of str
+    explained : ndarray ``(M,)``
+        Share of the posterior variance of the objective's contrasts between decisions
+        that the run's outcome would explain (linear-Gaussian).
+    method, risk : str
+        The value of information's update and the decision's risk measure.
+    budget : float or None
+        The compute budget of the batch (FLOPs), when one was given.
     """
 
     candidates: CandidateSet
@@ -386,10 +393,19 @@ class AcquisitionResult:
     n_outcomes: int
     warnings: list = field(default_factory=list)
     seconds: float = 0.0
+    explained: np.ndarray | None = None
+    method: str = DEFAULT_METHOD
+    risk: str = "mean"
+    budget: float | None = None
 
     @property
     def score_per_cost(self) -> np.ndarray:
         return self.score / self.candidates.cost
+
+    @property
+    def batch_cost(self) -> float:
+        """Compute of the picked runs together (FLOPs)."""
+        return float(self.candidates.cost[self.picks].sum()) if self.picks else 0.0
 
     def order(self) -> list:
         """Batch picks first (in pick order), then the rest by score per cost (or score)."""
@@ -402,6 +418,7 @@ class AcquisitionResult:
         import pandas as pd
 
         c = self.candidates
+        explained = np.full(len(c), np.nan) if self.explained is None else self.explained
         rows = []
         for rank, i in enumerate(self.order(), start=1):
             row = {"rank": rank, "selected": i in self.picks,
@@ -412,8 +429,8 @@ class AcquisitionResult:
             row.update({"cost": c.cost[i], "criterion": self.criterion, "score": self.score[i],
                         "score_per_cost": self.score_per_cost[i],
                         "batch_score": self.pick_scores[self.picks.index(i)] if i in self.picks else None,
-                        "voi_se": self.voi_se[i], "ess_min": self.ess_min[i], "ess_mean": self.ess_mean[i],
-                        "teaches": self.teaches[i], "warning": self.warnings_col[i]})
+                        "voi_se": self.voi_se[i], "explained": explained[i], "ess_min": self.ess_min[i],
+                        "ess_mean": self.ess_mean[i], "teaches": self.teaches[i], "warning": self.warnings_col[i]})
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -422,31 +439,45 @@ class AcquisitionResult:
         write_text_atomic(path, self.to_frame().to_csv(index=False))
 
     def format_table(self, limit: int = 15) -> str:
+        """The ranking as text: a header, the first ``limit`` candidates, the warnings."""
         c = self.candidates
         nw = max(9, max(len(n) for n in c.names))
-        lines = [f"criterion: {self.criterion}; {len(c)} candidates; {self.n_draws} draws"
-                 + (f", {self.n_outcomes} simulated outcomes each" if self.criterion == "voi" else ""),
-                 f"current expected regret at the target: {self.current_regret:.4g} nats",
-                 "",
-                 f"{'rank':>4}  {'pick':>4}  {'candidate':<{nw}}  {'N':>6}  {'D':>6}  {'cost':>9}  "
-                 f"{'score':>10}  {'per EFLOP':>10}  {'ESS mean':>8}  teaches"]
+        voi = self.criterion == "voi"
+        how = ""
+        if voi:
+            how = (f", {self.n_outcomes} simulated outcomes each, {self.method} update, "
+                   f"value = fall in the {self.risk} risk")
+        lines = [f"criterion: {self.criterion}; {len(c)} candidates; {self.n_draws} draws{how}",
+                 f"current expected regret at the target: {self.current_regret:.4g} nats"]
+        if self.budget is not None:
+            lines.append(f"budget: {self.budget:.3g} FLOPs; batch of {len(self.picks)} costs {self.batch_cost:.3g}")
+        diag = "ESS mean" if self.method == "importance" else "explained"
+        lines += ["", f"{'rank':>4}  {'pick':>4}  {'candidate':<{nw}}  {'N':>6}  {'D':>6}  {'cost':>9}  "
+                  f"{'score':>10}  {'+-':>8}  {'per EFLOP':>10}  {'in batch':>10}  {diag:>9}  teaches"]
         for rank, i in enumerate(self.order()[:limit], start=1):
             pick = str(self.picks.index(i) + 1) if i in self.picks else ""
+            in_batch = f"{self.pick_scores[self.picks.index(i)]:.4g}" if i in self.picks else ""
+            d = self.ess_mean[i] if self.method == "importance" else (np.nan if self.explained is None
+                                                                       else self.explained[i])
             lines.append(f"{rank:>4}  {pick:>4}  {c.names[i]:<{nw}}  {format_quantity(c.model_size[i]):>6}  "
                          f"{format_quantity(c.tokens[i]):>6}  {c.cost[i]:>9.3g}  {self.score[i]:>10.4g}  "
-                         f"{1e18 * self.score_per_cost[i]:>10.4g}  {self.ess_mean[i]:>8.1f}  {self.teaches[i]}")
+                         f"{self.voi_se[i]:>8.2g}  {1e18 * self.score_per_cost[i]:>10.4g}  {in_batch:>10}  "
+                         f"{d:>9.3g}  {self.teaches[i]}")
         if len(c) > limit:
             lines.append(f"... {len(c) - limit} more")
+        if len(self.picks) > 1:
+            lines.append("score: the value now; in batch: the value once the earlier picks are (fantasised as) "
+                         "observed, which picks the later ones")
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)
 
 
 def select_next(posterior: Posterior, candidates: CandidateSet, model_size, tokens, *, criterion: str = "voi",
-                batch: int = 1, objective: Objective | None = None, constraints: Constraints | None = None,
-                risk="mean", draw_weights=None, existing: CandidateSet | None = None,
-                max_draws: int | None = DEFAULT_ACQUISITION_DRAWS, n_outcomes: int = DEFAULT_OUTCOMES,
-                seed: int = 0) -> AcquisitionResult:
+                batch: int | None = None, budget: float | None = None, objective: Objective | None = None,
+                constraints: Constraints | None = None, risk="mean", draw_weights=None,
+                existing: CandidateSet | None = None, max_draws: int | None = DEFAULT_ACQUISITION_DRAWS,
+                n_outcomes: int = DEFAULT_OUTCOMES, method: str = DEFAULT_METHOD, seed: int = 0) -> AcquisitionResult:
     """Rank candidate proxy runs for the target decision and pick the next batch.
 
     Parameters
@@ -457,14 +488,17 @@ def select_next(posterior: Posterior, candidates: CandidateSet, model_size, toke
     model_size, tokens : float or str
         The target scale.
     criterion : {"voi", "variance", "random", "space-filling"}
-    batch : int
+    batch : int, optional
+        Runs to pick (default 1, or as many as ``budget`` allows).
+    budget : float, optional
+        Compute the batch may spend (FLOPs); see :meth:`Acquisition.select`.
     objective, constraints, risk
         As for :func:`bayesmix.decide.recommend`.
     draw_weights : array_like, optional
         Weights of the posterior's draws.
     existing : CandidateSet, optional
         Runs already trained (for ``space-filling``).
-    max_draws, n_outcomes, seed
+    max_draws, n_outcomes, method, seed
         See :class:`Acquisition`.
 
     Returns
@@ -473,5 +507,5 @@ def select_next(posterior: Posterior, candidates: CandidateSet, model_size, toke
     """
     acq = Acquisition(posterior, model_size, tokens, objective=objective, constraints=constraints,
                       risk=risk, draw_weights=draw_weights, max_draws=max_draws, n_outcomes=n_outcomes,
-                      seed=seed)
-    return acq.select(candidates, criterion=criterion, batch=batch, existing=existing)
+                      method=method, seed=seed)
+    return acq.select(candidates, criterion=criterion, batch=batch, budget=budget, existing=existing)

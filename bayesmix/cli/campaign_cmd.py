@@ -60,7 +60,8 @@ def add_parser(sub):
     add_target_scale_options(p)
     add_decision_options(p)
     add_candidate_options(p, with_file=False)
-    add_acquisition_options(p, seed="of the simulator, the initial pool runs, the refits and the acquisition")
+    add_acquisition_options(p, seed="of the simulator, the initial pool runs, the refits and the acquisition",
+                            batch_help="runs to pick per step (default 1)")
     b = p.add_argument_group("budget and refit")
     b.add_argument("--budget-steps", type=int, metavar="S", help="acquisition steps")
     b.add_argument("--budget", metavar="FLOPS", help="compute of acquired runs, e.g. 1e20")
@@ -91,8 +92,8 @@ def run(args) -> int:
     from ..data import load_runs
     from ..simulate import default_truth, simulate_runs
     from ..progress import ProgressBar, wanted
-    from .common import (candidates_from_args, check_scale, decision_from_args, load_fit, require_positive,
-                         target_scale_from_args)
+    from .common import (candidates_from_args, check_scale, decision_from_args, fixed_cost_from_args, load_fit,
+                         require_positive, target_scale_from_args)
 
     out = check_output_path(args.out, folder=True)
     if bool(args.simulate) == bool(args.pool):
@@ -101,7 +102,7 @@ def run(args) -> int:
         raise UsageError("give a budget: --budget-steps S or --budget FLOPS")
     if args.budget_steps is not None and args.budget_steps < 1:
         raise UsageError("--budget-steps must be at least 1")
-    require_positive(args, "batch", "max_draws")
+    require_positive(args, "max_draws", *(["batch"] if args.batch is not None else []))
     budget = parse_quantity(args.budget, what="--budget") if args.budget else None
     check_scale(None, *target_scale_from_args(args), what="target")
     objective, constraints = decision_from_args(args)
@@ -126,7 +127,7 @@ def run(args) -> int:
         table = pool.select(in_start)
         rest = pool.select(~in_start)
         observe = PoolObserver(rest)
-        candidates = table_to_candidates(rest)
+        candidates = table_to_candidates(rest, fixed_cost=fixed_cost_from_args(args))
     if args.refit == "reweight":
         if not args.base_fit:
             raise UsageError("--refit reweight needs --base-fit FIT.nc (the draws to reweight)")
@@ -150,11 +151,11 @@ def run(args) -> int:
 
     with bar:
         result = run_campaign(table, args.target_model_size, args.target_tokens, refit=refit, observe=observe,
-                              candidates=candidates, criterion=args.criterion, batch=args.batch,
+                              candidates=candidates, criterion=args.criterion, batch=args.batch or 1,
                               budget_steps=args.budget_steps, budget_flops=budget, truth=truth,
                               objective=objective, constraints=constraints, risk=args.risk,
-                              max_draws=args.max_draws, n_outcomes=args.n_outcomes, seed=args.seed,
-                              callback=show)
+                              max_draws=args.max_draws, n_outcomes=args.n_outcomes, method=args.voi_method,
+                              seed=args.seed, callback=show)
     write_text_atomic(out / "campaign.csv", result.to_frame().to_csv(index=False))
     write_text_atomic(out / "runs.csv", result.table.to_frame().to_csv(index=False))
     print(f"written: {out / 'campaign.csv'}, {out / 'runs.csv'}")

@@ -193,6 +193,7 @@ def candidates_from_args(args, domains, constraints):
     Returns
     -------
     CandidateSet
+        Costing ``6 N D`` plus ``--fixed-cost`` FLOPs each, unless a file gives costs.
 
     Raises
     ------
@@ -201,10 +202,11 @@ def candidates_from_args(args, domains, constraints):
     """
     from ..acquire import generate_candidates, load_candidates
 
+    fixed_cost = fixed_cost_from_args(args)
     if getattr(args, "candidates", None):
         if args.sizes or args.tokens or args.tokens_per_param:
             raise UsageError("give candidates in a file (--candidates) or generate them (--sizes ...), not both")
-        return load_candidates(args.candidates, domains)
+        return load_candidates(args.candidates, domains, fixed_cost=fixed_cost)
     if not args.sizes:
         raise UsageError("no candidates: give --candidates FILE or --sizes N[,N...] "
                          "with --tokens D[,D...] or --tokens-per-param R")
@@ -212,7 +214,14 @@ def candidates_from_args(args, domains, constraints):
         raise UsageError("--n-mixtures must be at least 1")
     tokens = parse_quantity_list(args.tokens, "tokens") if args.tokens else None
     return generate_candidates(domains, args.sizes.split(","), tokens=tokens, tokens_per_param=args.tokens_per_param,
-                               n_mixtures=args.n_mixtures, constraints=constraints, seed=args.seed)
+                               n_mixtures=args.n_mixtures, constraints=constraints, seed=args.seed,
+                               fixed_cost=fixed_cost)
+
+
+def fixed_cost_from_args(args) -> float:
+    """The ``--fixed-cost`` of every candidate run in FLOPs (0 when not given)."""
+    text = getattr(args, "fixed_cost", None)
+    return 0.0 if text is None else parse_quantity(text, what="--fixed-cost")
 
 
 def load_table_from_args(args, path=None, *, require_losses=True):

@@ -248,7 +248,7 @@ def _choose_next_run(posterior, domains, constraints, target_n: float, target_d:
     candidates = generate_candidates(domains, CANDIDATE_SIZES, tokens=list(TOKENS),
                                      n_mixtures=CANDIDATE_MIXTURES, constraints=constraints, seed=seed)
     nxt = select_next(posterior, candidates, target_n, target_d, risk=RISK, constraints=constraints,
-                      max_draws=100, n_outcomes=16, seed=seed)
+                      max_draws=100, seed=seed)
     nxt.to_csv(out / "next.csv")
     best = nxt.picks[0]
     c = nxt.candidates
@@ -256,9 +256,9 @@ def _choose_next_run(posterior, domains, constraints, target_n: float, target_d:
     print(f"train next: {c.names[best]}: N={format_quantity(c.model_size[best])}, "
           f"D={format_quantity(c.tokens[best])}, {mixture} ({c.cost[best]:.2g} FLOPs)")
     if nxt.score[best] > 0:
-        print(f"why: of {len(c)} candidate runs it is expected to remove the most regret per FLOP: "
-              f"{nxt.score[best]:.2g} of the current {nxt.current_regret:.2g} nats of expected regret "
-              f"at the target; its losses would narrow the posterior most in {nxt.teaches[best]}")
+        print(f"why: of {len(c)} candidate runs it is expected to lower the {RISK} risk of the decision at the "
+              f"target the most per FLOP, by {nxt.score[best]:.2g} nats (current expected regret "
+              f"{nxt.current_regret:.2g} nats); its losses would narrow the posterior most in {nxt.teaches[best]}")
     else:
         print(f"why: no candidate run is expected to change the recommendation (current expected regret "
               f"{nxt.current_regret:.2g} nats); its losses would narrow the posterior most in "

@@ -25,6 +25,10 @@ from ..fit_settings import CHECKPOINT_MODES, DEFAULT_LAW, LIKELIHOODS, SAMPLERS,
 LAW_NAMES = ("capacity_noise", "capacity", "exponential", "bimix", "additive", "joint", "chinchilla_domain", "linear")
 #: Ranking criteria of the acquisition (:data:`bayesmix.acquire.CRITERIA`).
 CRITERIA = ("voi", "variance", "random", "space-filling")
+#: Updates of the value of information (:data:`bayesmix.acquire.METHODS`), default first.
+VOI_METHODS = ("gaussian", "importance")
+#: Simulated outcomes per candidate (:data:`bayesmix.acquire.DEFAULT_OUTCOMES`).
+DEFAULT_OUTCOMES = 256
 #: The defaults of one fit; a command that fits changes only the counts.
 FIT_DEFAULTS = FitSettings()
 #: Release after which the deprecated option spellings are removed.
@@ -316,15 +320,18 @@ def add_candidate_options(parser, *, with_file: bool = True) -> None:
     g.add_argument("--n-mixtures", type=int, default=16, metavar="M", help="mixtures per scale (default 16)")
 
 
-def add_acquisition_options(parser, *, seed: str):
-    """How candidates are ranked and how many are picked: ``--criterion``, ``--batch``,
-    ``--n-outcomes``, ``--max-draws`` and ``--seed``.
+def add_acquisition_options(parser, *, seed: str, batch_help: str = "runs to pick (default 1)"):
+    """How candidates are ranked, what they cost and how many are picked: ``--criterion``,
+    ``--voi-method``, ``--batch``, ``--fixed-cost``, ``--n-outcomes``, ``--max-draws`` and
+    ``--seed``.
 
     Parameters
     ----------
     parser : argparse.ArgumentParser
     seed : str
         What ``--seed`` draws in this command (see :func:`add_seed_option`).
+    batch_help : str
+        The help of ``--batch`` (its default is None: the command decides).
 
     Returns
     -------
@@ -333,9 +340,16 @@ def add_acquisition_options(parser, *, seed: str):
     g = parser.add_argument_group("acquisition")
     g.add_argument("--criterion", default=CRITERIA[0], choices=CRITERIA,
                    help=f"how candidates are ranked (default {CRITERIA[0]}; see above)")
-    g.add_argument("--batch", type=int, default=1, metavar="Q", help="runs to pick (default 1)")
-    g.add_argument("--n-outcomes", type=int, default=32, metavar="J",
-                   help="simulated outcomes per candidate (default 32)")
+    g.add_argument("--voi-method", default=VOI_METHODS[0], choices=VOI_METHODS,
+                   help="how --criterion voi updates the posterior by a simulated outcome: gaussian "
+                        "(linear-Gaussian update, cross-fitted on halves of the draws; never pins the posterior "
+                        "to one draw) or importance (reweighting: exact for a discrete prior, saturates at the "
+                        f"value of perfect information otherwise) (default {VOI_METHODS[0]})")
+    g.add_argument("--batch", type=int, default=None, metavar="Q", help=batch_help)
+    g.add_argument("--fixed-cost", metavar="FLOPS",
+                   help="cost of every run on top of its 6 N D training FLOPs (start-up, evaluation), e.g. 5e17")
+    g.add_argument("--n-outcomes", type=int, default=DEFAULT_OUTCOMES, metavar="J",
+                   help=f"simulated outcomes per candidate (default {DEFAULT_OUTCOMES})")
     add_max_draws_option(g, 200)
     add_seed_option(g, seed)
     return g

@@ -98,21 +98,58 @@ class Risk:
             coef = np.repeat(w[:, None], M, axis=1)
         else:
             order = np.argsort(values, axis=0, kind="stable")
-            w_sorted = w[order]
-            upper = np.clip(np.cumsum(w_sorted, axis=0), 0.0, 1.0)
-            upper[-1] = 1.0
-            lower = np.clip(upper - w_sorted, 0.0, 1.0)
-            if self.kind == "cvar":
-                a = self.level
-                sorted_coef = (np.maximum(upper, a) - np.maximum(lower, a)) / (1.0 - a)
-            else:
-                n_eff = 1.0 / np.sum(w**2)
-                a = self.level * (n_eff + 1.0)
-                b = (1.0 - self.level) * (n_eff + 1.0)
-                sorted_coef = special.betainc(a, b, upper) - special.betainc(a, b, lower)
+            sorted_coef = self._sorted_coefficients(w[order], 1.0 / np.sum(w**2))
             coef = np.empty_like(sorted_coef)
             np.put_along_axis(coef, order, sorted_coef, axis=0)
         return coef[:, 0] if squeeze else coef
+
+    def _sorted_coefficients(self, w_sorted, n_eff):
+        """Coefficients of draws sorted by value along axis ``-2`` whose weights (summing
+        to one along that axis) are ``w_sorted``; ``n_eff`` (broadcastable) is the Kish
+        effective sample size of the weights (quantile risk only)."""
+        upper = np.clip(np.cumsum(w_sorted, axis=-2), 0.0, 1.0)
+        upper[..., -1, :] = 1.0
+        lower = np.clip(upper - w_sorted, 0.0, 1.0)
+        if self.kind == "cvar":
+            a = self.level
+            return (np.maximum(upper, a) - np.maximum(lower, a)) / (1.0 - a)
+        a = self.level * (n_eff + 1.0)
+        b = (1.0 - self.level) * (n_eff + 1.0)
+        return special.betainc(a, b, upper) - special.betainc(a, b, lower)
+
+    def evaluate_rows(self, values, weights, *, chunk: int = 16) -> np.ndarray:
+        """The risk of each column of ``values`` under each row of draw weights.
+
+        The same numbers as ``evaluate(values, weights[j])`` for every row ``j``, with
+        the draws sorted once (the value of information re-evaluates every decision
+        under the weights each simulated outcome gives).
+
+        Parameters
+        ----------
+        values : array_like ``(S, M)``
+        weights : array_like ``(J, S)``
+            Non-negative rows (normalised here).
+        chunk : int
+            Rows of weights handled at once (memory ``chunk x S x M``).
+
+        Returns
+        -------
+        ndarray ``(J, M)``
+        """
+        values = np.asarray(values, dtype=float)
+        W = np.atleast_2d(np.asarray(weights, dtype=float))
+        W = W / W.sum(axis=1, keepdims=True)
+        if self.kind == "mean":
+            return W @ values
+        order = np.argsort(values, axis=0, kind="stable")
+        v_sorted = np.take_along_axis(values, order, axis=0)
+        out = np.empty((W.shape[0], values.shape[1]))
+        for start in range(0, W.shape[0], chunk):
+            rows = W[start:start + chunk]
+            n_eff = (1.0 / np.sum(rows**2, axis=1))[:, None, None]
+            coef = self._sorted_coefficients(rows[:, order], n_eff)  # (j, S, M)
+            out[start:start + chunk] = np.einsum("jsm,sm->jm", coef, v_sorted)
+        return out
 
     def evaluate(self, values, draw_weights=None):
         """The risk of each column of ``values`` ``(S,)`` or ``(S, M)``."""

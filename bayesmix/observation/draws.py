@@ -56,6 +56,25 @@ class ObservationDraws:
         feats = scale_features(n, d, design.features)
         new, inverse = np.unique(np.round(feats, 9), axis=0, return_inverse=True)
         inverse = np.asarray(inverse).reshape(-1)
+        mean, cov, fitted, fitted_at = self._kriged(new)
+        vals, vecs = np.linalg.eigh(cov)
+        root = vecs * np.sqrt(np.clip(vals, 0.0, None))
+        rng = np.random.default_rng(seed)
+        S, K = self.disc_white.shape[0], self.disc_white.shape[-1]
+        gp = mean + np.einsum("nm,smk->snk", root, rng.standard_normal((S, len(new), K)))
+        # At a fitted scale the conditional is the fitted value itself; the kernel's jitter
+        # would otherwise leave a spread of ~1e-3 amplitudes there.
+        gp[:, fitted_at >= 0] = fitted[:, fitted_at[fitted_at >= 0]]
+        linear = np.einsum("np,spk->snk", design.slope_distance(new), self.disc_slope)
+        delta = linear + self.disc_amp[:, None, None] * gp + self._bend(new, rng)
+        return delta[:, inverse, :]
+
+    def _kriged(self, new: np.ndarray):
+        """The smooth part's conditional (kriging) distribution at the scale points ``new``
+        given its values at the fitted scales: per-draw means ``(S, n, K)`` and the shared
+        covariance ``(n, n)`` (unit amplitude), the values at the fitted scales and where
+        ``new`` is one of them (``-1`` where not)."""
+        design = self.design
         factor = design.kernel_factor()
         # The smooth part at the fitted scales (unit amplitude), as in the model: the
         # GP's values there less their level and linear trend, which are the law's and
@@ -71,17 +90,50 @@ class ObservationDraws:
         mean = np.einsum("ng,sgk->snk", solve, fitted)
         cov = se_kernel(new, new, design.lengthscale) - solve @ k_new.T
         cov = (cov + cov.T) / 2 + KERNEL_JITTER * np.eye(len(new))
-        vals, vecs = np.linalg.eigh(cov)
+        return mean, cov, fitted, row_scale_index(new, design.scale_points)
+
+    def discrepancy_given(self, n, d, n0: float, d0: float, *, seed=1, given_seed=0) -> np.ndarray | None:
+        """Draws of ``delta`` at each row's scale jointly with its draw at one scale.
+
+        :meth:`discrepancy` draws each call's new scales independently of other calls';
+        here the draw at the scale ``(n0, d0)`` (scaled units) is the one
+        ``discrepancy(n0, d0, seed=given_seed)`` gives (the draw a decision at that scale
+        uses) and the rows' draws are its Gaussian process conditional on it, with the
+        same change of slope beyond the fitted scales. So a run near that scale tells
+        about the law's error there, and one far from it little. ``(S, rows, K)``; None
+        without a discrepancy term.
+        """
+        if not self.design.discrepancy:
+            return None
+        design = self.design
+        S, K = self.disc_white.shape[0], self.disc_white.shape[-1]
+        target = scale_features(np.atleast_1d(n0), np.atleast_1d(d0), design.features)
+        feats = scale_features(n, d, design.features)
+        new, inverse = np.unique(np.round(feats, 9), axis=0, return_inverse=True)
+        inverse = np.asarray(inverse).reshape(-1)
+        points = np.concatenate([np.round(target, 9), new])
+        mean, cov, fitted, fitted_at = self._kriged(points)
+        rng0 = np.random.default_rng(given_seed)
+        # The target's draw as discrepancy() makes it: its one scale, then the slope change.
+        vals, vecs = np.linalg.eigh(cov[:1, :1])
+        g_t = mean[:, :1] + np.einsum("nm,smk->snk", vecs * np.sqrt(np.clip(vals, 0.0, None)),
+                                      rng0.standard_normal((S, 1, K)))
+        if fitted_at[0] >= 0:
+            g_t = fitted[:, [fitted_at[0]]]
+        beyond = np.where(design.fitted_slopes, design.distance_beyond(new), 0.0)
+        change = rng0.standard_normal((S, beyond.shape[1], K)) * (self.disc_amp / design.lengthscale)[:, None, None]
+        c_ct = cov[1:, 0] / cov[0, 0]
+        cond_cov = cov[1:, 1:] - np.outer(c_ct, cov[0, 1:])
+        cond_cov = (cond_cov + cond_cov.T) / 2 + KERNEL_JITTER * np.eye(len(new))
+        vals, vecs = np.linalg.eigh(cond_cov)
         root = vecs * np.sqrt(np.clip(vals, 0.0, None))
         rng = np.random.default_rng(seed)
-        S, K = self.disc_white.shape[0], self.disc_white.shape[-1]
-        gp = mean + np.einsum("nm,smk->snk", root, rng.standard_normal((S, len(new), K)))
-        # At a fitted scale the conditional is the fitted value itself; the kernel's jitter
-        # would otherwise leave a spread of ~1e-3 amplitudes there.
-        fitted_at = row_scale_index(new, design.scale_points)
-        gp[:, fitted_at >= 0] = fitted[:, fitted_at[fitted_at >= 0]]
+        gp = (mean[:, 1:] + c_ct[None, :, None] * (g_t - mean[:, :1])
+              + np.einsum("nm,smk->snk", root, rng.standard_normal((S, len(new), K))))
+        at = fitted_at[1:]
+        gp[:, at >= 0] = fitted[:, at[at >= 0]]
         linear = np.einsum("np,spk->snk", design.slope_distance(new), self.disc_slope)
-        delta = linear + self.disc_amp[:, None, None] * gp + self._bend(new, rng)
+        delta = linear + self.disc_amp[:, None, None] * gp + np.einsum("np,spk->snk", beyond, change)
         return delta[:, inverse, :]
 
     def _bend(self, new: np.ndarray, rng) -> np.ndarray:
@@ -119,12 +171,17 @@ class ObservationDraws:
         return self.mix_sd if self.design.mixture_effect else None
 
 
-def log_offsets(draws: ObservationDraws | None, weights, n, d, *, seed=0) -> np.ndarray | None:
+def log_offsets(draws: ObservationDraws | None, weights, n, d, *, seed=0, jointly_with=None) -> np.ndarray | None:
     """``delta + eta_known`` at the rows, ``(S, rows, K)``; None when neither term is in
-    the model (``draws`` None, or a law-only design)."""
+    the model (``draws`` None, or a law-only design). ``jointly_with``: a scale ``(n0, d0)``
+    whose discrepancy draw (seed 0) the rows' draws are conditioned on
+    (:meth:`ObservationDraws.discrepancy_given`)."""
     if draws is None:
         return None
-    delta = draws.discrepancy(n, d, seed=seed)
+    if jointly_with is None:
+        delta = draws.discrepancy(n, d, seed=seed)
+    else:
+        delta = draws.discrepancy_given(n, d, *jointly_with, seed=seed, given_seed=0)
     eta, _ = draws.known_mixture_effect(weights)
     parts = [p for p in (delta, eta) if p is not None]
     return sum(parts) if parts else None
