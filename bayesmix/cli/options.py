@@ -22,7 +22,8 @@ from ..extension import CHECKPOINTS, DEFAULT_EXTEND
 from ..fit_settings import CHECKPOINT_MODES, DEFAULT_LAW, LIKELIHOODS, SAMPLERS, SWITCHES, FitSettings
 
 #: The registered laws (:func:`bayesmix.laws.available_laws`), in the registry's order.
-LAW_NAMES = ("capacity_noise", "capacity", "exponential", "bimix", "additive", "joint", "chinchilla_domain", "linear")
+LAW_NAMES = ("capacity_noise", "capacity", "exponential", "bimix", "additive", "joint", "chinchilla_domain", "linear",
+             "capacity_noise_transfer")
 #: Ranking criteria of the acquisition (:data:`bayesmix.acquire.CRITERIA`).
 CRITERIA = ("voi", "variance", "random", "space-filling")
 #: Updates of the value of information (:data:`bayesmix.acquire.METHODS`), default first.

@@ -50,7 +50,7 @@ def register_jax_conversions() -> None:
 
 
 # Importing the modules registers their laws.
-from . import capacity, exponential, bimix, shukor, chinchilla, linear  # noqa: E402,F401,I001
+from . import capacity, exponential, bimix, shukor, chinchilla, linear, transfer  # noqa: E402,F401,I001
 
 __all__ = ["DOMAIN", "DOMAIN_J", "MIN_POSITIVE_WEIGHT", "Law", "Param", "available_laws", "get_law", "register",
            "register_jax_conversions"]

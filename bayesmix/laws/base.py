@@ -149,6 +149,13 @@ class Law:
     #: law sets :data:`MIN_POSITIVE_WEIGHT`; a domain is then either left out (a maximum
     #: of 0) or given at least this weight.
     min_positive_weight: ClassVar[float] = 0.0
+    #: Whether the law predicts a domain that is only evaluated (a loss column with no
+    #: weight column, e.g. SlimPajama's ``openhermes``) as a function of the mixture and the
+    #: scale. Such a law is fitted with the evaluation-only domains as domains of weight 0
+    #: in every run (:meth:`bayesmix.data.RunTable.with_evaluation_domains`). A law in
+    #: which a zero-weight domain's loss does not move with the mixture (the capacity
+    #: laws without transfer give it the floor capacity and no data term) leaves them out.
+    predicts_evaluation_domains: ClassVar[bool] = False
     #: NUTS target acceptance rate a fit uses unless told otherwise. Higher means smaller
     #: steps, more gradients per draw and fewer divergent transitions where the
     #: posterior's curvature changes sharply (a funnel).

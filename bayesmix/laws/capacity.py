@@ -272,7 +272,10 @@ def _capacity_term(p, h, n):
     return c_paper * pt.exp(-p["b"] * pt.log(x))
 
 
-class _CapacityBase(Law):
+class CapacityBase(Law):
+    """What the capacity laws share: sampler settings, the parametrization version of
+    ``c``, the solver-residual check and example parameters."""
+
     # Measured on a Pile 17 fold, 2 x (500+500): capacity 39 s of sampling against 64 s
     # (min bulk ESS 147 against 82), capacity_noise 50 s against 76 s; nutpie's first 150
     # tuning draws took 700-800 gradients each in the original coordinates, 150-270 whitened.
@@ -331,7 +334,7 @@ class _CapacityBase(Law):
 #: this prior is a plain normal.
 CAPACITY_EXPONENT_PRIOR = {"dist": "LogitNormal", "mu": -1.0, "sigma": 0.5}
 
-_CAPACITY_PARAMS = (
+CAPACITY_PARAMS = (
     Param("c", (DOMAIN,), AMPLITUDE_PRIOR,
           "capacity amplitude: the capacity term when the domain holds an equal share N_ref/K "
           "of the reference model, relative to the reference loss (paper's c = this * K^(-b))"),
@@ -349,7 +352,7 @@ _CAPACITY_PARAMS = (
           "losses); 90% prior range 0.2-1.6 covers easy (code) and hard (books) domains alike"),
 )
 
-_NOISE_PARAMS = (
+NOISE_PARAMS = (
     Param("A", (DOMAIN,), {"dist": "LogNormal", "mu": -2.3, "sigma": 1.0},
           "noise-reduction amplitude: the term when the domain's own tokens D*h_i equal an "
           "equal share D_ref/K, relative to the reference loss (paper's A = this * (D_ref/K)^a)"),
@@ -359,7 +362,7 @@ _NOISE_PARAMS = (
 
 
 @register
-class CapacityNoiseLaw(_CapacityBase):
+class CapacityNoiseLaw(CapacityBase):
     """Capacity competition + noise reduction (Dai and Zheng, ICML 2026, Eq. 3).
 
     ``L_i = c_i x_i(h, N)^(-b_i) + A_i (D h_i)^(-a_i) + E_i``. A domain with zero weight
@@ -374,7 +377,7 @@ class CapacityNoiseLaw(_CapacityBase):
     citation = CITATION
     uses_model_size = True
     uses_tokens = True
-    params = _CAPACITY_PARAMS + _NOISE_PARAMS
+    params = CAPACITY_PARAMS + NOISE_PARAMS
     level_terms = ("E", "c", "A")
 
     def mean(self, p, h, n, d):
@@ -388,7 +391,7 @@ class CapacityNoiseLaw(_CapacityBase):
 
 
 @register
-class CapacityLaw(_CapacityBase):
+class CapacityLaw(CapacityBase):
     """Capacity competition only (Dai and Zheng, ICML 2026, Eq. 1).
 
     ``L_i = c_i x_i(h, N)^(-b_i) + E_i``.
@@ -400,7 +403,7 @@ class CapacityLaw(_CapacityBase):
     citation = CITATION
     uses_model_size = True
     uses_tokens = False
-    params = _CAPACITY_PARAMS
+    params = CAPACITY_PARAMS
     level_terms = ("E", "c")
 
     def mean(self, p, h, n, d):
