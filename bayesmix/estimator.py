@@ -137,15 +137,17 @@ class LawModel:
         weights, N, D = self._inputs(runs)
         mu = self.posterior_.expected_loss(weights, N, D)
         values = self.posterior_.add_noise(mu, seed=seed) if noise else mu
-        return _az.draws_dataarray(values, self.domains_)
+        return _az.draws_dataarray(values, self.posterior_.target_domains)
 
 
 def prediction_frame(posterior, weights, model_size, tokens, *, seed=0) -> pd.DataFrame:
-    """The prediction columns of ``bayesmix predict`` for any object with ``summarise``."""
+    """The prediction columns of ``bayesmix predict`` for any object with ``summarise``:
+    ``pred_/sd_/q05_/q95_<d>`` for every target domain (the mixture's, then the
+    evaluation-only ones the posterior predicts)."""
     summary = posterior.summarise(weights, model_size, tokens, seed=seed)
     columns = {}
     for key in ("pred", "sd", "q05", "q95"):
         values = summary["mean" if key == "pred" else key]
-        for j, domain in enumerate(posterior.domains):
+        for j, domain in enumerate(posterior.target_domains):
             columns[f"{key}_{domain}"] = values[:, j]
     return pd.DataFrame(columns)

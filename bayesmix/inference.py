@@ -26,7 +26,7 @@ from .laws import Law, get_law
 from .nutpie_backend import (PRECOND_Z, compile_for_nutpie, nutpie_starts, run_pilot, sample_nutpie_until_mixed,
                              whitened_order)
 from .coordinates import add_level_terms, uses_level_coordinates
-from .posterior import Posterior
+from .posterior import Posterior, observed_table
 from .priors import make_rv, resolve_priors
 from .scaling import Scaling
 from .starts import find_map, starting_point, untransformed_point
@@ -85,6 +85,7 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
     """
     if coordinates not in ("auto", "level", "natural"):
         raise UsageError(f"coordinates must be 'auto', 'level' or 'natural', got '{coordinates}'")
+    table = modelled_table(law, table)
     law.check_table(table)
     priors = resolve_priors(law, priors)
     level = _level_coordinates(law, priors, coordinates)
@@ -106,6 +107,20 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         log_mu = pt.log(mean) + log_loss_ref
         observation.add_likelihood(design, table, log_mu, priors, scaling)
     return model, scaling
+
+
+def modelled_table(law: Law, table):
+    """The table ``law`` is fitted to: with the evaluation-only domains as domains of
+    weight 0 where the law predicts them (:attr:`~bayesmix.laws.Law.predicts_evaluation_domains`),
+    else as it is (they stay evaluation-only, kept but not fitted)."""
+    return table.with_evaluation_domains() if law.predicts_evaluation_domains else table
+
+
+def modelled_evaluation_domains(law: Law, table) -> tuple[tuple, tuple]:
+    """The evaluation-only domains of ``table`` that a fit of ``law`` predicts, and those
+    it leaves out."""
+    names = tuple(table.eval_domains)
+    return (names, ()) if law.predicts_evaluation_domains else ((), names)
 
 
 def _level_coordinates(law: Law, priors: dict, coordinates: str) -> bool:
@@ -174,6 +189,8 @@ def map_posterior(table, law=DEFAULT_LAW, *, priors=None, starts: int = 4, seed:
     import pytensor
 
     law = get_law(law) if isinstance(law, str) else law
+    domains, (eval_domains, _) = table.domains, modelled_evaluation_domains(law, table)
+    table = modelled_table(law, table)
     scaling = Scaling.from_table(table)
     design = observation.ObservationDesign.from_table(table, scaling, likelihood=likelihood,
                                                       run_effect=run_effect, discrepancy=discrepancy)
@@ -186,7 +203,7 @@ def map_posterior(table, law=DEFAULT_LAW, *, priors=None, starts: int = 4, seed:
               for n, v in zip(names, evaluate(*[point[v.name] for v in model.value_vars]))}
     if design.marginal_mixture_effect:
         values["mix_z"] = _integrated_mixture_z(law, values, scaling, table, design)
-    return posterior_from_values(law, values, scaling, table.domains, design)
+    return posterior_from_values(law, values, scaling, domains, design, eval_domains=eval_domains)
 
 
 def log_scale_correlation(table) -> float | None:
@@ -228,12 +245,15 @@ def identification_warnings(law: Law, table) -> list[str]:
 
 
 def compute_loglik(posterior: Posterior, table, run_draws=None) -> np.ndarray:
-    """Pointwise log-likelihood of the observed losses, ``(S, rows, K)``, NaN where missing.
+    """Pointwise log-likelihood of the observed losses, ``(S, rows, T)`` over the
+    posterior's target domains (:func:`~bayesmix.posterior.observed_table`), NaN where
+    missing.
 
     Conditional on the fitted run offsets ``run_draws (S, rows)`` where given. The density
     is that of the loss itself (the log-loss density minus ``log L``), so laws fitted to
     the same table are comparable.
     """
+    table = observed_table(posterior, table)
     log_mu = np.log(posterior.expected_loss(table.weights, table.model_size, table.tokens))
     if run_draws is not None:
         log_mu = log_mu + run_draws[:, :, None]
@@ -242,14 +262,18 @@ def compute_loglik(posterior: Posterior, table, run_draws=None) -> np.ndarray:
     return observation.cell_logpdf(y, log_mu, np.asarray(posterior.sigma)[:, None, :], nu) - y
 
 
-def posterior_from_values(law: Law, values: dict, scaling: Scaling, domains, design, meta=None) -> Posterior:
+def posterior_from_values(law: Law, values: dict, scaling: Scaling, domains, design, meta=None,
+                          eval_domains=()) -> Posterior:
     """A :class:`Posterior` from draws by model variable name (law parameters and the
-    observation model's :data:`~bayesmix.observation.RECORDED` variables)."""
+    observation model's :data:`~bayesmix.observation.RECORDED` variables), over the
+    mixture ``domains`` and the ``eval_domains`` it predicts (per-domain draws have an
+    entry for each, in that order)."""
     extra = observation.ObservationDraws.from_values(design, values)
     has_extra = design.discrepancy or design.mixture_effect
     return Posterior(law, {p.name: values[p.name] for p in law.params}, scaling, tuple(domains),
                      sigma=values.get("sigma"), nu=values.get("nu"), run_sd=values.get("run_sd"),
-                     meta=dict(meta or {}), observation=extra if has_extra else None)
+                     meta=dict(meta or {}), observation=extra if has_extra else None,
+                     eval_domains=tuple(eval_domains))
 
 
 @dataclass
@@ -270,6 +294,11 @@ class Fit:
         return self.attrs.get("diagnostics", {})
 
     @property
+    def eval_domains(self) -> tuple:
+        """The evaluation-only domains the fit predicts (after :attr:`domains` in its draws)."""
+        return tuple(self.attrs.get("eval_domains", ()))
+
+    @property
     def observation_design(self) -> observation.ObservationDesign:
         """The observation model's terms (a fit saved before they were recorded: the
         law-only model with its likelihood and run offset)."""
@@ -284,8 +313,10 @@ class Fit:
         names = [p.name for p in self.law.params] + list(observation.RECORDED)
         values = {n: _az.stacked_draws(self.idata, n) for n in names if _az.has_var(self.idata, n)}
         values = self.law.upgrade_draws(values, int(self.attrs.get("law_parametrization", self.law.parametrization)))
-        post = posterior_from_values(self.law, values, self.scaling, self.domains, self.observation_design,
-                                     {"fingerprint": self.attrs.get("fingerprint")})
+        meta = {"fingerprint": self.attrs.get("fingerprint"),
+                "eval_domains_not_modelled": list(self.attrs.get("eval_domains_not_modelled", []))}
+        post = posterior_from_values(self.law, values, self.scaling, self.domains, self.observation_design, meta,
+                                     self.eval_domains)
         index = chain_stacking.weighted_draw_index(self.diagnostics, self.idata.posterior.sizes["chain"],
                                                    self.idata.posterior.sizes["draw"])
         if index is not None:
@@ -407,6 +438,7 @@ def fit_law(table, law=DEFAULT_LAW, *, priors=None, settings: FitSettings | None
     """
     law = get_law(law) if isinstance(law, str) else law
     settings = _settings_for(law, settings, kwargs)
+    given, table = table, modelled_table(law, table)
     scaling = scaling or Scaling.from_table(table)
     design = observation.ObservationDesign.from_table(
         table, scaling, likelihood=settings.likelihood, run_effect=settings.run_effect,
@@ -434,14 +466,15 @@ def fit_law(table, law=DEFAULT_LAW, *, priors=None, settings: FitSettings | None
     if design.marginal_mixture_effect:
         _draw_integrated_mixture_effects(idata, law, scaling, table, design, settings.seed)
 
-    fit = Fit(idata, law, scaling, tuple(table.domains), {"observation": design.to_dict()})
+    fit = Fit(idata, law, scaling, tuple(given.domains),
+              {"observation": design.to_dict(), "eval_domains": list(modelled_evaluation_domains(law, given)[0])})
     posterior = fit.posterior()
     _add_table_and_loglik(idata, posterior, table)
     diag = {**_weighted_diagnostics(idata, law, posterior, table), **timing,
             "draws_per_chain": draws_per_chain, "draws_requested": settings.draws,
             "target_accept": settings.target_accept, **pilot_report, **dropped_chains,
             **law.fit_checks(posterior, table)}
-    fit.attrs = _fit_attrs(law, table, priors, scaling, settings, design, diag)
+    fit.attrs = _fit_attrs(law, given, priors, scaling, settings, design, diag)
     check_gate(diag, allow_warnings=allow_warnings)
     return fit
 
@@ -496,8 +529,9 @@ def _weighted_diagnostics(idata, law: Law, posterior: Posterior, table) -> dict:
 
 def _fit_attrs(law: Law, table, priors, scaling: Scaling, settings: FitSettings,
                design: observation.ObservationDesign, diag: dict) -> dict:
-    """What a fit records beside its draws: law, priors, units, table fingerprint,
-    settings, observation design, diagnostics, warnings and versions."""
+    """What a fit records beside its draws: law, priors, units, the table's domains (the
+    mixture's, the evaluation-only ones the law predicts and those it leaves out) and
+    fingerprint, settings, observation design, diagnostics, warnings and versions."""
     import pymc
     import pytensor
 
@@ -511,6 +545,8 @@ def _fit_attrs(law: Law, table, priors, scaling: Scaling, settings: FitSettings,
         "priors": resolve_priors(law, priors),
         "scaling": scaling.to_dict(),
         "domains": list(table.domains),
+        "eval_domains": list(modelled_evaluation_domains(law, table)[0]),
+        "eval_domains_not_modelled": list(modelled_evaluation_domains(law, table)[1]),
         "fingerprint": table.fingerprint(),
         "source": str(table.source),
         "settings": settings.to_dict(),

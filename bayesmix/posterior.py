@@ -30,11 +30,18 @@ from .scaling import Scaling
 class PosteriorLike(Protocol):
     """What ``predict``, ``recommend``, ``rank``, ``next`` and the report read from a
     posterior. Every array has a leading draw axis of :attr:`n_draws`; losses are in nats,
-    ``(S, rows, K)`` over the rows of ``weights`` and the :attr:`domains`.
+    ``(S, rows, T)`` over the rows of ``weights`` and the :attr:`target_domains`: the
+    mixture's :attr:`domains` (whose weights ``weights`` holds), then the
+    :attr:`eval_domains` (evaluated, never in a mixture).
     """
 
     domains: tuple
+    eval_domains: tuple
     meta: dict
+
+    @property
+    def target_domains(self) -> tuple:
+        """The domains whose losses are predicted: :attr:`domains`, then :attr:`eval_domains`."""
 
     @property
     def n_draws(self) -> int: ...
@@ -49,8 +56,11 @@ class PosteriorLike(Protocol):
     @property
     def scaling(self) -> Scaling: ...
 
+    def full_weights(self, weights) -> np.ndarray:
+        """``weights (rows, K)`` over the :attr:`target_domains`, 0 on the evaluation-only ones."""
+
     def expected_loss(self, weights, model_size, tokens, **kwargs) -> np.ndarray:
-        """Expected loss draws ``(S, rows, K)`` (the law and its error at that scale)."""
+        """Expected loss draws ``(S, rows, T)`` (the law and its error at that scale)."""
 
     def add_noise(self, mu: np.ndarray, *, seed=0, weights=None) -> np.ndarray:
         """Draws of observed losses of new runs around ``mu``."""
@@ -70,6 +80,24 @@ class PosteriorLike(Protocol):
 
     def thin(self, max_draws: int, seed: int = 0) -> "PosteriorLike":
         """At most ``max_draws`` draws, evenly spaced."""
+
+
+def observed_table(posterior, table):
+    """``table`` as ``posterior`` predicts it: the evaluation-only domains the posterior
+    models moved among its domains with weight 0
+    (:meth:`bayesmix.data.RunTable.with_evaluation_domains`), so that its losses have one
+    column per target domain; a posterior without evaluation-only domains gets the table
+    itself (its evaluation-only losses are not predicted), and so does a table whose
+    domains are already the posterior's target domains.
+
+    Raises
+    ------
+    DataError
+        If the table lacks a loss column of an evaluation-only domain of the posterior.
+    """
+    if not posterior.eval_domains or tuple(table.domains) == tuple(posterior.target_domains):
+        return table
+    return table.with_evaluation_domains(tuple(posterior.eval_domains))
 
 
 def _draw_shape(param, n_domains):
@@ -119,9 +147,9 @@ class Posterior:
     scaling : Scaling
         Reference units of the fit.
     domains : tuple of str
-        Domain names in the user's order.
+        The mixture's domains in the user's order: ``weights`` have one column each.
     sigma : ndarray, optional
-        ``(S, K)`` observation noise sd on the log-loss scale (per domain).
+        ``(S, T)`` observation noise sd on the log-loss scale (per target domain).
     nu : ndarray, optional
         ``(S,)`` Student-t degrees of freedom when the fit used that likelihood.
     run_sd : ndarray, optional
@@ -129,6 +157,12 @@ class Posterior:
     observation : ObservationDraws, optional
         Draws of the law's discrepancy over scale and of the mixture effects
         (:mod:`bayesmix.observation`); None for a law-only posterior.
+    eval_domains : tuple of str
+        Evaluation-only domains the law predicts (a law with
+        :attr:`~bayesmix.laws.Law.predicts_evaluation_domains` fitted to a table that has
+        them): never in a mixture, their weight is 0 in the law. Losses are predicted for
+        the ``T = K + E`` :attr:`target_domains`, and per-domain parameters have ``T``
+        entries.
     """
 
     law: Law
@@ -140,6 +174,7 @@ class Posterior:
     run_sd: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
     observation: observation.ObservationDraws | None = None
+    eval_domains: tuple = ()
 
     @property
     def n_draws(self) -> int:
@@ -148,7 +183,18 @@ class Posterior:
 
     @property
     def n_domains(self) -> int:
+        """Number of mixture domains ``K`` (the weights' columns)."""
         return len(self.domains)
+
+    @property
+    def target_domains(self) -> tuple:
+        """The domains whose losses are predicted: :attr:`domains`, then :attr:`eval_domains`."""
+        return tuple(self.domains) + tuple(self.eval_domains)
+
+    @property
+    def n_targets(self) -> int:
+        """Number of target domains ``T = K + E`` (the losses' columns)."""
+        return len(self.target_domains)
 
     def thin(self, max_draws: int, seed: int = 0) -> "Posterior":
         """A posterior with at most ``max_draws`` draws, chosen evenly (deterministic)."""
@@ -170,16 +216,37 @@ class Posterior:
             run_sd=None if self.run_sd is None else self.run_sd[idx],
             meta=dict(self.meta),
             observation=None if self.observation is None else self.observation.subset(idx),
+            eval_domains=self.eval_domains,
         )
 
     # ----------------------------------------------------------------- inputs
-    def _check_inputs(self, weights, model_size, tokens):
+    def full_weights(self, weights) -> np.ndarray:
+        """Mixtures over the :attr:`target_domains`, ``(rows, T)``: ``weights`` over the
+        mixture domains ``(rows, K)`` with 0 for every evaluation-only domain, or already
+        over the target domains (their evaluation-only weights must be 0).
+
+        Raises
+        ------
+        UsageError
+            If the weights have neither ``K`` nor ``T`` columns, or put weight on an
+            evaluation-only domain.
+        """
         h = np.atleast_2d(np.asarray(weights, dtype=float))
+        E = len(self.eval_domains)
+        if E and h.shape[-1] == self.n_targets:
+            if np.any(h[..., self.n_domains:] != 0):
+                raise UsageError(f"evaluation-only domains ({', '.join(self.eval_domains)}) are never in a "
+                                 "mixture: their weights must be 0")
+            return h
         if h.shape[-1] != self.n_domains:
             raise UsageError(
                 f"mixtures have {h.shape[-1]} weights but the fit has {self.n_domains} domains "
                 f"({', '.join(self.domains)})"
             )
+        return np.concatenate([h, np.zeros(h.shape[:-1] + (E,))], axis=-1) if E else h
+
+    def _check_inputs(self, weights, model_size, tokens):
+        h = self.full_weights(weights)
         rows = h.shape[0]
         N = np.broadcast_to(np.asarray(model_size, dtype=float), (rows,))
         D = np.broadcast_to(np.asarray(tokens, dtype=float), (rows,))
@@ -193,13 +260,13 @@ class Posterior:
         out = []
         for param in self.law.params:
             value = np.asarray(self.draws[param.name], dtype=float)
-            out.append(value.reshape((value.shape[0],) + _draw_shape(param, self.n_domains)))
+            out.append(value.reshape((value.shape[0],) + _draw_shape(param, self.n_targets)))
         return out
 
     # ----------------------------------------------------------------- predictions
     def law_mean(self, weights, model_size, tokens, *, chunk: int = 4096) -> np.ndarray:
-        """The law's mean loss per draw, row and domain, in nats: ``(S, rows, K)``, without
-        the observation model's discrepancy and mixture effects."""
+        """The law's mean loss per draw, row and target domain, in nats: ``(S, rows, T)``,
+        without the observation model's discrepancy and mixture effects."""
         h, N, D = self._check_inputs(weights, model_size, tokens)
         n, d = self.scaling.scale_inputs(N, D)
         self._check_law_domain(n)
@@ -213,7 +280,7 @@ class Posterior:
         return np.concatenate(parts, axis=1) * loss_ref
 
     def log_offsets(self, weights, model_size, tokens, *, seed=0, jointly_with=None) -> np.ndarray | None:
-        """The observation model's ``delta + eta_known`` at the rows, ``(S, rows, K)``:
+        """The observation model's ``delta + eta_known`` at the rows, ``(S, rows, T)``:
         the law's error at each row's scale (drawn from its Gaussian process away from the
         fitted scales) plus the effect of a mixture seen in the fit; None for a law-only
         posterior. See :meth:`expected_loss` for ``jointly_with``."""
@@ -230,7 +297,7 @@ class Posterior:
 
     def expected_loss(self, weights, model_size, tokens, *, chunk: int = 4096, seed=0,
                       jointly_with=None) -> np.ndarray:
-        """Expected loss per draw, row and domain, in nats: ``(S, rows, K)``.
+        """Expected loss per draw, row and target domain, in nats: ``(S, rows, T)``.
 
         The law's mean times ``exp(delta + eta_known)`` (:meth:`log_offsets`): where the
         observation model has a discrepancy over scale, the law's error at the asked scale
@@ -269,7 +336,7 @@ class Posterior:
                     "the law is not defined there; predict at larger model sizes")
 
     def add_noise(self, mu: np.ndarray, *, seed=0, weights=None) -> np.ndarray:
-        """Turn expected-loss draws ``(S, rows, K)`` into draws of an observed loss.
+        """Turn expected-loss draws ``(S, rows, T)`` into draws of an observed loss.
 
         A new observation is a new run: it gets observation noise and, when the fit has
         them, a fresh per-run offset shared by its domains and, unless ``weights`` shows
@@ -279,17 +346,17 @@ class Posterior:
         if self.observation is not None:
             mix_sd = self.observation.new_mixture_sd()
             if mix_sd is not None and weights is not None:
-                new_mixture = ~self.observation.known_mixture_effect(np.atleast_2d(weights))[1]
+                new_mixture = ~self.observation.known_mixture_effect(self.full_weights(weights))[1]
         return observation.add_noise(mu, sigma=self.sigma, nu=self.nu, run_sd=self.run_sd, mix_sd=mix_sd,
                                      new_mixture=new_mixture, seed=seed)
 
     def predictive_loss(self, weights, model_size, tokens, *, seed=0) -> np.ndarray:
-        """Draws of an observed loss (observation noise included): ``(S, rows, K)``."""
+        """Draws of an observed loss (observation noise included): ``(S, rows, T)``."""
         return self.add_noise(self.expected_loss(weights, model_size, tokens, seed=seed), seed=seed,
                               weights=weights)
 
     def summarise(self, weights, model_size, tokens, *, seed=0) -> dict[str, np.ndarray]:
-        """Posterior-mean expected loss, and predictive sd and 5%/95% quantiles, ``(rows, K)``."""
+        """Posterior-mean expected loss, and predictive sd and 5%/95% quantiles, ``(rows, T)``."""
         mu = self.expected_loss(weights, model_size, tokens, seed=seed)
         pred = self.add_noise(mu, seed=seed, weights=weights)
         return {
@@ -302,8 +369,9 @@ class Posterior:
     def symbolic_expected_loss(self, h, model_size, tokens, *, seed=0):
         """PyTensor graph of the expected loss with the draws as constants.
 
-        ``h`` is a symbolic ``(rows, K)`` mixture matrix; ``model_size`` and ``tokens``
-        are numbers or arrays in natural units. Returns ``(S, rows, K)`` in nats. Used by
+        ``h`` is a symbolic ``(..., rows, K)`` mixture tensor over :attr:`domains`
+        (evaluation-only domains get weight 0); ``model_size`` and ``tokens`` are numbers
+        or arrays in natural units. Returns ``(S, rows, T)`` in nats. Used by
         the decision layer to get gradients with respect to the mixture. The discrepancy
         at the scale enters as a constant factor (the same draws as :meth:`expected_loss`
         with the same seed); a mixture's own effect does not (it belongs to mixtures
@@ -314,6 +382,8 @@ class Posterior:
         p = {}
         for param, value in zip(self.law.params, self._param_arrays()):
             p[param.name] = pt.constant(value)
+        if self.eval_domains:
+            h = pt.concatenate([h, pt.zeros(tuple(h.shape)[:-1] + (len(self.eval_domains),))], axis=-1)
         mean = self.law.mean(p, h, pt.constant(n), pt.constant(d))
         mean = mean * pt.constant(np.asarray(self.scaling.loss_ref))
         if self.observation is not None:

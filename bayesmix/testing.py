@@ -11,8 +11,12 @@ from .priors import resolve_priors
 
 
 def posterior_around_truth(truth, *, n_draws: int = 200, rel_sd: float = 0.05, sigma: float = 0.01,
-                           seed: int = 0) -> Posterior:
-    """A Posterior whose draws scatter log-normally (sd ``rel_sd``) around a Truth's parameters."""
+                           seed: int = 0, n_eval: int = 0) -> Posterior:
+    """A Posterior whose draws scatter log-normally (sd ``rel_sd``) around a Truth's parameters.
+
+    ``n_eval``: the truth's last ``n_eval`` domains are evaluation-only (never in a
+    mixture; the law must predict them).
+    """
     rng = np.random.default_rng(seed)
     draws = {}
     for name, value in truth.params.items():
@@ -22,8 +26,9 @@ def posterior_around_truth(truth, *, n_draws: int = 200, rel_sd: float = 0.05, s
         if np.all(np.asarray(truth.params["E"]) < 1):
             draws["E"] = np.clip(draws["E"], 1e-6, 1 - 1e-6)
     K = len(truth.domains)
-    return Posterior(truth.posterior.law, draws, truth.scaling, tuple(truth.domains),
-                     sigma=np.full((n_draws, K), sigma))
+    mixture = tuple(truth.domains)[:K - n_eval]
+    return Posterior(truth.posterior.law, draws, truth.scaling, mixture, sigma=np.full((n_draws, K), sigma),
+                     eval_domains=tuple(truth.domains)[K - n_eval:])
 
 
 def fit_from_posterior(posterior: Posterior, *, chains: int = 2, source: str = "<test>") -> Fit:
@@ -39,7 +44,7 @@ def fit_from_posterior(posterior: Posterior, *, chains: int = 2, source: str = "
     sigma = np.asarray(posterior.sigma)[:S]
     draws["sigma"] = sigma.reshape(chains, per_chain, -1)
     dims["sigma"] = ["domain"]
-    coords = {"domain": list(posterior.domains), "domain_j": list(posterior.domains)}
+    coords = {"domain": list(posterior.target_domains), "domain_j": list(posterior.target_domains)}
     idata = _az.from_draws(draws, dims, coords)
     attrs = {
         "bayesmix_type": "fit",
@@ -49,6 +54,7 @@ def fit_from_posterior(posterior: Posterior, *, chains: int = 2, source: str = "
         "priors": resolve_priors(law),
         "scaling": posterior.scaling.to_dict(),
         "domains": list(posterior.domains),
+        "eval_domains": list(posterior.eval_domains),
         "fingerprint": "none",
         "source": source,
         "settings": {"sampler": "none (draws given)"},

@@ -27,17 +27,27 @@ def _stacked() -> StackedPosterior:
                             {"capacity_noise": 0.6, "chinchilla_domain": 0.4}, n_draws=50)
 
 
-@pytest.fixture(params=["one law", "stacked laws"])
+def _with_evaluation_domain() -> Posterior:
+    """A law that predicts an evaluation-only domain ("chat": never in a mixture)."""
+    truth = default_truth("capacity_noise_transfer", DOMAINS + ("chat",), seed=1)
+    return posterior_around_truth(truth, n_draws=60, n_eval=1)
+
+
+@pytest.fixture(params=["one law", "stacked laws", "evaluation-only domain"])
 def posterior(request):
-    return _one_law() if request.param == "one law" else _stacked()
+    return {"one law": _one_law, "stacked laws": _stacked,
+            "evaluation-only domain": _with_evaluation_domain}[request.param]()
 
 
 def test_every_posterior_kind_keeps_the_written_contract(posterior):
     assert isinstance(posterior, PosteriorLike)
-    S, K = posterior.n_draws, posterior.n_domains
+    S, T = posterior.n_draws, len(posterior.target_domains)
     assert posterior.domains == DOMAINS and isinstance(posterior.law.name, str) and isinstance(posterior.meta, dict)
+    assert posterior.n_domains == len(DOMAINS) and posterior.target_domains == DOMAINS + posterior.eval_domains
     mu = posterior.expected_loss(H, N, D)
-    assert mu.shape == (S, 2, K) and np.all(np.isfinite(mu)) and np.all(mu > 0)
+    assert mu.shape == (S, 2, T) and np.all(np.isfinite(mu)) and np.all(mu > 0)
+    full = posterior.full_weights(H)
+    assert full.shape == (2, T) and np.array_equal(full[:, :len(DOMAINS)], H) and not np.any(full[:, len(DOMAINS):])
     noisy = posterior.add_noise(mu, seed=1, weights=H)
     assert noisy.shape == mu.shape and not np.array_equal(noisy, mu)
     np.testing.assert_array_equal(posterior.predictive_loss(H, N, D, seed=1), posterior.add_noise(mu, seed=1, weights=H))

@@ -70,7 +70,7 @@ def effective_sample_size(weights) -> np.ndarray:
 def parameter_table(posterior: Posterior):
     """Draws of every scalar parameter entry, ``(S, P)``, and their names."""
     names, cols = [], []
-    doms = posterior.domains
+    doms = posterior.target_domains
     for param in posterior.law.params:
         value = np.asarray(posterior.draws[param.name], dtype=float)
         flat = value.reshape(value.shape[0], -1)

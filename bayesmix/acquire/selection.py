@@ -157,7 +157,8 @@ class Acquisition:
         if self.posterior.sigma is None:
             cell = np.full((S, M, K), DEFAULT_NOISE_SD)
         else:
-            cell = np.array(observation.cell_sd(self.posterior.sigma, draws, candidates.mixtures))
+            cell = np.array(observation.cell_sd(self.posterior.sigma, draws,
+                                                self.posterior.full_weights(candidates.mixtures)))
         run_sd = None if self.posterior.run_sd is None else np.asarray(self.posterior.run_sd, dtype=float)
         return RunPredictions(np.log(mu), cell, run_sd)
 

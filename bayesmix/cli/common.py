@@ -272,7 +272,8 @@ def load_posterior(path, *, max_draws=None):
     """Load a fit file, a shipped model folder, or a comparison JSON (stacked prediction).
 
     The fitted model sizes and token counts, when the fit records them, are kept in the
-    posterior's ``meta["scales"]`` for :func:`check_scale`.
+    posterior's ``meta["scales"]`` for :func:`check_scale`, and ``path`` in
+    ``meta["fit_path"]`` for error messages.
     """
     from ..compare import is_comparison_file, stacked_posterior
 
@@ -281,6 +282,7 @@ def load_posterior(path, *, max_draws=None):
     fit = load_fit(path)
     posterior = fit.posterior(max_draws=max_draws)
     posterior.meta["scales"] = fit.attrs.get("scales")
+    posterior.meta["fit_path"] = str(path)
     return posterior
 
 

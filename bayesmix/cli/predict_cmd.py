@@ -14,7 +14,8 @@ DESCRIPTION = """\
 Predict per-domain losses from a fitted model: for every row of a run table (--runs) or
 for a single point (--mixture with --model-size and --tokens). Adds pred_<d> (posterior
 mean of the expected loss), sd_<d>, q05_<d>, q95_<d> (loss a new run would log,
-observation noise included)."""
+observation noise included), for every trained domain and, where the fitted law predicts
+them (capacity_noise_transfer), every evaluation-only domain of the fitted table."""
 
 
 def add_parser(sub):
@@ -34,18 +35,22 @@ def add_parser(sub):
     return p
 
 
-def mixture_vector(text, domains):
+def mixture_vector(text, domains, eval_domains=()):
     """A full weight vector from 'd=w,...'; unnamed domains get 0; must sum to 1 within 1e-2.
 
     Raises
     ------
     UsageError
-        If a domain is unknown or given twice, a weight is not a finite non-negative
+        If a domain is unknown, evaluation-only (``eval_domains``) or given twice, a weight is not a finite non-negative
         number, or the weights do not sum to 1.
     """
     import numpy as np
 
     given = parse_weights(text, "--mixture")
+    evaluated = [d for d in given if d in eval_domains]
+    if evaluated:
+        raise UsageError(f"--mixture: {', '.join(evaluated)} is evaluation-only, never in a mixture; leave it "
+                         f"out (its loss is predicted as pred_{evaluated[0]})")
     unknown = [d for d in given if d not in domains]
     if unknown:
         raise UsageError(f"unknown domains in --mixture: {', '.join(unknown)}; the fit has {', '.join(domains)}")
@@ -73,7 +78,7 @@ def run(args) -> int:
     if args.mixture:
         if not args.model_size or not args.tokens:
             raise UsageError("--mixture needs --model-size and --tokens")
-        w = mixture_vector(args.mixture, domains)[None]
+        w = mixture_vector(args.mixture, domains, posterior.eval_domains)[None]
         N = parse_quantity(args.model_size, what="model size")
         D = parse_quantity(args.tokens, what="tokens")
         check_scale(posterior, N, D, what="--mixture")
@@ -88,6 +93,11 @@ def run(args) -> int:
         out = pd.concat([table.to_frame().reset_index(drop=True), pred], axis=1)
         for note in table.notes:
             print(f"note: {note}", file=sys.stderr)
+        left_out = [d for d in table.eval_domains if d not in posterior.target_domains]
+        if left_out:
+            print(f"note: no pred_ columns for the evaluation-only {', '.join(left_out)}: law "
+                  f"'{posterior.law.name}' does not predict domains outside the mixture (refit with "
+                  "--law capacity_noise_transfer)", file=sys.stderr)
     else:
         raise UsageError("give --runs FILE or --mixture d=w,... with --model-size and --tokens")
     if args.out:

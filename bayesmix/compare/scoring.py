@@ -11,6 +11,7 @@ from scipy import optimize, special
 
 from .. import observation
 from ..errors import UsageError
+from ..posterior import observed_table
 from ..weighted import weighted_quantile
 
 #: Probability of the central predictive interval whose coverage is reported.
@@ -31,7 +32,8 @@ def integrated_loglik(posterior, table, *, by_domain: bool = False, expected=Non
     posterior : Posterior
         Draws of a fitted law.
     table : RunTable
-        Runs to score (all their checkpoints and domains with a logged loss).
+        Runs to score (all their checkpoints and domains with a logged loss, the
+        evaluation-only domains the posterior predicts included).
     by_domain : bool
         Also split by domain: one value per (run, domain) over that domain's cells.
     expected : ndarray ``(S, rows, K)``, optional
@@ -48,6 +50,7 @@ def integrated_loglik(posterior, table, *, by_domain: bool = False, expected=Non
         the run ids in order of first appearance. Runs without any logged loss are
         left out (they carry no evidence to score).
     """
+    table = observed_table(posterior, table)
     losses = np.asarray(table.losses, dtype=float)
     ids = np.asarray(table.run_ids, dtype=str)
     # A run without any logged loss carries no evidence: it is not scored.
@@ -118,7 +121,8 @@ def score_runs(posterior, table, *, seed: int = 0, log_weights=None) -> dict:
     posterior : Posterior
         Fitted on runs other than those of ``table`` (or, with ``log_weights``, on all).
     table : RunTable
-        The runs to score.
+        The runs to score (the evaluation-only domains the posterior predicts included,
+        as cells of weight 0).
     seed : int
         Seed of the predictive draws (interval quantiles).
     log_weights : ndarray ``(S, R)``, optional
@@ -133,6 +137,7 @@ def score_runs(posterior, table, *, seed: int = 0, log_weights=None) -> dict:
         ``lower``, ``upper`` (the central 90 % predictive interval) and ``trained``
         (the run's training weight on the domain is positive).
     """
+    table = observed_table(posterior, table)
     mu = posterior.expected_loss(table.weights, table.model_size, table.tokens)
     ll_run, runs = integrated_loglik(posterior, table, expected=mu)
     ll_rd, _ = integrated_loglik(posterior, table, expected=mu, by_domain=True)

@@ -44,10 +44,11 @@ class StackedPosterior:
         names = [n for n in posteriors if weights.get(n, 0.0) > 0]
         if not names:
             raise UsageError("no law has a positive stacking weight among the fits given")
-        domains = {tuple(posteriors[n].domains) for n in names}
+        domains = {(tuple(posteriors[n].domains), tuple(posteriors[n].eval_domains)) for n in names}
         if len(domains) > 1:
-            raise UsageError("the stacked laws were fitted on different domains: "
-                             + "; ".join(f"{n}: {', '.join(posteriors[n].domains)}" for n in names))
+            raise UsageError("the stacked laws were fitted on different domains (or predict different "
+                             "evaluation-only ones): "
+                             + "; ".join(f"{n}: {', '.join(posteriors[n].target_domains)}" for n in names))
         total = sum(weights[n] for n in names)
         self.weights = {n: float(weights[n]) / total for n in names}
         self.components = {n: posteriors[n] for n in names}
@@ -68,8 +69,20 @@ class StackedPosterior:
         return tuple(self.components[self._names[0]].domains)
 
     @property
+    def eval_domains(self) -> tuple:
+        return tuple(self.components[self._names[0]].eval_domains)
+
+    @property
+    def target_domains(self) -> tuple:
+        return self.domains + self.eval_domains
+
+    @property
     def n_domains(self) -> int:
         return len(self.domains)
+
+    def full_weights(self, weights) -> np.ndarray:
+        """Mixtures over the :attr:`target_domains` (see :meth:`Posterior.full_weights`)."""
+        return self.components[self._names[0]].full_weights(weights)
 
     @property
     def n_draws(self) -> int:
@@ -98,10 +111,10 @@ class StackedPosterior:
 
     @property
     def sigma(self) -> np.ndarray | None:
-        """``(S, K)`` observation noise sd of each draw (its own law's)."""
-        parts = [(p.sigma if p.sigma is not None else np.zeros((p.n_draws, self.n_domains)), w)
-                 for p, w in self._parts()]
-        out = np.empty((self.n_draws, self.n_domains))
+        """``(S, T)`` observation noise sd of each draw (its own law's), per target domain."""
+        T = len(self.target_domains)
+        parts = [(p.sigma if p.sigma is not None else np.zeros((p.n_draws, T)), w) for p, w in self._parts()]
+        out = np.empty((self.n_draws, T))
         for value, where in parts:
             out[where] = value
         return out
@@ -123,7 +136,7 @@ class StackedPosterior:
         return self.subset(np.linspace(0, self.n_draws - 1, max_draws).round().astype(int))
 
     def expected_loss(self, weights, model_size, tokens, **kwargs) -> np.ndarray:
-        """Expected loss per mixture draw, row and domain, in nats: ``(S, rows, K)``."""
+        """Expected loss per mixture draw, row and target domain, in nats: ``(S, rows, T)``."""
         out = None
         for post, where in self._parts():
             mu = post.expected_loss(weights, model_size, tokens, **kwargs)

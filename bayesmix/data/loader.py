@@ -134,7 +134,8 @@ def kept_notes(roles: Roles, cells: Cells, all_losses, keep) -> list[str]:
         desc = ", ".join(f"{d} (column {c})" for d, c in roles.evals)
         notes.append(
             f"evaluation-only {'domain' if len(roles.evals) == 1 else 'domains'} {desc}: a loss with no weight column, "
-            "so not part of the mixture; kept as a target to evaluate, not fitted as a trained domain"
+            "so not part of the mixture; kept as a target to evaluate: fitted and predicted at weight 0 by a law "
+            "that predicts evaluation-only domains (capacity_noise_transfer), left out by the others"
         )
     if roles.aggregates:
         notes.append(

@@ -248,6 +248,47 @@ class RunTable:
             extra=None if self.extra is None else self.extra.iloc[index].reset_index(drop=True),
         )
 
+    def with_evaluation_domains(self, names=None) -> RunTable:
+        """The table with evaluation-only domains as domains of weight 0 in every run.
+
+        What a law that predicts evaluation-only domains
+        (:attr:`bayesmix.laws.Law.predicts_evaluation_domains`) is fitted to and scored
+        on: the evaluation-only domains follow the trained ones in :attr:`domains`, with
+        their losses.
+
+        Parameters
+        ----------
+        names : sequence of str, optional
+            The evaluation-only domains to move, in this order (default: all of them);
+            the others stay evaluation-only.
+
+        Returns
+        -------
+        RunTable
+            The table itself when there is nothing to move.
+
+        Raises
+        ------
+        DataError
+            If a name is not an evaluation-only domain of the table.
+        """
+        names = tuple(self.eval_domains if names is None else (str(n) for n in names))
+        missing = [n for n in names if n not in self.eval_domains]
+        if missing:
+            raise DataError(f"no evaluation-only loss column for {', '.join(map(repr, missing))} (the table has "
+                            f"{', '.join(self.eval_domains) or 'none'}); add its loss column, e.g. "
+                            f"loss_{missing[0]}, or use a fit without it", file=self.source)
+        if not names:
+            return self
+        moved = [self.eval_domains.index(n) for n in names]
+        kept = [j for j in range(len(self.eval_domains)) if j not in moved]
+        zeros = np.zeros((self.n_rows, len(names)))
+        return dataclasses.replace(
+            self, domains=self.domains + names, weights=np.hstack([self.weights, zeros]),
+            losses=np.hstack([self.losses, self.eval_losses[:, moved]]),
+            eval_domains=tuple(self.eval_domains[j] for j in kept),
+            eval_losses=self.eval_losses[:, kept] if kept else None)
+
     def final_checkpoints(self) -> RunTable:
         """Return the last checkpoint (most tokens) of each run."""
         return self.select(self.final_checkpoint_mask)

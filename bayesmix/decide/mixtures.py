@@ -63,6 +63,35 @@ def as_mixture(value, domains, *, what: str = "mixture") -> np.ndarray:
     return h / total
 
 
+def predicting_laws() -> list[str]:
+    """The registered laws that predict evaluation-only domains."""
+    from ..laws import available_laws, get_law
+
+    return [name for name in available_laws() if get_law(name).predicts_evaluation_domains]
+
+
+def check_predicted(names, posterior, what: str) -> None:
+    """Refuse domain ``names`` that ``posterior`` does not predict, explaining an
+    evaluation-only domain its law left out (the law cannot predict such a domain).
+
+    Raises
+    ------
+    UsageError
+        Naming the fit file (``posterior.meta["fit_path"]``, when known), the domain and
+        how to fix it.
+    """
+    left_out = [n for n in names if n in tuple(posterior.meta.get("eval_domains_not_modelled") or ())]
+    if left_out:
+        fit = posterior.meta.get("fit_path")
+        raise UsageError(
+            f"{fit + ': ' if fit else ''}{what} names {', '.join(map(repr, left_out))}, an evaluation-only "
+            f"domain of the fitted table (a loss column with no weight column), which law "
+            f"'{posterior.law.name}' does not predict: its loss of a domain at weight 0 does not move with "
+            f"the mixture; refit with a law that predicts evaluation-only domains ({', '.join(predicting_laws())}), "
+            "e.g. bayesmix fit RUNS --law capacity_noise_transfer")
+    check_names(names, tuple(posterior.target_domains), what)
+
+
 @dataclass(frozen=True)
 class Objective:
     """Which average of the domains' losses the mixture should minimise.
@@ -71,7 +100,8 @@ class Objective:
     ----------
     weights : mapping of str to float, optional
         Weight of each domain in the objective; domains left out get 0 and the weights are
-        normalised to sum to 1. Default: the plain average over all domains.
+        normalised to sum to 1. Default: the plain average over the mixture's domains
+        (evaluation-only domains count only when named).
     target_domain : str, optional
         Minimise one domain's loss only. Exclusive with ``weights``.
     """
@@ -79,8 +109,18 @@ class Objective:
     weights: Mapping[str, float] | None = None
     target_domain: str | None = None
 
-    def domain_weights(self, domains) -> np.ndarray:
-        """Objective weights ``(K,)`` summing to one, in the order of ``domains``."""
+    def named_domains(self) -> tuple:
+        """The domains the objective names (none for the default average)."""
+        if self.target_domain is not None:
+            return (self.target_domain,)
+        return tuple(self.weights or ())
+
+    def domain_weights(self, domains, *, n_mixture: int | None = None) -> np.ndarray:
+        """Objective weights ``(T,)`` summing to one, in the order of ``domains``.
+
+        ``n_mixture``: the default average is over the first ``n_mixture`` domains (the
+        mixture's; the evaluation-only ones follow them); default all of them.
+        """
         domains = tuple(domains)
         if self.weights is not None and self.target_domain is not None:
             raise UsageError("give objective weights or a target domain, not both")
@@ -90,7 +130,8 @@ class Objective:
             w[domains.index(self.target_domain)] = 1.0
             return w
         if self.weights is None:
-            return np.full(len(domains), 1.0 / len(domains))
+            k = len(domains) if n_mixture is None else int(n_mixture)
+            return np.concatenate([np.full(k, 1.0 / k), np.zeros(len(domains) - k)])
         check_names(self.weights.keys(), domains, "the objective weights")
         w = np.zeros(len(domains))
         for name, value in self.weights.items():
@@ -99,11 +140,11 @@ class Objective:
             raise UsageError("objective weights must be non-negative with at least one positive")
         return w / w.sum()
 
-    def describe(self, domains) -> str:
+    def describe(self, domains, *, n_mixture: int | None = None) -> str:
         if self.target_domain is not None:
             return f"loss on {self.target_domain}"
         if self.weights is None:
-            return f"average loss over the {len(tuple(domains))} domains"
+            return f"average loss over the {len(tuple(domains)) if n_mixture is None else n_mixture} domains"
         w = self.domain_weights(domains)
         parts = ", ".join(f"{d}={v:.3g}" for d, v in zip(domains, w) if v > 0)
         return f"weighted average loss ({parts})"

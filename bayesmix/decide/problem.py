@@ -14,7 +14,7 @@ from ..units import parse_quantity
 from ..weighted import normalised_draw_weights, weighted_quantile
 from .constraints import CONSTRAINT_TOLERANCE, Constraints
 from .evaluator import Evaluator, evaluator_for
-from .mixtures import Objective, as_mixture
+from .mixtures import Objective, as_mixture, check_predicted
 from .results import INTERVAL, BaselineComparison, CandidateRanking, Recommendation, draw_summary
 from .risk import Risk, regret_of_values
 
@@ -53,7 +53,11 @@ class MixtureProblem:
         The (thinned) posterior the decision uses; ``draw_index`` maps its draws to the
         input posterior's. Draw weights passed to methods refer to these draws.
     bounds : Bounds
-    objective_weights : ndarray ``(K,)``
+    target_domains : tuple of str
+        The mixture's domains, then the evaluation-only domains the posterior predicts
+        (which the objective may name; their weight in a mixture is always 0).
+    objective_weights : ndarray ``(T,)``
+        Over the target domains.
 
     Raises
     ------
@@ -66,9 +70,11 @@ class MixtureProblem:
         self.model_size = parse_quantity(model_size, what="model size")
         self.tokens = parse_quantity(tokens, what="tokens")
         self.domains = tuple(posterior.domains)
+        self.target_domains = tuple(posterior.target_domains)
         self.objective = objective or Objective()
         self.constraints = constraints or Constraints()
-        self.objective_weights = self.objective.domain_weights(self.domains)
+        check_predicted(self.objective.named_domains(), posterior, "the objective")
+        self.objective_weights = self.objective.domain_weights(self.target_domains, n_mixture=len(self.domains))
         self.bounds = self.constraints.bounds(self.domains, self.tokens, posterior.law.min_positive_weight)
         self.source_posterior = posterior
         self.draw_index = _thin_index(posterior.n_draws, max_draws)
@@ -99,7 +105,7 @@ class MixtureProblem:
         return np.clip(h, 0.0, None)
 
     def domain_losses(self, mixtures) -> np.ndarray:
-        """Expected loss per draw, mixture and domain at the target, ``(S, M, K)`` nats."""
+        """Expected loss per draw, mixture and target domain at the target, ``(S, M, T)`` nats."""
         h = self._as_mixtures(mixtures)
         tiled = np.broadcast_to(h[None], (self.n_draws,) + h.shape)
         return self.evaluator(tiled, self.objective_weights)[2]
@@ -245,8 +251,9 @@ class MixtureProblem:
             mixture=mixture,
             model_size=self.model_size,
             tokens=self.tokens,
-            objective=self.objective.describe(self.domains),
+            objective=self.describe_objective(),
             objective_weights=self.objective_weights,
+            eval_domains=self.target_domains[len(self.domains):],
             risk=risk,
             risk_value=float(risk.evaluate(values, weights)),
             objective_summary={k: float(v) for k, v in draw_summary(values, weights).items()},
@@ -319,6 +326,10 @@ class MixtureProblem:
             ))
         return comparisons
 
+    def describe_objective(self) -> str:
+        """The objective in words."""
+        return self.objective.describe(self.target_domains, n_mixture=len(self.domains))
+
     def _notes(self) -> list[str]:
         """Caveats of a recommendation from this problem."""
         if self.n_draws < 100:
@@ -343,7 +354,7 @@ class MixtureProblem:
         violations = [self.bounds.violations(row) for row in h]
         return CandidateRanking(
             domains=self.domains, names=names, mixtures=h, model_size=self.model_size,
-            tokens=self.tokens, objective_description=self.objective.describe(self.domains),
+            tokens=self.tokens, objective_description=self.describe_objective(),
             risk=risk, risk_values=np.atleast_1d(risk.evaluate(values, weights)),
             objective=summary, prob_best=np.sum(weights[:, None] * share, axis=0),
             regret=np.sum(weights[:, None] * (values - best), axis=0),

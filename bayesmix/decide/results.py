@@ -84,14 +84,15 @@ class Recommendation:
     model_size, tokens : float
         The target scale.
     objective : str
-        The objective in words; ``objective_weights`` ``(K,)`` its domain weights.
+        The objective in words; ``objective_weights`` ``(T,)`` its weights over the
+        target domains (:attr:`domains`, then :attr:`eval_domains`).
     risk : Risk
     risk_value : float
         The risk measure of the objective at the recommendation (nats).
     objective_summary : dict
         Mean, sd, q05, q95 of the objective at the recommendation over the posterior.
-    domain_losses : dict of str to ndarray ``(K,)``
-        Per-domain expected loss at the recommendation: mean, sd, q05, q95 over the
+    domain_losses : dict of str to ndarray ``(T,)``
+        Per target domain, expected loss at the recommendation: mean, sd, q05, q95 over the
         posterior, and ``predictive_q05``/``predictive_q95`` of one training run's
         observed loss (observation noise included).
     baselines : list of BaselineComparison
@@ -109,6 +110,9 @@ class Recommendation:
         before thinning.
     settings, timing : dict
     notes : list of str
+    eval_domains : tuple of str
+        Evaluation-only domains the posterior predicts: never in the mixture, but in the
+        objective and the domain losses.
     """
 
     domains: tuple
@@ -135,18 +139,25 @@ class Recommendation:
     settings: dict = field(default_factory=dict)
     timing: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    eval_domains: tuple = ()
+
+    @property
+    def target_domains(self) -> tuple:
+        """The domains whose losses are reported: :attr:`domains`, then :attr:`eval_domains`."""
+        return tuple(self.domains) + tuple(self.eval_domains)
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary of every reported quantity."""
-        doms = self.domains
+        doms, targets = self.domains, self.target_domains
         return json_safe({
             "bayesmix_type": "recommendation",
             "law": self.law,
             "fingerprint": self.fingerprint,
             "target": {"model_size": self.model_size, "tokens": self.tokens},
             "domains": list(doms),
+            "eval_domains": list(self.eval_domains),
             "objective": {"description": self.objective,
-                          "weights": _by_domain(doms, self.objective_weights)},
+                          "weights": _by_domain(targets, self.objective_weights)},
             "risk": {"measure": str(self.risk), "description": self.risk.describe(),
                      "value": self.risk_value},
             "mixture": _by_domain(doms, self.mixture),
@@ -158,7 +169,7 @@ class Recommendation:
             },
             "predicted_objective": {k: float(v) for k, v in self.objective_summary.items()},
             "domain_losses": {d: {k: float(v[i]) for k, v in self.domain_losses.items()}
-                              for i, d in enumerate(doms)},
+                              for i, d in enumerate(targets)},
             "baselines": [b.to_dict(doms) for b in self.baselines],
             "expected_regret": {"mean": self.expected_regret, "q95": self.regret_q95,
                                 "relative": self.expected_regret / self.objective_summary["mean"]},
@@ -181,7 +192,7 @@ class Recommendation:
     def format_table(self) -> str:
         """Human-readable report of the recommendation."""
         doms = self.domains
-        width = max(6, max(len(d) for d in doms))
+        width = max(6, max(len(d) for d in self.target_domains))
         lines = [
             f"Recommended mixture for N={format_quantity(self.model_size)}, "
             f"D={format_quantity(self.tokens)} tokens",
@@ -198,6 +209,12 @@ class Recommendation:
             dl = self.domain_losses
             lines.append(
                 f"{d:<{width}}  {self.mixture[i]:>7.4f}  {bounds:>15}  {opt:>28}  "
+                f"{dl['mean'][i]:>9.4f}  {dl['sd'][i]:>7.4f}  {dl['q05'][i]:>7.4f}  {dl['q95'][i]:>7.4f}"
+            )
+        for i, d in enumerate(self.eval_domains, start=len(doms)):
+            dl = self.domain_losses
+            lines.append(
+                f"{d:<{width}}  {'-':>7}  {'evaluation only':>15}  {'':>28}  "
                 f"{dl['mean'][i]:>9.4f}  {dl['sd'][i]:>7.4f}  {dl['q05'][i]:>7.4f}  {dl['q95'][i]:>7.4f}"
             )
         o = self.objective_summary

@@ -244,10 +244,10 @@ def solver_residual(posterior, table, max_draws: int = 200) -> float:
     rel = pt.abs(pt.sum(x, axis=-1, keepdims=True) - budget) / budget
     fn = pytensor.function([h, b, c, H, n], pt.max(rel))
     S = post.n_draws
-    K = post.n_domains
+    K = post.n_targets  # evaluation-only domains the law predicts take part at weight 0
     n_val, _ = post.scaling.scale_inputs(table.model_size, table.tokens)
     b_draws = np.asarray(post.draws["b"], dtype=float).reshape(S, 1, K)
-    return float(fn(np.asarray(table.weights, dtype=float), b_draws,
+    return float(fn(post.full_weights(table.weights), b_draws,
                     paper_amplitude(np.asarray(post.draws["c"], dtype=float).reshape(S, 1, K), b_draws, K),
                     np.asarray(post.draws["H"]).reshape(S, 1, 1), n_val))
 

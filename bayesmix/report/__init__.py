@@ -78,7 +78,7 @@ def build_report(fit, *, recommendation=None, comparison=None, next_table=None, 
 
     posterior = fit.posterior(max_draws=max_draws)
     table = _az.table_groups(fit.idata)
-    if table is not None and list(table["domains"]) != list(fit.domains):
+    if table is not None and list(table["domains"]) != list(posterior.target_domains):
         table = None
     law = fit.attrs.get("law", fit.law.name)
     sections = [

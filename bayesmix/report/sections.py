@@ -22,6 +22,9 @@ def overview_section(fit, posterior) -> Section:
     rows = [
         ("law", attrs.get("law", fit.law.name)),
         ("domains", ", ".join(fit.domains)),
+        *([("evaluation-only domains (predicted)", ", ".join(fit.eval_domains))] if fit.eval_domains else []),
+        *([("evaluation-only domains (not predicted by the law)", ", ".join(attrs["eval_domains_not_modelled"]))]
+          if attrs.get("eval_domains_not_modelled") else []),
         ("source", attrs.get("source", "")),
         ("data fingerprint", attrs.get("fingerprint", "")),
         ("posterior draws", str(posterior.n_draws)),
@@ -196,7 +199,7 @@ def scaling_section(posterior, table, target_model_size, target_tokens, seed) ->
     -------
     Section
     """
-    domains = list(posterior.domains)
+    domains = list(posterior.target_domains)
     frame = _scale_frame(posterior, table)
     target_N = float(target_model_size or 10 * frame.n_max)
     target_D = float(target_tokens or 10 * frame.d_max)
