@@ -116,6 +116,8 @@ def test_a_table_moves_its_evaluation_only_domains_among_its_domains_at_weight_0
     np.testing.assert_array_equal(moved.weights[:, 3], 0.0)
     np.testing.assert_array_equal(moved.losses[:, 3], table.eval_losses[:, 0])
     assert table.with_evaluation_domains(()) is table and moved.with_evaluation_domains() is moved
+    dropped = table.without_evaluation_domains()
+    assert dropped.domains == EVAL_DOMAINS[:3] and dropped.eval_domains == () and dropped.eval_losses is None
     with pytest.raises(DataError, match="no evaluation-only loss column for 'chat'"):
         table.with_evaluation_domains(["chat"])
 

@@ -150,13 +150,17 @@ def run_task(task: FitTask) -> TaskResult:
     A law that refuses the training table (:meth:`Law.check_table`) gives a result
     with status ``skipped`` and the reason; any other error gives ``failed`` with the
     message, so that one fit cannot end a long comparison.
+
+    Every law is fitted and scored on the mixture's domains only: a law that predicts
+    evaluation-only domains would otherwise be fitted to and scored on more cells than
+    one that does not, and their scores would not compare.
     """
     from ..gate import check_gate
     from ..inference import fit_law
     from ..laws import get_law
 
     t0 = time.perf_counter()
-    table = task.table
+    table = task.table.without_evaluation_domains()
     ids = np.asarray(table.run_ids, dtype=object)
     if task.kind == "heldout":
         train = table.select(np.isin(ids, list(task.fold.train_runs)))

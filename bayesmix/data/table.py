@@ -289,6 +289,18 @@ class RunTable:
             eval_domains=tuple(self.eval_domains[j] for j in kept),
             eval_losses=self.eval_losses[:, kept] if kept else None)
 
+    def without_evaluation_domains(self) -> RunTable:
+        """The table without its evaluation-only domains (and their losses).
+
+        Returns
+        -------
+        RunTable
+            The table itself when it has none.
+        """
+        if not self.eval_domains:
+            return self
+        return dataclasses.replace(self, eval_domains=(), eval_losses=None)
+
     def final_checkpoints(self) -> RunTable:
         """Return the last checkpoint (most tokens) of each run."""
         return self.select(self.final_checkpoint_mask)
