@@ -99,7 +99,8 @@ def main(argv=None):
         print(f"seed {seed}: train {train.n_rows} rows, test {test.n_rows}; MRE positive-weight cells "
               f"NUTS {100 * row['nuts_trained']:.3f}% MAP {100 * row['map_trained']:.3f}%, all cells "
               f"{100 * row['nuts_all']:.3f}%; 90% coverage {100 * row['coverage90']:.1f}%; R-hat "
-              f"{row['rhat']:.3f}, {row['divergences']} divergences; {seconds:.0f} s", flush=True)
+              f"{row['rhat']:.3f}, {row['divergences']} divergences; {fit.diagnostics.get('draws_per_chain')} "
+              f"draws per chain; {seconds:.0f} s", flush=True)
         for domain, blocks in metrics.get("eval_domains", {}).items():
             final = blocks["final_checkpoints"]
             print(f"seed {seed}: evaluation-only {domain}, held-out final checkpoints ({final['rows']} rows): "
