@@ -176,7 +176,8 @@ class AdaptiveRefit:
         if effective_sample_size(w) < self.ess_fraction * self.base.n_draws and can_refit:
             draws = {k: np.tensordot(w, np.asarray(v), axes=1)[None] for k, v in self.base.draws.items()}
             sigma = None if self.base.sigma is None else (w @ self.base.sigma)[None]
-            warm = Posterior(self.base.law, draws, self.base.scaling, self.base.domains, sigma=sigma)
+            warm = Posterior(self.base.law, draws, self.base.scaling, self.base.domains, sigma=sigma,
+                             eval_domains=self.base.eval_domains)
             self.base, self.base_rows = self.nuts(table, warm), table.n_rows
             self.refits += 1
             return self.base, None
