@@ -198,7 +198,8 @@ def format_diagnostics(diag: dict) -> str:
                      f"chains moved out of a minor mode ({diag['pilot_max_logp_gap']:.0f} nats below)"
                      if diag["pilot_restarted_chains"] else "no minor mode seen"))
     if diag.get("pilot_recentred"):
-        rows.append(("pilot re-centred", "yes", "the main mode lay away from the MAP: whitened again there"))
+        rows.append(("pilot re-centred", "yes",
+                     "the pilot's main-mode draws lay away from the MAP: whitened again at their optimum"))
     if diag.get("minor_mode_chains"):
         dropped = diag["minor_mode_chains"]
         rows.append(("minor-mode chains", f"{len(dropped)}",

@@ -28,8 +28,12 @@ class ObservationDraws:
         """From draws by model variable name (see :data:`RECORDED`)."""
         out = cls(design)
         if design.discrepancy:
-            out.disc_slope = (np.asarray(values["disc_slope_mean"])[:, :, None]
-                              + np.asarray(values["disc_slope_sd"]).reshape(-1, 1, 1) * np.asarray(values["disc_slope_z"]))
+            if "disc_slope" in values:  # sampled centred (fitted slopes)
+                out.disc_slope = np.asarray(values["disc_slope"], dtype=float)
+            else:
+                out.disc_slope = (np.asarray(values["disc_slope_mean"])[:, :, None]
+                                  + np.asarray(values["disc_slope_sd"]).reshape(-1, 1, 1)
+                                  * np.asarray(values["disc_slope_z"]))
             out.disc_amp = np.asarray(values["disc_amp"]).reshape(-1)
             out.disc_white = np.asarray(values["disc_white"])
         if design.mixture_effect:

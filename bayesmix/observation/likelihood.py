@@ -40,7 +40,7 @@ def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scali
         factor = pm.Data("disc_smooth_factor", design.smooth_factor())
         slope_mean = make_rv("disc_slope_mean", priors["disc_slope_mean"], dims="scale_feature")
         slope_sd = make_rv("disc_slope_sd", priors["disc_slope_sd"])
-        slope_z = pm.Normal("disc_slope_z", 0.0, 1.0, dims=("scale_feature", "domain"))
+        slope = _discrepancy_slopes(design, slope_mean, slope_sd)
         amp = make_rv("disc_amp", priors["disc_amp"])
         white = pm.Normal("disc_white", 0.0, 1.0, dims=("scale", "domain"))
         # The smooth part without its level and linear trend at the fitted scales: those
@@ -49,7 +49,7 @@ def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scali
         if "all" in design.feature_regions:
             # Zero in the columns of features whose slopes act outside the fitted scales.
             centred = pm.Data("disc_centred_points", design.slope_distance(design.scale_points))
-            delta = delta + pm.math.dot(centred, slope_mean[:, None] + slope_sd * slope_z)
+            delta = delta + pm.math.dot(centred, slope)
         offset = offset + delta[cell_scale, cell_domain]
     if design.mixture_effect:
         model.add_coords({"mixture": list(design.mixtures)})
@@ -101,3 +101,25 @@ def _integrated_random(mu, cell_sigma, group_sigma, group_tau, groups, group_blo
         effect = effect - effect @ block_average(group_block).T
     noise = rng.standard_normal(batch + np.shape(mu)[-1:]) * cell_sigma
     return mu + effect[..., np.asarray(groups, dtype=int)] + noise
+
+
+def _discrepancy_slopes(design: ObservationDesign, slope_mean, slope_sd):
+    """The discrepancy's slopes ``(feature, domain)``, partially pooled across domains,
+    with ``disc_slope_z`` (their standardised values) in the model either way.
+
+    Where every feature's slopes are fitted with the law, they are sampled centred,
+    ``disc_slope ~ N(mean, sd)``: the data of every fitted scale pin each slope, so in the
+    non-centred form ``mean + sd * z`` each ``z`` is held on a curved ridge
+    ``z ~ (slope - mean) / sd`` and ``sd`` moves only along it (SlimPajama 7, seed 1:
+    R-hat 1.017 on ``disc_slope_sd``, bulk ESS 315 in 16000 draws). Where slopes act only
+    beyond the fitted scales they are drawn from their prior, and the non-centred form
+    is the one without a funnel.
+    """
+    import pymc as pm
+
+    dims = ("scale_feature", "domain")
+    if all(region == "all" for region in design.feature_regions):
+        slope = pm.Normal("disc_slope", slope_mean[:, None], slope_sd, dims=dims)
+        pm.Deterministic("disc_slope_z", (slope - slope_mean[:, None]) / slope_sd, dims=dims)
+        return slope
+    return slope_mean[:, None] + slope_sd * pm.Normal("disc_slope_z", 0.0, 1.0, dims=dims)

@@ -19,8 +19,8 @@ OBSERVATION_PRIORS = {
 }
 
 #: Variables of the observation model recorded with every fit, when in the model.
-RECORDED = ("sigma", "nu", "run_sd", "disc_slope_mean", "disc_slope_sd", "disc_slope_z", "disc_amp", "disc_white",
-            "mix_sd", "mix_z")
+RECORDED = ("sigma", "nu", "run_sd", "disc_slope_mean", "disc_slope_sd", "disc_slope", "disc_slope_z", "disc_amp",
+            "disc_white", "mix_sd", "mix_z")
 #: The observation model's standard-normal latent variables (non-centred): many, each
 #: a priori N(0, 1); the sampler's whitening leaves them out of its dense block.
 LATENT = ("run_z", "mix_z", "disc_white")
