@@ -35,7 +35,8 @@ class LawModel:
     draws, tune, chains, seed : int
         NUTS settings (defaults: :class:`~bayesmix.fit_settings.FitSettings`'s, as are
         those of ``sampler``, ``likelihood`` and ``discrepancy``).
-    sampler : {"pymc", "nutpie", "numpyro"}
+    sampler : str
+        One of :data:`bayesmix.fit_settings.SAMPLERS`.
     likelihood : {"normal", "student_t"}
     discrepancy : {"auto", "on", "off"}
         The law's error over scale (:mod:`bayesmix.observation`); "off": law-only.

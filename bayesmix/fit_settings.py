@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import extension
+from . import extension, samplers
 from .errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .laws import Law
 
 #: NUTS backends :func:`bayesmix.inference.fit_law` can sample with (numpyro needs the
-#: optional jax and numpyro packages).
-SAMPLERS = ("pymc", "nutpie", "numpyro")
+#: optional jax and numpyro packages): the names of :data:`bayesmix.samplers.BACKENDS`.
+SAMPLERS = samplers.SAMPLERS
 #: Observation models on log-loss (:mod:`bayesmix.observation`).
 LIKELIHOODS = ("normal", "student_t")
 #: Values of the observation model's switches (discrepancy, run and mixture effects).
@@ -41,7 +41,8 @@ class FitSettings:
     tune: int = 1000
     chains: int = 4
     seed: int = 0
-    sampler: str = "nutpie"
+    #: One of :data:`SAMPLERS` (:mod:`bayesmix.samplers`).
+    sampler: str = samplers.DEFAULT_SAMPLER
     #: NUTS target acceptance; None: the law's (:attr:`bayesmix.laws.Law.target_accept`).
     target_accept: float | None = None
     likelihood: str = "normal"

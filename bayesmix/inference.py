@@ -10,29 +10,27 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from . import _az, chain_stacking, observation
-from .blas import one_blas_thread
+from . import _az, chain_stacking, observation, samplers
 from .gate import check_gate, diagnose, without_minor_mode_chains
 from .errors import UsageError
-from .fit_settings import DEFAULT_LAW, SAMPLERS, FitSettings
+from .fit_settings import DEFAULT_LAW, FitSettings
 from .laws import Law, get_law
-from .nutpie_backend import (PRECOND_Z, compile_for_nutpie, nutpie_starts, run_pilot, sample_nutpie_until_mixed,
-                             whitened_order)
 from .coordinates import add_level_terms, uses_level_coordinates
 from .posterior import Posterior, observed_table
 from .priors import make_rv, resolve_priors
 from .scaling import Scaling
-from .starts import find_map, starting_point, untransformed_point
+from .starts import find_map, untransformed_point
 from .compare import integrated_loglik
 
 LIKELIHOODS = observation.LIKELIHOODS
+#: The samplers' names (:data:`bayesmix.fit_settings.SAMPLERS`), for the callers that read them here.
+SAMPLERS = samplers.SAMPLERS
 
 #: |corr(log N, log D)| above which the N and D terms of a design are called collinear.
 COLLINEAR = 0.95
@@ -213,18 +211,6 @@ def log_scale_correlation(table) -> float | None:
     return float(np.corrcoef(np.log(table.model_size), np.log(table.tokens))[0, 1])
 
 
-def _require_numpyro() -> None:
-    try:
-        import jax  # noqa: F401
-        import numpyro  # noqa: F401
-    except ImportError:
-        raise UsageError("the numpyro sampler needs jax and numpyro: pip install 'bayesmix[numpyro]' "
-                         "(or pip install numpyro jax), or use --sampler nutpie") from None
-    from .laws import register_jax_conversions
-
-    register_jax_conversions()
-
-
 def identification_warnings(law: Law, table) -> list[str]:
     """Plain-language warnings when the design cannot identify the law's scale terms."""
     out = []
@@ -352,34 +338,6 @@ class Fit:
         return cls(idata, law, Scaling.from_dict(attrs["scaling"]), tuple(attrs["domains"]), attrs)
 
 
-def _sample(model: pm.Model, compiled, precondition: bool, init: dict, settings: FitSettings,
-            progressbar: bool, law: Law):
-    """Draws of ``model`` by the settings' sampler (nutpie: ``compiled``, starts set, run
-    on while the chains only mix slowly) and the draws per chain."""
-    rng = np.random.default_rng(settings.seed)
-    sample_kwargs = dict(
-        draws=settings.draws, tune=settings.tune, chains=settings.chains,
-        random_seed=int(rng.integers(2**31)), progressbar=progressbar,
-        target_accept=settings.target_accept, compute_convergence_checks=False,
-    )
-    initvals = [dict(init) for _ in range(settings.chains)]
-    with model, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning)
-        warnings.filterwarnings("ignore", category=RuntimeWarning)
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        if settings.sampler == "nutpie":
-            idata, draws = sample_nutpie_until_mixed(compiled, settings, sample_kwargs, law)
-            if precondition:
-                _az.drop_posterior_vars(idata, [PRECOND_Z])
-            return idata, draws
-        if settings.sampler == "pymc":
-            # Chains start at the best MAP point; jitter of +-1 in unconstrained space can
-            # throw a chain far into the tails, where these laws' densities are not finite.
-            return pm.sample(initvals=initvals, init="adapt_diag",
-                             cores=settings.cores or min(settings.chains, 2), **sample_kwargs), settings.draws
-        return pm.sample(nuts_sampler=settings.sampler, initvals=initvals, **sample_kwargs), settings.draws
-
-
 def _integrated_mixture_z(law: Law, values: dict, scaling: Scaling, table, design, *, seed=None) -> np.ndarray:
     """``mix_z (S, M, K)`` for draws ``values`` of a model that integrated the mixture
     effects out (:attr:`~bayesmix.observation.ObservationDesign.marginal_mixture_effect`):
@@ -445,23 +403,11 @@ def fit_law(table, law=DEFAULT_LAW, *, priors=None, settings: FitSettings | None
         discrepancy=settings.discrepancy, mixture_effect=settings.mixture_effect,
         slope_region=settings.slope_region)
     model, _ = build_model(law, table, priors, scaling=scaling, coordinates=settings.coordinates, design=design)
-    t_compile = time.perf_counter()
-    compiled, precondition = compile_for_nutpie(law, model, settings)
-    t0 = time.perf_counter()
-    timing = {"compile_seconds": t0 - t_compile} if compiled is not None else {}
-    point, start = starting_point(law, model, compiled, init, settings)
-    if compiled is not None:
-        with one_blas_thread():
-            compiled = nutpie_starts(compiled, model, point, precondition, settings.seed)
-    timing["map_seconds"] = time.perf_counter() - t0
-    pilot_report = {}
-    if compiled is not None and settings.pilot and init is None and settings.chains > 1:
-        block = whitened_order(model)[1] if precondition else None
-        compiled, report = run_pilot(compiled, settings, progressbar, whitened_block=block)
-        pilot_report = {**report.to_diagnostics(), "pilot_seconds": time.perf_counter() - t0 - timing["map_seconds"]}
+    sampler = samplers.backend(settings.sampler)
+    prepared = sampler.start(sampler.prepare(law, model, settings), law, init, settings, progressbar)
     t1 = time.perf_counter()
-    idata, draws_per_chain = _sample(model, compiled, precondition, start, settings, progressbar, law)
-    timing["sampling_seconds"] = time.perf_counter() - t1
+    idata, draws_per_chain = sampler.sample(prepared, law, settings, progressbar)
+    timing = {**prepared.timing, "sampling_seconds": time.perf_counter() - t1}
     idata, dropped_chains = without_minor_mode_chains(idata)
     if design.marginal_mixture_effect:
         _draw_integrated_mixture_effects(idata, law, scaling, table, design, settings.seed)
@@ -472,7 +418,7 @@ def fit_law(table, law=DEFAULT_LAW, *, priors=None, settings: FitSettings | None
     _add_table_and_loglik(idata, posterior, table)
     diag = {**_weighted_diagnostics(idata, law, posterior, table), **timing,
             "draws_per_chain": draws_per_chain, "draws_requested": settings.draws,
-            "target_accept": settings.target_accept, **pilot_report, **dropped_chains,
+            "target_accept": settings.target_accept, **prepared.pilot, **dropped_chains,
             **law.fit_checks(posterior, table)}
     fit.attrs = _fit_attrs(law, given, priors, scaling, settings, design, diag)
     check_gate(diag, allow_warnings=allow_warnings)
@@ -489,10 +435,7 @@ def _settings_for(law: Law, settings: FitSettings | None, overrides: dict) -> Fi
             raise TypeError(f"unknown fit setting '{key}'")
         setattr(settings, key, value)
     settings.check()
-    if settings.sampler not in SAMPLERS:
-        raise UsageError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{settings.sampler}'")
-    if settings.sampler == "numpyro":
-        _require_numpyro()
+    samplers.backend(settings.sampler).check(settings)
     return settings.for_law(law)
 
 

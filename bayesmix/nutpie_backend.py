@@ -222,10 +222,11 @@ def _preconditions(law: Law, model: pm.Model, settings: FitSettings) -> bool:
     """Whether the fit samples in whitened coordinates (:func:`preconditioned_model`):
     ``settings.precondition`` "on", or "auto" for a law that asks for it
     (:attr:`~bayesmix.laws.Law.whitened_sampling`) with at most
-    :data:`PRECONDITION_MAX_DIM` coordinates; only with nutpie."""
+    :data:`PRECONDITION_MAX_DIM` coordinates. Asked only by the nutpie backend
+    (:class:`bayesmix.samplers.NutpieBackend`): the other samplers never whiten."""
     if settings.precondition not in ("auto", "on", "off"):
         raise UsageError(f"precondition must be 'auto', 'on' or 'off', got '{settings.precondition}'")
-    if settings.precondition == "off" or settings.sampler != "nutpie":
+    if settings.precondition == "off":
         return False
     if settings.precondition == "on":
         return True
@@ -458,15 +459,9 @@ def run_pilot(compiled, settings: FitSettings, progressbar: bool, whitened_block
 
 
 def compile_for_nutpie(law: Law, model: pm.Model, settings: FitSettings):
-    """nutpie's compiled model (whitened where :func:`_preconditions` says so), or None
-    for the other samplers; and whether it is whitened."""
-    if settings.sampler != "nutpie":
-        return None, False
-    try:
-        import nutpie  # noqa: F401
-    except ImportError:
-        raise UsageError("the nutpie sampler is not installed: pip install nutpie, "
-                         "or use --sampler pymc") from None
+    """nutpie's compiled model (whitened where :func:`_preconditions` says so) and whether
+    it is whitened. The nutpie backend (:class:`bayesmix.samplers.NutpieBackend`) calls it
+    once it has checked that nutpie is installed."""
     precondition = _preconditions(law, model, settings)
     # A preconditioned model starts with mean 0 and chol I: the MAP search sees the
     # original coordinates.

@@ -242,10 +242,11 @@ def exponent_prior(truth: Truth, anchor_model_size: float, anchor_tokens: float,
                    seed: int = 0) -> Posterior:
     """Draws of a capacity-law truth whose exponents scatter but agree at one anchor scale.
 
-    Every draw has the truth's ``H``; the exponents ``b_i`` (and ``a_i`` for
-    ``capacity_noise``) are log-normal with sd ``rel_sd`` around a centre that is itself
-    one draw of that log-normal around the truth (the truth is a typical draw of the
-    prior, not its centre, so the prior's decision is off), and the amplitudes are
+    Every draw has the truth's ``H``; the exponents ``b_i`` (and ``a_i`` for a law with
+    the noise-reduction term, e.g. ``capacity_noise``) are log-normal with sd ``rel_sd``
+    around a centre that is itself one draw of that log-normal around the truth (the
+    truth is a typical draw of the prior, not its centre, so the prior's decision is
+    off), and the amplitudes are
     moved with them so that each draw's capacity and noise terms equal the truth's for
     the uniform mixture at the anchor scale (``c`` by a fixed-point solve through the
     capacity split, ``A`` in closed form), and the irreducible losses ``E_i`` take up
@@ -258,7 +259,10 @@ def exponent_prior(truth: Truth, anchor_model_size: float, anchor_tokens: float,
     Parameters
     ----------
     truth : Truth
-        A ``capacity`` or ``capacity_noise`` truth.
+        A truth of a capacity law: one whose parameters are the capacity term's and
+        ``E`` (:data:`CAPACITY_TERM_PARAMS`), with or without the noise-reduction term's
+        (:data:`NOISE_TERM_PARAMS`): ``capacity`` or ``capacity_noise``. Refused for
+        ``capacity_noise_transfer``, whose transfer matrix changes the capacity term.
     anchor_model_size, anchor_tokens : float
         The scale (N, D) at which the draws agree.
     n_draws : int
@@ -275,13 +279,12 @@ def exponent_prior(truth: Truth, anchor_model_size: float, anchor_tokens: float,
     -------
     Posterior
     """
-    if truth.law_name not in ("capacity", "capacity_noise"):
-        raise UsageError(f"exponent_prior needs a capacity law truth, got '{truth.law_name}'")
+    pairs = _exponent_pairs(truth.law_name)
     if n_draws < 2:
         raise UsageError(f"n_draws must be at least 2, got {n_draws}")
     rng = np.random.default_rng(seed)
     K = len(truth.domains)
-    draws = _scattered_exponents(truth, anchor_model_size, anchor_tokens, n_draws, rel_sd=rel_sd,
+    draws = _scattered_exponents(truth, anchor_model_size, anchor_tokens, n_draws, pairs, rel_sd=rel_sd,
                                  truth_is_centre=truth_is_centre, rng=rng)
     _match_capacity_at_anchor(truth, draws, anchor_model_size, anchor_tokens)
     _absorb_anchor_gap(truth, draws, anchor_model_size, anchor_tokens)
@@ -290,17 +293,54 @@ def exponent_prior(truth: Truth, anchor_model_size: float, anchor_tokens: float,
                      sigma=np.full((n_draws, K), sd))
 
 
-def _scattered_exponents(truth: Truth, anchor_model_size: float, anchor_tokens: float, n_draws: int, *,
-                         rel_sd: float, truth_is_centre: bool, rng: np.random.Generator) -> dict:
+#: The parameters of every law :func:`exponent_prior` takes: the capacity term's (``c``,
+#: ``b``, ``H``, matched at the anchor through the law ``capacity``) and the irreducible
+#: losses ``E``, which take up what is left.
+CAPACITY_TERM_PARAMS = ("c", "b", "H", "E")
+#: The noise-reduction term's amplitude and exponent, scattered where a law has both.
+NOISE_TERM_PARAMS = ("A", "a")
+
+
+def _exponent_pairs(law_name: str) -> list[tuple[str, str]]:
+    """The (exponent, amplitude) pairs :func:`exponent_prior` scatters for the law
+    ``law_name``, by the parameters it declares: ``("b", "c")``, and ``("a", "A")``
+    where it has the noise-reduction term.
+
+    Raises
+    ------
+    UsageError
+        For a law without the capacity term's parameters, or with parameters beyond
+        :data:`CAPACITY_TERM_PARAMS` and :data:`NOISE_TERM_PARAMS` (e.g. a transfer
+        matrix's, which changes the capacity term that the draws are matched on).
+    """
+    names = [p.name for p in get_law(law_name).params]
+    missing = [n for n in CAPACITY_TERM_PARAMS if n not in names]
+    if missing:
+        raise UsageError(f"exponent_prior needs a capacity law truth (parameters {', '.join(CAPACITY_TERM_PARAMS)}), "
+                         f"got '{law_name}' without {', '.join(missing)}")
+    noise = all(n in names for n in NOISE_TERM_PARAMS)
+    known = CAPACITY_TERM_PARAMS + (NOISE_TERM_PARAMS if noise else ())
+    extra = [n for n in names if n not in known]
+    if extra:
+        raise UsageError(
+            f"exponent_prior cannot take a '{law_name}' truth: it moves only the parameters "
+            f"{', '.join(CAPACITY_TERM_PARAMS + NOISE_TERM_PARAMS)} and matches each draw's capacity term at the "
+            f"anchor through the law 'capacity'; the law's {', '.join(extra)} would change the terms held there")
+    return [("b", "c")] + ([("a", "A")] if noise else [])
+
+
+def _scattered_exponents(truth: Truth, anchor_model_size: float, anchor_tokens: float, n_draws: int,
+                         pairs: list, *, rel_sd: float, truth_is_centre: bool, rng: np.random.Generator) -> dict:
     """``n_draws`` copies of the truth's parameters (draw 0 the truth) whose exponents
-    ``b`` (and ``a``) scatter log-normally, each amplitude moved with its exponent so that
-    its term is unchanged at the anchor."""
+    ``b`` (and ``a``: the (exponent, amplitude) ``pairs``) scatter log-normally, each
+    amplitude moved with its exponent so that its term is unchanged at the anchor."""
     K = len(truth.domains)
     n0, d0 = truth.scaling.scale_inputs(np.array([anchor_model_size]), np.array([anchor_tokens]))
     n0, d0 = float(np.ravel(n0)[0]), float(np.ravel(d0)[0])
     draws = {k: np.repeat(np.asarray(v, dtype=float)[None], n_draws, 0) for k, v in truth.params.items()}
-    pairs = [("b", "c", n0 / K)] + ([("a", "A", d0)] if truth.law_name == "capacity_noise" else [])
-    for exponent, amplitude, anchor in pairs:
+    anchors = {"b": n0 / K, "a": d0}
+    for exponent, amplitude in pairs:
+        anchor = anchors[exponent]
         centre = np.ones(K) if truth_is_centre else np.exp(rng.normal(0.0, rel_sd, K))
         factor = centre * np.exp(rng.normal(0.0, rel_sd, (n_draws, K)))
         factor[0] = 1.0

@@ -265,3 +265,88 @@ def test_fit_settings_given_to_a_fit_are_not_changed_by_it():
     assert mine == FitSettings(draws=300)
     with pytest.raises(TypeError, match="unknown fit setting 'drawz'"):
         _settings_for(get_law("linear"), mine, {"drawz": 1})
+
+
+# ---------------------------------------------------------------------------- sampler backends
+def test_every_sampler_backend_has_the_interface_and_its_name_is_a_choice(monkeypatch):
+    """One object per backend (bayesmix.samplers), found by its name; the choices the
+    settings and the command line take are the registry's names, in its order."""
+    import sys
+
+    from bayesmix import fit_settings, inference, samplers
+    from bayesmix.acquire import NutsRefit
+    from bayesmix.compare import CompareSettings
+    from bayesmix.errors import UsageError
+
+    assert fit_settings.SAMPLERS == inference.SAMPLERS == tuple(samplers.BACKENDS) == ("pymc", "nutpie", "numpyro")
+    default = fit_settings.FitSettings().sampler
+    assert default == samplers.DEFAULT_SAMPLER == CompareSettings().sampler == NutsRefit().sampler
+    assert default in samplers.SAMPLERS
+    for name in samplers.SAMPLERS:
+        backend = samplers.backend(name)
+        assert isinstance(backend, samplers.Backend) and backend.name == name
+        assert type(backend).draw is not samplers.Backend.draw, f"{name} gives no draws"
+        for method in ("available", "require", "check", "prepare", "start", "sample"):
+            assert callable(getattr(backend, method)), (name, method)
+        if backend.available():
+            backend.require()
+        else:
+            with pytest.raises(UsageError, match="pip install"):
+                backend.require()
+    assert samplers.backend("pymc").available() and samplers.backend("nutpie").available()  # dependencies
+    monkeypatch.setitem(sys.modules, "numpyro", None)  # import numpyro -> ImportError
+    numpyro = samplers.backend("numpyro")
+    assert numpyro.available() is False
+    with pytest.raises(UsageError, match=r"bayesmix\[numpyro\]"):
+        numpyro.check(fit_settings.FitSettings(sampler="numpyro"))
+
+
+@pytest.mark.parametrize("name", ["stan", "NUTPIE", ""])
+def test_an_unknown_sampler_is_refused_with_the_choices(name):
+    from bayesmix import samplers
+    from bayesmix.errors import UsageError
+    from bayesmix.inference import _settings_for
+    from bayesmix.laws import get_law
+
+    with pytest.raises(UsageError, match=f"sampler must be one of pymc, nutpie, numpyro, got '{name}'"):
+        samplers.backend(name)
+    with pytest.raises(UsageError, match="sampler must be one of pymc, nutpie, numpyro"):
+        _settings_for(get_law("capacity_noise"), None, {"sampler": name})
+
+
+def test_fit_law_runs_the_named_backend_through_its_steps(monkeypatch, truth_and_table):
+    """fit_law asks the backend named by the settings to check, prepare, start and
+    sample, in that order, and knows no backend by name: a new one only registers."""
+    from bayesmix import samplers
+    from bayesmix.inference import fit_law
+
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    class Recording(samplers.Backend):
+        name = "recording"
+
+        def check(self, settings):
+            calls.append(("check", settings.sampler))
+
+        def prepare(self, law, model, settings):
+            calls.append(("prepare", law.name))
+            return samplers.Prepared(model)
+
+        def start(self, prepared, law, init, settings, progressbar):
+            calls.append(("start", dict(init)))
+            prepared.start = dict(init)
+            return prepared
+
+        def sample(self, prepared, law, settings, progressbar):
+            calls.append(("sample", prepared.start))
+            raise Stop  # what follows is the same for every backend
+
+    monkeypatch.setitem(samplers.BACKENDS, "recording", Recording())
+    _, table = truth_and_table
+    with pytest.raises(Stop):
+        fit_law(table, "capacity_noise", sampler="recording", init={"H": 0.01}, progressbar=False)
+    assert calls == [("check", "recording"), ("prepare", "capacity_noise"), ("start", {"H": 0.01}),
+                     ("sample", {"H": 0.01})]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from bayesmix.errors import UsageError
-from bayesmix.simulate import default_truth, simulate_runs
+from bayesmix.simulate import Truth, default_truth, exponent_prior, simulate_runs
 
 
 def test_irreducible_loss_is_e_in_nats_and_refused_for_laws_without_e():
@@ -27,3 +29,68 @@ def test_simulated_weights_respect_the_floor_and_losses_sit_above_the_floor_loss
     # expected loss = capacity + noise terms (positive) + E, and noise sd is 1%: 5 sd below E
     # would be a bug, not bad luck
     assert np.all(table.losses > truth.irreducible_loss() * np.exp(-5 * truth.noise_sd))
+
+
+# ---------------------------------------------------------------------------- exponent_prior's laws
+ANCHOR = (5e7, 1e9)
+
+
+def _agrees_at_anchor(prior, truth):
+    K = len(truth.domains)
+    uniform = np.full((1, K), 1 / K)
+    size, tokens = [ANCHOR[0]], [ANCHOR[1]]
+    return np.allclose(prior.expected_loss(uniform, size, tokens)[:, 0],
+                       truth.expected_loss(uniform, size, tokens)[None], rtol=1e-6)
+
+
+def test_exponent_prior_takes_a_law_by_its_parameters_not_its_name(monkeypatch):
+    """A capacity law registered under another name is taken as its parameters say:
+    the same draws as capacity_noise, its noise exponent scattered with the capacity's."""
+    from bayesmix import laws
+    from bayesmix.laws.capacity import CapacityNoiseLaw
+
+    renamed = type("RenamedCapacityNoise", (CapacityNoiseLaw,), {"name": "renamed_capacity_noise"})
+    monkeypatch.setitem(laws._REGISTRY, renamed.name, renamed)
+    base = default_truth("capacity_noise", seed=1)
+    truth = Truth(renamed.name, base.params, base.scaling, base.domains, base.noise_sd)
+    prior = exponent_prior(truth, *ANCHOR, n_draws=20, rel_sd=0.4, seed=3)
+    same = exponent_prior(base, *ANCHOR, n_draws=20, rel_sd=0.4, seed=3)
+    assert set(prior.draws) == set(same.draws)
+    for name, value in same.draws.items():
+        np.testing.assert_allclose(prior.draws[name], value)
+    assert np.ptp(prior.draws["a"], axis=0).min() > 0 and np.ptp(prior.draws["b"], axis=0).min() > 0
+    assert _agrees_at_anchor(prior, truth)
+
+
+def test_exponent_prior_scatters_the_noise_exponent_only_where_the_law_has_it():
+    truth = default_truth("capacity", seed=1)
+    prior = exponent_prior(truth, *ANCHOR, n_draws=20, rel_sd=0.4, seed=3)
+    assert set(prior.draws) == {"c", "b", "H", "E"}
+    assert np.ptp(prior.draws["b"], axis=0).min() > 0
+    np.testing.assert_allclose(prior.draws["H"], truth.params["H"])
+    assert _agrees_at_anchor(prior, truth)
+
+
+@pytest.mark.parametrize("law, says", [
+    ("linear", "needs a capacity law truth (parameters c, b, H, E), got 'linear' without c, b, H, E"),
+    ("chinchilla_domain", "got 'chinchilla_domain' without c, b, H"),
+    # Its transfer matrix changes the capacity term matched at the anchor through the law
+    # 'capacity' (let through, E absorbs up to 0.4 nats of the mismatch instead of 0.006).
+    ("capacity_noise_transfer", "the law's t_level, t_z would change the terms held there"),
+])
+def test_exponent_prior_refuses_a_law_it_cannot_match_and_says_why(law, says):
+    with pytest.raises(UsageError, match=re.escape(says)):
+        exponent_prior(default_truth(law, seed=0), *ANCHOR, n_draws=5)
+
+
+def test_exponent_prior_refuses_half_a_noise_term(monkeypatch):
+    """``A`` without ``a`` (or the reverse) is not a noise term it can scatter."""
+    from bayesmix import laws
+    from bayesmix.laws.capacity import CapacityLaw, CapacityNoiseLaw
+
+    amplitude = next(p for p in CapacityNoiseLaw.params if p.name == "A")
+    half = type("HalfNoise", (CapacityLaw,), {"name": "half_noise", "params": CapacityLaw.params + (amplitude,)})
+    monkeypatch.setitem(laws._REGISTRY, half.name, half)
+    base = default_truth("capacity", seed=0)
+    with pytest.raises(UsageError, match="the law's A would change"):
+        exponent_prior(Truth(half.name, base.params, base.scaling, base.domains), *ANCHOR, n_draws=5)

@@ -15,6 +15,7 @@ from ..decide import Constraints, MixtureProblem, Objective
 from ..errors import DataError, UsageError
 from ..fit_settings import DEFAULT_LAW
 from ..posterior import Posterior
+from ..samplers import DEFAULT_SAMPLER
 from ..units import parse_quantity
 from .candidates import CandidateSet
 from .likelihood import effective_sample_size, log_likelihood, normalise_log
@@ -85,7 +86,8 @@ class NutsRefit:
     seed : int
     max_draws : int, optional
         Thin the new posterior.
-    sampler : {"nutpie", "pymc", "numpyro"}
+    sampler : str
+        One of :data:`bayesmix.fit_settings.SAMPLERS` (default: that of a single fit).
     priors : dict, optional
         Prior overrides passed to :func:`~bayesmix.inference.fit_law`.
 
@@ -96,7 +98,7 @@ class NutsRefit:
     """
 
     def __init__(self, law: str = DEFAULT_LAW, *, draws: int = 200, tune: int = 200, chains: int = 2,
-                 seed: int = 0, max_draws: int | None = None, sampler: str = "nutpie", priors=None):
+                 seed: int = 0, max_draws: int | None = None, sampler: str = DEFAULT_SAMPLER, priors=None):
         self.law, self.draws, self.tune, self.chains = law, draws, tune, chains
         self.seed, self.max_draws, self.sampler, self.priors = seed, max_draws, sampler, priors
         self.calls = 0

@@ -16,6 +16,7 @@ import numpy as np
 
 from .._files import atomic_path
 from ..errors import BayesmixError, UsageError
+from ..samplers import DEFAULT_SAMPLER
 from .folds import Fold
 from .scoring import integrated_loglik, score_runs
 
@@ -37,9 +38,9 @@ class CompareSettings:
     likelihood : {"normal", "student_t"}
     run_effect : {"auto", "on", "off"}
     sampler : str
-        One of :data:`bayesmix.fit_settings.SAMPLERS`: ``nutpie`` (default, as for a
-        single fit: each process compiles a law once for all its folds), ``pymc`` or
-        ``numpyro``.
+        One of :data:`bayesmix.fit_settings.SAMPLERS` (:mod:`bayesmix.samplers`); the
+        default is a single fit's, nutpie: each process compiles a law once for all its
+        folds.
     max_refits : int
         LOO: at most this many runs with a bad Pareto ``k`` are refitted exactly per law
         (worst first); the rest are reported.
@@ -56,7 +57,7 @@ class CompareSettings:
     likelihood: str = "normal"
     run_effect: str = "auto"
     discrepancy: str = "auto"
-    sampler: str = "nutpie"
+    sampler: str = DEFAULT_SAMPLER
     max_refits: int = 10
     score_draws: int = 1000
 
