@@ -6,7 +6,8 @@
     python benchmarks/heldout_accuracy.py slimpajama7 --law capacity_noise_transfer --train-max-size 680M
         # fit <= 680M, predict 937M, and the evaluation-only openhermes there
 
-The splits and metrics are the case studies' own (``case_studies/``). On Pile 17 a 70/30
+The splits are the case studies' own (``case_studies/``), and so are the metrics
+(:func:`bayesmix.compare.heldout_scores`, the protocol they share). On Pile 17 a 70/30
 split scores 13 of 43 runs, so one split's MRE moves by a few tenths of a percent from
 seed to seed: a single-split figure (such as the paper's Table 2) is compared with the
 mean and spread over seeds. For each seed the script fits NUTS (the posterior mean is what
@@ -70,6 +71,7 @@ def main(argv=None):
 
     max_size = parse_quantity(args.train_max_size, what="--train-max-size") if args.train_max_size else None
 
+    from bayesmix.compare import heldout_scores
     from bayesmix.data import load_runs
     from bayesmix.estimator import select_checkpoints
     from bayesmix.inference import FitSettings, fit_law, map_posterior
@@ -86,14 +88,14 @@ def main(argv=None):
         fit = fit_law(train, args.law, settings=FitSettings(seed=seed, **given), progressbar=False,
                       allow_warnings=True)
         seconds = time.perf_counter() - t0
-        metrics, _ = common.heldout_metrics(fit.posterior(), test, seed=seed, by_size=False)
+        metrics = heldout_scores(fit.posterior(), test, seed=seed, by_size=False).blocks
         m = metrics["all_rows"]
         row = {"seed": seed, "nuts_trained": m["mre_positive_weight"], "nuts_all": m["mre_all_cells"],
                "coverage90": m["coverage90"], "rhat": fit.diagnostics["max_rhat"],
                "divergences": fit.diagnostics["divergences"], "seconds": seconds, "map_trained": np.nan}
         if not args.no_map:
             point = map_posterior(train, args.law, seed=seed, likelihood=fit.attrs["settings"]["likelihood"])
-            point_metrics, _ = common.heldout_metrics(point, test, seed=seed, by_size=False)
+            point_metrics = heldout_scores(point, test, seed=seed, by_size=False).blocks
             row["map_trained"] = point_metrics["all_rows"]["mre_positive_weight"]
         rows.append(row)
         print(f"seed {seed}: train {train.n_rows} rows, test {test.n_rows}; MRE positive-weight cells "

@@ -1,8 +1,9 @@
-"""What the case studies share: where the data is, the command line, held-out metrics.
+"""What the case studies share: where the data is, the command line, printing held-out metrics.
 
 The public run tables live outside the project, in ``../shared/data`` next to the
 project root (or wherever ``BAYESMIX_DATA`` points). A study whose table is absent
-says where to put it and exits cleanly (status 0) instead of failing.
+says where to put it and exits cleanly (status 0) instead of failing. Held-out runs are
+scored by :func:`bayesmix.compare.heldout_scores`, the protocol the benchmarks share.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from bayesmix.metrics import interval_coverage, mean_relative_error
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -57,45 +56,8 @@ def progress(args) -> bool:
     return not args.quiet and sys.stderr.isatty()
 
 
-def heldout_metrics(posterior, table, *, seed: int = 0, by_size: bool = True) -> dict:
-    """MRE of the posterior-mean prediction and 90% predictive coverage on ``table``.
-
-    MRE is reported over all observed cells of the mixture's domains and over cells whose
-    domain had positive weight in the training mixture (the paper's convention: a domain
-    left out of the mixture is predicted from transfer alone). Evaluation-only domains
-    that the posterior predicts are scored apart, per domain (``eval_domains``), so that
-    laws that do and do not predict them are compared on the same cells.
-    """
-    from bayesmix.posterior import observed_table
-
-    table = observed_table(posterior, table)
-    summary = posterior.summarise(table.weights, table.model_size, table.tokens, seed=seed)
-    K = posterior.n_domains
-
-    def block(mask, columns=slice(0, K)) -> dict:
-        obs = table.losses[mask][:, columns]
-        pred = summary["mean"][mask][:, columns]
-        return {
-            "rows": int(mask.sum()),
-            "mre_all_cells": mean_relative_error(pred, obs),
-            "mre_positive_weight": mean_relative_error(pred, obs, table.weights[mask][:, columns],
-                                                       positive_weight_only=True),
-            "coverage90": interval_coverage(summary["q05"][mask][:, columns], summary["q95"][mask][:, columns], obs),
-        }
-
-    rows, final = np.ones(table.n_rows, bool), np.asarray(table.final_checkpoint_mask, bool)
-    out = {"all_rows": block(rows), "final_checkpoints": block(final)}
-    if by_size:
-        out["by_model_size"] = {f"{size:.4g}": block(table.model_size == size)
-                                for size in np.unique(table.model_size)}
-    if posterior.eval_domains:
-        columns = {d: slice(K + j, K + j + 1) for j, d in enumerate(posterior.eval_domains)}
-        out["eval_domains"] = {d: {"all_rows": block(rows, c), "final_checkpoints": block(final, c)}
-                               for d, c in columns.items()}
-    return out, summary
-
-
 def format_metrics(metrics: dict) -> str:
+    """The blocks of :func:`bayesmix.compare.heldout_scores`, one line each."""
     lines = []
 
     def line(name, m):

@@ -273,6 +273,203 @@ def test_score_runs_calibrated_on_truth():
     assert mean_relative_error(scores["mean"], scores["observed"]) < 0.012
 
 
+# --------------------------------------------------------------------------- held-out protocol
+
+
+def _exact_posterior(truth, *, sigma=1e-4, n_eval=0):
+    """Every draw is the truth itself (no spread); a tiny noise sd makes the 90 % interval
+    a hair's breadth around the truth's expected loss."""
+    from bayesmix.testing import posterior_around_truth
+
+    return posterior_around_truth(truth, n_draws=50, rel_sd=0.0, sigma=sigma, n_eval=n_eval)
+
+
+def _design(truth, mixtures, **design):
+    """Inputs of runs of ``truth`` at ``mixtures`` (weights, sizes, tokens, run ids)."""
+    table, _ = simulate_runs(truth, mixtures=mixtures, **design)
+    return table
+
+
+def _with_losses(design, losses, *, domains=DOMAINS, eval_losses=None, eval_domains=None):
+    from bayesmix.data import RunTable
+
+    return RunTable.from_arrays(design.weights[:, :len(domains)], design.model_size, design.tokens, losses,
+                                domains, design.run_ids, eval_losses=eval_losses, eval_domains=eval_domains)
+
+
+# Two mixtures leave "books" out: their books cells have weight 0.
+HELDOUT_MIXTURES = np.array([[0.5, 0.3, 0.2], [0.2, 0.2, 0.6], [0.7, 0.3, 0.0], [0.4, 0.6, 0.0]])
+
+
+def test_heldout_mre_is_the_known_factor_and_positive_weight_cells_differ_where_weights_are_0():
+    """Observed = truth / (1 - f) gives a relative error of exactly f per cell."""
+    from bayesmix.compare import heldout_scores
+
+    truth = _truth()
+    post = _exact_posterior(truth)
+    design = _design(truth, HELDOUT_MIXTURES, model_sizes=(1e8,), checkpoints=(1.0,))
+    mu = truth.expected_loss(design.weights, design.model_size, design.tokens)
+    f = np.where(design.weights > 0, 0.02, 0.10)
+    scores = heldout_scores(post, _with_losses(design, mu / (1 - f)))
+    block = scores.blocks["all_rows"]
+    assert block["rows"] == 4
+    assert block["mre_positive_weight"] == pytest.approx(0.02, rel=1e-9)
+    assert block["mre_all_cells"] == pytest.approx((10 * 0.02 + 2 * 0.10) / 12, rel=1e-9)
+    assert block["coverage90"] == 0.0  # every cell 2 % or more away from a 0.02 %-wide interval
+    np.testing.assert_array_equal(scores.cells["trained"], design.weights.ravel() > 0)
+    assert not scores.cells["eval_only"].any() and "eval_domains" not in scores.blocks
+
+
+def test_heldout_coverage_of_a_known_interval_and_missing_losses_skipped():
+    from bayesmix.compare import heldout_scores
+
+    truth = _truth()
+    post = _exact_posterior(truth)
+    design = _design(truth, HELDOUT_MIXTURES, model_sizes=(1e8,), checkpoints=(1.0,))
+    mu = truth.expected_loss(design.weights, design.model_size, design.tokens)
+    observed = mu / (1 - np.array([[0.0], [0.0], [0.0], [0.05]]))  # the last run 5 % off, the others exact
+    observed[0, 0] = np.nan
+    scores = heldout_scores(post, _with_losses(design, observed))
+    assert len(scores.cells["observed"]) == 11
+    assert scores.blocks["all_rows"]["coverage90"] == pytest.approx(8 / 11)
+    assert scores.blocks["all_rows"]["mre_all_cells"] == pytest.approx(3 * 0.05 / 11, rel=1e-9)
+    cells = scores.cells
+    assert np.all(cells["lower"] < cells["mean"]) and np.all(cells["mean"] < cells["upper"])
+
+
+def test_heldout_blocks_split_final_checkpoints_and_model_sizes():
+    """Final checkpoints 1 % (at 100M) and 3 % (at 200M) off, earlier checkpoints 5 % off."""
+    from bayesmix.compare import heldout_scores
+
+    truth = _truth()
+    post = _exact_posterior(truth)
+    design = _design(truth, HELDOUT_MIXTURES[:2], model_sizes=(1e8, 2e8), checkpoints=(0.5, 1.0))
+    mu = truth.expected_loss(design.weights, design.model_size, design.tokens)
+    final = np.asarray(design.final_checkpoint_mask)
+    f = np.where(final, np.where(design.model_size == 1e8, 0.01, 0.03), 0.05)[:, None]
+    blocks = heldout_scores(post, _with_losses(design, mu / (1 - f))).blocks
+    assert blocks["all_rows"]["rows"] == 8 and blocks["final_checkpoints"]["rows"] == 4
+    assert blocks["final_checkpoints"]["mre_all_cells"] == pytest.approx(0.02, rel=1e-9)
+    assert blocks["all_rows"]["mre_all_cells"] == pytest.approx(0.035, rel=1e-9)
+    assert set(blocks["by_model_size"]) == {"1e+08", "2e+08"}
+    assert blocks["by_model_size"]["1e+08"]["mre_all_cells"] == pytest.approx(0.03, rel=1e-9)
+    assert blocks["by_model_size"]["2e+08"]["mre_positive_weight"] == pytest.approx(0.04, rel=1e-9)
+    assert "by_model_size" not in heldout_scores(post, _with_losses(design, mu), by_size=False).blocks
+
+
+def test_heldout_evaluation_only_domains_are_scored_apart():
+    """The mixture's domains 1 % off, the evaluation-only domain 30 % off: neither leaks
+    into the other's figure; a law that does not predict it is scored on the same cells."""
+    from bayesmix.compare import heldout_scores
+
+    domains = ("a", "b", "c", "e")
+    truth = default_truth("capacity_noise_transfer", domains, seed=0)
+    post = _exact_posterior(truth, n_eval=1)
+    full = np.hstack([HELDOUT_MIXTURES, np.zeros((4, 1))])
+    design = _design(truth, full, model_sizes=(1e8,), checkpoints=(0.5, 1.0))
+    mu = truth.expected_loss(design.weights, design.model_size, design.tokens)
+    table = _with_losses(design, mu[:, :3] / 0.99, domains=domains[:3], eval_losses=mu[:, 3:] / 0.7,
+                         eval_domains=("e",))
+    scores = heldout_scores(post, table)
+    assert scores.blocks["all_rows"]["mre_all_cells"] == pytest.approx(0.01, rel=1e-9)
+    assert scores.blocks["by_model_size"]["1e+08"]["mre_all_cells"] == pytest.approx(0.01, rel=1e-9)
+    e = scores.blocks["eval_domains"]["e"]
+    assert e["all_rows"]["mre_all_cells"] == pytest.approx(0.3, rel=1e-9)
+    assert e["final_checkpoints"]["rows"] == 4 and e["final_checkpoints"]["coverage90"] == 0.0
+    assert math.isnan(e["all_rows"]["mre_positive_weight"])  # never in a mixture
+    assert scores.cells["eval_only"].sum() == 8 and not scores.cells["trained"][scores.cells["eval_only"]].any()
+    plain = _exact_posterior(default_truth("capacity_noise", domains[:3], seed=0))
+    other = heldout_scores(plain, table)
+    assert "eval_domains" not in other.blocks and len(other.cells["observed"]) == len(scores.cells["observed"]) - 8
+
+
+def test_heldout_interval_is_summarise_and_agrees_with_score_runs_at_seed_0(multi_scale_table):
+    """The one interval is the posterior's summarise (what `bayesmix predict` reports);
+    score_runs draws the same one at seed 0."""
+    from bayesmix.compare import heldout_scores
+
+    post = _posterior_near_truth(_truth(), 60)
+    table = multi_scale_table
+    for seed in (0, 5):
+        cells = heldout_scores(post, table, seed=seed).cells
+        summary = post.summarise(table.weights, table.model_size, table.tokens, seed=seed)
+        rows, doms = cells["cell_row"], cells["cell_domain"]
+        np.testing.assert_array_equal(cells["lower"], summary["q05"][rows, doms])
+        np.testing.assert_array_equal(cells["upper"], summary["q95"][rows, doms])
+        np.testing.assert_array_equal(cells["mean"], summary["mean"][rows, doms])
+    reference = score_runs(post, table, seed=0)
+    cells = heldout_scores(post, table, seed=0).cells
+    for key in ("cell_row", "cell_domain", "observed", "trained"):
+        np.testing.assert_array_equal(cells[key], reference[key])
+    for key in ("mean", "lower", "upper"):  # the same draws, reduced over arrays of another shape
+        np.testing.assert_allclose(cells[key], reference[key], rtol=1e-13)
+    assert not np.allclose(heldout_scores(post, table, seed=5).cells["lower"], reference["lower"], rtol=1e-6)
+
+
+def _ranking_table(truth, observed_at_largest):
+    """Final checkpoints of 5 mixtures at 400M with the given average losses' per-domain
+    losses, plus decoys that would spoil the order: the same mixtures at 100M and their
+    earlier checkpoints, observed in the reverse order."""
+    rng = np.random.default_rng(3)
+    mixtures = rng.dirichlet(np.ones(4), 5)
+    mixtures[:, 3] = 0.0
+    mixtures /= mixtures.sum(axis=1, keepdims=True)
+    design = _design(truth, mixtures, model_sizes=(1e8, 4e8), checkpoints=(0.5, 1.0))
+    mu = truth.expected_loss(design.weights, design.model_size, design.tokens)[:, :3]
+    at = (design.model_size == 4e8) & np.asarray(design.final_checkpoint_mask)
+    losses = mu * np.where(at, 1.0, 0.0)[:, None] + np.where(at, 0.0, 1.0)[:, None] * (10 - mu)
+    losses[at] = observed_at_largest(mu[at])
+    return design, mu, at, losses
+
+
+def test_rank_mixtures_perfect_order_and_a_known_mis_pick():
+    """Observed = truth: Spearman 1, regret 0. Then the predicted best made worse by 0.1
+    nats on every domain: the regret is its new average minus the next best's."""
+    from bayesmix.compare import rank_mixtures
+
+    domains = ("a", "b", "c", "e")
+    truth = default_truth("capacity_noise_transfer", domains, seed=0)
+    post = _exact_posterior(truth, n_eval=1)  # predicts e too: never in the average
+    design, mu, at, losses = _ranking_table(truth, lambda m: m)
+    table = _with_losses(design, losses, domains=domains[:3], eval_losses=np.full((len(losses), 1), 3.0),
+                         eval_domains=("e",))
+    r = rank_mixtures(post, table)
+    assert r["model_size"] == 4e8 and r["mixtures"] == 5
+    np.testing.assert_array_equal(r["rows"], np.flatnonzero(at))
+    np.testing.assert_allclose(r["predicted"], mu[at].mean(axis=1), rtol=1e-12)
+    assert r["spearman"] == pytest.approx(1.0) and r["regret"] == 0.0 and r["observed_rank_of_top_pick"] == 1
+    top = int(np.argmin(mu[at].mean(axis=1)))
+    np.testing.assert_array_equal(r["p_best"], np.eye(5)[top])
+
+    def spoil(m):
+        m = m.copy()
+        m[top] += 0.1
+        return m
+
+    design, mu, at, losses = _ranking_table(truth, spoil)
+    table = _with_losses(design, losses, domains=domains[:3], eval_losses=np.full((len(losses), 1), 3.0),
+                         eval_domains=("e",))
+    r = rank_mixtures(post, table)
+    avg = mu[at].mean(axis=1)
+    assert r["top_pick"] == np.flatnonzero(at)[top]
+    assert r["regret"] == pytest.approx(avg[top] + 0.1 - np.delete(avg, top).min(), rel=1e-9)
+    assert r["regret"] > 0 and r["spearman"] < 1 and r["observed_rank_of_top_pick"] > 1
+    assert r["best_observed"] == np.flatnonzero(at)[np.argmin(np.where(np.arange(5) == top, np.inf, avg))]
+    small = rank_mixtures(post, table, model_size=1e8)  # the decoys: final checkpoints at 100M, reversed
+    assert small["spearman"] == pytest.approx(-1.0)
+
+
+def test_rank_mixtures_needs_two_complete_mixtures():
+    from bayesmix.compare import rank_mixtures
+
+    truth = _truth()
+    design = _design(truth, HELDOUT_MIXTURES[:2], model_sizes=(1e8,), checkpoints=(1.0,))
+    losses = truth.expected_loss(design.weights, design.model_size, design.tokens)
+    losses[1, 0] = np.nan
+    with pytest.raises(UsageError, match="at least two runs"):
+        rank_mixtures(_exact_posterior(truth), _with_losses(design, losses))
+
+
 # --------------------------------------------------------------------------- LOO
 
 

@@ -41,7 +41,9 @@ Fits run in parallel through :mod:`bayesmix.executors`; each fit task is picklab
 returns only pointwise held-out results.
 
 Modules, one job each: :mod:`.folds` (schemes and folds), :mod:`.scoring` (held-out
-densities, errors, coverage, stacking weights), :mod:`.tasks` (fit tasks, their store),
+densities, errors, coverage, stacking weights), :mod:`.heldout` (the held-out protocol
+of a fit and a separate test table that case studies and benchmarks share: cell
+predictions, summary blocks, the ranking of mixtures), :mod:`.tasks` (fit tasks, their store),
 :mod:`.comparison` (running and merging a comparison, its files) and :mod:`.stacking`
 (the stacked posterior of the compared laws).
 """
@@ -49,14 +51,15 @@ densities, errors, coverage, stacking weights), :mod:`.tasks` (fit tasks, their 
 from ..metrics import interval_coverage as coverage, mean_relative_error
 from .comparison import ALL, Comparison, LawComparison, compare_laws
 from .folds import CVScheme, Fold, grouped_kfold, make_folds, mixture_kfold, parse_cv, scale_folds
+from .heldout import HeldoutScores, heldout_scores, rank_mixtures
 from .scoring import INTERVAL, integrated_loglik, run_level_loglik, run_level_loo, score_runs, stacking_weights
 from .stacking import StackedLaw, StackedPosterior, is_comparison_file, stacked_posterior
 from .tasks import CompareSettings, FitTask, TaskResult, TaskStore, run_task, task_seed
 
 __all__ = [
-    "ALL", "INTERVAL", "CVScheme", "CompareSettings", "Comparison", "Fold", "FitTask", "LawComparison",
-    "StackedLaw", "StackedPosterior", "TaskResult", "TaskStore", "compare_laws", "coverage", "grouped_kfold",
-    "integrated_loglik", "is_comparison_file", "make_folds", "mean_relative_error", "mixture_kfold",
-    "parse_cv", "run_level_loglik", "run_level_loo", "run_task", "scale_folds", "score_runs",
-    "stacked_posterior", "stacking_weights", "task_seed",
+    "ALL", "INTERVAL", "CVScheme", "CompareSettings", "Comparison", "Fold", "FitTask", "HeldoutScores",
+    "LawComparison", "StackedLaw", "StackedPosterior", "TaskResult", "TaskStore", "compare_laws", "coverage",
+    "grouped_kfold", "heldout_scores", "integrated_loglik", "is_comparison_file", "make_folds",
+    "mean_relative_error", "mixture_kfold", "parse_cv", "rank_mixtures", "run_level_loglik", "run_level_loo",
+    "run_task", "scale_folds", "score_runs", "stacked_posterior", "stacking_weights", "task_seed",
 ]

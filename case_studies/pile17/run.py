@@ -47,6 +47,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     path = common.require_table("pile17")
 
+    from bayesmix.compare import heldout_scores
     from bayesmix.data import load_runs
     from bayesmix.errors import BayesmixError
     from bayesmix.gate import format_diagnostics
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
             continue
         fits[law] = fit
         fit.save(args.out / f"fit_{law}.nc")
-        metrics, _ = common.heldout_metrics(fit.posterior(), test, seed=args.seed, by_size=False)
+        metrics = heldout_scores(fit.posterior(), test, seed=args.seed, by_size=False).blocks
         heldout[law] = metrics
         diag = fit.diagnostics
         record = {"law": law, "mre_positive_weight_pct": 100 * metrics["all_rows"]["mre_positive_weight"],

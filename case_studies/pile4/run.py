@@ -30,13 +30,14 @@ def main(argv=None) -> int:
     args = common.study_parser(__doc__, HERE).parse_args(argv)
     path = common.require_table("pile4")
 
+    from bayesmix.compare import heldout_scores
     from bayesmix.data import load_runs
 
     clock = common.Timer()
     table = load_runs(path)
     fit, train, test = common.fit_train_split(args, table, table.model_size <= TRAIN_MAX_SIZE,
                                               label="pile4 (train: N <= 200M)")
-    metrics, _ = common.heldout_metrics(fit.posterior(), test, seed=args.seed)
+    metrics = heldout_scores(fit.posterior(), test, seed=args.seed).blocks
     print("\nextrapolation to 440M, which the fit never saw:\n" + common.format_metrics(metrics))
     recs = common.recommend_and_report(args, fit, target_size=TARGET_SIZE, target_tokens=TARGET_TOKENS,
                                        title="Pile 4 domains: fit 90M-200M, decide for 1.4B")

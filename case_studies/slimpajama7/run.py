@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -31,34 +30,28 @@ TRAIN_MAX_SIZE = 3.1e8
 TARGET_SIZE, TARGET_TOKENS = 7e9, 1.4e11
 
 
-def ranking_at(posterior, table, size) -> dict:
-    """How well the fit orders the mixtures run at ``size`` (final checkpoints)."""
-    mask = np.asarray(table.final_checkpoint_mask, bool) & (table.model_size == size)
-    rows = table.select(mask)
-    complete = np.isfinite(rows.losses).all(axis=1)
-    rows = rows.select(complete)
-    observed = rows.losses.mean(axis=1)
-    expected = posterior.expected_loss(rows.weights, rows.model_size, rows.tokens).mean(axis=2)  # (S, runs)
-    predicted = expected.mean(axis=0)
-    rho, p_value = stats.spearmanr(predicted, observed)
-    top = int(np.argmin(predicted))
-    best = int(np.argmin(observed))
-    # posterior probability that each run is the best, and the rank of the true best under it
-    p_best = np.bincount(np.argmin(expected, axis=1), minlength=rows.n_rows) / expected.shape[0]
+def ranking_at(posterior, table, size, seed: int = 0) -> dict:
+    """How well the fit orders the mixtures run at ``size`` (final checkpoints), by
+    :func:`bayesmix.compare.rank_mixtures`, with the run ids and mixtures named."""
+    from bayesmix.compare import rank_mixtures
+
+    r = rank_mixtures(posterior, table, model_size=size, seed=seed)
+    top, best = int(np.argmin(r["predicted"])), int(np.argmin(r["observed"]))
+    observed, predicted = r["observed"], r["predicted"]
     return {
-        "model_size": float(size),
-        "mixtures": int(rows.n_rows),
-        "spearman": float(rho),
-        "spearman_p_value": float(p_value),
-        "top_pick_run": str(rows.run_ids[top]),
+        "model_size": r["model_size"],
+        "mixtures": r["mixtures"],
+        "spearman": r["spearman"],
+        "spearman_p_value": r["spearman_p_value"],
+        "top_pick_run": str(table.run_ids[r["top_pick"]]),
         "top_pick_observed_avg_loss": float(observed[top]),
-        "best_observed_run": str(rows.run_ids[best]),
+        "best_observed_run": str(table.run_ids[r["best_observed"]]),
         "best_observed_avg_loss": float(observed[best]),
-        "regret_of_top_pick": float(observed[top] - observed[best]),
-        "relative_regret_of_top_pick": float((observed[top] - observed[best]) / observed[best]),
-        "observed_rank_of_top_pick": int(np.sum(observed < observed[top]) + 1),
-        "p_best_of_observed_best": float(p_best[best]),
-        "best_observed_mixture": dict(zip(rows.domains, map(float, rows.weights[best]))),
+        "regret_of_top_pick": r["regret"],
+        "relative_regret_of_top_pick": r["relative_regret"],
+        "observed_rank_of_top_pick": r["observed_rank_of_top_pick"],
+        "p_best_of_observed_best": float(r["p_best"][best]),
+        "best_observed_mixture": dict(zip(table.domains, map(float, table.weights[r["best_observed"]]))),
         "mean_relative_error_of_avg_loss": float(np.mean(np.abs(predicted - observed) / observed)),
     }
 
@@ -67,6 +60,7 @@ def main(argv=None) -> int:
     args = common.study_parser(__doc__, HERE).parse_args(argv)
     path = common.require_table("slimpajama7")
 
+    from bayesmix.compare import heldout_scores
     from bayesmix.data import load_runs
 
     clock = common.Timer()
@@ -74,10 +68,10 @@ def main(argv=None) -> int:
     fit, train, test = common.fit_train_split(args, table, table.model_size <= TRAIN_MAX_SIZE,
                                               label="slimpajama7 (train: N <= 310M)")
     posterior = fit.posterior()
-    metrics, _ = common.heldout_metrics(posterior, test, seed=args.seed)
+    metrics = heldout_scores(posterior, test, seed=args.seed).blocks
     print("\nextrapolation to model sizes the fit never saw:\n" + common.format_metrics(metrics))
 
-    rankings = [ranking_at(posterior, table, size) for size in (6.8e8, 9.37e8)
+    rankings = [ranking_at(posterior, table, size, args.seed) for size in (6.8e8, 9.37e8)
                 if np.any(table.model_size == size)]
     print("\nordering the tested mixtures by predicted average loss (final checkpoints):")
     for r in rankings:
