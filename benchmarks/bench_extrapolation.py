@@ -31,6 +31,13 @@ fits): pile4 MRE 2.23%, 16/16 covered, R-hat 1.00; sp-680 MRE 0.48%, coverage 91
 Spearman 0.987, regret 0.0017, R-hat 1.06; sp-310 MRE 0.63%, coverage 98.4%, Spearman 0.982,
 regret 0.0017, R-hat 1.06. (Before, at 2b5549c: pile4 1.92%; sp-680 0.49%, 89.6%; sp-310
 coverage 97.7%.)
+
+Measured again (2026-12-04, main at 9e69083 with the pilot's re-centring and centred
+discrepancy slopes; defaults; ``--laws capacity_noise`` then ``--laws chinchilla_domain``,
+2 cores shared with the test suite): capacity_noise sp-310 MRE 0.64%, coverage 98.2%,
+Spearman 0.982, regret 0.0017, R-hat 1.03 (H); sp-680 MRE 0.50%, coverage 87.5%, Spearman
+0.987, regret 0.0017, R-hat 1.01; pile4 MRE 2.24%, 16/16 covered, R-hat 1.01.
+chinchilla_domain: sp-310 0.80%, 99.8%; sp-680 0.43%, 96.4%; pile4 2.56%, 16/16.
 """
 
 from __future__ import annotations
