@@ -231,10 +231,30 @@ def test_slopes_enter_the_likelihood_only_where_they_act_at_the_fitted_scales(re
     names = {v.name for v in ancestors(model["log_loss"].owner.inputs)}  # what the likelihood reads
     assert bool({"disc_slope", "disc_slope_z"} & names) is in_likelihood
     assert "disc_white" in names  # the smooth part is fitted either way
-    # Fitted slopes are sampled centred (disc_slope), the others from their prior (disc_slope_z);
-    # the standardised slopes are in the model either way.
+    # Three slopes (3 domains x log_n) are too few to pin their spread: non-centred either way.
     free = {rv.name for rv in model.free_RVs}
-    assert ("disc_slope" in free) is in_likelihood and ("disc_slope_z" in free) is not in_likelihood
+    assert "disc_slope_z" in free and "disc_slope" not in free
+
+
+@pytest.mark.parametrize("domains, region, centred", [(8, "all", True), (7, "all", False), (8, "outside", False)])
+def test_fitted_slopes_are_sampled_centred_where_enough_of_them_pin_their_spread(domains, region, centred):
+    """Centred (``disc_slope`` free) with at least CENTRED_SLOPES_MIN = 8 fitted slopes
+    (here domains x log_n); non-centred (``disc_slope_z`` free) with fewer, or where the
+    slopes act beyond the fitted scales only. The standardised slopes are in the model
+    either way, and a posterior reads the slopes from either form alike."""
+    from bayesmix.inference import build_model
+    from bayesmix.laws import get_law
+    from bayesmix.observation.design import CENTRED_SLOPES_MIN
+
+    assert CENTRED_SLOPES_MIN == 8  # the cases below sit on either side of it
+    names = tuple(f"d{i}" for i in range(domains))
+    truth = default_truth("capacity_noise", names, seed=0)
+    table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=[1e8, 3e8, 9e8], tokens=[2e9], seed=0)
+    design = ObservationDesign.from_table(table, Scaling.from_table(table), slope_region=region)
+    assert design.features == ("log_n",) and design.centred_slopes(domains) is centred
+    model, _ = build_model(get_law("capacity_noise"), table, design=design)
+    free = {rv.name for rv in model.free_RVs}
+    assert ("disc_slope" in free) is centred and ("disc_slope_z" in free) is not centred
     assert "disc_slope_z" in model.named_vars
 
 

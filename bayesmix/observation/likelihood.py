@@ -40,7 +40,7 @@ def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scali
         factor = pm.Data("disc_smooth_factor", design.smooth_factor())
         slope_mean = make_rv("disc_slope_mean", priors["disc_slope_mean"], dims="scale_feature")
         slope_sd = make_rv("disc_slope_sd", priors["disc_slope_sd"])
-        slope = _discrepancy_slopes(design, slope_mean, slope_sd)
+        slope = _discrepancy_slopes(design, slope_mean, slope_sd, losses.shape[1])
         amp = make_rv("disc_amp", priors["disc_amp"])
         white = pm.Normal("disc_white", 0.0, 1.0, dims=("scale", "domain"))
         # The smooth part without its level and linear trend at the fitted scales: those
@@ -103,22 +103,22 @@ def _integrated_random(mu, cell_sigma, group_sigma, group_tau, groups, group_blo
     return mu + effect[..., np.asarray(groups, dtype=int)] + noise
 
 
-def _discrepancy_slopes(design: ObservationDesign, slope_mean, slope_sd):
+def _discrepancy_slopes(design: ObservationDesign, slope_mean, slope_sd, n_domains: int):
     """The discrepancy's slopes ``(feature, domain)``, partially pooled across domains,
     with ``disc_slope_z`` (their standardised values) in the model either way.
 
-    Where every feature's slopes are fitted with the law, they are sampled centred,
-    ``disc_slope ~ N(mean, sd)``: the data of every fitted scale pin each slope, so in the
+    Sampled centred, ``disc_slope ~ N(mean, sd)``, where the design says so
+    (:meth:`ObservationDesign.centred_slopes`: fitted with the law, and enough of them to
+    pin ``sd`` away from 0): the data of every fitted scale pin each slope, so in the
     non-centred form ``mean + sd * z`` each ``z`` is held on a curved ridge
-    ``z ~ (slope - mean) / sd`` and ``sd`` moves only along it (SlimPajama 7, seed 1:
-    R-hat 1.017 on ``disc_slope_sd``, bulk ESS 315 in 16000 draws). Where slopes act only
-    beyond the fitted scales they are drawn from their prior, and the non-centred form
-    is the one without a funnel.
+    ``z ~ (slope - mean) / sd`` and ``sd`` moves only along it. Otherwise non-centred:
+    slopes that act only beyond the fitted scales are drawn from their prior, and a few
+    fitted ones leave ``sd`` free to reach 0, where the centred form has a funnel.
     """
     import pymc as pm
 
     dims = ("scale_feature", "domain")
-    if all(region == "all" for region in design.feature_regions):
+    if design.centred_slopes(n_domains):
         slope = pm.Normal("disc_slope", slope_mean[:, None], slope_sd, dims=dims)
         pm.Deterministic("disc_slope_z", (slope - slope_mean[:, None]) / slope_sd, dims=dims)
         return slope
