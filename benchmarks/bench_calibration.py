@@ -41,6 +41,16 @@ All of it again (2026-12-03, main at 2b5549c, defaults, ``python benchmarks/benc
 chinchilla_domain 0.681, additive 0.542 (as above). The prior truths are calibrated
 (bar 0.80-0.97) and the misspecified ones are not (bar 0.80): both scale with the
 discrepancy's amplitude, which three fitted sizes barely inform.
+
+Again (2026-12-04, defaults, ``python benchmarks/bench_calibration.py``, 2 cores shared):
+at main a725f83, discrepancy slopes sampled centred, divergent transitions in 19 of the 20
+prior-truth fits (1-11 each, near ``disc_slope_sd`` = 0; the gate refuses all of them) and
+R-hat 1.02 in 5; pooled coverage 0.935, median MRE 2.69%; chinchilla_domain 0.667,
+additive 0.500. With the slopes non-centred where fewer than 8 are fitted (main at
+e99985d; these tables have 3): no divergence and R-hat <= 1.01 in all 26 fits, 25-98 s
+each; prior truths pooled coverage 0.938 (per dataset 0.75-1.00), median MRE 2.68%;
+chinchilla_domain 0.639 (0.667, 0.500, 0.750), MRE 3.32%; additive 0.500 (0.417, 0.542,
+0.542), MRE 5.29%. The misspecified truths still miss the 0.80 bar.
 """
 
 from __future__ import annotations
