@@ -53,8 +53,8 @@ chinchilla_domain 0.639 (0.667, 0.500, 0.750), MRE 3.32%; additive 0.500 (0.417,
 0.542), MRE 5.29%. The misspecified truths still miss the 0.80 bar.
 
 Where the misspecified fits go wrong (the six fits above saved with ``--save`` and taken
-apart at the 8 new mixtures at 800M): every domain's prediction is too low (log error
--0.7% to -8%, same sign on 16 of 18 domain means), by 1.8-6.0% on average, while the
+apart at the 8 new mixtures at 800M): the predictions are too low (17 of the 18 domain
+means, by 0.7-8.1% in log; one 1.4% too high), by 1.8-6.0% on average, while the
 predictive spread of the expected loss is 1.7-2.9% (log sd). The discrepancy's fitted
 slopes are large (|slope| 0.07-0.16 per e-fold against a prior sd of about 0.03) and trade
 off against the law's exponents: the spread of the law's mean (1.5-4.1%) and of the
