@@ -89,6 +89,10 @@ EXPONENT_PRIOR = {"dist": "LogNormal", "mu": -1.2, "sigma": 0.5}
 #: 0.2, 95% in (0.03, 1.4).
 AMPLITUDE_PRIOR = {"dist": "LogNormal", "mu": -1.6, "sigma": 1.0}
 
+#: Size of a data term when the domain's own tokens ``D h_i`` are an equal share
+#: ``D_ref / K``, relative to the reference loss: median 0.1, 95% in (0.014, 0.7).
+DATA_AMPLITUDE_PRIOR = {"dist": "LogNormal", "mu": -2.3, "sigma": 1.0}
+
 #: Loss left at infinite scale, relative to the reference loss: median 0.6, 90% in
 #: (0.2, 1.6), as domains' typical losses range from about 0.5 (code) to 1.5 (books) of
 #: the reference.

@@ -16,8 +16,8 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
 
 from . import register
-from .base import (AMPLITUDE_PRIOR, DOMAIN, EXPONENT_PRIOR, IRREDUCIBLE_LOSS_PRIOR, MIN_POSITIVE_WEIGHT, Law,
-                   Param)
+from .base import (AMPLITUDE_PRIOR, DATA_AMPLITUDE_PRIOR, DOMAIN, EXPONENT_PRIOR, IRREDUCIBLE_LOSS_PRIOR,
+                   MIN_POSITIVE_WEIGHT, Law, Param)
 
 CITATION = (
     "Dai, J. and Zheng, Y. Explaining Data Mixing Scaling Laws. ICML 2026. "
@@ -353,7 +353,7 @@ CAPACITY_PARAMS = (
 )
 
 NOISE_PARAMS = (
-    Param("A", (DOMAIN,), {"dist": "LogNormal", "mu": -2.3, "sigma": 1.0},
+    Param("A", (DOMAIN,), DATA_AMPLITUDE_PRIOR,
           "noise-reduction amplitude: the term when the domain's own tokens D*h_i equal an "
           "equal share D_ref/K, relative to the reference loss (paper's A = this * (D_ref/K)^a)"),
     Param("a", (DOMAIN,), EXPONENT_PRIOR,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytensor.tensor as pt
 
 from . import register
-from .base import DOMAIN, EXPONENT_PRIOR, MIN_POSITIVE_WEIGHT, SIZE_TERM_PARAMS, Law, Param
+from .base import DATA_AMPLITUDE_PRIOR, DOMAIN, EXPONENT_PRIOR, MIN_POSITIVE_WEIGHT, SIZE_TERM_PARAMS, Law, Param
 
 CITATION = (
     "Hoffmann, J. et al. Training Compute-Optimal Large Language Models. NeurIPS 2022 "
@@ -46,7 +46,7 @@ class ChinchillaDomainLaw(Law):
     uses_tokens = True
     params = (
         *SIZE_TERM_PARAMS,
-        Param("B", (DOMAIN,), {"dist": "LogNormal", "mu": -2.3, "sigma": 1.0},
+        Param("B", (DOMAIN,), DATA_AMPLITUDE_PRIOR,
               "data term when the domain's own tokens D*h_i equal D_ref/K (uniform mixture at the "
               "reference scale), relative to the reference loss (median 0.1)"),
         Param("beta", (DOMAIN,), EXPONENT_PRIOR,
