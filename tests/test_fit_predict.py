@@ -350,3 +350,26 @@ def test_fit_law_runs_the_named_backend_through_its_steps(monkeypatch, truth_and
         fit_law(table, "capacity_noise", sampler="recording", init={"H": 0.01}, progressbar=False)
     assert calls == [("check", "recording"), ("prepare", "capacity_noise"), ("start", {"H": 0.01}),
                      ("sample", {"H": 0.01})]
+
+
+@pytest.mark.parametrize("max_rhat, divergences, warned", [(1.5, 3, True), (1.0, 0, False)])
+def test_a_fit_kept_past_the_gate_is_flagged_wherever_it_is_used(tmp_path, capsys, max_rhat, divergences, warned):
+    """predict (and every command that loads a fit) says on stderr that a fit kept with
+    --allow-warnings did not pass the gate, naming the file and the gate's problems; a fit
+    that passed loads silently. Either way the command runs."""
+    from bayesmix.cli import main
+    from bayesmix.simulate import default_truth
+    from bayesmix.testing import fit_from_posterior, posterior_around_truth
+
+    fit = fit_from_posterior(posterior_around_truth(default_truth("capacity_noise", ("a", "b", "c"), seed=0),
+                                                    n_draws=20))
+    fit.attrs["diagnostics"] = {"max_rhat": max_rhat, "divergences": divergences, "worst_rhat_param": "b[a]",
+                                "target_accept": 0.99}
+    path = fit.save(tmp_path / "fit.nc")
+    capsys.readouterr()
+    code = main(["predict", str(path), "--mixture", "a=0.2,b=0.3,c=0.5", "--model-size", "300M", "--tokens", "6B"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert ("did not pass the diagnostics gate" in err) is warned
+    if warned:
+        assert str(path) in err and "R-hat 1.500" in err and "b[a]" in err and "3 divergent transitions" in err

@@ -280,10 +280,28 @@ def load_posterior(path, *, max_draws=None):
     if is_comparison_file(path):
         return stacked_posterior(path, max_draws=max_draws)
     fit = load_fit(path)
+    warn_if_untrusted(fit, path)
     posterior = fit.posterior(max_draws=max_draws)
     posterior.meta["scales"] = fit.attrs.get("scales")
     posterior.meta["fit_path"] = str(path)
     return posterior
+
+
+def warn_if_untrusted(fit, path) -> list[str]:
+    """Say on stderr when a fit did not pass the diagnostics gate (kept with
+    ``--allow-warnings``): predictions and decisions from it rest on draws that may miss
+    part of the posterior. Returns the gate's problems (none for a fit that passed, or
+    one saved without diagnostics)."""
+    from ..gate import check_gate
+
+    diagnostics = fit.diagnostics
+    if not {"max_rhat", "divergences"} <= set(diagnostics):
+        return []
+    problems = check_gate(diagnostics, allow_warnings=True)
+    if problems:
+        print(f"warning: {path} did not pass the diagnostics gate, so what follows rests on draws that may "
+              "miss part of the posterior:\n  - " + "\n  - ".join(problems), file=sys.stderr)
+    return problems
 
 
 def domain_order(given, fitted, *, source: str) -> list[int]:
