@@ -85,8 +85,14 @@ def run_bayesmix(args, home, tmp, **extra_env):
 def check_clean(done):
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
-    # e.g. matplotlib's "created a temporary cache directory"
-    assert "warning" not in done.stderr.lower(), done.stderr
+    # e.g. matplotlib's "created a temporary cache directory"; the one warning the commands
+    # mean to give, that the test's short fit did not pass the diagnostics gate (its first
+    # line and its "  - " items), is not about caches and is set aside.
+    gate = [i for i, line in enumerate(done.stderr.splitlines()) if "did not pass the diagnostics gate" in line]
+    lines = done.stderr.splitlines()
+    kept = [line for i, line in enumerate(lines)
+            if not (gate and (i in gate or (i > gate[0] and line.startswith("  - "))))]
+    assert "warning" not in "\n".join(kept).lower(), done.stderr
 
 
 def test_predict_works_with_an_unwritable_home(tmp_path, unwritable_home):
