@@ -24,6 +24,7 @@ from . import observation
 from .errors import UsageError
 from .laws import Law, get_law
 from .scaling import Scaling
+from .weighted import INTERVAL_QUANTILES
 
 
 @runtime_checkable
@@ -356,15 +357,12 @@ class Posterior:
                               weights=weights)
 
     def summarise(self, weights, model_size, tokens, *, seed=0) -> dict[str, np.ndarray]:
-        """Posterior-mean expected loss, and predictive sd and 5%/95% quantiles, ``(rows, T)``."""
+        """Posterior-mean expected loss, and predictive sd and quantiles ``q05``, ``q95``
+        (:data:`~bayesmix.weighted.INTERVAL_QUANTILES`), ``(rows, T)``."""
         mu = self.expected_loss(weights, model_size, tokens, seed=seed)
         pred = self.add_noise(mu, seed=seed, weights=weights)
-        return {
-            "mean": mu.mean(axis=0),
-            "sd": pred.std(axis=0),
-            "q05": np.quantile(pred, 0.05, axis=0),
-            "q95": np.quantile(pred, 0.95, axis=0),
-        }
+        q05, q95 = np.quantile(pred, INTERVAL_QUANTILES, axis=0)
+        return {"mean": mu.mean(axis=0), "sd": pred.std(axis=0), "q05": q05, "q95": q95}
 
     def symbolic_expected_loss(self, h, model_size, tokens, *, seed=0):
         """PyTensor graph of the expected loss with the draws as constants.

@@ -7,6 +7,11 @@ import numpy as np
 
 from .errors import UsageError
 
+#: The central 90% interval that every layer reports, as its lower and upper quantile
+#: levels: the ``q05`` and ``q95`` of ``predict``, ``recommend`` and the posterior
+#: summaries, and the interval whose coverage held-out scores count.
+INTERVAL_QUANTILES = (0.05, 0.95)
+
 
 def normalised_draw_weights(draw_weights, n_draws: int) -> np.ndarray:
     """Draw weights summing to one (uniform when ``None``)."""

@@ -52,12 +52,12 @@ from ..metrics import interval_coverage as coverage, mean_relative_error
 from .comparison import ALL, Comparison, LawComparison, compare_laws
 from .folds import CVScheme, Fold, grouped_kfold, make_folds, mixture_kfold, parse_cv, scale_folds
 from .heldout import HeldoutScores, heldout_scores, rank_mixtures
-from .scoring import INTERVAL, integrated_loglik, run_level_loglik, run_level_loo, score_runs, stacking_weights
+from .scoring import integrated_loglik, run_level_loglik, run_level_loo, score_runs, stacking_weights
 from .stacking import StackedLaw, StackedPosterior, is_comparison_file, stacked_posterior
 from .tasks import CompareSettings, FitTask, TaskResult, TaskStore, run_task, task_seed
 
 __all__ = [
-    "ALL", "INTERVAL", "CVScheme", "CompareSettings", "Comparison", "Fold", "FitTask", "HeldoutScores",
+    "ALL", "CVScheme", "CompareSettings", "Comparison", "Fold", "FitTask", "HeldoutScores",
     "LawComparison", "StackedLaw", "StackedPosterior", "TaskResult", "TaskStore", "compare_laws", "coverage",
     "grouped_kfold", "heldout_scores", "integrated_loglik", "is_comparison_file", "make_folds",
     "mean_relative_error", "mixture_kfold", "parse_cv", "rank_mixtures", "run_level_loglik", "run_level_loo",

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..chain_stacking import allocate_draws
 from ..errors import UsageError
+from ..weighted import INTERVAL_QUANTILES
 from .comparison import Comparison
 
 
@@ -160,14 +161,15 @@ class StackedPosterior:
         return None
 
     def predictive_loss(self, weights, model_size, tokens, *, seed=0) -> np.ndarray:
-        return self.add_noise(self.expected_loss(weights, model_size, tokens), seed=seed)
+        return self.add_noise(self.expected_loss(weights, model_size, tokens, seed=seed), seed=seed)
 
     def summarise(self, weights, model_size, tokens, *, seed=0) -> dict:
-        """Mixture mean of the expected loss, and predictive sd and 5 %/95 % quantiles."""
-        mu = self.expected_loss(weights, model_size, tokens)
+        """Mixture mean of the expected loss, and predictive sd and the
+        :data:`~bayesmix.weighted.INTERVAL_QUANTILES` quantiles ``q05`` and ``q95``."""
+        mu = self.expected_loss(weights, model_size, tokens, seed=seed)
         pred = self.add_noise(mu, seed=seed)
-        return {"mean": mu.mean(axis=0), "sd": pred.std(axis=0),
-                "q05": np.quantile(pred, 0.05, axis=0), "q95": np.quantile(pred, 0.95, axis=0)}
+        q05, q95 = np.quantile(pred, INTERVAL_QUANTILES, axis=0)
+        return {"mean": mu.mean(axis=0), "sd": pred.std(axis=0), "q05": q05, "q95": q95}
 
     def symbolic_expected_loss(self, h, model_size, tokens):
         """PyTensor graph ``(S, rows, K)`` of the mixture's expected loss (for gradients).

@@ -47,11 +47,11 @@ from .files import column_domains, load_mixtures
 from .mixtures import Objective, as_mixture
 from .problem import DEFAULT_MAX_DRAWS, DEFAULT_RESTARTS, MixtureProblem
 from .recommend import expected_regret, rank_candidates, recommend
-from .results import INTERVAL, BaselineComparison, CandidateRanking, Recommendation
+from .results import BaselineComparison, CandidateRanking, Recommendation
 from .risk import Risk, risk_value
 
 __all__ = [
-    "DEFAULT_MAX_DRAWS", "DEFAULT_RESTARTS", "INTERVAL", "BaselineComparison", "Bounds", "CandidateRanking",
+    "DEFAULT_MAX_DRAWS", "DEFAULT_RESTARTS", "BaselineComparison", "Bounds", "CandidateRanking",
     "Constraints", "MixtureProblem", "Objective", "Recommendation",
     "Risk", "as_mixture", "column_domains", "expected_regret", "load_mixtures",
     "rank_candidates", "recommend", "risk_value",

@@ -11,11 +11,11 @@ from ..errors import UsageError
 from ..polytope import project_to_polytope, spectral_projected_gradient
 from ..posterior import PosteriorLike
 from ..units import parse_quantity
-from ..weighted import normalised_draw_weights, weighted_quantile
+from ..weighted import INTERVAL_QUANTILES, normalised_draw_weights, weighted_quantile
 from .constraints import CONSTRAINT_TOLERANCE, Constraints
 from .evaluator import Evaluator, evaluator_for
 from .mixtures import Objective, as_mixture, check_predicted
-from .results import INTERVAL, BaselineComparison, CandidateRanking, Recommendation, draw_summary
+from .results import BaselineComparison, CandidateRanking, Recommendation, draw_summary
 from .risk import Risk, regret_of_values
 
 #: Posterior draws used by default for the decision (risk, regret, optimum posterior).
@@ -302,7 +302,7 @@ class MixtureProblem:
         losses = self.domain_losses(mixture)  # (S, 1, K)
         predictive = self.posterior.add_noise(losses, seed=seed)[:, 0]
         loss_summary = draw_summary(losses[:, 0], weights)
-        pred_q = weighted_quantile(predictive, INTERVAL, weights)
+        pred_q = weighted_quantile(predictive, INTERVAL_QUANTILES, weights)
         loss_summary["predictive_q05"], loss_summary["predictive_q95"] = pred_q[0], pred_q[1]
         return loss_summary
 

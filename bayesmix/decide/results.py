@@ -9,12 +9,9 @@ import numpy as np
 
 from .._files import json_report, json_safe
 from ..units import format_quantity
-from ..weighted import normalised_draw_weights, weighted_quantile
+from ..weighted import INTERVAL_QUANTILES, normalised_draw_weights, weighted_quantile
 from .constraints import Bounds
 from .risk import Risk
-
-#: Width of the reported intervals (5% and 95% quantiles).
-INTERVAL = (0.05, 0.95)
 
 
 def draw_summary(values, draw_weights=None) -> dict:
@@ -24,7 +21,7 @@ def draw_summary(values, draw_weights=None) -> dict:
     shape = (-1,) + (1,) * (values.ndim - 1)
     mean = np.sum(w.reshape(shape) * values, axis=0)
     sd = np.sqrt(np.sum(w.reshape(shape) * (values - mean) ** 2, axis=0))
-    q = weighted_quantile(values, INTERVAL, draw_weights)
+    q = weighted_quantile(values, INTERVAL_QUANTILES, draw_weights)
     return {"mean": mean, "sd": sd, "q05": q[0], "q95": q[1]}
 
 
