@@ -273,6 +273,31 @@ def test_score_runs_calibrated_on_truth():
     assert mean_relative_error(scores["mean"], scores["observed"]) < 0.012
 
 
+def test_score_runs_draws_the_laws_error_at_unseen_scales_with_its_own_seed():
+    """The discrepancy at a scale the fit did not see is a draw: ``score_runs``' seed is
+    the one of ``expected_loss``, so scores at different seeds are different draws and
+    each one is the posterior's own at that seed."""
+    import dataclasses
+
+    from bayesmix.observation import ObservationDesign, ObservationDraws
+
+    truth = _truth()
+    table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=(4e8,), seed=5)
+    post = _posterior_near_truth(truth, 50, run_sd=None)
+    fitted = np.log(np.array([[5e7], [1e8], [2e8]]) / truth.scaling.n_ref)
+    design = ObservationDesign(discrepancy=True, features=("log_n",), scale_points=fitted,
+                               centre=fitted.mean(axis=0), lengthscale=1.0)
+    rng = np.random.default_rng(0)
+    post = dataclasses.replace(post, observation=ObservationDraws(
+        design, disc_slope=rng.normal(0, 0.02, (50, 1, 3)), disc_amp=np.full(50, 0.02),
+        disc_white=rng.normal(size=(50, 3, 3))))
+    by_seed = {s: score_runs(post, table, seed=s) for s in (0, 1)}
+    rows, doms = by_seed[1]["cell_row"], by_seed[1]["cell_domain"]
+    own = post.expected_loss(table.weights, table.model_size, table.tokens, seed=1)[:, rows, doms].mean(axis=0)
+    np.testing.assert_allclose(by_seed[1]["mean"], own, rtol=1e-12)
+    assert not np.allclose(by_seed[0]["mean"], by_seed[1]["mean"], rtol=1e-6)
+
+
 # --------------------------------------------------------------------------- held-out protocol
 
 

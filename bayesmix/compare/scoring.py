@@ -12,10 +12,7 @@ from scipy import optimize, special
 from .. import observation
 from ..errors import UsageError
 from ..posterior import observed_table
-from ..weighted import weighted_quantile
-
-#: Probability of the central predictive interval whose coverage is reported.
-INTERVAL = 0.90
+from ..weighted import INTERVAL_QUANTILES, weighted_quantile
 
 
 def _logmeanexp(x, axis=0):
@@ -124,7 +121,8 @@ def score_runs(posterior, table, *, seed: int = 0, log_weights=None) -> dict:
         The runs to score (the evaluation-only domains the posterior predicts included,
         as cells of weight 0).
     seed : int
-        Seed of the predictive draws (interval quantiles).
+        Seed of the predictive draws: the law's error at scales the fit did not see, and a
+        new run's noise (interval quantiles).
     log_weights : ndarray ``(S, R)``, optional
         Normalised PSIS log weights per run (leave-one-run-out posteriors); without
         them every draw has weight ``1/S``.
@@ -138,7 +136,7 @@ def score_runs(posterior, table, *, seed: int = 0, log_weights=None) -> dict:
         (the run's training weight on the domain is positive).
     """
     table = observed_table(posterior, table)
-    mu = posterior.expected_loss(table.weights, table.model_size, table.tokens)
+    mu = posterior.expected_loss(table.weights, table.model_size, table.tokens, seed=seed)
     ll_run, runs = integrated_loglik(posterior, table, expected=mu)
     ll_rd, _ = integrated_loglik(posterior, table, expected=mu, by_domain=True)
     first = {r: i for i, r in enumerate(runs)}
@@ -147,13 +145,12 @@ def score_runs(posterior, table, *, seed: int = 0, log_weights=None) -> dict:
     rows, doms = np.nonzero(np.isfinite(losses))
     pred = posterior.add_noise(mu, seed=seed, weights=table.weights)[:, rows, doms]
     mu_cells = mu[:, rows, doms]
-    alpha = (1.0 - INTERVAL) / 2
     if log_weights is None:
         run_lpd = _logmeanexp(ll_run, axis=0)
         with np.errstate(invalid="ignore"):
             run_domain_lpd = _logmeanexp(ll_rd, axis=0)
         mean = mu_cells.mean(axis=0)
-        lower, upper = np.quantile(pred, [alpha, 1 - alpha], axis=0)
+        lower, upper = np.quantile(pred, INTERVAL_QUANTILES, axis=0)
     else:
         lw = np.asarray(log_weights, dtype=float)
         run_lpd = special.logsumexp(lw + ll_run, axis=0)
@@ -162,7 +159,7 @@ def score_runs(posterior, table, *, seed: int = 0, log_weights=None) -> dict:
         w = np.exp(lw[:, codes[rows]])
         w = w / w.sum(axis=0, keepdims=True)
         mean = (w * mu_cells).sum(axis=0)
-        lower, upper = weighted_quantile(pred, [alpha, 1 - alpha], w)
+        lower, upper = weighted_quantile(pred, INTERVAL_QUANTILES, w)
     run_domain_lpd = np.where(np.isnan(ll_rd).all(axis=0), np.nan, run_domain_lpd)
     return {
         "runs": [str(r) for r in runs],
