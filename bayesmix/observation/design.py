@@ -196,7 +196,7 @@ class ObservationDesign:
         centred: divergent transitions in 19 of 20 fits, near ``sd`` = 0 (its 5% quantile
         0.1 of its median); non-centred: none.
         """
-        fitted = bool(self.features) and all(region == "all" for region in self.feature_regions)
+        fitted = bool(self.features) and bool(self.fitted_slopes.all())
         return fitted and n_domains * len(self.features) >= CENTRED_SLOPES_MIN
 
     @property
