@@ -116,6 +116,34 @@ MODEL_SIZE_EXPONENT = Param(
 SIZE_TERM_PARAMS = (IRREDUCIBLE_LOSS, MODEL_SIZE_AMPLITUDE, MODEL_SIZE_EXPONENT)
 
 
+def own_data_params(amplitude: str, exponent: str, term: str, note: str = "") -> tuple[Param, Param]:
+    """The amplitude and exponent of a term in a domain's own tokens, ``amplitude (K d
+    h_i)^(-exponent)`` (:func:`own_data_term`), under the names a law gives them; ``term``
+    says what the law calls it, ``note`` how it maps to the paper's parameters."""
+    return (Param(amplitude, (DOMAIN,), DATA_AMPLITUDE_PRIOR,
+                  f"{term} when the domain's own tokens D*h_i equal an equal share D_ref/K (the uniform "
+                  f"mixture at the reference scale), relative to the reference loss (median 0.1){note}"),
+            Param(exponent, (DOMAIN,), EXPONENT_PRIOR,
+                  f"exponent of the domain's own tokens in the {term} (median 0.3, 95% in (0.11, 0.8))"))
+
+
+def own_data_term(amplitude, exponent, h, d):
+    """``amplitude (K d h_i)^(-exponent)``: a term in the domain's own tokens ``D h_i``,
+    measured against ``D_ref / K`` (its tokens under the uniform mixture at the reference
+    scale, so that the amplitude is the term in the middle of the data rather than far
+    from it, where amplitude and exponent form one long ridge). 0 where ``h_i = 0``: the
+    domain saw none of its own data. The term diverges as ``h_i -> 0+``, so this is a
+    convention and not the limit; such a law sets :data:`MIN_POSITIVE_WEIGHT`.
+
+    PyTensor, ``h (..., K)`` and ``d`` in units of ``D_ref``.
+    """
+    import pytensor.tensor as pt
+
+    active = pt.gt(h, 0)
+    own_tokens = d * h.shape[-1] * pt.switch(active, h, 1.0)
+    return pt.switch(active, amplitude * pt.exp(-exponent * pt.log(own_tokens)), 0.0)
+
+
 @dataclass
 class Law:
     """Base class of registered laws. Subclasses set the class attributes and ``mean``."""

@@ -16,8 +16,8 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
 
 from . import register
-from .base import (AMPLITUDE_PRIOR, DATA_AMPLITUDE_PRIOR, DOMAIN, EXPONENT_PRIOR, IRREDUCIBLE_LOSS_PRIOR,
-                   MIN_POSITIVE_WEIGHT, Law, Param)
+from .base import (AMPLITUDE_PRIOR, DOMAIN, IRREDUCIBLE_LOSS_PRIOR, MIN_POSITIVE_WEIGHT, Law, Param,
+                   own_data_params, own_data_term)
 
 CITATION = (
     "Dai, J. and Zheng, Y. Explaining Data Mixing Scaling Laws. ICML 2026. "
@@ -352,13 +352,7 @@ CAPACITY_PARAMS = (
           "losses); 90% prior range 0.2-1.6 covers easy (code) and hard (books) domains alike"),
 )
 
-NOISE_PARAMS = (
-    Param("A", (DOMAIN,), DATA_AMPLITUDE_PRIOR,
-          "noise-reduction amplitude: the term when the domain's own tokens D*h_i equal an "
-          "equal share D_ref/K, relative to the reference loss (paper's A = this * (D_ref/K)^a)"),
-    Param("a", (DOMAIN,), EXPONENT_PRIOR,
-          "noise-reduction exponent on the domain's own tokens"),
-)
+NOISE_PARAMS = own_data_params("A", "a", "noise-reduction term", "; the paper's A = this * (D_ref/K)^a")
 
 
 @register
@@ -381,13 +375,7 @@ class CapacityNoiseLaw(CapacityBase):
     level_terms = ("E", "c", "A")
 
     def mean(self, p, h, n, d):
-        K = h.shape[-1]
-        capacity_term = _capacity_term(p, h, n)
-        active = pt.gt(h, 0)
-        # Own tokens relative to an equal share of D_ref (see _capacity_term).
-        own_tokens = d * pt.switch(active, h, 1.0) * K
-        noise_term = pt.switch(active, p["A"] * pt.exp(-p["a"] * pt.log(own_tokens)), 0.0)
-        return capacity_term + noise_term + p["E"]
+        return _capacity_term(p, h, n) + own_data_term(p["A"], p["a"], h, d) + p["E"]
 
 
 @register

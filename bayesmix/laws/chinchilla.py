@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytensor.tensor as pt
 
 from . import register
-from .base import DATA_AMPLITUDE_PRIOR, DOMAIN, EXPONENT_PRIOR, MIN_POSITIVE_WEIGHT, SIZE_TERM_PARAMS, Law, Param
+from .base import MIN_POSITIVE_WEIGHT, SIZE_TERM_PARAMS, Law, own_data_params, own_data_term
 
 CITATION = (
     "Hoffmann, J. et al. Training Compute-Optimal Large Language Models. NeurIPS 2022 "
@@ -46,11 +46,7 @@ class ChinchillaDomainLaw(Law):
     uses_tokens = True
     params = (
         *SIZE_TERM_PARAMS,
-        Param("B", (DOMAIN,), DATA_AMPLITUDE_PRIOR,
-              "data term when the domain's own tokens D*h_i equal D_ref/K (uniform mixture at the "
-              "reference scale), relative to the reference loss (median 0.1)"),
-        Param("beta", (DOMAIN,), EXPONENT_PRIOR,
-              "exponent of the domain's own tokens (median 0.3, 95% in (0.11, 0.8))"),
+        *own_data_params("B", "beta", "data term"),
     )
 
     level_terms = ("E", "A", "B")
@@ -61,8 +57,5 @@ class ChinchillaDomainLaw(Law):
                 "beta": rng.uniform(0.2, 0.5, n_domains)}
 
     def mean(self, p, h, n, d):
-        active = pt.gt(h, 0)
-        own_tokens = d * h.shape[-1] * pt.switch(active, h, 1.0)
-        data_term = pt.switch(active, p["B"] * pt.exp(-p["beta"] * pt.log(own_tokens)), 0.0)
         size_term = p["A"] * pt.exp(-p["alpha"] * pt.log(n))
-        return p["E"] + size_term + data_term
+        return p["E"] + size_term + own_data_term(p["B"], p["beta"], h, d)
