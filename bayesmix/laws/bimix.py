@@ -52,7 +52,6 @@ class BiMixLaw(Law):
     relative_cost = 1
     title = "BiMix bivariate data mixing law (Ge et al., Eq. 3)"
     citation = CITATION
-    uses_model_size = False
     uses_tokens = True
     level_terms = ("C", "B")
     params = (

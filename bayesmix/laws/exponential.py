@@ -48,8 +48,6 @@ class ExponentialLaw(Law):
     relative_cost = 3
     title = "exponential data mixing law (Ye et al., Eq. 7)"
     citation = CITATION
-    uses_model_size = False
-    uses_tokens = False
     level_terms = ("c", "k")
     params = (
         Param("c", (DOMAIN,), {"dist": "LogNormal", "mu": -0.2, "sigma": 0.5},
