@@ -37,7 +37,9 @@ class CandidateSet:
     Attributes
     ----------
     domains : tuple of str
+        The mixture's domains, one column of ``mixtures`` each.
     names : list of str
+        One per candidate, distinct: the candidate file's, or ``cand-001``, ... where none are given.
     mixtures : ndarray ``(M, K)``
     model_size, tokens, cost : ndarray ``(M,)``
         N in parameters, D in tokens, cost in FLOPs (default ``6 N D`` plus a fixed

@@ -244,19 +244,24 @@ class CandidateRanking:
 
     Attributes
     ----------
-    domains : tuple of str
-    names : list of str
-    mixtures : ndarray ``(M, K)``
+    domains, names, mixtures
+        The candidates as given: ``mixtures (M, K)`` over ``domains``, named ``names``.
+    model_size, tokens : float
+        The target scale at which they are compared (N in parameters, D in tokens).
+    objective_description : str
+        What is minimised (:meth:`~bayesmix.decide.MixtureProblem.describe_objective`).
     risk : Risk
-    risk_values : ndarray ``(M,)``
+        The risk measure that orders them; ``risk_values (M,)`` its value per candidate.
     objective : dict of str to ndarray ``(M,)``
         Mean, sd, q05, q95 of each candidate's objective.
     prob_best : ndarray ``(M,)``
         Posterior probability that the candidate has the lowest objective (ties split).
     regret : ndarray ``(M,)``
         Posterior mean of the candidate's objective minus the best candidate's in that draw.
-    feasible : ndarray of bool ``(M,)``
-    violations : list of list of str
+    feasible, violations
+        Whether each candidate keeps the constraints, and the bounds it breaks if not.
+    n_draws, law, fingerprint
+        The posterior's number of draws, its law and the fitted table's fingerprint.
     """
 
     domains: tuple
