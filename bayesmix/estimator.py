@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -23,6 +25,7 @@ def select_checkpoints(table, checkpoints: str):
     return table.final_checkpoints() if checkpoints == "final" else table
 
 
+@dataclass(eq=False)
 class LawModel:
     """A scaling law fitted by NUTS, with posterior predictive losses.
 
@@ -53,23 +56,21 @@ class LawModel:
     domains_ : tuple of str
     """
 
-    def __init__(self, law=DEFAULT_LAW, *, priors=None, draws=FitSettings.draws, tune=FitSettings.tune,
-                 chains=FitSettings.chains, seed=FitSettings.seed, sampler=FitSettings.sampler,
-                 likelihood=FitSettings.likelihood, discrepancy=FitSettings.discrepancy,
-                 checkpoints=CHECKPOINT_MODES[0], allow_warnings=False, progressbar=True):
-        # One attribute per argument, under its name (the scikit-learn estimator convention).
-        self.law = law
-        self.priors = priors
-        self.draws = draws
-        self.tune = tune
-        self.chains = chains
-        self.seed = seed
-        self.sampler = sampler
-        self.likelihood = likelihood
-        self.discrepancy = discrepancy
-        self.checkpoints = checkpoints
-        self.allow_warnings = allow_warnings
-        self.progressbar = progressbar
+    # One field per argument, under its name (the scikit-learn estimator convention);
+    # fitted attributes end in an underscore.
+    law: str = DEFAULT_LAW
+    _: KW_ONLY
+    priors: dict | None = None
+    draws: int = FitSettings.draws
+    tune: int = FitSettings.tune
+    chains: int = FitSettings.chains
+    seed: int = FitSettings.seed
+    sampler: str = FitSettings.sampler
+    likelihood: str = FitSettings.likelihood
+    discrepancy: str = FitSettings.discrepancy
+    checkpoints: str = CHECKPOINT_MODES[0]
+    allow_warnings: bool = False
+    progressbar: bool = True
 
     def fit(self, table, init=None) -> "LawModel":
         """Fit the law to a :class:`~bayesmix.data.RunTable`; returns self."""
