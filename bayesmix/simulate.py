@@ -238,20 +238,21 @@ def contrasting_truth(domains=DEFAULT_DOMAINS, *, seed: int = 0, noise_sd: float
 
 
 def exponent_prior(truth: Truth, anchor_model_size: float, anchor_tokens: float, *, n_draws: int = 200,
-                   rel_sd: float = 0.25, sigma: float | None = None, truth_is_centre: bool = False,
+                   rel_sd: float | dict = 0.25, sigma: float | None = None, truth_is_centre: bool = False,
                    seed: int = 0) -> Posterior:
     """Draws of a capacity-law truth whose exponents scatter but agree at one anchor scale.
 
     Every draw has the truth's ``H``; the exponents ``b_i`` (and ``a_i`` for a law with
-    the noise-reduction term, e.g. ``capacity_noise``) are log-normal with sd ``rel_sd``
-    around a centre that is itself one draw of that log-normal around the truth (the
-    truth is a typical draw of the prior, not its centre, so the prior's decision is
-    off), and the amplitudes are
-    moved with them so that each draw's capacity and noise terms equal the truth's for
-    the uniform mixture at the anchor scale (``c`` by a fixed-point solve through the
-    capacity split, ``A`` in closed form), and the irreducible losses ``E_i`` take up
-    the rounding: every draw predicts exactly the truth's losses for the uniform mixture
-    at the anchor scale, so a run there tells nothing. The
+    the noise-reduction term, e.g. ``capacity_noise``) are normal with sd ``rel_sd`` on
+    the scale of the law's prior for them (``a``: log; the capacity laws' ``b``: logit,
+    so that it stays in (0, 1)) around a centre that is itself one such draw around the
+    truth (the truth is a typical draw of the prior, not its centre, so the prior's
+    decision is off), and the amplitudes are moved with them so that each draw's
+    capacity and noise terms equal the truth's for the uniform mixture at the anchor
+    scale (``c`` by a fixed-point solve through the capacity split, ``A`` in closed
+    form), and the irreducible losses ``E_i`` take up the rounding: every draw predicts
+    exactly the truth's losses for the uniform mixture at the anchor scale, so a run
+    there tells nothing. The
     draws agree on small runs near the anchor and part ways with scale, which is the
     uncertainty that small proxy runs leave about a large target. Draw 0 is the truth,
     so reweighting by data is a well-specified discrete Bayesian update.
@@ -266,8 +267,10 @@ def exponent_prior(truth: Truth, anchor_model_size: float, anchor_tokens: float,
     anchor_model_size, anchor_tokens : float
         The scale (N, D) at which the draws agree.
     n_draws : int
-    rel_sd : float
-        Log-normal sd of the exponents.
+    rel_sd : float or dict of str to float
+        Sd of the exponents on the scale of their prior (log or logit); per exponent (``{"b": ..., "a": ...}``) to scatter
+        one more than the other (e.g. a capacity exponent that moves the losses at larger
+        sizes but hardly the best mixture).
     sigma : float, optional
         Noise sd of every draw (default: the truth's).
     truth_is_centre : bool
@@ -282,6 +285,7 @@ def exponent_prior(truth: Truth, anchor_model_size: float, anchor_tokens: float,
     pairs = _exponent_pairs(truth.law_name)
     if n_draws < 2:
         raise UsageError(f"n_draws must be at least 2, got {n_draws}")
+    rel_sd = _exponent_spreads(rel_sd, [exponent for exponent, _ in pairs])
     rng = np.random.default_rng(seed)
     K = len(truth.domains)
     draws = _scattered_exponents(truth, anchor_model_size, anchor_tokens, n_draws, pairs, rel_sd=rel_sd,
@@ -329,22 +333,47 @@ def _exponent_pairs(law_name: str) -> list[tuple[str, str]]:
     return [("b", "c")] + ([("a", "A")] if noise else [])
 
 
+#: The scale on which :func:`exponent_prior` scatters an exponent, by the family of the
+#: law's prior for it: (to that scale, back).
+_SCATTER_LINKS = {"LogNormal": (np.log, np.exp),
+                  "LogitNormal": (lambda x: np.log(x) - np.log1p(-x), lambda y: 1.0 / (1.0 + np.exp(-y)))}
+
+
+def _exponent_spreads(rel_sd, exponents: list) -> dict:
+    """``rel_sd`` (one sd, or one per exponent) as a dict over ``exponents``, checked."""
+    spreads = dict(rel_sd) if isinstance(rel_sd, dict) else {e: rel_sd for e in exponents}
+    unknown = sorted(set(spreads) - set(exponents))
+    if unknown or set(exponents) - set(spreads):
+        raise UsageError(f"rel_sd gives the exponents {', '.join(sorted(spreads))}; the law scatters "
+                         f"{', '.join(exponents)}: give one sd, or one for each of them")
+    bad = {e: v for e, v in spreads.items() if not np.isfinite(float(v)) or float(v) < 0}
+    if bad:
+        raise UsageError(f"rel_sd must be finite and non-negative, got {bad}")
+    return {e: float(v) for e, v in spreads.items()}
+
+
 def _scattered_exponents(truth: Truth, anchor_model_size: float, anchor_tokens: float, n_draws: int,
-                         pairs: list, *, rel_sd: float, truth_is_centre: bool, rng: np.random.Generator) -> dict:
+                         pairs: list, *, rel_sd: dict, truth_is_centre: bool, rng: np.random.Generator) -> dict:
     """``n_draws`` copies of the truth's parameters (draw 0 the truth) whose exponents
-    ``b`` (and ``a``: the (exponent, amplitude) ``pairs``) scatter log-normally, each
-    amplitude moved with its exponent so that its term is unchanged at the anchor."""
+    ``b`` (and ``a``: the (exponent, amplitude) ``pairs``) scatter normally (sd
+    ``rel_sd[exponent]``) on the scale of the law's prior for them (log for a
+    log-normal prior, logit for a logit-normal one, so that the draws stay where the law
+    is defined), each amplitude moved with its exponent so that its term is unchanged at
+    the anchor."""
     K = len(truth.domains)
     n0, d0 = truth.scaling.scale_inputs(np.array([anchor_model_size]), np.array([anchor_tokens]))
     n0, d0 = float(np.ravel(n0)[0]), float(np.ravel(d0)[0])
     draws = {k: np.repeat(np.asarray(v, dtype=float)[None], n_draws, 0) for k, v in truth.params.items()}
     anchors = {"b": n0 / K, "a": d0}
+    priors = get_law(truth.law_name).default_priors()
     for exponent, amplitude in pairs:
         anchor = anchors[exponent]
-        centre = np.ones(K) if truth_is_centre else np.exp(rng.normal(0.0, rel_sd, K))
-        factor = centre * np.exp(rng.normal(0.0, rel_sd, (n_draws, K)))
-        factor[0] = 1.0
-        new = draws[exponent] * factor
+        spread = rel_sd[exponent]
+        to_link, from_link = _SCATTER_LINKS[priors[exponent]["dist"]]
+        centre = np.zeros(K) if truth_is_centre else rng.normal(0.0, spread, K)
+        shift = centre + rng.normal(0.0, spread, (n_draws, K))
+        shift[0] = 0.0
+        new = from_link(to_link(draws[exponent]) + shift)
         # amplitude * anchor^-exponent is held fixed.
         draws[amplitude] = draws[amplitude] * anchor ** (new - draws[exponent])
         draws[exponent] = new

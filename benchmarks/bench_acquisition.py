@@ -211,6 +211,8 @@ def main(argv=None):
                     help="draws reweighted by the cheap refit")
     ap.add_argument("--base-draws", type=int, default=200)
     ap.add_argument("--base-rel-sd", type=float, default=0.5, help="prior sd of the log exponents")
+    ap.add_argument("--capacity-rel-sd", type=float, default=None,
+                    help="prior sd of the log capacity exponents b (--prior exponents; default --base-rel-sd)")
     ap.add_argument("--amplitude", type=float, default=0.5, help="smallest noise amplitude of the truth [nats]")
     ap.add_argument("--contrast", type=float, default=8.0, help="largest / smallest noise amplitude")
     ap.add_argument("--noise-sd", type=float, default=0.02)
@@ -264,8 +266,10 @@ def main(argv=None):
             if args.nuts:
                 refit = NutsRefit("capacity_noise", draws=args.draws, tune=args.tune, chains=2, seed=seed)
             elif args.prior == "exponents":
-                refit = ReweightRefit(exponent_prior(truth, n0, d0, n_draws=args.base_draws,
-                                                     rel_sd=args.base_rel_sd, seed=100 + seed))
+                spreads = {"a": args.base_rel_sd, "b": args.base_rel_sd if args.capacity_rel_sd is None
+                           else args.capacity_rel_sd}
+                refit = ReweightRefit(exponent_prior(truth, n0, d0, n_draws=args.base_draws, rel_sd=spreads,
+                                                     seed=100 + seed))
             elif args.prior == "grid":
                 refit = ReweightRefit(exponent_grid(truth, args.base_draws, args.noise_sd))
             else:

@@ -71,6 +71,25 @@ def test_exponent_prior_scatters_the_noise_exponent_only_where_the_law_has_it():
     assert _agrees_at_anchor(prior, truth)
 
 
+def test_exponent_prior_scatters_each_exponent_by_its_own_spread():
+    """One sd per exponent, on the scale of the law's prior for it: the spread of ``a``
+    (log-normal prior) in log and of ``b`` (logit-normal, in (0, 1)) in logit follows its
+    own sd (2000 draws: the sample sd has a relative sd of 1/sqrt(2 * 1999) = 1.6%, so
+    10% is 6 of them); ``b`` stays in (0, 1) however wide; the draws agree at the anchor."""
+    truth = default_truth("capacity_noise", seed=1)
+    prior = exponent_prior(truth, *ANCHOR, n_draws=2000, rel_sd={"b": 0.8, "a": 0.1}, seed=3)
+    b, a = prior.draws["b"][1:], prior.draws["a"][1:]
+    np.testing.assert_allclose(np.log(b / (1 - b)).std(axis=0), 0.8, rtol=0.1)
+    np.testing.assert_allclose(np.log(a).std(axis=0), 0.1, rtol=0.1)
+    wide = exponent_prior(truth, *ANCHOR, n_draws=200, rel_sd={"b": 3.0, "a": 0.1}, seed=3).draws["b"]
+    assert np.all((wide > 0) & (wide < 1))
+    assert _agrees_at_anchor(prior, truth)
+    with pytest.raises(UsageError, match="the law scatters b: give one sd"):
+        exponent_prior(default_truth("capacity", seed=1), *ANCHOR, n_draws=5, rel_sd={"b": 0.2, "a": 0.2})
+    with pytest.raises(UsageError, match="finite and non-negative"):
+        exponent_prior(truth, *ANCHOR, n_draws=5, rel_sd={"b": -1.0, "a": 0.2})
+
+
 @pytest.mark.parametrize("law, says", [
     ("linear", "needs a capacity law truth (parameters c, b, H, E), got 'linear' without c, b, H, E"),
     ("chinchilla_domain", "got 'chinchilla_domain' without c, b, H"),
