@@ -267,10 +267,12 @@ def exponent_prior(truth: Truth, anchor_model_size: float, anchor_tokens: float,
     anchor_model_size, anchor_tokens : float
         The scale (N, D) at which the draws agree.
     n_draws : int
-    rel_sd : float or dict of str to float
-        Sd of the exponents on the scale of their prior (log or logit); per exponent (``{"b": ..., "a": ...}``) to scatter
-        one more than the other (e.g. a capacity exponent that moves the losses at larger
-        sizes but hardly the best mixture).
+    rel_sd : float or dict of str to float or array_like ``(K,)``
+        Sd of the exponents on the scale of their prior (log or logit). Per exponent
+        (``{"b": ..., "a": ...}``) to scatter one more than the other (e.g. a capacity
+        exponent, which moves the losses at larger sizes but hardly the best mixture),
+        and per domain where a value is an array (e.g. one domain whose weight the
+        decision does not choose).
     sigma : float, optional
         Noise sd of every draw (default: the truth's).
     truth_is_centre : bool
@@ -285,13 +287,18 @@ def exponent_prior(truth: Truth, anchor_model_size: float, anchor_tokens: float,
     pairs = _exponent_pairs(truth.law_name)
     if n_draws < 2:
         raise UsageError(f"n_draws must be at least 2, got {n_draws}")
-    rel_sd = _exponent_spreads(rel_sd, [exponent for exponent, _ in pairs])
+    rel_sd = _exponent_spreads(rel_sd, [exponent for exponent, _ in pairs], len(truth.domains))
     rng = np.random.default_rng(seed)
     K = len(truth.domains)
     draws = _scattered_exponents(truth, anchor_model_size, anchor_tokens, n_draws, pairs, rel_sd=rel_sd,
                                  truth_is_centre=truth_is_centre, rng=rng)
     _match_capacity_at_anchor(truth, draws, anchor_model_size, anchor_tokens)
     _absorb_anchor_gap(truth, draws, anchor_model_size, anchor_tokens)
+    broken = sorted({name for name, value in draws.items() if not np.all(np.isfinite(value) & (value > 0))})
+    if broken:
+        raise UsageError(f"exponent_prior: with rel_sd {({e: v.tolist() for e, v in rel_sd.items()})} some draws' "
+                         f"{', '.join(broken)} are not finite and positive (an exponent so far out that its "
+                         "amplitude, held fixed at the anchor, under- or overflows); give a smaller rel_sd")
     sd = truth.noise_sd if sigma is None else sigma
     return Posterior(get_law(truth.law_name), draws, truth.scaling, tuple(truth.domains),
                      sigma=np.full((n_draws, K), sd))
@@ -339,17 +346,24 @@ _SCATTER_LINKS = {"LogNormal": (np.log, np.exp),
                   "LogitNormal": (lambda x: np.log(x) - np.log1p(-x), lambda y: 1.0 / (1.0 + np.exp(-y)))}
 
 
-def _exponent_spreads(rel_sd, exponents: list) -> dict:
-    """``rel_sd`` (one sd, or one per exponent) as a dict over ``exponents``, checked."""
+def _exponent_spreads(rel_sd, exponents: list, n_domains: int) -> dict:
+    """``rel_sd`` (one sd, or one per exponent, each a number or one per domain) as a
+    dict of ``(K,)`` arrays over ``exponents``, checked."""
     spreads = dict(rel_sd) if isinstance(rel_sd, dict) else {e: rel_sd for e in exponents}
     unknown = sorted(set(spreads) - set(exponents))
     if unknown or set(exponents) - set(spreads):
         raise UsageError(f"rel_sd gives the exponents {', '.join(sorted(spreads))}; the law scatters "
                          f"{', '.join(exponents)}: give one sd, or one for each of them")
-    bad = {e: v for e, v in spreads.items() if not np.isfinite(float(v)) or float(v) < 0}
-    if bad:
-        raise UsageError(f"rel_sd must be finite and non-negative, got {bad}")
-    return {e: float(v) for e, v in spreads.items()}
+    out = {}
+    for exponent, value in spreads.items():
+        spread = np.asarray(value, dtype=float)
+        if spread.ndim > 1 or spread.size not in (1, n_domains):
+            raise UsageError(f"rel_sd of {exponent} must be one number or one per domain ({n_domains}), "
+                             f"got {spread.size}")
+        if not np.all(np.isfinite(spread)) or np.any(spread < 0):
+            raise UsageError(f"rel_sd must be finite and non-negative, got {exponent}: {value}")
+        out[exponent] = np.broadcast_to(spread.reshape(-1), (n_domains,)).copy()
+    return out
 
 
 def _scattered_exponents(truth: Truth, anchor_model_size: float, anchor_tokens: float, n_draws: int,

@@ -83,11 +83,19 @@ def test_exponent_prior_scatters_each_exponent_by_its_own_spread():
     np.testing.assert_allclose(np.log(a).std(axis=0), 0.1, rtol=0.1)
     wide = exponent_prior(truth, *ANCHOR, n_draws=200, rel_sd={"b": 3.0, "a": 0.1}, seed=3).draws["b"]
     assert np.all((wide > 0) & (wide < 1))
+    K = len(truth.domains)
+    per_domain = exponent_prior(truth, *ANCHOR, n_draws=2000, rel_sd={"b": 0.1, "a": [1.0] + [0.1] * (K - 1)},
+                                seed=3).draws["a"][1:]
+    np.testing.assert_allclose(np.log(per_domain).std(axis=0), [1.0] + [0.1] * (K - 1), rtol=0.1)
     assert _agrees_at_anchor(prior, truth)
     with pytest.raises(UsageError, match="the law scatters b: give one sd"):
         exponent_prior(default_truth("capacity", seed=1), *ANCHOR, n_draws=5, rel_sd={"b": 0.2, "a": 0.2})
     with pytest.raises(UsageError, match="finite and non-negative"):
         exponent_prior(truth, *ANCHOR, n_draws=5, rel_sd={"b": -1.0, "a": 0.2})
+    with pytest.raises(UsageError, match="are not finite and positive .* give a smaller rel_sd"):
+        exponent_prior(truth, *ANCHOR, n_draws=200, rel_sd={"b": 0.2, "a": 4.0}, seed=0)
+    with pytest.raises(UsageError, match="one number or one per domain"):
+        exponent_prior(truth, *ANCHOR, n_draws=5, rel_sd={"b": 0.2, "a": [0.2, 0.3]})
 
 
 @pytest.mark.parametrize("law, says", [
