@@ -88,6 +88,7 @@ def test_declared_metadata(name):
     assert isinstance(law.uses_model_size, bool) and isinstance(law.uses_tokens, bool)
     assert law.relative_cost > 0, "a comparison orders its fits by relative_cost"
     assert isinstance(law.whitened_sampling, bool)
+    assert set(law.log_linear_trends) <= {"log_n", "log_d"}, law.log_linear_trends
     assert 0.6 <= law.target_accept < 1, "NUTS target acceptance"
     # Level terms are per-domain parameters with positive priors (see bayesmix.coordinates).
     assert len(set(law.level_terms)) == len(law.level_terms) != 1

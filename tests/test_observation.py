@@ -112,6 +112,27 @@ def test_a_design_with_an_unpaired_scale_feature_gets_slopes_from_the_prior_and_
     assert forced.slope_region == ("all", "all") and forced.mixture_effect
 
 
+def test_slopes_act_outside_the_fitted_scales_along_a_laws_own_trend():
+    """A law whose log-mean has a free linear trend along a feature (the linear law's
+    ``w_n log n + w_d log d``) does not also get fitted discrepancy slopes there: by
+    default they act beyond the fitted scales only, along that feature alone; an
+    explicit region is kept."""
+    from bayesmix.inference import build_model
+    from bayesmix.laws import get_law
+
+    truth = default_truth("capacity_noise", ("a", "b", "c"), seed=0)
+    grid, _ = simulate_runs(truth, n_mixtures=8, model_sizes=[1e8, 3e8], tokens=[2e9, 4e9], seed=0)
+    scaling = Scaling.from_table(grid)
+    assert ObservationDesign.from_table(grid, scaling, law_trends=("log_d",)).slope_region == ("all", "outside")
+    assert ObservationDesign.from_table(grid, scaling, law_trends=("log_n", "log_d"),
+                                        slope_region="all").slope_region == ("all", "all")
+    assert get_law("linear").log_linear_trends == ("log_n", "log_d")
+    model, _ = build_model(get_law("linear"), grid)
+    assert "disc_slope_z" in model.named_vars and "disc_centred_points" not in model.named_vars
+    model, _ = build_model(get_law("chinchilla_domain"), grid)
+    assert "disc_centred_points" in model.named_vars
+
+
 def test_design_rules_on_tables():
     truth = default_truth("capacity_noise", ("a", "b", "c"), seed=0)
     one_scale, _ = simulate_runs(truth, n_mixtures=8, model_sizes=[1e8], tokens=[2e9], seed=0)

@@ -188,6 +188,13 @@ class Law:
     #: which a zero-weight domain's loss does not move with the mixture (the capacity
     #: laws without transfer give it the floor capacity and no data term) leaves them out.
     predicts_evaluation_domains: ClassVar[bool] = False
+    #: Scale features (``"log_n"``, ``"log_d"``) along which the law's log-mean has a free
+    #: linear trend of its own per domain (e.g. ``exp(w_n log n)``). The discrepancy's
+    #: linear part along such a feature would explain the same thing within the fitted
+    #: scales (a ridge only the priors hold: NUTS mixed the pooled slope sd with a bulk
+    #: ESS of 7-25 in 600 draws), so by default it acts only beyond them
+    #: (:attr:`bayesmix.observation.ObservationDesign.slope_region` "outside").
+    log_linear_trends: ClassVar[tuple[str, ...]] = ()
     #: NUTS target acceptance rate a fit uses unless told otherwise. Higher means smaller
     #: steps, more gradients per draw and fewer divergent transitions where the
     #: posterior's curvature changes sharply (a funnel).

@@ -45,6 +45,7 @@ class LinearLaw(Law):
     citation = CITATION
     uses_model_size = True
     uses_tokens = True
+    log_linear_trends = ("log_n", "log_d")
     params = (
         Param("W", (DOMAIN, DOMAIN_J), {"dist": "LogNormal", "mu": 0.1, "sigma": 0.5},
               "predicted loss of validation domain i (row) for training on domain j (column) "

@@ -19,7 +19,9 @@ For run ``r`` (mixture ``m(r)``, scale ``s_r = (log n_r[, log d_r])``) and domai
   fitted range the law's trend and a linear error explain the same thing, a ridge that
   NUTS walks slowly (Pile 4). By default ("auto") the slopes are fitted where the design
   pairs every feature (:func:`paired_features`: most mixtures run at several of its
-  values), else they act outside. The discrepancy is evaluated at the table's distinct scales
+  values), else they act outside; and they act outside along a feature where the law's
+  own log-mean has a free linear trend (:attr:`bayesmix.laws.Law.log_linear_trends`: the
+  linear law), which would otherwise explain the same thing. The discrepancy is evaluated at the table's distinct scales
   only, so it stays a small multivariate normal (non-centred: ``L w`` with ``L`` the
   kernel's Cholesky factor, computed once from the design). At a new scale the smooth part
   is drawn from its conditional (kriging) distribution given its values at the fitted

@@ -87,9 +87,13 @@ class ObservationDesign:
 
     @classmethod
     def from_table(cls, table, scaling, *, likelihood: str = "normal", run_effect="auto",
-                   discrepancy="auto", mixture_effect="auto", slope_region: str = "auto") -> "ObservationDesign":
+                   discrepancy="auto", mixture_effect="auto", slope_region: str = "auto",
+                   law_trends: tuple = ()) -> "ObservationDesign":
         """The observation model's terms on ``table`` (see :mod:`bayesmix.observation` for "auto"
-        and for ``slope_region``)."""
+        and for ``slope_region``). ``law_trends``: the features along which the law has a
+        linear trend of its own (:attr:`bayesmix.laws.Law.log_linear_trends`); with
+        ``slope_region`` "auto" the discrepancy's slopes act only outside the fitted scales
+        along them."""
         if likelihood not in LIKELIHOODS:
             raise UsageError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got '{likelihood}'")
         if slope_region not in SLOPE_REGIONS:
@@ -107,8 +111,9 @@ class ObservationDesign:
         # (discrepancy off) is the paper's, with noise and run offsets alone.
         use_mix = (use_disc and paired) if mixture_effect == "auto" else mixture_effect == "on"
         if slope_region == "auto":
-            slope_region = "all" if paired else "outside"
-        regions = (slope_region,) * len(features)
+            regions = tuple("outside" if not paired or f in law_trends else "all" for f in features)
+        else:
+            regions = (slope_region,) * len(features)
         mixtures = tuple(str(k) for k in pd.unique(keys)) if use_mix else ()
         # Only where runs have several checkpoints: with one row per run the offset shared
         # by a run's domains is identified in principle, but measured, it cost the
