@@ -266,3 +266,29 @@ def test_budget_prefers_one_valuable_run_to_a_cheap_batch_worth_less(truth):
     assert score[0] + score[1] < score[2]  # measured: 2.6e-6 + 0 against 1.0e-5
     result = acq.select(cands, budget=10.0)
     assert result.picks == [2] and result.batch_cost == 10.0
+
+
+def test_candidates_whose_value_is_below_detection_are_ordered_by_what_they_explain_and_said_so():
+    """A value of exactly 0 (the gaussian update's significance test) ties many candidates;
+    among them the ranking prefers more explained share per FLOP, picks and positive
+    values first, and the table says why they score 0 and what resolves them."""
+    from bayesmix.acquire import AcquisitionResult
+
+    M, K = 5, 4
+    candidates = CandidateSet(("a", "b", "c", "d"), [f"r{i}" for i in range(M)], np.full((M, K), 1 / K),
+                              np.full(M, 1e8), np.full(M, 2e9), np.array([1.0, 2.0, 1.0, 1.0, 4.0]) * 1e18)
+    explained = np.array([0.30, 0.04, 0.01, 0.03, 0.02])
+    score = np.array([1e-3, 0.0, 0.0, 0.0, 0.0])
+    result = AcquisitionResult(candidates=candidates, criterion="voi", score=score, voi_se=np.zeros(M),
+                               ess_min=np.full(M, np.nan), ess_mean=np.full(M, np.nan), teaches=[""] * M,
+                               warnings_col=[""] * M, picks=[0], pick_scores=[1e-3], current_regret=0.01,
+                               recommendation=np.full(K, 1 / K), n_draws=200, n_outcomes=64, explained=explained)
+    # r0 is picked; per FLOP the zeros explain 0.02 (r1), 0.01 (r2), 0.03 (r3), 0.005 (r4).
+    assert result.order() == [0, 3, 1, 2, 4]
+    assert result.below_detection().tolist() == [False, True, True, True, True]
+    # chi-square 95% quantile with 4 degrees of freedom over the fitting half's 100 draws
+    assert result.detection_bar() == pytest.approx(stats.chi2.ppf(0.95, 4) / 100)
+    text = result.format_table()
+    assert "score 0 (4 candidates)" in text and "about 9.5%" in text and "--max-draws" in text
+    variance = AcquisitionResult(**{**result.__dict__, "criterion": "variance"})
+    assert not variance.below_detection().any() and "score 0" not in variance.format_table()

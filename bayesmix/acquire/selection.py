@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import stats
 
 from .. import observation
 from .._files import write_text_atomic
@@ -18,7 +19,8 @@ from ..units import format_quantity
 from ..weighted import normalised_draw_weights
 from .candidates import CandidateSet
 from .likelihood import parameter_table
-from .preposterior import METHODS, Belief, RunPredictions, decision_explained, explained_share, linear_gains
+from .preposterior import (METHODS, SHRINK_TEST_LEVEL, Belief, RunPredictions, decision_explained, explained_share,
+                           linear_gains)
 
 #: Simulated outcomes per candidate for the value of information.
 DEFAULT_OUTCOMES = 256
@@ -409,10 +411,33 @@ class AcquisitionResult:
         return float(self.candidates.cost[self.picks].sum()) if self.picks else 0.0
 
     def order(self) -> list:
-        """Batch picks first (in pick order), then the rest by score per cost (or score)."""
+        """Batch picks first (in pick order), then the rest by score per cost (or score);
+        candidates of equal score (a value of exactly 0: :meth:`below_detection`) by the
+        share of the decision they explain per cost."""
         key = self.score_per_cost if self.criterion in ("voi", "variance") else self.score
-        rest = [i for i in np.argsort(-key, kind="stable") if i not in self.picks]
+        tie = (np.zeros(len(key)) if self.explained is None
+               else np.nan_to_num(self.explained / self.candidates.cost, nan=0.0))
+        rest = [i for i in np.lexsort((-tie, -key)) if i not in self.picks]
         return list(self.picks) + [int(i) for i in rest]
+
+    def below_detection(self) -> np.ndarray:
+        """``(M,)`` bool: candidates whose value of information is exactly 0 because what
+        their outcome explains of the decision (:attr:`explained`) is not more than
+        ``n_draws`` draws would explain by chance (the gaussian update's significance
+        test, :data:`~bayesmix.acquire.preposterior.SHRINK_TEST_LEVEL`). More draws can
+        resolve weaker runs; their order among themselves is by explained share per cost."""
+        if self.criterion != "voi" or self.method != "gaussian" or self.explained is None:
+            return np.zeros(len(self.score), dtype=bool)
+        return (self.score == 0) & np.isfinite(self.explained)
+
+    def detection_bar(self) -> float:
+        """About the explained share a candidate needs before its outcome moves the
+        decision: the significance bar of :func:`~bayesmix.acquire.preposterior.shrink_gains`
+        for the half of :attr:`n_draws` equally weighted draws that fits the cross-fitted
+        update (the test is on that half's own estimate of the share, which scatters
+        around :attr:`explained`)."""
+        K = self.candidates.mixtures.shape[1]
+        return float(stats.chi2.ppf(1.0 - SHRINK_TEST_LEVEL, K) / (self.n_draws / 2))
 
     def to_frame(self):
         """The ranked candidates as a DataFrame (the CSV that ``bayesmix next`` writes)."""
@@ -469,6 +494,12 @@ class AcquisitionResult:
         if len(self.picks) > 1:
             lines.append("score: the value now; in batch: the value once the earlier picks are (fantasised as) "
                          "observed, which picks the later ones")
+        undetected = int(self.below_detection().sum())
+        if undetected:
+            lines.append(f"score 0 ({undetected} candidates): what the run explains of the decision is not "
+                         f"more than {self.n_draws} draws tell from chance (about {self.detection_bar():.1%}), so "
+                         "its outcome would not move the decision; these are ordered by explained share per "
+                         "FLOP, and more draws (--max-draws) resolve weaker runs")
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)
