@@ -184,6 +184,13 @@ def decision_explained(gains, cyx, values, weights, reference: int) -> np.ndarra
     return np.clip(explained / var, 0.0, 1.0) if var > 0 else np.zeros(gains.shape[0])
 
 
+def significant_share(n_outcomes: int, n_draws: float) -> float:
+    """The share of the decision's variance that a regression on ``n_outcomes`` outcomes
+    fitted to ``n_draws`` (effective) draws must explain before it counts as more than
+    chance: the chi-square test at :data:`SHRINK_TEST_LEVEL` (see :func:`shrink_gains`)."""
+    return float(stats.chi2.ppf(1.0 - SHRINK_TEST_LEVEL, n_outcomes) / n_draws)
+
+
 def shrink_gains(gains, cyx, values, weights, reference: int) -> np.ndarray:
     """Gains shrunk towards no update where a regression on the draws explains little more
     of the decision than it would by chance (positive-part James-Stein).
@@ -201,7 +208,7 @@ def shrink_gains(gains, cyx, values, weights, reference: int) -> np.ndarray:
     """
     share = decision_explained(gains, cyx, values, weights, reference)  # (M,)
     K, n = gains.shape[1], effective_sample_size(weights)
-    chance, significant = K / n, stats.chi2.ppf(1.0 - SHRINK_TEST_LEVEL, K) / n
+    chance, significant = K / n, significant_share(K, n)
     with np.errstate(divide="ignore", invalid="ignore"):
         keep = np.where(share > significant, np.clip(1.0 - chance / share, 0.0, 1.0), 0.0)
     ref = gains[:, :, [reference]]

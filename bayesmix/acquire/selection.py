@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from .. import observation
 from .._files import write_text_atomic
@@ -19,8 +18,8 @@ from ..units import format_quantity
 from ..weighted import normalised_draw_weights
 from .candidates import CandidateSet
 from .likelihood import parameter_table
-from .preposterior import (METHODS, SHRINK_TEST_LEVEL, Belief, RunPredictions, decision_explained, explained_share,
-                           linear_gains)
+from .preposterior import (METHODS, Belief, RunPredictions, decision_explained, explained_share, linear_gains,
+                           significant_share)
 
 #: Simulated outcomes per candidate for the value of information.
 DEFAULT_OUTCOMES = 256
@@ -424,7 +423,7 @@ class AcquisitionResult:
         """``(M,)`` bool: candidates whose value of information is exactly 0 because what
         their outcome explains of the decision (:attr:`explained`) is not more than
         ``n_draws`` draws would explain by chance (the gaussian update's significance
-        test, :data:`~bayesmix.acquire.preposterior.SHRINK_TEST_LEVEL`). More draws can
+        test, :func:`~bayesmix.acquire.preposterior.significant_share`). More draws can
         resolve weaker runs; their order among themselves is by explained share per cost."""
         if self.criterion != "voi" or self.method != "gaussian" or self.explained is None:
             return np.zeros(len(self.score), dtype=bool)
@@ -436,8 +435,7 @@ class AcquisitionResult:
         for the half of :attr:`n_draws` equally weighted draws that fits the cross-fitted
         update (the test is on that half's own estimate of the share, which scatters
         around :attr:`explained`)."""
-        K = self.candidates.mixtures.shape[1]
-        return float(stats.chi2.ppf(1.0 - SHRINK_TEST_LEVEL, K) / (self.n_draws / 2))
+        return significant_share(self.candidates.mixtures.shape[1], self.n_draws / 2)
 
     def to_frame(self):
         """The ranked candidates as a DataFrame (the CSV that ``bayesmix next`` writes)."""
