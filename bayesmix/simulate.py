@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from .data import RunTable
 from .errors import UsageError
@@ -342,8 +343,7 @@ def _exponent_pairs(law_name: str) -> list[tuple[str, str]]:
 
 #: The scale on which :func:`exponent_prior` scatters an exponent, by the family of the
 #: law's prior for it: (to that scale, back).
-_SCATTER_LINKS = {"LogNormal": (np.log, np.exp),
-                  "LogitNormal": (lambda x: np.log(x) - np.log1p(-x), lambda y: 1.0 / (1.0 + np.exp(-y)))}
+_SCATTER_LINKS = {"LogNormal": (np.log, np.exp), "LogitNormal": (special.logit, special.expit)}
 
 
 def _exponent_spreads(rel_sd, exponents: list, n_domains: int) -> dict:
