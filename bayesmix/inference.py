@@ -90,7 +90,7 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
     scaling = scaling or Scaling.from_table(table)
     design = design or observation.ObservationDesign.from_table(
         table, scaling, likelihood=likelihood, run_effect=run_effect, discrepancy=discrepancy,
-        mixture_effect=mixture_effect, law_trends=law.log_linear_trends)
+        mixture_effect=mixture_effect, law=law)
     coords = _model_coords(table)
     n, d = scaling.scale_inputs(table.model_size, table.tokens)
     with pm.Model(coords=coords) as model:
@@ -192,7 +192,7 @@ def map_posterior(table, law=DEFAULT_LAW, *, priors=None, starts: int = 4, seed:
     scaling = Scaling.from_table(table)
     design = observation.ObservationDesign.from_table(table, scaling, likelihood=likelihood,
                                                       run_effect=run_effect, discrepancy=discrepancy,
-                                                      law_trends=law.log_linear_trends)
+                                                      law=law)
     model, _ = build_model(law, table, priors, scaling=scaling, design=design)
     point, _ = find_map(model, starts=starts, seed=seed)
     names = [p.name for p in law.params] + [n for n in observation.RECORDED if n in model.named_vars]
@@ -402,7 +402,7 @@ def fit_law(table, law=DEFAULT_LAW, *, priors=None, settings: FitSettings | None
     design = observation.ObservationDesign.from_table(
         table, scaling, likelihood=settings.likelihood, run_effect=settings.run_effect,
         discrepancy=settings.discrepancy, mixture_effect=settings.mixture_effect,
-        slope_region=settings.slope_region, law_trends=law.log_linear_trends)
+        slope_region=settings.slope_region, law=law)
     model, _ = build_model(law, table, priors, scaling=scaling, coordinates=settings.coordinates, design=design)
     sampler = samplers.backend(settings.sampler)
     prepared = sampler.start(sampler.prepare(law, model, settings), law, init, settings, progressbar)

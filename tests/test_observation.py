@@ -4,6 +4,7 @@ process against its closed form, the grouped likelihood, and the posterior's use
 from __future__ import annotations
 
 import dataclasses
+import types
 
 import numpy as np
 import pandas as pd
@@ -123,10 +124,13 @@ def test_slopes_act_outside_the_fitted_scales_along_a_laws_own_trend():
     truth = default_truth("capacity_noise", ("a", "b", "c"), seed=0)
     grid, _ = simulate_runs(truth, n_mixtures=8, model_sizes=[1e8, 3e8], tokens=[2e9, 4e9], seed=0)
     scaling = Scaling.from_table(grid)
-    assert ObservationDesign.from_table(grid, scaling, law_trends=("log_d",)).slope_region == ("all", "outside")
-    assert ObservationDesign.from_table(grid, scaling, law_trends=("log_n", "log_d"),
+    tokens_trend = types.SimpleNamespace(log_linear_trends=("log_d",))  # a law with a trend in tokens only
+    assert ObservationDesign.from_table(grid, scaling, law=tokens_trend).slope_region == ("all", "outside")
+    assert ObservationDesign.from_table(grid, scaling, law=get_law("linear"),
                                         slope_region="all").slope_region == ("all", "all")
     assert get_law("linear").log_linear_trends == ("log_n", "log_d")
+    assert ObservationDesign.from_table(grid, scaling, law=get_law("linear")).slope_region == ("outside", "outside")
+    assert ObservationDesign.from_table(grid, scaling, law=get_law("capacity_noise")).slope_region == ("all", "all")
     model, _ = build_model(get_law("linear"), grid)
     assert "disc_slope_z" in model.named_vars and "disc_centred_points" not in model.named_vars
     model, _ = build_model(get_law("chinchilla_domain"), grid)

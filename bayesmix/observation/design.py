@@ -88,12 +88,12 @@ class ObservationDesign:
     @classmethod
     def from_table(cls, table, scaling, *, likelihood: str = "normal", run_effect="auto",
                    discrepancy="auto", mixture_effect="auto", slope_region: str = "auto",
-                   law_trends: tuple = ()) -> "ObservationDesign":
+                   law=None) -> "ObservationDesign":
         """The observation model's terms on ``table`` (see :mod:`bayesmix.observation` for "auto"
-        and for ``slope_region``). ``law_trends``: the features along which the law has a
-        linear trend of its own (:attr:`bayesmix.laws.Law.log_linear_trends`); with
-        ``slope_region`` "auto" the discrepancy's slopes act only outside the fitted scales
-        along them."""
+        and for ``slope_region``). ``law``: the law the terms sit on, or None for a law
+        without a trend of its own. Along the features where the law's log-mean has a linear
+        trend of its own (:attr:`bayesmix.laws.Law.log_linear_trends`), with ``slope_region``
+        "auto" the discrepancy's slopes act only outside the fitted scales."""
         if likelihood not in LIKELIHOODS:
             raise UsageError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got '{likelihood}'")
         if slope_region not in SLOPE_REGIONS:
@@ -111,6 +111,7 @@ class ObservationDesign:
         # (discrepancy off) is the paper's, with noise and run offsets alone.
         use_mix = (use_disc and paired) if mixture_effect == "auto" else mixture_effect == "on"
         if slope_region == "auto":
+            law_trends = law.log_linear_trends if law is not None else ()
             regions = tuple("outside" if not paired or f in law_trends else "all" for f in features)
         else:
             regions = (slope_region,) * len(features)
