@@ -142,6 +142,9 @@ def parse_args(argv=None):
     ap.add_argument("--regret-target", type=float, default=0.005)
     ap.add_argument("--spearman-target", type=float, default=0.8)
     ap.add_argument("--out", metavar="FILE.csv", help="write every log row here")
+    ap.add_argument("--plot", metavar="FILE.png", help="draw the mean curves over compute here")
+    ap.add_argument("--from-csv", metavar="FILE.csv",
+                    help="summarise (and --plot) the log rows of an earlier --out instead of replaying")
     return ap.parse_args(argv)
 
 
@@ -214,17 +217,51 @@ def run_start(args, setup, seed: int, strategies) -> list:
     return logs
 
 
-def summarise(frame, args) -> None:
-    """Curves over compute and the compute to reach the targets, per strategy."""
-    strategies = list(dict.fromkeys(frame["strategy"]))
+def mean_curves(frame):
+    """Compute levels and, per strategy, the mean over starts of ``regret_ranked`` and
+    ``spearman`` of the latest state within each level."""
     positive = frame.loc[frame["compute"] > 0, "compute"]
     low, top = (positive.min(), frame["compute"].max()) if len(positive) else (1.0, 1.0)
     levels = np.concatenate([[0.0], np.geomspace(low, max(top, low), 12)])
     curves = {}
-    for s in strategies:
+    for s in dict.fromkeys(frame["strategy"]):
         logs = [g.sort_values("step") for _, g in frame[frame["strategy"] == s].groupby("start")]
         curves[s] = {c: np.nanmean([latest_at(l, levels, c) for l in logs], axis=0)
                      for c in ("regret_ranked", "spearman")}
+    return levels, curves
+
+
+def plot_curves(levels, curves, args, n_starts: int, path) -> None:
+    """Mean ranked regret and mean Spearman over compute, one line per strategy, the
+    issue's targets as grey lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    x = np.where(levels > 0, levels, levels[levels > 0].min() / 2) if np.any(levels > 0) else levels + 1.0
+    for (name, curve), style in zip(curves.items(), ("-o", "--s", ":^", "-.d")):
+        for ax, column in zip(axes, ("regret_ranked", "spearman")):
+            ax.plot(x, curve[column], style, label=name, markerfacecolor="white")
+    axes[0].axhline(args.regret_target, color="grey", lw=0.8)
+    axes[1].axhline(args.spearman_target, color="grey", lw=0.8)
+    axes[0].set_ylabel("regret of the top-ranked mixture [nats]")
+    axes[1].set_ylabel("Spearman of the ranking")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("compute spent on new runs [FLOPs] (leftmost point: the start)")
+    axes[1].legend(frameon=False)
+    fig.suptitle(f"pool replay: mean over {n_starts} starts of the latest state within each compute level")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def summarise(frame, args) -> None:
+    """Curves over compute and the compute to reach the targets, per strategy."""
+    strategies = list(dict.fromkeys(frame["strategy"]))
+    levels, curves = mean_curves(frame)
     n_starts = frame["start"].nunique()
     for column, label in (("regret_ranked", "mean regret_ranked [nats]"), ("spearman", "mean Spearman")):
         print(f"\n{label} over {n_starts} starts of the latest state with at most this compute")
@@ -244,16 +281,32 @@ def summarise(frame, args) -> None:
               f"(reached in {int(np.isfinite(per_start).sum())}/{len(per_start)}): "
               + ", ".join(fmt(x) for x in per_start))
     if "voi" in need and "random" in need:
+        spent_by_random = float(frame.loc[frame["strategy"] == "random", "compute"].max())
         for k, label in ((0, "mean curves"), (1, "median per start")):
-            v, r = need["voi"][k], need["random"][k]
-            ratio = v / r if np.isfinite(v) and np.isfinite(r) and r > 0 else float("nan")
-            print(f"  compute voi / random ({label}): {ratio:.3g} (the issue asks for <= 0.5)")
+            print(f"  compute voi / random ({label}): {compute_ratio(need['voi'][k], need['random'][k], spent_by_random)}"
+                  " (the issue asks for <= 0.5)")
+    if args.plot:
+        plot_curves(levels, curves, args, n_starts, args.plot)
+        print(f"\ncurves drawn: {args.plot}")
+
+
+def compute_ratio(voi: float, random: float, spent_by_random: float) -> str:
+    """voi's compute over random's to reach the targets; where random never reached them,
+    a bound: voi's compute over the most random spent."""
+    if not np.isfinite(voi):
+        return "voi never reached the targets"
+    if np.isfinite(random):
+        return f"{voi / random:.3g}" if random > 0 else ("1 (both at the start)" if voi == 0 else "inf")
+    return f"< {voi / spent_by_random:.3g} (random did not reach the targets within {spent_by_random:.3g} FLOPs)"
 
 
 def main(argv=None):
     import pandas as pd
 
     args = parse_args(argv)
+    if args.from_csv:
+        summarise(pd.read_csv(args.from_csv), args)
+        return
     t_start = time.perf_counter()
     setup = replay_setup(args)
     pool, target = setup["pool"], setup["target"]
