@@ -100,10 +100,14 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         weights = pm.Data("weights", np.asarray(table.weights, dtype=float))
         n_data = pm.Data("n", n[:, 0])[:, None]
         d_data = pm.Data("d", d[:, 0])[:, None]
-        mean = law.mean(_law_parameters(law, priors, level, table, scaling, n), weights, n_data, d_data)
+        params = _law_parameters(law, priors, level, table, scaling, n)
+        mean = law.mean(params, weights, n_data, d_data)
         log_loss_ref = pm.Data("log_loss_ref", np.log(np.asarray(scaling.loss_ref, dtype=float)))
         log_mu = pt.log(mean) + log_loss_ref
-        observation.add_likelihood(design, table, log_mu, priors, scaling)
+        log_floor = None
+        if design.discrepancy_scale == "reducible":
+            log_floor = (pt.log(params[law.irreducible_loss]) + log_loss_ref)[None, :]
+        observation.add_likelihood(design, table, log_mu, priors, scaling, log_floor=log_floor)
     return model, scaling
 
 
@@ -402,7 +406,7 @@ def fit_law(table, law=DEFAULT_LAW, *, priors=None, settings: FitSettings | None
     design = observation.ObservationDesign.from_table(
         table, scaling, likelihood=settings.likelihood, run_effect=settings.run_effect,
         discrepancy=settings.discrepancy, mixture_effect=settings.mixture_effect,
-        slope_region=settings.slope_region, law=law)
+        slope_region=settings.slope_region, discrepancy_scale=settings.discrepancy_scale, law=law)
     model, _ = build_model(law, table, priors, scaling=scaling, coordinates=settings.coordinates, design=design)
     sampler = samplers.backend(settings.sampler)
     prepared = sampler.start(sampler.prepare(law, model, settings), law, init, settings, progressbar)

@@ -280,29 +280,24 @@ class Posterior:
             parts.append(fn(*params, h[sl], n[sl], d[sl]))
         return np.concatenate(parts, axis=1) * loss_ref
 
-    def log_offsets(self, weights, model_size, tokens, *, seed=0, jointly_with=None) -> np.ndarray | None:
-        """The observation model's ``delta + eta_known`` at the rows, ``(S, rows, T)``:
-        the law's error at each row's scale (drawn from its Gaussian process away from the
-        fitted scales) plus the effect of a mixture seen in the fit; None for a law-only
-        posterior. See :meth:`expected_loss` for ``jointly_with``."""
-        if self.observation is None:
+    def _log_floor(self) -> np.ndarray | None:
+        """Log of the law's irreducible loss in nats, ``(S, 1, T)``, where the discrepancy
+        scales the reducible loss (:attr:`bayesmix.observation.ObservationDesign.discrepancy_scale`);
+        else None."""
+        if self.observation is None or self.observation.design.discrepancy_scale != "reducible":
             return None
-        h, N, D = self._check_inputs(weights, model_size, tokens)
-        n, d = self.scaling.scale_inputs(N, D)
-        joint = None
-        if jointly_with is not None:
-            n0, d0 = self.scaling.scale_inputs(np.atleast_1d(float(jointly_with[0])),
-                                               np.atleast_1d(float(jointly_with[1])))
-            joint = (float(np.ravel(n0)[0]), float(np.ravel(d0)[0]))
-        return observation.log_offsets(self.observation, h, n, d, seed=seed, jointly_with=joint)
+        floor = dict(zip((p.name for p in self.law.params), self._param_arrays()))[self.law.irreducible_loss]
+        return np.log(floor.reshape(floor.shape[0], 1, -1) * np.asarray(self.scaling.loss_ref))
 
     def expected_loss(self, weights, model_size, tokens, *, chunk: int = 4096, seed=0,
                       jointly_with=None) -> np.ndarray:
         """Expected loss per draw, row and target domain, in nats: ``(S, rows, T)``.
 
-        The law's mean times ``exp(delta + eta_known)`` (:meth:`log_offsets`): where the
-        observation model has a discrepancy over scale, the law's error at the asked scale
-        is part of every draw, so its spread grows away from the fitted scales.
+        The law's mean with the observation model's discrepancy over scale at the asked
+        scale (on the law's reducible loss, or as a factor ``exp(delta)``, as the fit's
+        design says) and times ``exp(eta_known)``, the effect of a mixture seen in the
+        fit (:func:`bayesmix.observation.expected_log_loss`): the law's error at the asked
+        scale is part of every draw, so its spread grows away from the fitted scales.
 
         Parameters
         ----------
@@ -319,8 +314,17 @@ class Posterior:
             would about the law's error at ``(N0, D0)`` (acquisition's predictions).
         """
         mu = self.law_mean(weights, model_size, tokens, chunk=chunk)
-        offsets = self.log_offsets(weights, model_size, tokens, seed=seed, jointly_with=jointly_with)
-        return mu if offsets is None else mu * np.exp(offsets)
+        if self.observation is None:
+            return mu
+        h, N, D = self._check_inputs(weights, model_size, tokens)
+        n, d = self.scaling.scale_inputs(N, D)
+        joint = None
+        if jointly_with is not None:
+            n0, d0 = self.scaling.scale_inputs(np.atleast_1d(float(jointly_with[0])),
+                                               np.atleast_1d(float(jointly_with[1])))
+            joint = (float(np.ravel(n0)[0]), float(np.ravel(d0)[0]))
+        return np.exp(observation.expected_log_loss(self.observation, np.log(mu), h, n, d, log_floor=self._log_floor(),
+                                                    seed=seed, jointly_with=joint))
 
     def _check_law_domain(self, n: np.ndarray) -> None:
         """Refuse model sizes where the law is undefined for some draw (at or below a
@@ -371,7 +375,7 @@ class Posterior:
         (evaluation-only domains get weight 0); ``model_size`` and ``tokens`` are numbers
         or arrays in natural units. Returns ``(S, rows, T)`` in nats. Used by
         the decision layer to get gradients with respect to the mixture. The discrepancy
-        at the scale enters as a constant factor (the same draws as :meth:`expected_loss`
+        at the scale enters with constant draws (the same draws as :meth:`expected_loss`
         with the same seed); a mixture's own effect does not (it belongs to mixtures
         already run, not to the continuum a decision searches).
         """
@@ -387,5 +391,7 @@ class Posterior:
         if self.observation is not None:
             delta = self.observation.discrepancy(n, d, seed=seed)
             if delta is not None:
-                mean = mean * pt.constant(np.exp(delta))
+                log_floor = self._log_floor()
+                mean = pt.exp(observation.discrepant_log_mean(
+                    pt.log(mean), pt.constant(delta), None if log_floor is None else pt.constant(log_floor), math=pt))
         return mean

@@ -89,6 +89,8 @@ def test_declared_metadata(name):
     assert law.relative_cost > 0, "a comparison orders its fits by relative_cost"
     assert isinstance(law.whitened_sampling, bool)
     assert set(law.log_linear_trends) <= {"log_n", "log_d"}, law.log_linear_trends
+    if law.irreducible_loss:
+        assert law.param(law.irreducible_loss).dims == (DOMAIN,), "one irreducible loss per domain"
     assert 0.6 <= law.target_accept < 1, "NUTS target acceptance"
     # Level terms are per-domain parameters with positive priors (see bayesmix.coordinates).
     assert len(set(law.level_terms)) == len(law.level_terms) != 1
@@ -158,6 +160,29 @@ def test_example_parameters_match_the_declared_ones_and_give_plausible_losses(na
     table, _ = simulate_runs(default_truth(name, tuple(f"d{i}" for i in range(K)), seed=0), n_mixtures=4, seed=0)
     losses = np.asarray(table.losses)
     assert np.all(np.isfinite(losses)) and np.all((losses > 0.1) & (losses < 20))
+
+
+@pytest.mark.parametrize("name", [n for n in LAWS if get_law(n).irreducible_loss])
+def test_a_declared_irreducible_loss_is_what_the_mean_falls_to_with_scale(name):
+    """The discrepancy over scale scales ``mean - floor`` (bayesmix.observation), so the
+    floor a law declares must be below its mean, and the mean must fall to it as the model
+    size and tokens grow: at 10^4 times the reference scale the reducible loss is under a
+    fifth of what it is at the reference (the example exponents are 0.2-0.5)."""
+    from bayesmix.simulate import default_truth
+
+    truth = default_truth(name, tuple(f"d{i}" for i in range(K)), seed=0)
+    h = np.random.default_rng(2).dirichlet(np.ones(K), size=6)
+    floor = np.asarray(truth.params[get_law(name).irreducible_loss]) * np.asarray(truth.scaling.loss_ref)
+    at = {s: truth.expected_loss(h, s * truth.scaling.n_ref, s * truth.scaling.d_ref) - floor for s in (1.0, 1e4)}
+    assert np.all(at[1.0] > 0) and np.all(at[1e4] > 0)
+    assert np.all(at[1e4] < at[1.0] / 5)
+
+
+def test_the_laws_with_a_floor_are_those_whose_other_terms_vanish_with_scale():
+    """The additive and joint laws have an ``E`` too, but their mixture term does not
+    fall with scale: ``E`` is not their floor, and their discrepancy stays on the log-loss."""
+    assert {n for n in LAWS if get_law(n).irreducible_loss} == {
+        "capacity", "capacity_noise", "capacity_noise_transfer", "chinchilla_domain"} & set(LAWS)
 
 
 @pytest.mark.parametrize("name", LAWS)

@@ -484,7 +484,7 @@ def test_the_model_with_mixture_effects_integrated_out_is_the_explicit_model_mar
     rng = np.random.default_rng(0)
     point = {k: v + rng.normal(0.0, 0.1, np.shape(v)) for k, v in marginal.initial_point().items()}
     values = {k: np.asarray(v)[None] for k, v in _untransformed_point(marginal, point).items()}
-    design = ObservationDesign.from_table(table, scaling)
+    design = ObservationDesign.from_table(table, scaling, law=law)
     without = ObservationDesign(**{**design.__dict__, "mixture_effect": False, "mixtures": (), "mixture_blocks": ()})
     rest = posterior_from_values(law, values, scaling, table.domains, without)
     residual = np.log(table.losses)[None] - np.log(rest.expected_loss(table.weights, table.model_size, table.tokens))
@@ -539,3 +539,77 @@ def test_discrepancy_given_a_scale_is_distributed_as_one_joint_draw():
     assert np.all(np.abs(pairs.std(0) / joint.std(0) - 1) < 0.05)
     r_pairs, r_joint = np.corrcoef(pairs.T)[0, 1], np.corrcoef(joint.T)[0, 1]
     assert r_joint > 0.5 and abs(r_pairs - r_joint) < 0.05
+
+
+def test_the_discrepancy_on_the_reducible_loss_is_one_formula_for_numpy_and_pytensor():
+    """``log(F + (mu - F) exp(delta))`` in both backends; ``delta = 0`` leaves the mean;
+    without a floor it is the log-loss offset ``log mu + delta``."""
+    import pytensor.tensor as pt
+
+    rng = np.random.default_rng(3)
+    mu = rng.uniform(2.0, 4.0, (5, 3))
+    floor = rng.uniform(0.5, 1.9, (1, 3))
+    delta = rng.normal(0.0, 0.3, (5, 3))
+    exact = np.log(floor + (mu - floor) * np.exp(delta))
+    numeric = observation.discrepant_log_mean(np.log(mu), delta, np.log(floor))
+    symbolic = observation.discrepant_log_mean(pt.as_tensor(np.log(mu)), pt.as_tensor(delta),
+                                               pt.as_tensor(np.log(floor)), math=pt).eval()
+    np.testing.assert_allclose(numeric, exact, rtol=1e-12)
+    np.testing.assert_allclose(symbolic, exact, rtol=1e-12)
+    np.testing.assert_allclose(observation.discrepant_log_mean(np.log(mu), 0.0 * delta, np.log(floor)), np.log(mu),
+                               rtol=1e-12)
+    np.testing.assert_allclose(observation.discrepant_log_mean(np.log(mu), delta), np.log(mu) + delta, rtol=1e-12)
+
+
+def test_a_falling_discrepancy_on_the_reducible_loss_flattens_towards_the_floor_beyond_the_fitted_scales():
+    """The same draws of a discrepancy with a falling slope, carried far beyond the
+    fitted scales: on the log-loss the prediction falls below the law's irreducible loss;
+    on the reducible loss it stays above it and its fall slows as the law's does."""
+    import dataclasses
+
+    from bayesmix.testing import posterior_around_truth
+
+    truth = default_truth("capacity_noise", ("a", "b", "c"), seed=1)
+    base = posterior_around_truth(truth, n_draws=20, rel_sd=0.0)  # every draw the truth: floor known
+    fitted = np.log(np.array([[5e7], [1e8], [2e8]]) / base.scaling.n_ref)
+    draws = {}
+    for scale in ("log", "reducible"):
+        design = ObservationDesign(discrepancy=True, features=("log_n",), scale_points=fitted,
+                                   centre=fitted.mean(axis=0), discrepancy_scale=scale)
+        draws[scale] = dataclasses.replace(base, observation=ObservationDraws(
+            design, disc_slope=np.full((20, 1, 3), -0.15), disc_amp=np.zeros(20), disc_white=np.zeros((20, 3, 3))))
+    h = np.full((1, 3), 1 / 3)
+    sizes = np.array([2e8, 2e10, 2e12])
+    floor = truth.irreducible_loss()
+    loss = {scale: np.stack([post.expected_loss(h, n, 20 * n)[:, 0].mean(axis=0) for n in sizes])
+            for scale, post in draws.items()}
+    assert np.any(loss["log"][-1] < floor)
+    assert np.all(loss["reducible"] > floor)
+    # The line on the reducible loss is a power of the model size times the law's own
+    # reducible loss: a change of its exponents.
+    law = np.stack([base.law_mean(h, n, 20 * n)[:, 0].mean(axis=0) for n in sizes])
+    beyond = np.exp(-0.15 * (np.log(sizes / base.scaling.n_ref) - fitted.mean()))[:, None]
+    np.testing.assert_allclose(loss["reducible"] - floor, (law - floor) * beyond, rtol=1e-6)
+
+
+def test_the_discrepancy_scales_the_reducible_loss_where_asked_and_the_law_declares_a_floor():
+    from bayesmix.laws import get_law
+
+    truth = default_truth("capacity_noise", ("a", "b", "c"), seed=0)
+    table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=[1e8, 3e8], tokens_per_param=20.0, seed=0)
+    scaling = Scaling.from_table(table)
+    capacity = get_law("capacity_noise")
+    assert ObservationDesign.from_table(table, scaling, law=capacity).discrepancy_scale == "log"  # the default
+    design = ObservationDesign.from_table(table, scaling, law=capacity, discrepancy_scale="reducible")
+    assert design.discrepancy_scale == "reducible"
+    assert ObservationDesign.from_dict(design.to_dict()).discrepancy_scale == "reducible"
+    # Without a discrepancy there is nothing to scale; a fit saved before the setting
+    # existed keeps its discrepancy on the log-loss.
+    assert ObservationDesign.from_table(table, scaling, law=capacity, discrepancy="off",
+                                        discrepancy_scale="reducible").discrepancy_scale == "log"
+    old = {k: v for k, v in design.to_dict().items() if k != "discrepancy_scale"}
+    assert ObservationDesign.from_dict(old).discrepancy_scale == "log"
+    with pytest.raises(UsageError, match="'linear' has none"):
+        ObservationDesign.from_table(table, scaling, law=get_law("linear"), discrepancy_scale="reducible")
+    with pytest.raises(UsageError, match="discrepancy_scale must be one of"):
+        ObservationDesign.from_table(table, scaling, law=capacity, discrepancy_scale="exp")

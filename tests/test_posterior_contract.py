@@ -33,10 +33,29 @@ def _with_evaluation_domain() -> Posterior:
     return posterior_around_truth(truth, n_draws=60, n_eval=1)
 
 
-@pytest.fixture(params=["one law", "stacked laws", "evaluation-only domain"])
+def _with_discrepancy(scale: str):
+    """A law with a discrepancy over scale fitted at 50-200M (scales: reducible or log)."""
+    import dataclasses
+
+    from bayesmix.observation import ObservationDesign, ObservationDraws
+
+    post = _one_law()
+    fitted = np.log(np.array([[5e7], [1e8], [2e8]]) / post.scaling.n_ref)
+    design = ObservationDesign(discrepancy=True, features=("log_n",), scale_points=fitted,
+                               centre=fitted.mean(axis=0), discrepancy_scale=scale)
+    rng = np.random.default_rng(4)
+    return dataclasses.replace(post, observation=ObservationDraws(
+        design, disc_slope=rng.normal(-0.05, 0.03, (60, 1, 3)), disc_amp=np.full(60, 0.02),
+        disc_white=rng.normal(size=(60, 3, 3))))
+
+
+@pytest.fixture(params=["one law", "stacked laws", "evaluation-only domain", "discrepancy on the reducible loss",
+                        "discrepancy on the log-loss"])
 def posterior(request):
     return {"one law": _one_law, "stacked laws": _stacked,
-            "evaluation-only domain": _with_evaluation_domain}[request.param]()
+            "evaluation-only domain": _with_evaluation_domain,
+            "discrepancy on the reducible loss": lambda: _with_discrepancy("reducible"),
+            "discrepancy on the log-loss": lambda: _with_discrepancy("log")}[request.param]()
 
 
 def test_every_posterior_kind_keeps_the_written_contract(posterior):

@@ -112,7 +112,8 @@ def run(args) -> int:
     laws = [name.strip() for name in args.laws.split(",") if name.strip()] if args.laws else None
     settings = CompareSettings(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                                map_starts=args.map_starts, target_accept=args.target_accept,
-                               likelihood=args.likelihood, discrepancy=args.discrepancy, sampler=args.sampler,
+                               likelihood=args.likelihood, discrepancy=args.discrepancy,
+                               discrepancy_scale=args.discrepancy_scale, sampler=args.sampler,
                                max_refits=args.max_refits)
     json_path = args.json or (str(Path(args.out).with_suffix(".json")) if args.out else None)
     if json_path and not args.json:

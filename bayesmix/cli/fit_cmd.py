@@ -56,7 +56,8 @@ def run(args) -> int:
     settings = FitSettings(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                            extend_draws=args.extend_draws, map_starts=args.map_starts,
                            sampler=args.sampler, target_accept=args.target_accept,
-                           likelihood=args.likelihood, discrepancy=args.discrepancy)
+                           likelihood=args.likelihood, discrepancy=args.discrepancy,
+                           discrepancy_scale=args.discrepancy_scale)
     print(f"fitting {law.name} to {rows.n_rows} rows ({rows.n_runs} runs, {len(rows.domains)} domains) "
           f"from {table.source}", file=sys.stderr)
     fit = fit_law(rows, law, priors=priors, settings=settings, progressbar=show_progress(args),

@@ -19,7 +19,8 @@ import sys
 import textwrap
 
 from ..extension import CHECKPOINTS, DEFAULT_EXTEND
-from ..fit_settings import CHECKPOINT_MODES, DEFAULT_LAW, LIKELIHOODS, SAMPLERS, SWITCHES, FitSettings
+from ..fit_settings import (CHECKPOINT_MODES, DEFAULT_LAW, DISCREPANCY_SCALES, LIKELIHOODS, SAMPLERS, SWITCHES,
+                            FitSettings)
 
 #: The registered laws (:func:`bayesmix.laws.available_laws`), in the registry's order.
 LAW_NAMES = ("capacity_noise", "capacity", "exponential", "bimix", "additive", "joint", "chinchilla_domain", "linear",
@@ -149,7 +150,7 @@ def add_sampling_options(parser, *, defaults: FitSettings = FIT_DEFAULTS, title:
 
 
 def add_observation_options(group, *, defaults: FitSettings = FIT_DEFAULTS) -> None:
-    """The observation model: ``--likelihood`` and ``--discrepancy``.
+    """The observation model: ``--likelihood``, ``--discrepancy`` and ``--discrepancy-scale``.
 
     Parameters
     ----------
@@ -164,6 +165,11 @@ def add_observation_options(group, *, defaults: FitSettings = FIT_DEFAULTS) -> N
                        help="model the law's own error over scale and mixture effects shared across "
                             "scales (auto: wherever the table has more than one scale; off: the "
                             f"law-only model of the paper; default {defaults.discrepancy})")
+    group.add_argument("--discrepancy-scale", default=defaults.discrepancy_scale, choices=DISCREPANCY_SCALES,
+                       help="what the law's error over scale multiplies: the whole loss (log) or the "
+                            "reducible loss (the law's mean less its irreducible loss, so that it flattens "
+                            "beyond the fitted scales as the law does; laws with an irreducible loss only) "
+                            f"(default {defaults.discrepancy_scale})")
 
 
 def add_checkpoints_option(group, *, default: str = CHECKPOINT_MODES[0], final_only: bool = False) -> None:

@@ -57,6 +57,7 @@ class CompareSettings:
     likelihood: str = "normal"
     run_effect: str = "auto"
     discrepancy: str = "auto"
+    discrepancy_scale: str = "log"
     sampler: str = DEFAULT_SAMPLER
     max_refits: int = 10
     score_draws: int = 1000
@@ -67,7 +68,8 @@ class CompareSettings:
         return FitSettings(draws=self.draws, tune=self.tune, chains=self.chains, seed=int(seed),
                            sampler=self.sampler, target_accept=self.target_accept,
                            likelihood=self.likelihood, run_effect=self.run_effect,
-                           discrepancy=self.discrepancy, map_starts=self.map_starts, cores=1,
+                           discrepancy=self.discrepancy, discrepancy_scale=self.discrepancy_scale,
+                           map_starts=self.map_starts, cores=1,
                            # A comparison refits the folds that fail the gate itself (max_refits).
                            extend_draws=1.0)
 

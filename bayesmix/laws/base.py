@@ -195,6 +195,13 @@ class Law:
     #: ESS of 7-25 in 600 draws), so by default it acts only beyond them
     #: (:attr:`bayesmix.observation.ObservationDesign.slope_region` "outside").
     log_linear_trends: ClassVar[tuple[str, ...]] = ()
+    #: Name of the per-domain parameter that is the floor of the law's mean (the
+    #: irreducible loss ``E``: the mean is ``E`` plus terms that vanish with scale), or
+    #: empty. Where a law declares one, a fit can put the observation model's discrepancy
+    #: over scale on the reducible loss ``mean - E`` rather than on the whole loss
+    #: (``FitSettings(discrepancy_scale="reducible")``, see
+    #: :func:`bayesmix.observation.discrepant_log_mean`).
+    irreducible_loss: ClassVar[str] = ""
     #: NUTS target acceptance rate a fit uses unless told otherwise. Higher means smaller
     #: steps, more gradients per draw and fewer divergent transitions where the
     #: posterior's curvature changes sharply (a funnel).

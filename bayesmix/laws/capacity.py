@@ -280,6 +280,7 @@ class CapacityBase(Law):
     # (min bulk ESS 147 against 82), capacity_noise 50 s against 76 s; nutpie's first 150
     # tuning draws took 700-800 gradients each in the original coordinates, 150-270 whitened.
     whitened_sampling = True
+    irreducible_loss = "E"
     # As an exponent b_i goes to 0 the capacity term turns into a constant that trades with
     # E_i: the ratio c_i/E_i is then free, a funnel whose neck diverges. Pile 4, default
     # settings, seed 0: 1 divergent transition in 4 x 2000 draws at 0.95 (github: E at

@@ -50,6 +50,7 @@ class ChinchillaDomainLaw(Law):
     )
 
     level_terms = ("E", "A", "B")
+    irreducible_loss = "E"
 
     def example_params(self, n_domains, rng):
         return {"E": rng.uniform(0.8, 2.2, n_domains), "A": rng.uniform(0.4, 1.0, n_domains),

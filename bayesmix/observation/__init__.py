@@ -2,7 +2,13 @@
 
 For run ``r`` (mixture ``m(r)``, scale ``s_r = (log n_r[, log d_r])``) and domain ``k``::
 
-    log L_rk = log mu_k(h_r, N_r, D_r; theta) + delta_k(s_r) + eta_(m(r), k) + u_r + eps_rk
+    log L_rk = log g(mu_k(h_r, N_r, D_r; theta), delta_k(s_r)) + eta_(m(r), k) + u_r + eps_rk
+
+where ``g(mu, delta) = mu exp(delta)`` (the default: ``delta`` an offset to the log-loss)
+or, on request, ``g(mu, delta) = E_k + (mu - E_k) exp(delta)``, which scales the law's
+reducible loss (``E_k`` its irreducible loss, :attr:`bayesmix.laws.Law.irreducible_loss`;
+:attr:`ObservationDesign.discrepancy_scale`, :func:`discrepant_log_mean`, where the
+evidence for the default is).
 
 * ``delta_k(s)`` -- the **discrepancy**: the law's own error as a smooth function of
   scale, per domain. A linear part ``beta_k . e(s)`` (slopes partially pooled across
@@ -59,31 +65,33 @@ Modules, one job each:
   conditional draws, centring within blocks);
 * :mod:`.densities` -- the log density of observed cells, per cell and per group;
 * :mod:`.draws` -- the posterior predictive: the discrepancy and effects at any scale and
-  mixture, and a new run's noise.
+  mixture, and a new run's noise;
+* :mod:`.reducible` -- how the discrepancy enters the law's mean, for NumPy and PyTensor.
 
-What enters where: ``Posterior.expected_loss`` is the law's mean times
-``exp(delta + eta_known)`` (the discrepancy at the asked scale and the effect of a mixture
-seen in the fit), so ``predict``'s means, ``recommend``'s risk measures and acquisition's
+What enters where: ``Posterior.expected_loss`` is ``g(mu, delta)`` times
+``exp(eta_known)`` (the discrepancy at the asked scale and the effect of a mixture seen in
+the fit; :func:`expected_log_loss`), so ``predict``'s means, ``recommend``'s risk measures and acquisition's
 simulated outcomes all include the law's error at the target scale; ``add_noise`` adds a
 new run's offset, a new mixture's effect and the cell noise (``predict`` intervals and
 acquisition outcomes). ``discrepancy="off"`` gives the law-only model of the paper.
 """
 
 from .densities import QUADRATURE_NODES, cell_logpdf, group_sum, grouped_loglik
-from .design import (DISCREPANCY_LENGTHSCALE, KERNEL_JITTER, LIKELIHOODS, MIXTURE_DECIMALS, PAIRED_SHARE,
-                     SLOPE_REGIONS, SWITCHES, ObservationDesign, mixture_keys, paired_features, row_scale_index,
-                     scale_features, se_kernel)
-from .draws import ObservationDraws, add_noise, cell_sd, log_offsets
+from .design import (DISCREPANCY_LENGTHSCALE, DISCREPANCY_SCALES, KERNEL_JITTER, LIKELIHOODS, MIXTURE_DECIMALS,
+                     PAIRED_SHARE, SLOPE_REGIONS, SWITCHES, ObservationDesign, mixture_keys, paired_features,
+                     row_scale_index, scale_features, se_kernel)
+from .draws import ObservationDraws, add_noise, cell_sd, expected_log_loss
 from .likelihood import add_likelihood
 from .mixture_effects import (block_average, centre_within_blocks, conditional_mixture_effects,
                               mixture_effect_conditional, mixture_marginal_logp)
+from .reducible import discrepant_log_mean
 from .variables import GATED, LATENT, OBSERVATION_PRIORS, RECORDED
 
 __all__ = [
-    "DISCREPANCY_LENGTHSCALE", "GATED", "KERNEL_JITTER", "LATENT", "LIKELIHOODS", "MIXTURE_DECIMALS",
-    "OBSERVATION_PRIORS", "PAIRED_SHARE", "QUADRATURE_NODES", "RECORDED", "SLOPE_REGIONS", "SWITCHES",
-    "ObservationDesign", "ObservationDraws", "add_likelihood", "add_noise", "block_average", "cell_logpdf",
-    "cell_sd", "centre_within_blocks", "conditional_mixture_effects", "group_sum", "grouped_loglik",
-    "log_offsets", "mixture_effect_conditional", "mixture_keys", "mixture_marginal_logp", "paired_features",
-    "row_scale_index", "scale_features", "se_kernel",
+    "DISCREPANCY_LENGTHSCALE", "DISCREPANCY_SCALES", "GATED", "KERNEL_JITTER", "LATENT", "LIKELIHOODS",
+    "MIXTURE_DECIMALS", "OBSERVATION_PRIORS", "PAIRED_SHARE", "QUADRATURE_NODES", "RECORDED", "SLOPE_REGIONS",
+    "SWITCHES", "ObservationDesign", "ObservationDraws", "add_likelihood", "add_noise", "block_average",
+    "cell_logpdf", "cell_sd", "centre_within_blocks", "conditional_mixture_effects", "discrepant_log_mean",
+    "expected_log_loss", "group_sum", "grouped_loglik", "mixture_effect_conditional", "mixture_keys",
+    "mixture_marginal_logp", "paired_features", "row_scale_index", "scale_features", "se_kernel",
 ]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
-from ..fit_settings import LIKELIHOODS, SWITCHES
+from ..fit_settings import DISCREPANCY_SCALES, LIKELIHOODS, SWITCHES
 
 #: Where the discrepancy's linear part acts: at "all" scales (fitted with the law), or
 #: "outside" the fitted scales only (never in the likelihood); see :mod:`bayesmix.observation`.
@@ -84,20 +84,24 @@ class ObservationDesign:
     mixtures: tuple = ()
     slope_region: tuple = ()
     mixture_blocks: tuple = ()
+    discrepancy_scale: str = "log"
 
     @classmethod
     def from_table(cls, table, scaling, *, likelihood: str = "normal", run_effect="auto",
                    discrepancy="auto", mixture_effect="auto", slope_region: str = "auto",
-                   law=None) -> "ObservationDesign":
+                   discrepancy_scale: str = "log", law=None) -> "ObservationDesign":
         """The observation model's terms on ``table`` (see :mod:`bayesmix.observation` for "auto"
         and for ``slope_region``). ``law``: the law the terms sit on, or None for a law
         without a trend of its own. Along the features where the law's log-mean has a linear
         trend of its own (:attr:`bayesmix.laws.Law.log_linear_trends`), with ``slope_region``
-        "auto" the discrepancy's slopes act only outside the fitted scales."""
+        "auto" the discrepancy's slopes act only outside the fitted scales.
+        ``discrepancy_scale`` "reducible" needs a law that declares an irreducible loss
+        (:attr:`bayesmix.laws.Law.irreducible_loss`)."""
         if likelihood not in LIKELIHOODS:
             raise UsageError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got '{likelihood}'")
         if slope_region not in SLOPE_REGIONS:
             raise UsageError(f"slope_region must be one of {', '.join(SLOPE_REGIONS)}, got '{slope_region}'")
+        scale = _discrepancy_scale(discrepancy_scale, law)
         run_effect, discrepancy = _switch(run_effect, "run_effect"), _switch(discrepancy, "discrepancy")
         mixture_effect = _switch(mixture_effect, "mixture_effect")
         n, d = scaling.scale_inputs(table.model_size, table.tokens)
@@ -128,7 +132,8 @@ class ObservationDesign:
                    scale_points=points if use_disc else np.zeros((0, 0)),
                    centre=points.mean(axis=0) if use_disc else np.zeros(0),
                    mixtures=mixtures, slope_region=regions if use_disc else (),
-                   mixture_blocks=_mixture_blocks(keys, scale_of_row, mixtures))
+                   mixture_blocks=_mixture_blocks(keys, scale_of_row, mixtures),
+                   discrepancy_scale=scale if use_disc else "log")
 
     # ------------------------------------------------------------------ indices
     def scale_index(self, n, d) -> np.ndarray:
@@ -237,14 +242,16 @@ class ObservationDesign:
                 "mixture_effect": self.mixture_effect, "features": list(self.features),
                 "scale_points": np.asarray(self.scale_points).tolist(), "lengthscale": self.lengthscale,
                 "centre": np.asarray(self.centre).tolist(), "mixtures": list(self.mixtures),
-                "slope_region": list(self.slope_region), "mixture_blocks": [int(b) for b in self.mixture_blocks]}
+                "slope_region": list(self.slope_region), "mixture_blocks": [int(b) for b in self.mixture_blocks],
+                "discrepancy_scale": self.discrepancy_scale}
 
     @classmethod
     def from_dict(cls, data: dict | None, *, likelihood: str = "normal", run_effect: bool = False):
         """Read :meth:`to_dict`; a fit saved before the observation model was stored gets
         the law-only design with its likelihood and run offset, one saved before
         :attr:`slope_region` existed the linear part at all scales it was fitted with, one
-        saved before :attr:`mixture_blocks` existed its effects uncentred."""
+        saved before :attr:`mixture_blocks` existed its effects uncentred, one saved before
+        :attr:`discrepancy_scale` existed its discrepancy on the log-loss."""
         if not data:
             return cls(likelihood=likelihood, run_effect=run_effect)
         features = tuple(data.get("features", ()))
@@ -255,7 +262,19 @@ class ObservationDesign:
                    features=features, scale_points=points, lengthscale=float(data["lengthscale"]),
                    centre=np.asarray(data.get("centre", []), dtype=float), mixtures=tuple(data.get("mixtures", ())),
                    slope_region=_regions(data.get("slope_region", "all"), features),
-                   mixture_blocks=tuple(int(b) for b in data.get("mixture_blocks", ())))
+                   mixture_blocks=tuple(int(b) for b in data.get("mixture_blocks", ())),
+                   discrepancy_scale=str(data.get("discrepancy_scale", "log")))
+
+
+def _discrepancy_scale(choice: str, law) -> str:
+    """:attr:`ObservationDesign.discrepancy_scale` checked against the law."""
+    if choice not in DISCREPANCY_SCALES:
+        raise UsageError(f"discrepancy_scale must be one of {', '.join(DISCREPANCY_SCALES)}, got '{choice}'")
+    if choice == "reducible" and not getattr(law, "irreducible_loss", ""):
+        name = getattr(law, "name", "") or "this law"
+        raise UsageError(f"discrepancy_scale 'reducible' needs a law with an irreducible loss; '{name}' has none: "
+                         "use 'log'")
+    return choice
 
 
 def _distinct_scales(n: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, tuple]:

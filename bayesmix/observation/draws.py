@@ -9,6 +9,7 @@ import numpy as np
 
 from .design import KERNEL_JITTER, ObservationDesign, row_scale_index, scale_features, se_kernel
 from .mixture_effects import centre_within_blocks
+from .reducible import discrepant_log_mean
 
 
 @dataclass
@@ -175,20 +176,30 @@ class ObservationDraws:
         return self.mix_sd if self.design.mixture_effect else None
 
 
-def log_offsets(draws: ObservationDraws | None, weights, n, d, *, seed=0, jointly_with=None) -> np.ndarray | None:
-    """``delta + eta_known`` at the rows, ``(S, rows, K)``; None when neither term is in
-    the model (``draws`` None, or a law-only design). ``jointly_with``: a scale ``(n0, d0)``
+def expected_log_loss(draws: ObservationDraws | None, log_mean, weights, n, d, *, log_floor=None, seed=0,
+                      jointly_with=None) -> np.ndarray:
+    """The log of the expected loss at the rows, ``(S, rows, K)``: the law's log-mean with
+    the discrepancy at the rows' scales (:func:`discrepant_log_mean`; on the reducible
+    loss where the design says so) plus the effect of a mixture seen in the fit.
+
+    ``log_floor``: the log of the law's irreducible loss, ``(S, 1, K)``, needed where the
+    design's discrepancy scales the reducible loss. ``jointly_with``: a scale ``(n0, d0)``
     whose discrepancy draw (seed 0) the rows' draws are conditioned on
-    (:meth:`ObservationDraws.discrepancy_given`)."""
+    (:meth:`ObservationDraws.discrepancy_given`). ``draws`` None: ``log_mean``.
+    """
     if draws is None:
-        return None
+        return log_mean
     if jointly_with is None:
         delta = draws.discrepancy(n, d, seed=seed)
     else:
         delta = draws.discrepancy_given(n, d, *jointly_with, seed=seed, given_seed=0)
+    if delta is not None:
+        reducible = draws.design.discrepancy_scale == "reducible"
+        if reducible and log_floor is None:
+            raise ValueError("a discrepancy on the reducible loss needs the law's log floor")
+        log_mean = discrepant_log_mean(log_mean, delta, log_floor if reducible else None)
     eta, _ = draws.known_mixture_effect(weights)
-    parts = [p for p in (delta, eta) if p is not None]
-    return sum(parts) if parts else None
+    return log_mean if eta is None else log_mean + eta
 
 
 def cell_sd(sigma, draws: ObservationDraws | None, weights=None) -> np.ndarray:

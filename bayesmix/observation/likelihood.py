@@ -6,12 +6,15 @@ import numpy as np
 
 from .design import ObservationDesign
 from .mixture_effects import block_average, mixture_marginal_logp
+from .reducible import discrepant_log_mean
 
 
-def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scaling) -> None:
+def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scaling, log_floor=None) -> None:
     """Add the observation model of ``table`` to the current PyMC model.
 
-    ``log_mu`` is the law's log-mean ``(rows, K)`` in nats (a tensor). Random variables
+    ``log_mu`` is the law's log-mean ``(rows, K)`` in nats (a tensor); ``log_floor`` the
+    log of its irreducible loss ``(1, K)`` in nats, which a design whose discrepancy
+    scales the reducible loss needs (:func:`discrepant_log_mean`). Random variables
     added: ``sigma`` (domain), ``nu`` (Student-t), ``run_sd`` and ``run_z`` (run offset),
     ``disc_slope_mean`` (feature), ``disc_slope_sd``, ``disc_slope_z`` (feature, domain), ``disc_amp``, ``disc_white``
     (scale, domain) (discrepancy), ``mix_sd`` (domain) and ``mix_z`` (mixture, domain)
@@ -27,30 +30,18 @@ def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scali
     cell_row = pm.Data("cell_row", rows.astype("int64"))
     cell_domain = pm.Data("cell_domain", doms.astype("int64"))
     offset = log_mu[cell_row, cell_domain]
+    run_offset = None
     if design.run_effect:
         _, run_index = np.unique(np.asarray(table.run_ids, dtype=str), return_inverse=True)
         cell_run = pm.Data("cell_run", run_index[rows].astype("int64"))
         run_sd = make_rv("run_sd", priors["run_sd"])
         run_z = pm.Normal("run_z", 0.0, 1.0, dims="run")
-        offset = offset + (run_sd * run_z)[cell_run]
+        run_offset = (run_sd * run_z)[cell_run]
     if design.discrepancy:
-        n, d = scaling.scale_inputs(table.model_size, table.tokens)
-        model.add_coords({"scale": np.arange(len(design.scale_points)), "scale_feature": list(design.features)})
-        cell_scale = pm.Data("cell_scale", design.scale_index(n, d)[rows].astype("int64"))
-        factor = pm.Data("disc_smooth_factor", design.smooth_factor())
-        slope_mean = make_rv("disc_slope_mean", priors["disc_slope_mean"], dims="scale_feature")
-        slope_sd = make_rv("disc_slope_sd", priors["disc_slope_sd"])
-        slope = _discrepancy_slopes(design, slope_mean, slope_sd, losses.shape[1])
-        amp = make_rv("disc_amp", priors["disc_amp"])
-        white = pm.Normal("disc_white", 0.0, 1.0, dims=("scale", "domain"))
-        # The smooth part without its level and linear trend at the fitted scales: those
-        # are the law's level and trend (no two terms explain one thing).
-        delta = amp * pm.math.dot(factor, white)
-        if "all" in design.feature_regions:
-            # Zero in the columns of features whose slopes act outside the fitted scales.
-            centred = pm.Data("disc_centred_points", design.slope_distance(design.scale_points))
-            delta = delta + pm.math.dot(centred, slope)
-        offset = offset + delta[cell_scale, cell_domain]
+        # On the law's mean alone: on the reducible loss it is not an offset.
+        offset = _add_discrepancy(design, table, offset, log_floor, priors, scaling, rows, (cell_row, cell_domain))
+    if run_offset is not None:
+        offset = offset + run_offset
     if design.mixture_effect:
         model.add_coords({"mixture": list(design.mixtures)})
         mix_sd = make_rv("mix_sd", priors["mix_sd"], dims="domain")
@@ -88,6 +79,41 @@ def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scali
         pm.StudentT("log_loss", nu=nu, mu=offset, sigma=sigma[cell_domain], observed=observed, dims="cell")
     else:
         pm.Normal("log_loss", mu=offset, sigma=sigma[cell_domain], observed=observed, dims="cell")
+
+
+def _add_discrepancy(design: ObservationDesign, table, log_mu_cells, log_floor, priors, scaling, rows, cells):
+    """The cells' law log-mean with the discrepancy over scale applied (see
+    :mod:`bayesmix.observation`), its variables added to the model in context."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from ..priors import make_rv
+
+    model = pm.modelcontext(None)
+    n, d = scaling.scale_inputs(table.model_size, table.tokens)
+    model.add_coords({"scale": np.arange(len(design.scale_points)), "scale_feature": list(design.features)})
+    cell_scale = pm.Data("cell_scale", design.scale_index(n, d)[rows].astype("int64"))
+    factor = pm.Data("disc_smooth_factor", design.smooth_factor())
+    slope_mean = make_rv("disc_slope_mean", priors["disc_slope_mean"], dims="scale_feature")
+    slope_sd = make_rv("disc_slope_sd", priors["disc_slope_sd"])
+    n_rows, n_domains = np.shape(table.losses)
+    slope = _discrepancy_slopes(design, slope_mean, slope_sd, n_domains)
+    amp = make_rv("disc_amp", priors["disc_amp"])
+    white = pm.Normal("disc_white", 0.0, 1.0, dims=("scale", "domain"))
+    # The smooth part without its level and linear trend at the fitted scales: those
+    # are the law's level and trend (no two terms explain one thing).
+    delta = amp * pm.math.dot(factor, white)
+    if "all" in design.feature_regions:
+        # Zero in the columns of features whose slopes act outside the fitted scales.
+        centred = pm.Data("disc_centred_points", design.slope_distance(design.scale_points))
+        delta = delta + pm.math.dot(centred, slope)
+    cell_row, cell_domain = cells
+    cell_floor = None
+    if design.discrepancy_scale == "reducible":
+        if log_floor is None:
+            raise ValueError("a discrepancy on the reducible loss needs the law's log floor")
+        cell_floor = pt.broadcast_to(log_floor, (n_rows, n_domains))[cell_row, cell_domain]
+    return discrepant_log_mean(log_mu_cells, delta[cell_scale, cell_domain], cell_floor, math=pt)
 
 
 def _integrated_logp(value, mu, cell_sigma, group_sigma, group_tau, groups, group_block=None):
