@@ -106,7 +106,7 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         log_mu = pt.log(mean) + log_loss_ref
         log_floor = None
         if design.discrepancy_scale == "reducible":
-            log_floor = (pt.log(params[law.irreducible_loss]) + log_loss_ref)[None, :]
+            log_floor = pt.log(params[law.irreducible_loss]) + log_loss_ref
         observation.add_likelihood(design, table, log_mu, priors, scaling, log_floor=log_floor)
     return model, scaling
 

@@ -458,13 +458,16 @@ def test_integrated_mixture_effects_are_drawn_from_their_exact_conditional():
             assert effect[:, m, k].std() == pytest.approx(sd, rel=5 / np.sqrt(2 * S))
 
 
-@pytest.mark.parametrize("blocks", [1, 2])
-def test_the_model_with_mixture_effects_integrated_out_is_the_explicit_model_marginalised(monkeypatch, blocks):
+@pytest.mark.parametrize("blocks,scale", [(1, "log"), (2, "log"), (1, "reducible")])
+def test_the_model_with_mixture_effects_integrated_out_is_the_explicit_model_marginalised(monkeypatch, blocks,
+                                                                                          scale):
     """log p(y, theta) = log p(y, theta, z) - log p(z | y, theta) for any z: the PyMC model
     that integrates the effects out and the explicit one that samples them (``mix_z``)
     agree exactly, with the conditional of z by brute force; uncentred (every mixture at
     every size: one block) and centred (two pairs of mixtures, each at two sizes of its
-    own: two blocks)."""
+    own: two blocks). The residuals come from ``Posterior.expected_loss``, so this also
+    holds the PyMC likelihood and the posterior's mean to one formula, with the
+    discrepancy on the log-loss and on the reducible loss."""
     from bayesmix.inference import _untransformed_point, build_model, posterior_from_values
     from bayesmix.laws import get_law
 
@@ -475,16 +478,17 @@ def test_the_model_with_mixture_effects_integrated_out_is_the_explicit_model_mar
         keys = observation.mixture_keys(table.weights)
         first = np.isin(keys, pd.unique(keys)[:2])
         table = table.select(first == (np.asarray(table.model_size) < 1.5e8))
-    marginal, scaling = build_model(law, table, coordinates="natural")
+    scaling = Scaling.from_table(table)
+    design = ObservationDesign.from_table(table, scaling, law=law, discrepancy_scale=scale)
+    marginal, _ = build_model(law, table, coordinates="natural", scaling=scaling, design=design)
     with monkeypatch.context() as patch:
         patch.setattr(ObservationDesign, "marginal_mixture_effect", property(lambda self: False))
-        explicit, _ = build_model(law, table, coordinates="natural", scaling=scaling)
+        explicit, _ = build_model(law, table, coordinates="natural", scaling=scaling, design=design)
     assert "mix_z" not in {rv.name for rv in marginal.free_RVs} and "mix_z" in {rv.name for rv in explicit.free_RVs}
 
     rng = np.random.default_rng(0)
     point = {k: v + rng.normal(0.0, 0.1, np.shape(v)) for k, v in marginal.initial_point().items()}
     values = {k: np.asarray(v)[None] for k, v in _untransformed_point(marginal, point).items()}
-    design = ObservationDesign.from_table(table, scaling, law=law)
     without = ObservationDesign(**{**design.__dict__, "mixture_effect": False, "mixtures": (), "mixture_blocks": ()})
     rest = posterior_from_values(law, values, scaling, table.domains, without)
     residual = np.log(table.losses)[None] - np.log(rest.expected_loss(table.weights, table.model_size, table.tokens))

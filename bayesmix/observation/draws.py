@@ -9,7 +9,7 @@ import numpy as np
 
 from .design import KERNEL_JITTER, ObservationDesign, row_scale_index, scale_features, se_kernel
 from .mixture_effects import centre_within_blocks
-from .reducible import discrepant_log_mean
+from .reducible import discrepant_log_mean, floor_for
 
 
 @dataclass
@@ -194,10 +194,7 @@ def expected_log_loss(draws: ObservationDraws | None, log_mean, weights, n, d, *
     else:
         delta = draws.discrepancy_given(n, d, *jointly_with, seed=seed, given_seed=0)
     if delta is not None:
-        reducible = draws.design.discrepancy_scale == "reducible"
-        if reducible and log_floor is None:
-            raise ValueError("a discrepancy on the reducible loss needs the law's log floor")
-        log_mean = discrepant_log_mean(log_mean, delta, log_floor if reducible else None)
+        log_mean = discrepant_log_mean(log_mean, delta, floor_for(draws.design.discrepancy_scale, log_floor))
     eta, _ = draws.known_mixture_effect(weights)
     return log_mean if eta is None else log_mean + eta
 

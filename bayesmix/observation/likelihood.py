@@ -6,14 +6,14 @@ import numpy as np
 
 from .design import ObservationDesign
 from .mixture_effects import block_average, mixture_marginal_logp
-from .reducible import discrepant_log_mean
+from .reducible import discrepant_log_mean, floor_for
 
 
 def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scaling, log_floor=None) -> None:
     """Add the observation model of ``table`` to the current PyMC model.
 
     ``log_mu`` is the law's log-mean ``(rows, K)`` in nats (a tensor); ``log_floor`` the
-    log of its irreducible loss ``(1, K)`` in nats, which a design whose discrepancy
+    log of its irreducible loss ``(K,)`` in nats, which a design whose discrepancy
     scales the reducible loss needs (:func:`discrepant_log_mean`). Random variables
     added: ``sigma`` (domain), ``nu`` (Student-t), ``run_sd`` and ``run_z`` (run offset),
     ``disc_slope_mean`` (feature), ``disc_slope_sd``, ``disc_slope_z`` (feature, domain), ``disc_amp``, ``disc_white``
@@ -39,7 +39,7 @@ def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scali
         run_offset = (run_sd * run_z)[cell_run]
     if design.discrepancy:
         # On the law's mean alone: on the reducible loss it is not an offset.
-        offset = _add_discrepancy(design, table, offset, log_floor, priors, scaling, rows, (cell_row, cell_domain))
+        offset = _add_discrepancy(design, table, offset, log_floor, priors, scaling, rows, cell_domain)
     if run_offset is not None:
         offset = offset + run_offset
     if design.mixture_effect:
@@ -81,7 +81,7 @@ def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scali
         pm.Normal("log_loss", mu=offset, sigma=sigma[cell_domain], observed=observed, dims="cell")
 
 
-def _add_discrepancy(design: ObservationDesign, table, log_mu_cells, log_floor, priors, scaling, rows, cells):
+def _add_discrepancy(design: ObservationDesign, table, log_mu_cells, log_floor, priors, scaling, rows, cell_domain):
     """The cells' law log-mean with the discrepancy over scale applied (see
     :mod:`bayesmix.observation`), its variables added to the model in context."""
     import pymc as pm
@@ -96,8 +96,7 @@ def _add_discrepancy(design: ObservationDesign, table, log_mu_cells, log_floor, 
     factor = pm.Data("disc_smooth_factor", design.smooth_factor())
     slope_mean = make_rv("disc_slope_mean", priors["disc_slope_mean"], dims="scale_feature")
     slope_sd = make_rv("disc_slope_sd", priors["disc_slope_sd"])
-    n_rows, n_domains = np.shape(table.losses)
-    slope = _discrepancy_slopes(design, slope_mean, slope_sd, n_domains)
+    slope = _discrepancy_slopes(design, slope_mean, slope_sd, np.shape(table.losses)[1])
     amp = make_rv("disc_amp", priors["disc_amp"])
     white = pm.Normal("disc_white", 0.0, 1.0, dims=("scale", "domain"))
     # The smooth part without its level and linear trend at the fitted scales: those
@@ -107,13 +106,9 @@ def _add_discrepancy(design: ObservationDesign, table, log_mu_cells, log_floor, 
         # Zero in the columns of features whose slopes act outside the fitted scales.
         centred = pm.Data("disc_centred_points", design.slope_distance(design.scale_points))
         delta = delta + pm.math.dot(centred, slope)
-    cell_row, cell_domain = cells
-    cell_floor = None
-    if design.discrepancy_scale == "reducible":
-        if log_floor is None:
-            raise ValueError("a discrepancy on the reducible loss needs the law's log floor")
-        cell_floor = pt.broadcast_to(log_floor, (n_rows, n_domains))[cell_row, cell_domain]
-    return discrepant_log_mean(log_mu_cells, delta[cell_scale, cell_domain], cell_floor, math=pt)
+    floor = floor_for(design.discrepancy_scale, log_floor)
+    return discrepant_log_mean(log_mu_cells, delta[cell_scale, cell_domain],
+                               None if floor is None else floor[cell_domain], math=pt)
 
 
 def _integrated_logp(value, mu, cell_sigma, group_sigma, group_tau, groups, group_block=None):

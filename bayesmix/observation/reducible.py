@@ -55,3 +55,14 @@ def discrepant_log_mean(log_mean, delta, log_floor=None, math=np):
         return log_mean + delta
     reducible_share = 1.0 - math.exp(log_floor - log_mean)
     return log_mean + math.log1p(reducible_share * math.expm1(delta))
+
+
+def floor_for(discrepancy_scale: str, log_floor):
+    """The ``log_floor`` argument of :func:`discrepant_log_mean` under a design's
+    :attr:`~bayesmix.observation.ObservationDesign.discrepancy_scale`: the law's log floor
+    on the reducible loss (which needs it), None on the log-loss."""
+    if discrepancy_scale != "reducible":
+        return None
+    if log_floor is None:
+        raise ValueError("a discrepancy on the reducible loss needs the law's log floor")
+    return log_floor
