@@ -69,6 +69,8 @@ class FitSettings:
     #: :mod:`bayesmix.observation.reducible`).
     discrepancy_scale: str = "log"
     map_starts: int = 4
+    #: nutpie: sampler threads, None: one per chain (every chain samples at once, see
+    #: :func:`bayesmix.nutpie_backend.sampler_threads`); PyMC: processes, None: up to 2.
     cores: int | None = None
     coordinates: str = "auto"
     #: nutpie only: "on" samples in Laplace-whitened coordinates (preconditioned_model),

@@ -3,6 +3,8 @@ stop, when more draws can help, and how an unfinished trace is cut."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -84,3 +86,31 @@ def test_an_unfinished_trace_is_cut_where_every_chain_has_its_draws():
     cut = _az.first_draws(idata, 5)
     np.testing.assert_array_equal(cut.posterior["x"].values, x[:, :5])
     np.testing.assert_array_equal(cut.sample_stats["logp"].values, logp[:, :5])
+
+
+@pytest.mark.slow
+def test_every_chain_of_a_fit_samples_at_once_unless_cores_are_given():
+    """nutpie runs at most ``cores`` chains at once, each to its last draw: with fewer
+    threads than chains a run that may go on (asked for 4x the draws) would draw all of
+    its first chains' extra draws before its last chains began. With the default threads
+    every chain has started before any has finished."""
+    import nutpie
+    import pymc as pm
+
+    from bayesmix.nutpie_backend import compiled_nutpie_model, sampler_threads
+
+    assert sampler_threads(FitSettings(chains=4), 4) == 4
+    assert sampler_threads(FitSettings(chains=4, cores=1), 4) == 1
+    with pm.Model() as model:
+        pm.Normal("x", 0.0, 1.0, shape=20)
+    snapshots = []
+
+    def record(progress):
+        snapshots.append([(chain.started, chain.finished_draws, chain.total_draws) for chain in progress])
+
+    # nutpie refuses a start with a zero gradient (the mean, where bayesmix's compile puts it)
+    compiled = dataclasses.replace(compiled_nutpie_model(model), initial_point_func=lambda seed: np.full(20, 0.5))
+    nutpie.sample(compiled, draws=3000, tune=100, chains=4, seed=1, progress_bar=False,
+                  cores=sampler_threads(FitSettings(chains=4), 4), progress_callback=record, progress_rate=5)
+    before_any_finished = [s for s in snapshots if all(done < total for _, done, total in s)]
+    assert before_any_finished and all(started for started, _, _ in before_any_finished[-1])

@@ -350,3 +350,33 @@ def test_recentring_whitens_again_on_the_main_mode_and_keeps_the_draws_where_the
     assert np.all(np.abs(draws.std(axis=0) - 1) < 3 / np.sqrt(2 * 200))
     again, same, recentred_again = recentred_at_main_mode(moved, block, draws)
     assert not recentred_again and again is moved and np.array_equal(same, draws)
+
+
+@pytest.mark.slow
+def test_the_pilot_samples_at_its_own_target_acceptance_and_the_kept_run_at_the_fits(monkeypatch):
+    """The pilot's draws are not kept, so it need not pay the capacity laws' 0.99; a run
+    asked for less than the pilot's cap keeps its own."""
+    import pymc as pm
+
+    from bayesmix import nutpie_backend
+    from bayesmix.inference import FitSettings
+    from bayesmix.pilot import PILOT_TARGET_ACCEPT, pilot_target_accept
+
+    with pm.Model() as model:
+        pm.Normal("x", 0.0, 1.0)
+    compiled = nutpie_backend.compiled_nutpie_model(model)
+    compiled = dataclasses.replace(compiled, initial_point_func=lambda seed: np.array([0.5]))
+    seen = []
+    real = nutpie_backend._sample_nutpie
+
+    def recording(compiled, settings, sample_kwargs, **extra):
+        seen.append(settings.target_accept)
+        return real(compiled, settings, sample_kwargs, **extra)
+
+    monkeypatch.setattr(nutpie_backend, "_sample_nutpie", recording)
+    for asked in (0.99, 0.8):
+        settings = FitSettings(chains=2, tune=60, draws=20, seed=0, cores=1, target_accept=asked)
+        nutpie_backend.run_pilot(compiled, settings, progressbar=False)
+        assert settings.target_accept == asked  # the caller's settings are left alone
+    assert PILOT_TARGET_ACCEPT < 0.99
+    assert seen == [PILOT_TARGET_ACCEPT, 0.8] == [pilot_target_accept(0.99), pilot_target_accept(0.8)]
