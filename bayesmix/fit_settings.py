@@ -40,7 +40,12 @@ class FitSettings:
     """Sampler settings recorded with every fit."""
 
     draws: int = 1000
-    tune: int = 1000
+    #: Tuning iterations of the kept run (nutpie's own default for its low-rank mass
+    #: matrix). The kept run starts at pilot draws in the main mode, so it needs no long
+    #: approach. Measured with default settings, seeds 0-2 on SlimPajama 7, Pile 4 and
+    #: Pile 17 (2026-12-05): all nine pass the gate with no divergence at 800 as at 1000,
+    #: bulk ESS 417-914 against 349-967, 1033 s of wall time in all against 1210 s.
+    tune: int = 800
     chains: int = 4
     seed: int = 0
     #: One of :data:`SAMPLERS` (:mod:`bayesmix.samplers`).
