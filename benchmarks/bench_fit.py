@@ -86,28 +86,17 @@ def load_table(name: str):
     return table.final_checkpoints() if name == "slimpajama7" else table
 
 
-def gradient_seconds(law, table, settings, reps: int = 200) -> float:
-    """Seconds per log-density gradient of the model a fit of ``law`` samples (nutpie's
-    compiled function, reused from the fit in this process)."""
-    from bayesmix import observation
+def gradient_seconds(fit, table, settings, reps: int = 200) -> float:
+    """Seconds per log-density gradient of the model ``fit`` sampled (nutpie's compiled
+    function, reused from the fit in this process), at the model's initial point."""
     from bayesmix.inference import build_model, modelled_table
     from bayesmix.nutpie_backend import compile_for_nutpie, compiled_logp_dlogp, raveled
-    from bayesmix.scaling import Scaling
 
-    table = modelled_table(law, table)
-    scaling = Scaling.from_table(table)
-    design = observation.ObservationDesign.from_table(
-        table, scaling, likelihood=settings.likelihood, run_effect=settings.run_effect,
-        discrepancy=settings.discrepancy, mixture_effect=settings.mixture_effect,
-        slope_region=settings.slope_region, discrepancy_scale=settings.discrepancy_scale, law=law)
-    model, _ = build_model(law, table, None, scaling=scaling, coordinates=settings.coordinates, design=design)
-    compiled, _ = compile_for_nutpie(law, model, settings)
+    model, _ = build_model(fit.law, modelled_table(fit.law, table), None, scaling=fit.scaling,
+                           coordinates=settings.coordinates, design=fit.observation_design)
+    compiled, _ = compile_for_nutpie(fit.law, model, settings)
     logp_dlogp = compiled_logp_dlogp(compiled)
     x = raveled(model, model.initial_point())
-    if len(x) != compiled.n_dim:  # a whitened model's coordinates
-        import numpy as np
-
-        x = np.zeros(compiled.n_dim)
     logp_dlogp(x)
     t0 = time.perf_counter()
     for _ in range(reps):
@@ -143,7 +132,7 @@ def child(args) -> dict:
             "map_seconds", "pilot_seconds", "sampling_seconds", "draws_per_chain", "worst_rhat_param")
     out.update({k: diag.get(k) for k in keys})
     out.update(fit_wall=fit_wall, process_wall=process_wall,
-               gradient_seconds=gradient_seconds(law, table, settings.for_law(law)))
+               gradient_seconds=gradient_seconds(fit, table, settings.for_law(law)))
     return out
 
 
