@@ -30,6 +30,9 @@ SWITCHES = ("auto", "on", "off")
 DISCREPANCY_SCALES = ("log", "reducible")
 #: The law fitted when none is named (a registered name, :func:`bayesmix.laws.available_laws`).
 DEFAULT_LAW = "capacity_noise"
+#: The NUTS target acceptance a fit samples again at when the draws it kept diverged and
+#: it had sampled at the law's own, lower one (:attr:`FitSettings.retry_target_accept`).
+RETRY_TARGET_ACCEPT = 0.99
 #: Which checkpoints of each run enter a fit (:func:`bayesmix.estimator.select_checkpoints`):
 #: each run's final one, or all of them with a per-run offset.
 CHECKPOINT_MODES = ("final", "all")
@@ -52,6 +55,13 @@ class FitSettings:
     sampler: str = samplers.DEFAULT_SAMPLER
     #: NUTS target acceptance; None: the law's (:attr:`bayesmix.laws.Law.target_accept`).
     target_accept: float | None = None
+    #: Where ``target_accept`` is left to the law: a run whose kept draws diverged is
+    #: sampled again from the same starts at this target acceptance, if it is higher
+    #: (smaller steps, for the few posteriors with a funnel); None: never. A fit given a
+    #: ``target_accept`` samples at it only. Most fits do not diverge at the laws' 0.95
+    #: and pay half the gradients per draw they would at 0.99 (measured in
+    #: :attr:`bayesmix.laws.CapacityBase.target_accept`).
+    retry_target_accept: float | None = RETRY_TARGET_ACCEPT
     likelihood: str = "normal"
     run_effect: str = "auto"
     #: The law's error over scale (:mod:`bayesmix.observation`): "auto" wherever the
@@ -93,9 +103,10 @@ class FitSettings:
 
     def for_law(self, law: Law) -> "FitSettings":
         """These settings with what they leave to the law filled in from ``law``: the
-        target acceptance (:attr:`bayesmix.laws.Law.target_accept`) where it is None."""
+        target acceptance (:attr:`bayesmix.laws.Law.target_accept`) where it is None;
+        where it is given, no retry at another (``retry_target_accept`` None)."""
         if self.target_accept is not None:
-            return self
+            return dataclasses.replace(self, retry_target_accept=None)
         return dataclasses.replace(self, target_accept=law.target_accept)
 
     def check(self) -> None:

@@ -193,6 +193,10 @@ def format_diagnostics(diag: dict) -> str:
         rows.append(("draws per chain", f"{diag['draws_per_chain']}",
                      f"run on past the {diag['draws_requested']} asked while the chains mixed slowly"
                      if extended else ""))
+    if "first_target_accept" in diag:
+        rows.append(("target acceptance", f"{diag['target_accept']:g}",
+                     f"sampled again: {diag['first_divergences']} divergent transitions at the law's "
+                     f"{diag['first_target_accept']:g}"))
     if "pilot_restarted_chains" in diag:
         rows.append(("pilot restarts", f"{diag['pilot_restarted_chains']}",
                      f"chains moved out of a minor mode ({diag['pilot_max_logp_gap']:.0f} nats below)"

@@ -411,9 +411,9 @@ def fit_law(table, law=DEFAULT_LAW, *, priors=None, settings: FitSettings | None
     sampler = samplers.backend(settings.sampler)
     prepared = sampler.start(sampler.prepare(law, model, settings), law, init, settings, progressbar)
     t1 = time.perf_counter()
-    idata, draws_per_chain = sampler.sample(prepared, law, settings, progressbar)
+    idata, draws_per_chain, dropped_chains, settings, retry = _sample_kept_run(sampler, prepared, law, settings,
+                                                                               progressbar)
     timing = {**prepared.timing, "sampling_seconds": time.perf_counter() - t1}
-    idata, dropped_chains = without_minor_mode_chains(idata)
     if design.marginal_mixture_effect:
         _draw_integrated_mixture_effects(idata, law, scaling, table, design, settings.seed)
 
@@ -423,11 +423,36 @@ def fit_law(table, law=DEFAULT_LAW, *, priors=None, settings: FitSettings | None
     _add_table_and_loglik(idata, posterior, table)
     diag = {**_weighted_diagnostics(idata, law, posterior, table), **timing,
             "draws_per_chain": draws_per_chain, "draws_requested": settings.draws,
-            "target_accept": settings.target_accept, **prepared.pilot, **dropped_chains,
+            "target_accept": settings.target_accept, **retry, **prepared.pilot, **dropped_chains,
             **law.fit_checks(posterior, table)}
     fit.attrs = _fit_attrs(law, given, priors, scaling, settings, design, diag)
     check_gate(diag, allow_warnings=allow_warnings)
     return fit
+
+
+def _sample_kept_run(sampler, prepared, law: Law, settings: FitSettings, progressbar: bool):
+    """The kept run's draws without minor-mode chains (:func:`without_minor_mode_chains`),
+    sampled again at ``settings.retry_target_accept`` where they diverged at a lower
+    target acceptance (:attr:`FitSettings.retry_target_accept`).
+
+    Returns ``(idata, draws_per_chain, dropped_chains, settings, retry)``: ``settings``
+    as sampled (its ``target_accept`` the retry's after a retry, and no further retry),
+    ``retry`` ``{}`` or the first run's ``first_target_accept`` and
+    ``first_divergences`` for the fit's diagnostics.
+    """
+    idata, draws_per_chain = sampler.sample(prepared, law, settings, progressbar)
+    idata, dropped_chains = without_minor_mode_chains(idata)
+    higher = settings.retry_target_accept
+    if higher is None or higher <= settings.target_accept or not _az.has_var(idata, "diverging", "sample_stats"):
+        return idata, draws_per_chain, dropped_chains, settings, {}
+    divergences = int(np.sum(_az.chain_stat(idata, "diverging")))
+    if divergences == 0:
+        return idata, draws_per_chain, dropped_chains, settings, {}
+    retry = {"first_target_accept": settings.target_accept, "first_divergences": divergences}
+    settings = dataclasses.replace(settings, target_accept=higher, retry_target_accept=None)
+    idata, draws_per_chain = sampler.sample(prepared, law, settings, progressbar)
+    idata, dropped_chains = without_minor_mode_chains(idata)
+    return idata, draws_per_chain, dropped_chains, settings, retry
 
 
 def _settings_for(law: Law, settings: FitSettings | None, overrides: dict) -> FitSettings:

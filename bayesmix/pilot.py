@@ -39,9 +39,9 @@ PILOT_DRAWS = 40
 
 #: The pilot's NUTS target acceptance, where the kept run's is higher. The pilot only
 #: finds where the chains settle and compares their log densities; its draws are not
-#: kept, so a divergence there costs nothing, while the capacity laws' 0.99 (chosen
-#: against a rare divergence in the kept draws) made most of its tuning trajectories
-#: hit the tree-depth limit. SlimPajama 7, final checkpoints, the default pilot (4 x
+#: kept, so a divergence there costs nothing, while the 0.99 the capacity laws then
+#: sampled at (chosen against a rare divergence in the kept draws) made most of its
+#: tuning trajectories hit the tree-depth limit. SlimPajama 7, final checkpoints, the default pilot (4 x
 #: (250 + 40)): 108 s at 0.99, 29 s at 0.9, with the same main mode found.
 PILOT_TARGET_ACCEPT = 0.9
 

@@ -62,9 +62,63 @@ def test_settings_take_the_target_acceptance_the_law_declares_unless_given():
 
     law = get_law("capacity_noise")
     assert FitSettings().for_law(law).target_accept == law.target_accept
-    assert FitSettings(target_accept=0.9).for_law(law).target_accept == 0.9
-    assert get_law("chinchilla_domain").target_accept != law.target_accept  # the test can tell them apart
-    assert FitSettings().for_law(get_law("chinchilla_domain")).target_accept == get_law("chinchilla_domain").target_accept
+    assert FitSettings().for_law(law).retry_target_accept == FitSettings().retry_target_accept > law.target_accept
+    given = FitSettings(target_accept=0.9).for_law(law)
+    assert (given.target_accept, given.retry_target_accept) == (0.9, None)  # the user's: no retry at another
+
+    class Careful(type(law)):
+        target_accept = 0.8  # a law that asks for its own (the test can tell it from the default)
+
+    assert FitSettings().for_law(Careful()).target_accept == 0.8
+
+
+class _DivergingAtLowAcceptance:
+    """A backend stand-in whose draws diverge below a target acceptance of 0.99."""
+
+    def __init__(self):
+        self.asked = []
+
+    def sample(self, prepared, law, settings, progressbar):
+        self.asked.append(settings.target_accept)
+        diverging = np.zeros((4, 50))
+        if settings.target_accept < 0.99:
+            diverging[1, 7] = diverging[3, 20] = 1
+        stats = {"diverging": diverging, "logp": np.zeros((4, 50))}
+        return _az.from_draws({"x": np.zeros((4, 50))}, sample_stats=stats), 50
+
+
+@pytest.mark.parametrize("given, asked, first", [
+    (None, [0.95, 0.99], {"first_target_accept": 0.95, "first_divergences": 2}),  # the law's: sampled again
+    (0.9, [0.9], {}),                                                            # the user's: kept, refused by the gate
+    (0.99, [0.99], {}),                                                          # no divergence: once
+])
+def test_draws_that_diverge_at_the_laws_target_acceptance_are_sampled_again_higher(given, asked, first):
+    from bayesmix.inference import _sample_kept_run
+    from bayesmix.laws import get_law
+
+    law = get_law("linear")
+    settings = FitSettings(target_accept=given).for_law(law)
+    if given is None:
+        assert settings.target_accept == law.target_accept == 0.95
+    backend = _DivergingAtLowAcceptance()
+    idata, draws, dropped, used, retry = _sample_kept_run(backend, None, law, settings, False)
+    assert backend.asked == asked
+    assert retry == first
+    assert used.target_accept == asked[-1] and used.retry_target_accept is None
+    assert int(_az.chain_stat(idata, "diverging").sum()) == (2 if asked[-1] < 0.99 else 0)
+    assert (draws, dropped) == (50, {})
+
+
+def test_no_retry_where_the_setting_says_none_or_the_first_run_was_as_high():
+    from bayesmix.inference import _sample_kept_run
+    from bayesmix.laws import get_law
+
+    law = get_law("linear")
+    for settings in (FitSettings(retry_target_accept=None).for_law(law),
+                     FitSettings(retry_target_accept=0.9).for_law(law)):
+        backend = _DivergingAtLowAcceptance()
+        *_, used, retry = _sample_kept_run(backend, None, law, settings, False)
+        assert backend.asked == [law.target_accept] and retry == {} and used.target_accept == law.target_accept
 
 
 def test_extend_draws_below_one_is_refused():

@@ -420,8 +420,9 @@ def test_parameter_gradient_matches_central_finite_differences(name):
 # in 2 chains give posterior means and 5%/95% quantiles good to a fraction of a posterior
 # sd, and keep all fits within the file's time budget.
 FIT_DOMAINS = DEFAULT_DOMAINS[:3]
-# One target acceptance for every law (not each law's own): these fits check recovery, not
-# the sampler defaults, and 0.99 would double the capacity laws' gradients per draw.
+# One target acceptance for every law, given (not each law's own, and so never sampled
+# again at 0.99): these fits check recovery, not the sampler defaults, and 0.99 would
+# double the capacity laws' gradients per draw.
 FIT_SETTINGS = dict(draws=300, tune=500, chains=2, seed=0, map_starts=1, progressbar=False, extend_draws=1,
                     target_accept=0.95,
                     allow_warnings=True, sampler="nutpie")

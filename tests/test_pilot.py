@@ -354,8 +354,9 @@ def test_recentring_whitens_again_on_the_main_mode_and_keeps_the_draws_where_the
 
 @pytest.mark.slow
 def test_the_pilot_samples_at_its_own_target_acceptance_and_the_kept_run_at_the_fits(monkeypatch):
-    """The pilot's draws are not kept, so it need not pay the capacity laws' 0.99; a run
-    asked for less than the pilot's cap keeps its own."""
+    """The pilot's draws are not kept, so it need not pay a high target acceptance (0.99,
+    where a fit asks for it or samples again at it); a run asked for less than the
+    pilot's cap keeps its own."""
     import pymc as pm
 
     from bayesmix import nutpie_backend

@@ -138,8 +138,8 @@ def add_sampling_options(parser, *, defaults: FitSettings = FIT_DEFAULTS, title:
                             "faster; numpyro needs the optional jax and numpyro packages" + sampler_note)
     if target_accept:
         group.add_argument("--target-accept", type=float, default=defaults.target_accept,
-                           help="NUTS target acceptance (default: the law's, 0.99 for the capacity laws, "
-                                "0.95 otherwise)")
+                           help="NUTS target acceptance (default: the law's, 0.95; a fit whose draws "
+                                "diverge at it is sampled again at 0.99; given, the fit samples at it only)")
     if extend_draws:
         group.add_argument("--extend-draws", type=float, default=defaults.extend_draws, metavar="X",
                            help=f"nutpie: while the chains only mix slowly (R-hat too high, no divergence, no "
