@@ -14,6 +14,17 @@ seconds each law spent compiling, in MAP searches and in NUTS, and the wall time
 The paper's protocol is a 70/30 split of the 1B runs and MRE over cells with positive
 training weight; this benchmark uses grouped K-fold (every run held out once), so the
 figures are comparable in kind, not digit for digit.
+
+Measured (2026-12-05, main at 2576858, 2 cores with nothing else running, ``python
+benchmarks/bench_compare.py --laws capacity_noise,capacity,exponential,bimix,additive,chinchilla_domain,linear``,
+the seven laws of issue 20): 35 fits in 1280 s wall (issue 20's bar: 360 s). Fit seconds
+summed over each law's five folds: additive 1081 (NUTS 981), exponential 608 (564), linear
+409 (363), capacity_noise 228 (156), capacity 79, chinchilla_domain 47, bimix 26; compiling
+12-27 s per law and worker. Three laws' geometry, not compilation, holds the comparison
+back. Held-out MRE on trained cells: capacity_noise 1.667%, capacity 1.685%, additive
+3.417%, exponential 4.851%, bimix 5.124%, chinchilla_domain 5.531%, linear 6.328%. At 2 x
+(500 + 500) most folds of most laws end above the gate's R-hat 1.01 (up to 1.15, additive),
+which the comparison reports beside each law.
 """
 
 from __future__ import annotations
