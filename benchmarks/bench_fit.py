@@ -26,7 +26,21 @@ that PyTensor and numba keep on disk is then warm. ``--cold`` points PyTensor's 
 cache at an empty folder for the first fit, as on a fresh machine.
 
 Measured on the project's 2-core machine with nothing else running, library defaults
-(nutpie, 4 chains x 1000 draws after 800 tuning), main at 355925d (2026-12-05),
+(nutpie, 4 chains x 1000 draws after 800 tuning, the laws' target acceptance 0.95 and
+0.99 again where the draws diverge), main at ebac564 (2026-12-05), the same commands:
+
+=========== ============================ ======= ===== ======= ===== ======== ========
+table       process                      wall s  comp. pilot   NUTS  grad ms  grad/draw
+=========== ============================ ======= ===== ======= ===== ======== ========
+pile17      first, empty compile cache   116     56    8       31    0.117    51
+pile17      second (bar 90 s)            59      15    7       31    0.111    48
+slimpajama7 first, warm cache (bar 90 s) 131     19    42      58    0.213    33
+pile4       first, warm cache            48      16    2       25    0.073    45
+=========== ============================ ======= ===== ======= ===== ======== ========
+
+(SlimPajama ran on to 1500 draws per chain; Pile 4's seed-0 draws diverged once at 0.95
+and were sampled again at 0.99.) Before, with the capacity laws at 0.99 throughout, main
+at 355925d (2026-12-05),
 ``python benchmarks/bench_fit.py --tables pile17 --cold --second-process`` and
 ``--tables slimpajama7,pile4``:
 
