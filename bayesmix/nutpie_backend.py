@@ -465,7 +465,7 @@ def run_pilot(compiled, settings: FitSettings, progressbar: bool, whitened_block
         warnings.filterwarnings("ignore", category=RuntimeWarning)
         idata = _sample_nutpie(compiled, pilot_settings, dict(draws=draws, tune=tune, chains=settings.chains,
                                                               random_seed=seed, progressbar=progressbar),
-                               store_unconstrained=True)
+                               store_unconstrained=True, maxdepth=pilot.PILOT_MAXDEPTH)
     main, report = pilot.main_mode_draws(_az.chain_stat(idata, "unconstrained_draw"), _az.chain_stat(idata, "logp"))
     if whitened_block is not None:
         with one_blas_thread():

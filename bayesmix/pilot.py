@@ -44,6 +44,15 @@ PILOT_DRAWS = 40
 #: tuning trajectories hit the tree-depth limit. SlimPajama 7, final checkpoints, the default pilot (4 x
 #: (250 + 40)): 108 s at 0.99, 29 s at 0.9, with the same main mode found.
 PILOT_TARGET_ACCEPT = 0.9
+#: The pilot's largest NUTS tree depth (nutpie's default is 10: up to 1023 steps a
+#: draw). Its early tuning, before the mass matrix fits the posterior, is what it pays
+#: for: most trajectories there run to the cap. Capped at 63 steps its chains move less
+#: far, and more of them end in a minor mode, which the kept run's starts leave behind
+#: anyway. SlimPajama 7, default fits, seeds 0-2 (2026-12-05): the pilot took 6.7-7.5 s
+#: against 41-42 s, restarted 3, 1 and 3 chains (0, 0 and 2 before), and every kept run
+#: found the same main mode (the floor H near 6% of N_ref) and passed the gate; the fits
+#: took 95, 85 and 94 s against 130, 129 and 127 s.
+PILOT_MAXDEPTH = 6
 
 #: A chain is in a minor mode when its mean log density over the pilot's draws is below
 #: the best chain's by more than this many nats and by more than one within-chain

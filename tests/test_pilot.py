@@ -361,7 +361,7 @@ def test_the_pilot_samples_at_its_own_target_acceptance_and_the_kept_run_at_the_
 
     from bayesmix import nutpie_backend
     from bayesmix.inference import FitSettings
-    from bayesmix.pilot import PILOT_TARGET_ACCEPT, pilot_target_accept
+    from bayesmix.pilot import PILOT_MAXDEPTH, PILOT_TARGET_ACCEPT, pilot_target_accept
 
     with pm.Model() as model:
         pm.Normal("x", 0.0, 1.0)
@@ -370,8 +370,11 @@ def test_the_pilot_samples_at_its_own_target_acceptance_and_the_kept_run_at_the_
     seen = []
     real = nutpie_backend._sample_nutpie
 
+    depths = []
+
     def recording(compiled, settings, sample_kwargs, **extra):
         seen.append(settings.target_accept)
+        depths.append(extra.get("maxdepth"))
         return real(compiled, settings, sample_kwargs, **extra)
 
     monkeypatch.setattr(nutpie_backend, "_sample_nutpie", recording)
@@ -381,3 +384,5 @@ def test_the_pilot_samples_at_its_own_target_acceptance_and_the_kept_run_at_the_
         assert settings.target_accept == asked  # the caller's settings are left alone
     assert PILOT_TARGET_ACCEPT < 0.99
     assert seen == [PILOT_TARGET_ACCEPT, 0.8] == [pilot_target_accept(0.99), pilot_target_accept(0.8)]
+    # Its trees are capped below nutpie's default depth of 10.
+    assert depths == [PILOT_MAXDEPTH, PILOT_MAXDEPTH] and PILOT_MAXDEPTH < 10
