@@ -39,7 +39,10 @@ pile4       first, warm cache            48      16    2       25    0.073    45
 =========== ============================ ======= ===== ======= ===== ======== ========
 
 (SlimPajama ran on to 1500 draws per chain; Pile 4's seed-0 draws diverged once at 0.95
-and were sampled again at 0.99.) Before, with the capacity laws at 0.99 throughout, main
+and were sampled again at 0.99.) Then the pilot's trees were capped at depth 6 (main at
+ca18fbf): ``bayesmix fit ../shared/data/slimpajama7/runs.csv --seed S`` took 95, 85 and
+94 s for seeds 0-2 (the command's wall time, not this script's; pilot 6.7-7.5 s instead
+of 41-42 s, NUTS 50-56 s). Before, with the capacity laws at 0.99 throughout, main
 at 355925d (2026-12-05),
 ``python benchmarks/bench_fit.py --tables pile17 --cold --second-process`` and
 ``--tables slimpajama7,pile4``:
