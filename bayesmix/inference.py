@@ -443,10 +443,8 @@ def _sample_kept_run(sampler, prepared, law: Law, settings: FitSettings, progres
     idata, draws_per_chain = sampler.sample(prepared, law, settings, progressbar)
     idata, dropped_chains = without_minor_mode_chains(idata)
     higher = settings.retry_target_accept
-    if higher is None or higher <= settings.target_accept or not _az.has_var(idata, "diverging", "sample_stats"):
-        return idata, draws_per_chain, dropped_chains, settings, {}
-    divergences = int(np.sum(_az.chain_stat(idata, "diverging")))
-    if divergences == 0:
+    divergences = (_az.sampler_stats(idata) or {}).get("divergences") or 0
+    if higher is None or higher <= settings.target_accept or divergences == 0:
         return idata, draws_per_chain, dropped_chains, settings, {}
     retry = {"first_target_accept": settings.target_accept, "first_divergences": divergences}
     settings = dataclasses.replace(settings, target_accept=higher, retry_target_accept=None)

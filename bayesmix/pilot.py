@@ -41,8 +41,9 @@ PILOT_DRAWS = 40
 #: finds where the chains settle and compares their log densities; its draws are not
 #: kept, so a divergence there costs nothing, while the 0.99 the capacity laws then
 #: sampled at (chosen against a rare divergence in the kept draws) made most of its
-#: tuning trajectories hit the tree-depth limit. SlimPajama 7, final checkpoints, the default pilot (4 x
-#: (250 + 40)): 108 s at 0.99, 29 s at 0.9, with the same main mode found.
+#: tuning trajectories hit the tree-depth limit. SlimPajama 7, final checkpoints, the
+#: default pilot (4 x (250 + 40)): 108 s at 0.99, 29 s at 0.9, with the same main mode
+#: found.
 PILOT_TARGET_ACCEPT = 0.9
 #: The pilot's largest NUTS tree depth (nutpie's default is 10: up to 1023 steps a
 #: draw). Its early tuning, before the mass matrix fits the posterior, is what it pays
