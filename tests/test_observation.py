@@ -283,6 +283,26 @@ def test_fitted_slopes_are_sampled_centred_where_enough_of_them_pin_their_spread
     assert "disc_slope_z" in model.named_vars
 
 
+def test_slopes_through_two_fitted_model_sizes_are_sampled_non_centred_however_many():
+    """Through two fitted values of a feature a slope is a level step between them that
+    the law's scale terms make as well, so its spread can reach 0: non-centred even with
+    far more than CENTRED_SLOPES_MIN slopes; a third model size makes them centred."""
+    from bayesmix.inference import build_model
+    from bayesmix.laws import get_law
+    from bayesmix.observation.design import CENTRED_SLOPES_MIN, CENTRED_SLOPES_MIN_VALUES
+
+    assert CENTRED_SLOPES_MIN_VALUES == 3
+    names = tuple(f"d{i}" for i in range(2 * CENTRED_SLOPES_MIN))
+    truth = default_truth("capacity_noise", names, seed=0)
+    for sizes, centred in (([1e8, 3e8], False), ([1e8, 3e8, 9e8], True)):
+        table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=sizes, tokens=[2e9], seed=0)
+        design = ObservationDesign.from_table(table, Scaling.from_table(table))
+        assert design.features == ("log_n",) and design.fitted_slopes.all()  # every mixture at every size
+        assert design.centred_slopes(len(names)) is centred
+        model, _ = build_model(get_law("capacity_noise"), table, design=design)
+        assert ("disc_slope" in {rv.name for rv in model.free_RVs}) is centred
+
+
 @pytest.mark.slow
 def test_a_fit_with_discrepancy_saves_loads_and_widens_its_intervals_beyond_the_fitted_scales(tmp_path):
     """A NUTS fit on three model sizes keeps its observation model through save and load,

@@ -129,12 +129,14 @@ def _discrepancy_slopes(design: ObservationDesign, slope_mean, slope_sd, n_domai
     with ``disc_slope_z`` (their standardised values) in the model either way.
 
     Sampled centred, ``disc_slope ~ N(mean, sd)``, where the design says so
-    (:meth:`ObservationDesign.centred_slopes`: fitted with the law, and enough of them to
-    pin ``sd`` away from 0): the data of every fitted scale pin each slope, so in the
+    (:meth:`ObservationDesign.centred_slopes`: fitted with the law, enough of them to
+    pin ``sd`` away from 0, and at three or more fitted values of each scale feature):
+    the data of every fitted scale pin each slope, so in the
     non-centred form ``mean + sd * z`` each ``z`` is held on a curved ridge
     ``z ~ (slope - mean) / sd`` and ``sd`` moves only along it. Otherwise non-centred:
     slopes that act only beyond the fitted scales are drawn from their prior, and a few
-    fitted ones leave ``sd`` free to reach 0, where the centred form has a funnel.
+    fitted ones, or slopes through two fitted values (a level step the law's scale terms
+    also make), leave ``sd`` free to reach 0, where the centred form has a funnel.
     """
     import pymc as pm
 
