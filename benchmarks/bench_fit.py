@@ -62,6 +62,15 @@ pilot at the law's 0.99 target acceptance, 1000 tuning) the SlimPajama fit took 
 (pilot about 100 s, NUTS 265 s, run on to 1500 draws); after it, still with 1000 tuning,
 Pile 17 took 152 s (empty cache) and 93 s (second process), SlimPajama 291 s (empty cache)
 and 219 s (second process).
+
+The simulated table has not finished a default fit within the 10-minute bar. At 03056bb
+it ran past 16 minutes before it was stopped; shortened to 4 chains x (200 + 200) its
+slopes, then sampled centred, diverged 159 times at 0.95 and ended at R-hat 1.61 on
+``disc_slope_sd`` after the retry at 0.99 (214 gradients per draw at 2.7 ms each, 947 s).
+Sampled non-centred, as they are since ee3b36d on a design with two fitted sizes: no
+divergence, R-hat 1.03, 88 gradients per draw, 534 s for the same shortened run (compile
+34 s, MAP 24 s, pilot 30 s, NUTS 440 s); a full default run would need about four times
+that NUTS time.
 """
 
 from __future__ import annotations
