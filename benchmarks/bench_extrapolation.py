@@ -42,6 +42,15 @@ chinchilla_domain: sp-310 0.80%, 99.8%; sp-680 0.43%, 96.4%; pile4 2.56%, 16/16.
 With the slopes non-centred where fewer than 8 are fitted (main at e99985d; sp-310 fits
 log_n alone over 7 domains): sp-310 MRE 0.64%, coverage 98.2%, Spearman 0.981, regret
 0.0017, R-hat 1.01 (c[arxiv]), 234 gradients per draw, 881 s.
+
+Measured again (2026-12-05, defaults: the laws' 0.95 with the retry at 0.99, 800 tuning,
+the pilot's depth cap; 2 cores; ``--folds sp-680 --laws capacity_noise`` and
+``--folds pile4 --laws capacity_noise,capacity_noise_transfer``): sp-680 at 03056bb MRE
+0.49%, coverage 90.4%, Spearman 0.986, R-hat 1.55 (H: one chain in the mode near 0.08);
+at ee3b36d (its slopes, through two token counts, sampled non-centred) MRE 0.48%, coverage
+90.0%, Spearman 0.987, regret 0.0017, R-hat 1.08 (H), 66 gradients per draw, 156 s; with
+capacity_noise_transfer (d6ad816) 0.53%, 90.0%, openhermes 0.41% and 95.0%, R-hat 1.15.
+pile4 at 03056bb: capacity_noise 2.23%, 16/16; capacity_noise_transfer 2.80%, 16/16.
 """
 
 from __future__ import annotations
