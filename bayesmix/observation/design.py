@@ -222,9 +222,9 @@ class ObservationDesign:
         no divergence at 0.95, R-hat 1.03, bulk ESS 174, 88 gradients per draw, 534 s.
         """
         fitted = bool(self.features) and bool(self.fitted_slopes.all())
-        values = [len(np.unique(np.round(column, 9))) for column in np.atleast_2d(self.scale_points).T]
+        # The scale points are rounded already (_distinct_scales).
         return (fitted and n_domains * len(self.features) >= CENTRED_SLOPES_MIN
-                and min(values, default=0) >= CENTRED_SLOPES_MIN_VALUES)
+                and all(len(np.unique(column)) >= CENTRED_SLOPES_MIN_VALUES for column in self.scale_points.T))
 
     @property
     def marginal_mixture_effect(self) -> bool:
