@@ -69,8 +69,9 @@ class PosteriorLike(Protocol):
     def predictive_loss(self, weights, model_size, tokens, *, seed=0) -> np.ndarray:
         """:meth:`expected_loss` with a new run's noise."""
 
-    def summarise(self, weights, model_size, tokens, *, seed=0) -> dict:
-        """``mean``, ``sd`` and interval arrays ``(rows, K)`` of the predictive loss."""
+    def summarise(self, weights, model_size, tokens, *, seed=0, keep_draws=False) -> dict:
+        """``mean``, ``sd`` and interval arrays ``(rows, K)`` of the predictive loss (and
+        its ``draws`` with ``keep_draws``): :func:`predictive_summary`."""
 
     def symbolic_expected_loss(self, h, model_size, tokens):
         """:meth:`expected_loss` as a PyTensor expression of the mixtures ``h`` (for
@@ -81,6 +82,26 @@ class PosteriorLike(Protocol):
 
     def thin(self, max_draws: int, seed: int = 0) -> "PosteriorLike":
         """At most ``max_draws`` draws, evenly spaced."""
+
+
+def predictive_summary(posterior, weights, model_size, tokens, *, seed=0, keep_draws=False) -> dict:
+    """What ``predict`` reports of a posterior at some mixtures and scales, ``(rows, T)``.
+
+    ``mean``: the posterior mean of the expected loss; ``sd``, ``q05`` and ``q95``
+    (:data:`~bayesmix.weighted.INTERVAL_QUANTILES`): of a new run's loss, the draws of
+    :meth:`PosteriorLike.predictive_loss` with ``seed`` (its noise, and a fresh mixture
+    effect only where ``weights`` holds a mixture the fit did not see). With
+    ``keep_draws``, also those ``draws`` ``(S, rows, T)``: draw ``s`` is one joint
+    outcome of all rows (the law's error at a scale and a mixture's effect shared by the
+    rows they belong to).
+    """
+    mu = posterior.expected_loss(weights, model_size, tokens, seed=seed)
+    pred = posterior.add_noise(mu, seed=seed, weights=weights)
+    q05, q95 = np.quantile(pred, INTERVAL_QUANTILES, axis=0)
+    out = {"mean": mu.mean(axis=0), "sd": pred.std(axis=0), "q05": q05, "q95": q95}
+    if keep_draws:
+        out["draws"] = pred
+    return out
 
 
 def observed_table(posterior, table):
@@ -360,13 +381,9 @@ class Posterior:
         return self.add_noise(self.expected_loss(weights, model_size, tokens, seed=seed), seed=seed,
                               weights=weights)
 
-    def summarise(self, weights, model_size, tokens, *, seed=0) -> dict[str, np.ndarray]:
-        """Posterior-mean expected loss, and predictive sd and quantiles ``q05``, ``q95``
-        (:data:`~bayesmix.weighted.INTERVAL_QUANTILES`), ``(rows, T)``."""
-        mu = self.expected_loss(weights, model_size, tokens, seed=seed)
-        pred = self.add_noise(mu, seed=seed, weights=weights)
-        q05, q95 = np.quantile(pred, INTERVAL_QUANTILES, axis=0)
-        return {"mean": mu.mean(axis=0), "sd": pred.std(axis=0), "q05": q05, "q95": q95}
+    def summarise(self, weights, model_size, tokens, *, seed=0, keep_draws=False) -> dict[str, np.ndarray]:
+        """:func:`predictive_summary` of this posterior."""
+        return predictive_summary(self, weights, model_size, tokens, seed=seed, keep_draws=keep_draws)
 
     def symbolic_expected_loss(self, h, model_size, tokens, *, seed=0):
         """PyTensor graph of the expected loss with the draws as constants.

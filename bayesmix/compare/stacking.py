@@ -10,7 +10,7 @@ import numpy as np
 
 from ..chain_stacking import allocate_draws
 from ..errors import UsageError
-from ..weighted import INTERVAL_QUANTILES
+from ..posterior import predictive_summary
 from .comparison import Comparison
 
 
@@ -161,15 +161,13 @@ class StackedPosterior:
         return None
 
     def predictive_loss(self, weights, model_size, tokens, *, seed=0) -> np.ndarray:
-        return self.add_noise(self.expected_loss(weights, model_size, tokens, seed=seed), seed=seed)
+        # ``weights`` too: a mixture a component saw keeps its effect (no fresh one).
+        return self.add_noise(self.expected_loss(weights, model_size, tokens, seed=seed), seed=seed,
+                              weights=weights)
 
-    def summarise(self, weights, model_size, tokens, *, seed=0) -> dict:
-        """Mixture mean of the expected loss, and predictive sd and the
-        :data:`~bayesmix.weighted.INTERVAL_QUANTILES` quantiles ``q05`` and ``q95``."""
-        mu = self.expected_loss(weights, model_size, tokens, seed=seed)
-        pred = self.add_noise(mu, seed=seed)
-        q05, q95 = np.quantile(pred, INTERVAL_QUANTILES, axis=0)
-        return {"mean": mu.mean(axis=0), "sd": pred.std(axis=0), "q05": q05, "q95": q95}
+    def summarise(self, weights, model_size, tokens, *, seed=0, keep_draws=False) -> dict:
+        """:func:`bayesmix.posterior.predictive_summary` of the mixture of laws."""
+        return predictive_summary(self, weights, model_size, tokens, seed=seed, keep_draws=keep_draws)
 
     def symbolic_expected_loss(self, h, model_size, tokens):
         """PyTensor graph ``(S, rows, K)`` of the mixture's expected loss (for gradients).
