@@ -45,3 +45,36 @@ def interval_coverage(lower, upper, observed, mask=None) -> float:
     if not keep.any():
         return float("nan")
     return float(np.mean((lower[keep] <= observed[keep]) & (observed[keep] <= upper[keep])))
+
+
+def coverage_band(draws, lower, upper, probs=(0.05, 0.95)) -> tuple[float, float]:
+    """The range of interval coverage a held-out table would show if the model were right.
+
+    Each draw of the joint predictive distribution of the table's cells is one outcome the
+    model thinks possible; the share of its cells inside ``[lower, upper]`` is the
+    coverage that outcome would score. Cells that share an error (the law's error at one
+    scale, the effect of one mixture) move together, so one table's coverage strays from
+    the nominal level much further than that of independent cells; this band says how
+    far, for the held-out table at hand.
+
+    Parameters
+    ----------
+    draws : array_like ``(S, cells)``
+        Joint predictive draws of the cells (one row per draw).
+    lower, upper : array_like ``(cells,)``
+        The intervals scored.
+    probs : (float, float)
+        Quantiles of the per-draw coverage (default: a central 90% band).
+
+    Returns
+    -------
+    (float, float)
+        NaN when there is no cell.
+    """
+    draws = np.asarray(draws, dtype=float)
+    if draws.ndim != 2 or draws.shape[1] == 0:
+        return float("nan"), float("nan")
+    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+    per_draw = np.mean((lower <= draws) & (draws <= upper), axis=1)
+    low, high = np.quantile(per_draw, probs)
+    return float(low), float(high)

@@ -17,7 +17,9 @@ Folds (final checkpoints of ``../shared/data``; forward chaining over model size
 For each fold and law: a NUTS fit with the library's default settings (``FitSettings()``:
 4 chains x 1000 draws after 1000 tuning, unless ``--draws/--tune/--chains`` say otherwise;
 such figures say so in the header), then on the held-out runs the MRE of the posterior
-mean over all cells, the coverage of the central 90% predictive intervals, and on
+mean over all cells, the coverage of the central 90% predictive intervals (with
+``cov_band``, the 5-95% range of the coverage the same cells would show if the posterior
+were right: :func:`bayesmix.metrics.coverage_band`), and on
 SlimPajama the Spearman rank correlation of the mixtures' predicted against observed
 average loss at 937M and the regret of the top pick (observed average loss of the
 predicted best minus the observed best, nats). Also the gate (max R-hat, divergences)
@@ -102,6 +104,8 @@ def score_fold(name: str, law: str, settings, seed: int, *, save=None) -> dict:
     out = {
         "fold": name, "law": law, "train_rows": train.n_rows, "test_rows": test.n_rows,
         "mre": blocks["all_rows"]["mre_all_cells"], "coverage": blocks["all_rows"]["coverage90"],
+        # The 5-95% range of the coverage these cells would show if the posterior were right.
+        "cov_band": "{:.3f}-{:.3f}".format(*blocks["all_rows"]["coverage90_band"]),
         "max_rhat": fit.diagnostics["max_rhat"], "divergences": fit.diagnostics["divergences"],
         "worst": fit.diagnostics.get("worst_rhat_param"),
         "grads_per_draw": fit.diagnostics.get("gradients_per_draw", float("nan")), "seconds": seconds,

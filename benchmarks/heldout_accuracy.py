@@ -106,7 +106,8 @@ def main(argv=None):
         rows.append(row)
         print(f"seed {seed}: train {train.n_rows} rows, test {test.n_rows}; MRE positive-weight cells "
               f"NUTS {100 * row['nuts_trained']:.3f}% MAP {100 * row['map_trained']:.3f}%, all cells "
-              f"{100 * row['nuts_all']:.3f}%; 90% coverage {100 * row['coverage90']:.1f}%; R-hat "
+              f"{100 * row['nuts_all']:.3f}%; 90% coverage {100 * row['coverage90']:.1f}% (5-95% under the model: "
+              f"{100 * m['coverage90_band'][0]:.0f}-{100 * m['coverage90_band'][1]:.0f}%); R-hat "
               f"{row['rhat']:.3f}, {row['divergences']} divergences; {fit.diagnostics.get('draws_per_chain')} "
               f"draws per chain; {seconds:.0f} s", flush=True)
         final = metrics.get("final_checkpoints")

@@ -63,7 +63,7 @@ def format_metrics(metrics: dict) -> str:
     def line(name, m):
         lines.append(f"  {name:<22} rows {m['rows']:>4}  MRE {100 * m['mre_all_cells']:6.3f}%  "
                      f"(positive-weight cells {100 * m['mre_positive_weight']:6.3f}%)  "
-                     f"90% coverage {100 * m['coverage90']:5.1f}%")
+                     f"90% coverage {100 * m['coverage90']:5.1f}% {_band(m)}")
 
     line("all held-out rows", metrics["all_rows"])
     line("final checkpoints", metrics["final_checkpoints"])
@@ -72,8 +72,16 @@ def format_metrics(metrics: dict) -> str:
     for domain, blocks in metrics.get("eval_domains", {}).items():
         for which, m in blocks.items():
             lines.append(f"  {domain + ', ' + which.replace('_', ' '):<22} rows {m['rows']:>4}  "
-                         f"MRE {100 * m['mre_all_cells']:6.3f}%  90% coverage {100 * m['coverage90']:5.1f}%")
+                         f"MRE {100 * m['mre_all_cells']:6.3f}%  90% coverage {100 * m['coverage90']:5.1f}% {_band(m)}")
     return "\n".join(lines)
+
+
+def _band(m: dict) -> str:
+    """The range the coverage would fall in if the posterior were right (older JSON: none)."""
+    if "coverage90_band" not in m:
+        return ""
+    low, high = m["coverage90_band"]
+    return f"(expected {100 * low:.0f}-{100 * high:.0f}%)"
 
 
 def write_json(path: Path, payload) -> None:

@@ -362,6 +362,28 @@ def test_heldout_coverage_of_a_known_interval_and_missing_losses_skipped():
     assert np.all(cells["lower"] < cells["mean"]) and np.all(cells["mean"] < cells["upper"])
 
 
+def test_heldout_coverage_band_is_wide_where_the_cells_share_the_posteriors_spread():
+    """Cell noise alone (independent cells) gives a narrow band around 0.9; a spread of the
+    law's parameters, which every cell of a draw shares, a far wider one."""
+    from bayesmix.compare import heldout_scores
+    from bayesmix.testing import posterior_around_truth
+
+    truth = _truth()
+    design = _design(truth, HELDOUT_MIXTURES, model_sizes=(1e8, 2e8), checkpoints=(0.5, 1.0))
+    table = _with_losses(design, truth.expected_loss(design.weights, design.model_size, design.tokens))
+    noise_only = posterior_around_truth(truth, n_draws=2000, rel_sd=0.0, sigma=0.01)
+    shared = posterior_around_truth(truth, n_draws=2000, rel_sd=0.1, sigma=1e-4)
+    narrow = heldout_scores(noise_only, table).blocks["all_rows"]["coverage90_band"]
+    wide = heldout_scores(shared, table).blocks["all_rows"]["coverage90_band"]
+    # 48 independent cells: Binomial(48, 0.9) / 48 (5-95%: 0.833-0.958; the quantiles of
+    # 2000 draws are within one step, 1/48, of it).
+    from scipy import stats
+
+    exact = stats.binom.ppf([0.05, 0.95], 48, 0.9) / 48
+    np.testing.assert_allclose(narrow, exact, atol=1 / 48)
+    assert wide[1] - wide[0] > 2 * (narrow[1] - narrow[0])
+
+
 def test_heldout_blocks_split_final_checkpoints_and_model_sizes():
     """Final checkpoints 1 % (at 100M) and 3 % (at 200M) off, earlier checkpoints 5 % off."""
     from bayesmix.compare import heldout_scores

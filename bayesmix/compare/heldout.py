@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UsageError
-from ..metrics import interval_coverage, mean_relative_error
+from ..metrics import coverage_band, interval_coverage, mean_relative_error
 from ..posterior import observed_table
 
 
@@ -37,7 +37,10 @@ class HeldoutScores:
     blocks : dict
         ``all_rows``, ``final_checkpoints`` and (``by_size``) ``by_model_size`` (keyed by
         ``f"{size:.4g}"``): each ``{"rows", "mre_all_cells", "mre_positive_weight",
-        "coverage90"}`` over the mixture's domains only. When the posterior predicts
+        "coverage90", "coverage90_band"}`` over the mixture's domains only; the band is the
+        central 90% range of the coverage these cells would show if the posterior were
+        right (:func:`~bayesmix.metrics.coverage_band`), against which ``coverage90`` is
+        read. When the posterior predicts
         evaluation-only domains, ``eval_domains`` maps each to its own ``all_rows`` and
         ``final_checkpoints`` blocks. JSON-ready: the case studies write it as is.
     """
@@ -91,9 +94,10 @@ def heldout_scores(posterior, table, *, seed: int = 0, by_size: bool = True) -> 
         If ``table`` lacks a loss column of an evaluation-only domain of the posterior.
     """
     table = observed_table(posterior, table)
-    summary = posterior.summarise(table.weights, table.model_size, table.tokens, seed=seed)
+    summary = posterior.summarise(table.weights, table.model_size, table.tokens, seed=seed, keep_draws=True)
     losses = np.asarray(table.losses, dtype=float)
     rows, doms = np.nonzero(np.isfinite(losses))
+    draws = summary.pop("draws")[:, rows, doms]  # (S, cells): one joint outcome per draw
     K = posterior.n_domains
     cells = {
         "cell_row": rows,
@@ -108,23 +112,25 @@ def heldout_scores(posterior, table, *, seed: int = 0, by_size: bool = True) -> 
     everything = np.ones(table.n_rows, bool)
     final = np.asarray(table.final_checkpoint_mask, bool)
     trained_domains = doms < K
-    blocks = {"all_rows": _block(cells, everything, trained_domains),
-              "final_checkpoints": _block(cells, final, trained_domains)}
+    def block(in_rows, in_domains):
+        return _block(cells, draws, in_rows, in_domains)
+
+    blocks = {"all_rows": block(everything, trained_domains), "final_checkpoints": block(final, trained_domains)}
     if by_size:
         sizes = np.asarray(table.model_size, dtype=float)
-        blocks["by_model_size"] = {f"{size:.4g}": _block(cells, sizes == size, trained_domains)
-                                   for size in np.unique(sizes)}
+        blocks["by_model_size"] = {f"{size:.4g}": block(sizes == size, trained_domains) for size in np.unique(sizes)}
     if posterior.eval_domains:
         blocks["eval_domains"] = {
-            d: {"all_rows": _block(cells, everything, doms == K + j),
-                "final_checkpoints": _block(cells, final, doms == K + j)}
+            d: {"all_rows": block(everything, doms == K + j), "final_checkpoints": block(final, doms == K + j)}
             for j, d in enumerate(posterior.eval_domains)}
     return HeldoutScores(cells, blocks)
 
 
-def _block(cells: dict, rows: np.ndarray, domains: np.ndarray) -> dict:
-    """MRE (all and positive-weight cells) and 90% coverage of the cells in the table
-    rows ``rows`` (bool per row) and the columns ``domains`` (bool per cell)."""
+def _block(cells: dict, draws: np.ndarray, rows: np.ndarray, domains: np.ndarray) -> dict:
+    """MRE (all and positive-weight cells), 90% coverage and its band under the model
+    (:func:`~bayesmix.metrics.coverage_band`) of the cells in the table rows ``rows``
+    (bool per row) and the columns ``domains`` (bool per cell); ``draws`` ``(S, cells)``
+    are the cells' joint predictive draws."""
     at = rows[cells["cell_row"]] & domains
     observed, mean = cells["observed"][at], cells["mean"][at]
     return {
@@ -132,6 +138,7 @@ def _block(cells: dict, rows: np.ndarray, domains: np.ndarray) -> dict:
         "mre_all_cells": mean_relative_error(mean, observed),
         "mre_positive_weight": mean_relative_error(mean, observed, mask=cells["trained"][at]),
         "coverage90": interval_coverage(cells["lower"][at], cells["upper"][at], observed),
+        "coverage90_band": list(coverage_band(draws[:, at], cells["lower"][at], cells["upper"][at])),
     }
 
 
