@@ -47,6 +47,45 @@ def test_predict_runs_cli_adds_columns_and_tracks_truth(tmp_path, truth_and_tabl
     assert np.all(lo < got) and np.all(got < hi)
 
 
+def test_predict_scores_a_table_with_losses_against_them_whatever_its_column_order(tmp_path, truth_and_table,
+                                                                                   fake_fit_path, capsys):
+    """Losses 2% above the truth's expected loss: an MRE of 2% (1/1.02 of the observed
+    loss, 1.96%) in whichever order the table's domain columns come; a table without
+    losses gets no score."""
+    from bayesmix.data import RunTable
+
+    truth, table = truth_and_table
+    mu = truth.expected_loss(table.weights, table.model_size, table.tokens)
+    reversed_order = list(range(table.n_domains))[::-1]
+    shifted = RunTable.from_arrays(table.weights, table.model_size, table.tokens, mu * 1.02, truth.domains,
+                                   table.run_ids).with_domain_order(reversed_order)
+    runs_csv = tmp_path / "runs.csv"
+    shifted.to_frame().to_csv(runs_csv, index=False)
+    assert main(["predict", str(fake_fit_path), "--runs", str(runs_csv), "--out", str(tmp_path / "p.csv")]) == 0
+    err = capsys.readouterr().err
+    assert f"scored against the {table.n_rows} rows' logged losses" in err
+    mre = float(err.split("MRE ")[1].split("%")[0])
+    assert mre == pytest.approx(100 * 0.02 / 1.02, abs=0.3)  # draws scatter 1% around the truth
+    assert "90% coverage" in err and "if the fit were right" in err
+    inputs_only = tmp_path / "grid.csv"
+    shifted.to_frame().drop(columns=[f"loss_{d}" for d in truth.domains]).to_csv(inputs_only, index=False)
+    assert main(["predict", str(fake_fit_path), "--runs", str(inputs_only), "--out", str(tmp_path / "q.csv")]) == 0
+    assert "scored against" not in capsys.readouterr().err
+
+
+def test_a_domain_order_must_be_a_permutation(truth_and_table):
+    from bayesmix.errors import UsageError
+
+    _, table = truth_and_table
+    order = [2, 0, 3, 1]
+    moved = table.with_domain_order(order)
+    assert moved.domains == tuple(table.domains[j] for j in order)
+    np.testing.assert_array_equal(moved.losses[:, 0], table.losses[:, 2])
+    np.testing.assert_array_equal(moved.weights[:, 1], table.weights[:, 0])
+    with pytest.raises(UsageError, match="each of the 4 domains once"):
+        table.with_domain_order([0, 0, 1, 2])
+
+
 def test_predict_single_point(truth_and_table, fake_fit_path, capsys):
     truth, _ = truth_and_table
     mixture = ",".join(f"{d}={w}" for d, w in zip(truth.domains, [0.4, 0.3, 0.2, 0.1]))

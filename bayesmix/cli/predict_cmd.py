@@ -15,7 +15,9 @@ Predict per-domain losses from a fitted model: for every row of a run table (--r
 for a single point (--mixture with --model-size and --tokens). Adds pred_<d> (posterior
 mean of the expected loss), sd_<d>, q05_<d>, q95_<d> (loss a new run would log,
 observation noise included), for every trained domain and, where the fitted law predicts
-them (capacity_noise_transfer), every evaluation-only domain of the fitted table."""
+them (capacity_noise_transfer), every evaluation-only domain of the fitted table. A run
+table with logged losses is also scored against them (MRE, 90% coverage, and the range of
+coverage such a table would show if the fit were right), on stderr."""
 
 
 def add_parser(sub):
@@ -62,6 +64,24 @@ def mixture_vector(text, domains, eval_domains=()):
     return w / w.sum()
 
 
+def score_lines(posterior, table, *, seed: int) -> str:
+    """How the predictions of ``table``'s rows fare against its logged losses
+    (:func:`bayesmix.compare.heldout_scores`), for the terminal."""
+    from ..compare import heldout_scores
+
+    blocks = heldout_scores(posterior, table, seed=seed, by_size=False).blocks
+
+    def line(name, block):
+        low, high = block["coverage90_band"]
+        return (f"  {name}: MRE {100 * block['mre_all_cells']:.2f}%, 90% coverage {100 * block['coverage90']:.1f}% "
+                f"(a table like this one would show {100 * low:.0f}-{100 * high:.0f}% if the fit were right)")
+
+    lines = [f"scored against the {table.n_rows} rows' logged losses (a test of the fit only where it did not see these runs):",
+             line("trained domains", blocks["all_rows"])]
+    lines += [line(domain, parts["all_rows"]) for domain, parts in blocks.get("eval_domains", {}).items()]
+    return "\n".join(lines)
+
+
 def run(args) -> int:
     import numpy as np
     import pandas as pd
@@ -93,6 +113,9 @@ def run(args) -> int:
         out = pd.concat([table.to_frame().reset_index(drop=True), pred], axis=1)
         for note in table.notes:
             print(f"note: {note}", file=sys.stderr)
+        if table.has_losses:
+            order = domain_order(table.domains, domains, source=args.runs)
+            print(score_lines(posterior, table.with_domain_order(order), seed=args.seed), file=sys.stderr)
         left_out = [d for d in table.eval_domains if d not in posterior.target_domains]
         if left_out:
             print(f"note: no pred_ columns for the evaluation-only {', '.join(left_out)}: law "

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from ._text import fmt
 from .loader import fields_from_arrays, fields_from_frame
 from .runs import SCALE_RTOL
@@ -300,6 +300,30 @@ class RunTable:
         if not self.eval_domains:
             return self
         return dataclasses.replace(self, eval_domains=(), eval_losses=None)
+
+    def with_domain_order(self, order) -> RunTable:
+        """The table with its trained domains in another order.
+
+        Parameters
+        ----------
+        order : sequence of int
+            Positions in :attr:`domains`, each once: ``domains[order[0]]`` comes first.
+
+        Returns
+        -------
+        RunTable
+            Weights and losses permuted alike; evaluation-only domains unchanged.
+
+        Raises
+        ------
+        UsageError
+            If ``order`` is not a permutation of the domains' positions.
+        """
+        order = [int(j) for j in order]
+        if sorted(order) != list(range(self.n_domains)):
+            raise UsageError(f"a domain order must name each of the {self.n_domains} domains once, got {order}")
+        return dataclasses.replace(self, domains=tuple(self.domains[j] for j in order),
+                                   weights=self.weights[:, order], losses=self.losses[:, order])
 
     def final_checkpoints(self) -> RunTable:
         """Return the last checkpoint (most tokens) of each run."""
