@@ -72,9 +72,35 @@ def coverage_band(draws, lower, upper, probs=(0.05, 0.95)) -> tuple[float, float
         NaN when there is no cell.
     """
     draws = np.asarray(draws, dtype=float)
-    if draws.ndim != 2 or draws.shape[1] == 0:
+    if draws.ndim != 2:
         return float("nan"), float("nan")
     lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
-    per_draw = np.mean((lower <= draws) & (draws <= upper), axis=1)
+    return pooled_coverage_band([(lower <= draws) & (draws <= upper)], probs)
+
+
+def pooled_coverage_band(inside_blocks, probs=(0.05, 0.95)) -> tuple[float, float]:
+    """:func:`coverage_band` of several blocks of cells scored by separate fits.
+
+    Parameters
+    ----------
+    inside_blocks : sequence of array_like of bool ``(S_b, cells_b)``
+        Per block (e.g. the held-out fold of one fit), whether each joint predictive draw
+        of each cell lies inside the cell's interval. The blocks' draws are independent,
+        so draw ``s`` of every block together make one joint outcome of all cells (the
+        first ``min S_b`` draws of each block are used).
+    probs : (float, float)
+
+    Returns
+    -------
+    (float, float)
+        NaN when there is no cell.
+    """
+    blocks = [np.asarray(b, dtype=bool) for b in inside_blocks]
+    blocks = [b for b in blocks if b.ndim == 2 and b.shape[1] > 0 and b.shape[0] > 0]
+    if not blocks:
+        return float("nan"), float("nan")
+    draws = min(b.shape[0] for b in blocks)
+    inside = sum(b[:draws].sum(axis=1) for b in blocks)
+    per_draw = inside / sum(b.shape[1] for b in blocks)
     low, high = np.quantile(per_draw, probs)
     return float(low), float(high)

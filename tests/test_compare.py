@@ -666,6 +666,11 @@ def test_compare_kfold_pipeline_ranks_the_true_law(multi_scale_table, fake_fitte
         assert "model size" in overall.loc["exponential", "reason"]
     # per-domain rows
     assert set(summary["domain"]) >= {"all", *DOMAINS}
+    # the range each law's coverage would fall in if its fits were right: overall rows only
+    low, high = overall.loc["capacity_noise", "coverage90_low"], overall.loc["capacity_noise", "coverage90_high"]
+    assert 0.0 <= low < high <= 1.0
+    assert summary.loc[summary["domain"] != "all", "coverage90_low"].isna().all()
+    assert f"cov90 expected {100 * low:.0f}-{100 * high:.0f}%" in result.format_table()
     # the stacking mixture loads the saved full-data fits through the JSON
     path = tmp_path / "cmp.json"
     result.save(json_path=path)
@@ -730,6 +735,7 @@ def test_compare_loo_refits_runs_with_bad_k(multi_scale_table, fake_fitter, monk
     assert runs[5] not in refit_call["runs"] and len(refit_call["runs"]) == len(runs) - 1
     row = result.summary().query("domain == 'all'").iloc[0]
     assert row["pareto_k_bad"] == 2 and row["refitted"] == 1
+    assert np.isnan(row["coverage90_low"])  # PSIS-weighted draws are no joint outcome
     assert "k>thr" in result.format_table()
     # each run is scored once, its cells once
     assert sorted(res.runs) == sorted(runs)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bayesmix.metrics import coverage_band
+from bayesmix.metrics import coverage_band, pooled_coverage_band
 
 Z90 = stats.norm.ppf(0.95)
 
@@ -36,3 +36,15 @@ def test_coverage_band_of_cells_sharing_one_error_is_all_or_nothing():
 def test_coverage_band_without_cells_is_nan():
     low, high = coverage_band(np.empty((10, 0)), np.empty(0), np.empty(0))
     assert math.isnan(low) and math.isnan(high)
+
+
+def test_pooled_band_of_independent_blocks_is_the_band_of_all_their_cells():
+    """Two folds of 200 independent cells each, scored by separate fits (the second with
+    more draws, of which the first 4000 count): together the binomial band of 400 cells."""
+    rng = np.random.default_rng(2)
+    first = np.abs(rng.standard_normal((4000, 200))) <= Z90
+    second = np.abs(rng.standard_normal((5000, 200))) <= Z90
+    low, high = pooled_coverage_band([first, second])
+    exact = stats.binom.ppf([0.05, 0.95], 400, 0.9) / 400
+    assert low == pytest.approx(exact[0], abs=0.005) and high == pytest.approx(exact[1], abs=0.005)
+    assert math.isnan(pooled_coverage_band([])[0])

@@ -30,8 +30,10 @@ Reported per law (and per domain in the CSV): held-out log predictive density of
 runs (ELPD) with its SE, the difference to the best law with its SE, stacking weights,
 the mean relative error (MRE) of the posterior-mean prediction over all held-out cells
 and over cells with positive training weight, and the coverage of the 90% predictive
-interval. A law that cannot explain the table's scales is reported as skipped with the
-reason.
+interval with (K-fold and scale folds) the range it would fall in if the law's fits were
+right: held-out cells share errors, so a coverage far from 90% can still be the law's
+own expectation. A law that cannot explain the table's scales is reported as skipped
+with the reason.
 
 Fits run in parallel: local processes (--jobs, default one per core) or an existing
 Dask cluster (--dask ADDRESS). Each fit samples on one core. Every finished fit is kept

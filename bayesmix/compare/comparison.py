@@ -15,7 +15,7 @@ import pandas as pd
 
 from .._files import write_json_atomic, write_text_atomic
 from ..errors import UsageError
-from ..metrics import interval_coverage as coverage, mean_relative_error
+from ..metrics import interval_coverage as coverage, mean_relative_error, pooled_coverage_band
 from .folds import Fold, make_folds, parse_cv, runs_in_order
 from .scoring import stacking_weights
 from .tasks import CompareSettings, FitTask, TaskResult, TaskStore, run_tasks
@@ -40,6 +40,9 @@ class LawComparison:
     cells: pd.DataFrame | None = None
     fits: list = field(default_factory=list)
     saved_fit: str | None = None
+    #: 5-95% range of the coverage of all the law's held-out cells if its fits were right
+    #: (:func:`~bayesmix.metrics.pooled_coverage_band`); None for PSIS-LOO.
+    coverage_band: tuple | None = None
 
 
 class Comparison:
@@ -117,7 +120,9 @@ class Comparison:
 
         Columns: law, domain, status, reason, n_runs, n_cells, n_cells_trained, elpd,
         elpd_se, elpd_diff, elpd_diff_se, weight, mre_all, mre_trained, coverage90,
-        pareto_k_bad, refitted, max_rhat, divergences, fit_problems.
+        coverage90_low and coverage90_high (overall rows of held-out schemes: the range
+        the coverage would fall in if the fits were right), pareto_k_bad, refitted,
+        max_rhat, divergences, fit_problems.
         """
         laws = self.ok_laws
         order, matrix = self._lpd_matrix(laws) if laws else ([], np.zeros((0, 0)))
@@ -142,6 +147,7 @@ class Comparison:
             row["weight"] = self.weights_.get(name, 0.0)
             cells = res.cells
             row.update(_cell_metrics(cells))
+            row["coverage90_low"], row["coverage90_high"] = res.coverage_band or (np.nan, np.nan)
             if res.pareto_k is not None:
                 row["pareto_k_bad"] = int(np.sum(np.asarray(res.pareto_k) > res.good_k))
                 row["good_k"] = res.good_k
@@ -163,8 +169,8 @@ class Comparison:
                 records.append(drow)
         columns = ["law", "domain", "status", "reason", "n_runs", "n_common_runs", "n_cells", "n_cells_trained",
                    "elpd", "elpd_se", "elpd_diff", "elpd_diff_se", "weight", "mre_all", "mre_trained",
-                   "coverage90", "pareto_k_bad", "good_k", "refitted", "max_rhat", "divergences",
-                   "fit_problems", "n_folds_skipped"]
+                   "coverage90", "coverage90_low", "coverage90_high", "pareto_k_bad", "good_k", "refitted",
+                   "max_rhat", "divergences", "fit_problems", "n_folds_skipped"]
         frame = pd.DataFrame.from_records(records)
         for col in columns:
             if col not in frame:
@@ -201,6 +207,9 @@ class Comparison:
                 notes.append(f"{int(r['n_folds_skipped'])} fold(s) skipped or failed")
             if r["n_common_runs"] < r["n_runs"]:
                 notes.append(f"differences on {int(r['n_common_runs'])} common runs")
+            if np.isfinite(r["coverage90_low"]):
+                notes.append(f"cov90 expected {100 * r['coverage90_low']:.0f}-{100 * r['coverage90_high']:.0f}% "
+                             "if the fits were right")
             line = (f"  {r['law']:<18}{int(r['n_runs']):>5}{r['elpd']:>11.1f}{r['elpd_se']:>8.1f}"
                     f"{r['elpd_diff']:>10.1f}{r['elpd_diff_se']:>8.1f}{r['weight']:>8.3f}"
                     f"{100 * r['mre_all']:>8.3f}%{100 * r['mre_trained']:>11.3f}%{100 * r['coverage90']:>6.1f}%")
@@ -233,7 +242,8 @@ class Comparison:
                      "runs": list(res.runs), "run_lpd": _floats(res.run_lpd),
                      "run_domain_lpd": [_floats(r) for r in np.asarray(res.run_domain_lpd)],
                      "pareto_k": None if res.pareto_k is None else _floats(res.pareto_k),
-                     "good_k": res.good_k, "refitted_runs": list(res.refitted_runs), "fits": res.fits}
+                     "good_k": res.good_k, "refitted_runs": list(res.refitted_runs), "fits": res.fits,
+                     "coverage_band": None if res.coverage_band is None else list(res.coverage_band)}
             if res.cells is not None:
                 entry["cells"] = {c: (_floats(res.cells[c]) if res.cells[c].dtype.kind == "f"
                                       else res.cells[c].tolist()) for c in res.cells.columns}
@@ -272,7 +282,8 @@ class Comparison:
                 run_domain_lpd=np.asarray(e["run_domain_lpd"], dtype=float).reshape(len(e["runs"]), len(data["domains"])),
                 pareto_k=None if e.get("pareto_k") is None else np.asarray(e["pareto_k"], dtype=float),
                 good_k=e.get("good_k"), refitted_runs=list(e.get("refitted_runs", [])), cells=cells,
-                fits=e.get("fits", []), saved_fit=e.get("saved_fit"))
+                fits=e.get("fits", []), saved_fit=e.get("saved_fit"),
+                coverage_band=None if e.get("coverage_band") is None else tuple(e["coverage_band"]))
         folds = [Fold(f["index"], f["label"], tuple(f["train_runs"]), tuple(f["test_runs"])) for f in data["folds"]]
         return cls(data["cv"], laws, folds, data["domains"], data["settings"], data["table"],
                    data.get("executor", ""), data.get("seconds", 0.0))
@@ -343,7 +354,7 @@ def _merge(law: str, results: list[TaskResult], table, domains) -> LawComparison
     """Merge the task results of one law into pointwise arrays (one entry per scored run)."""
     out = LawComparison(law)
     run_ids = np.asarray(table.run_ids, dtype=object)
-    runs, lpd, rd_lpd, cell_frames, ks = [], [], [], [], []
+    runs, lpd, rd_lpd, cell_frames, ks, insides = [], [], [], [], [], []
     for res in results:
         out.fits.append({"kind": res.kind, "fold": res.fold_index, "status": res.status, "reason": res.reason,
                          "seconds": res.seconds, "diagnostics": res.diagnostics, "problems": res.problems})
@@ -358,6 +369,8 @@ def _merge(law: str, results: list[TaskResult], table, domains) -> LawComparison
         if res.pareto_k is not None:
             ks.extend(res.pareto_k)
             out.good_k = res.good_k
+        if sc.get("inside_draws") is not None:
+            insides.append(sc["inside_draws"])
         rows = np.asarray(sc["cell_row"], dtype=int)
         cell_frames.append(pd.DataFrame({
             "fold": -1 if res.fold_index is None else res.fold_index,
@@ -369,6 +382,9 @@ def _merge(law: str, results: list[TaskResult], table, domains) -> LawComparison
     out.run_domain_lpd = np.asarray(rd_lpd, dtype=float).reshape(len(runs), len(domains))
     out.pareto_k = np.asarray(ks, dtype=float) if ks else None
     out.cells = pd.concat(cell_frames, ignore_index=True) if cell_frames else None
+    # Only where every scored result has its draws (not PSIS-LOO, not older stored tasks).
+    if insides and len(insides) == len(cell_frames):
+        out.coverage_band = pooled_coverage_band(insides)
     scored = [r for r in results if r.kind != "full"]
     if scored and all(r.status != "ok" for r in scored):
         statuses = {r.status for r in scored}

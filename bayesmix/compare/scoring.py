@@ -133,7 +133,9 @@ def score_runs(posterior, table, *, seed: int = 0, log_weights=None) -> dict:
         ``runs`` (R,), ``run_lpd`` (R,), ``run_domain_lpd`` (R, K) and the cells
         ``cell_row`` (row in ``table``), ``cell_domain``, ``observed``, ``mean``,
         ``lower``, ``upper`` (the central 90 % predictive interval) and ``trained``
-        (the run's training weight on the domain is positive).
+        (the run's training weight on the domain is positive); ``inside_draws``
+        ``(S, cells)``, whether each joint predictive draw lies in the interval (for
+        :func:`~bayesmix.metrics.pooled_coverage_band`; None with ``log_weights``).
     """
     table = observed_table(posterior, table)
     mu = posterior.expected_loss(table.weights, table.model_size, table.tokens, seed=seed)
@@ -151,6 +153,7 @@ def score_runs(posterior, table, *, seed: int = 0, log_weights=None) -> dict:
             run_domain_lpd = _logmeanexp(ll_rd, axis=0)
         mean = mu_cells.mean(axis=0)
         lower, upper = np.quantile(pred, INTERVAL_QUANTILES, axis=0)
+        inside_draws = (lower <= pred) & (pred <= upper)
     else:
         lw = np.asarray(log_weights, dtype=float)
         run_lpd = special.logsumexp(lw + ll_run, axis=0)
@@ -160,6 +163,7 @@ def score_runs(posterior, table, *, seed: int = 0, log_weights=None) -> dict:
         w = w / w.sum(axis=0, keepdims=True)
         mean = (w * mu_cells).sum(axis=0)
         lower, upper = weighted_quantile(pred, INTERVAL_QUANTILES, w)
+        inside_draws = None  # the draws are weighted per run: no joint outcome to score
     run_domain_lpd = np.where(np.isnan(ll_rd).all(axis=0), np.nan, run_domain_lpd)
     return {
         "runs": [str(r) for r in runs],
@@ -172,6 +176,7 @@ def score_runs(posterior, table, *, seed: int = 0, log_weights=None) -> dict:
         "lower": lower,
         "upper": upper,
         "trained": np.asarray(table.weights, dtype=float)[rows, doms] > 0,
+        "inside_draws": inside_draws,
     }
 
 
