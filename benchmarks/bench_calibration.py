@@ -92,6 +92,10 @@ With each dataset's band (2026-12-05, main at 96a7dd1, defaults,
 <= 1.01, no divergence, 8-73 s. The bands are wide (24 cells that share the discrepancy at
 one new size), and the misspecified fits still fall below them: their low coverage is not
 bad luck; the fits are surer of their extrapolation than they should be.
+All 20 prior truths (main at 88ef201, ``--prior 20 --misspecified 0``): pooled coverage 0.938,
+median MRE 2.69%, per dataset 0.79-1.00 against bands whose lower ends are 0.54-0.75; none
+below its band (about one would be, by chance, for a calibrated model; the upper ends are
+1.00, so none can be above). Every fit R-hat <= 1.01, no divergence, 8-70 s.
 """
 
 from __future__ import annotations
