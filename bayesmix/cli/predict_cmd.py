@@ -83,7 +83,6 @@ def score_lines(posterior, table, *, seed: int) -> str:
 
 
 def run(args) -> int:
-    import numpy as np
     import pandas as pd
 
     from ..estimator import prediction_frame
@@ -107,15 +106,15 @@ def run(args) -> int:
         out = pd.concat([frame, prediction_frame(posterior, w, [N], [D], seed=args.seed)], axis=1)
     elif args.runs:
         table = load_table_from_args(args, args.runs, require_losses=False)
-        weights = np.asarray(table.weights)[:, domain_order(table.domains, domains, source=args.runs)]
+        # The table in the fit's domain order; the output keeps the user's columns.
+        fitted_order = table.with_domain_order(domain_order(table.domains, domains, source=args.runs))
         check_scale(posterior, table.model_size, table.tokens, what=args.runs)
-        pred = prediction_frame(posterior, weights, table.model_size, table.tokens, seed=args.seed)
+        pred = prediction_frame(posterior, fitted_order.weights, table.model_size, table.tokens, seed=args.seed)
         out = pd.concat([table.to_frame().reset_index(drop=True), pred], axis=1)
         for note in table.notes:
             print(f"note: {note}", file=sys.stderr)
         if table.has_losses:
-            order = domain_order(table.domains, domains, source=args.runs)
-            print(score_lines(posterior, table.with_domain_order(order), seed=args.seed), file=sys.stderr)
+            print(score_lines(posterior, fitted_order, seed=args.seed), file=sys.stderr)
         left_out = [d for d in table.eval_domains if d not in posterior.target_domains]
         if left_out:
             print(f"note: no pred_ columns for the evaluation-only {', '.join(left_out)}: law "

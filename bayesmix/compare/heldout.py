@@ -112,6 +112,7 @@ def heldout_scores(posterior, table, *, seed: int = 0, by_size: bool = True) -> 
     everything = np.ones(table.n_rows, bool)
     final = np.asarray(table.final_checkpoint_mask, bool)
     trained_domains = doms < K
+
     def block(in_rows, in_domains):
         return _block(cells, draws, in_rows, in_domains)
 
