@@ -145,7 +145,15 @@ def test_design_rules_on_tables():
     assert not design.run_effect  # one row per run: no run offset
     two, _ = simulate_runs(truth, n_mixtures=8, model_sizes=[1e8, 3e8], tokens=[2e9], seed=0)
     design = ObservationDesign.from_table(two, Scaling.from_table(two))
-    assert design.discrepancy and design.features == ("log_n",) and len(design.scale_points) == 2
+    # Tokens constant while the size varies: log_d is a feature constant at the fitted
+    # scales, its slopes acting beyond them only.
+    assert design.discrepancy and design.features == ("log_n", "log_d") and len(design.scale_points) == 2
+    assert design.slope_region == ("all", "outside") and np.ptp(design.scale_points[:, 1]) == 0
+    _, d_scaled = Scaling.from_table(two).scale_inputs(np.array([1e8]), np.array([2e9]))
+    np.testing.assert_allclose(design.scale_points[:, 1], np.log(d_scaled[0, 0]), atol=1e-9)
+    # Tokens that move with the size are no feature of their own.
+    ratio, _ = simulate_runs(truth, n_mixtures=8, model_sizes=[1e8, 3e8], tokens_per_param=20.0, seed=0)
+    assert ObservationDesign.from_table(ratio, Scaling.from_table(ratio)).features == ("log_n",)
     off = ObservationDesign.from_table(two, Scaling.from_table(two), discrepancy="off")
     assert not off.discrepancy and not off.mixture_effect
     with pytest.raises(UsageError, match="discrepancy"):
@@ -274,7 +282,7 @@ def test_fitted_slopes_are_sampled_centred_where_enough_of_them_pin_their_spread
     assert CENTRED_SLOPES_MIN == 8  # the cases below sit on either side of it
     names = tuple(f"d{i}" for i in range(domains))
     truth = default_truth("capacity_noise", names, seed=0)
-    table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=[1e8, 3e8, 9e8], tokens=[2e9], seed=0)
+    table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=[1e8, 3e8, 9e8], tokens_per_param=20.0, seed=0)
     design = ObservationDesign.from_table(table, Scaling.from_table(table), slope_region=region)
     assert design.features == ("log_n",) and design.centred_slopes(domains) is centred
     model, _ = build_model(get_law("capacity_noise"), table, design=design)
@@ -295,12 +303,73 @@ def test_slopes_through_two_fitted_model_sizes_are_sampled_non_centred_however_m
     names = tuple(f"d{i}" for i in range(2 * CENTRED_SLOPES_MIN))
     truth = default_truth("capacity_noise", names, seed=0)
     for sizes, centred in (([1e8, 3e8], False), ([1e8, 3e8, 9e8], True)):
-        table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=sizes, tokens=[2e9], seed=0)
+        table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=sizes, tokens_per_param=20.0, seed=0)
         design = ObservationDesign.from_table(table, Scaling.from_table(table))
         assert design.features == ("log_n",) and design.fitted_slopes.all()  # every mixture at every size
         assert design.centred_slopes(len(names)) is centred
         model, _ = build_model(get_law("capacity_noise"), table, design=design)
         assert ("disc_slope" in {rv.name for rv in model.free_RVs}) is centred
+
+
+def test_a_feature_constant_at_the_fitted_scales_gets_prior_slopes_kept_out_of_the_likelihood():
+    """One model size at three token counts (a checkpoint table): log_n is constant at the
+    fitted scales, a feature whose slopes act beyond that size only. With 8 domains the
+    log_d slopes are centred; log_n's are sampled non-centred beside them, out of the
+    likelihood, and ``disc_slope`` is the two in feature order."""
+    from pytensor.graph.traversal import ancestors
+
+    from bayesmix.inference import build_model
+    from bayesmix.laws import get_law
+
+    names = tuple(f"d{i}" for i in range(8))
+    truth = default_truth("capacity_noise", names, seed=0)
+    table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=[3e8], tokens=[2e9, 4e9, 8e9], seed=0)
+    design = ObservationDesign.from_table(table, Scaling.from_table(table))
+    assert design.features == ("log_n", "log_d") and design.slope_region == ("outside", "all")
+    assert design.centred_slopes(len(names)) and design.mixture_effect  # log_d pairs every mixture
+    model, _ = build_model(get_law("capacity_noise"), table, design=design)
+    free = {rv.name for rv in model.free_RVs}
+    assert {"disc_slope_fitted", "disc_slope_beyond_z"} <= free and not {"disc_slope", "disc_slope_z"} & free
+    reads = {v.name for v in ancestors(model["log_loss"].owner.inputs)}
+    assert "disc_slope_fitted" in reads and "disc_slope_beyond_z" not in reads
+    rng = np.random.default_rng(0)
+    point = model.initial_point()
+    point.update({"disc_slope_fitted": rng.normal(size=(1, 8)), "disc_slope_beyond_z": rng.normal(size=(1, 8)),
+                  "disc_slope_mean": np.array([0.01, -0.02]), "disc_slope_sd_log__": np.log(0.03)})
+    slope = model.compile_fn(model.replace_rvs_by_values([model["disc_slope"]])[0], inputs=model.value_vars,
+                             on_unused_input="ignore")(point)
+    np.testing.assert_allclose(slope[1], point["disc_slope_fitted"][0])
+    np.testing.assert_allclose(slope[0], 0.01 + 0.03 * point["disc_slope_beyond_z"][0])
+
+
+def test_a_constant_feature_changes_nothing_at_its_fitted_value_and_carries_its_slopes_beyond_it():
+    """Two model sizes at one token count: the design with log_d constant predicts as the
+    one over log_n alone at the fitted tokens, and at 4x the tokens adds its log_d slopes
+    times log 4 and the kernel's spread along log_d, where the design over log_n alone
+    (as before) would have answered the fitted value with no spread at all."""
+    truth = default_truth("capacity_noise", ("a", "b"), seed=0)
+    table, _ = simulate_runs(truth, n_mixtures=6, model_sizes=[1e8, 3e8], tokens=[2e9], seed=0)
+    scaling = Scaling.from_table(table)
+    design = ObservationDesign.from_table(table, scaling)
+    assert design.features == ("log_n", "log_d")
+    alone = dataclasses.replace(design, features=("log_n",), scale_points=design.scale_points[:, :1],
+                                centre=design.centre[:1], slope_region=design.slope_region[:1])
+    n, d = scaling.scale_inputs(np.array([1e8, 6e8, 1e8]), np.array([2e9, 2e9, 8e9]))
+    n, d = n[:, 0], d[:, 0]
+    both = np.log(np.column_stack([n, d]))
+    for i in (0, 1):  # the fitted tokens, at a fitted and a new size: the same kriging
+        for got, want in zip(ObservationDraws(design, disc_white=np.ones((1, 2, 2)))._kriged(both[[i]])[:2],
+                             ObservationDraws(alone, disc_white=np.ones((1, 2, 2)))._kriged(both[[i], :1])[:2]):
+            np.testing.assert_allclose(got, want, atol=1e-12)
+    draws = _draws(design, S=4)
+    draws.disc_amp = np.zeros(4)  # the linear part alone
+    delta = draws.discrepancy(n, d, seed=0)
+    np.testing.assert_allclose(delta[:, 2] - delta[:, 0], draws.disc_slope[:, 1] * np.log(4.0), atol=1e-12)
+    old = ObservationDraws(alone, disc_slope=draws.disc_slope[:, :1], disc_amp=draws.disc_amp,
+                           disc_white=draws.disc_white).discrepancy(n, d, seed=0)
+    np.testing.assert_allclose(old[:, 2], old[:, 0])
+    _, cov, _, _ = ObservationDraws(design, disc_white=np.ones((1, 2, 2)))._kriged(both[[0, 2]])
+    assert cov[0, 0] < 1e-5 < 0.5 < cov[1, 1]  # log 4 = 1.4 length scales from the fitted tokens
 
 
 @pytest.mark.slow

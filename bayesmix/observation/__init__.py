@@ -27,7 +27,11 @@ evidence for the default is).
   pairs every feature (:func:`paired_features`: most mixtures run at several of its
   values), else they act outside; and they act outside along a feature where the law's
   own log-mean has a free linear trend (:attr:`bayesmix.laws.Law.log_linear_trends`: the
-  linear law), which would otherwise explain the same thing. The discrepancy is evaluated at the table's distinct scales
+  linear law), which would otherwise explain the same thing. A feature constant at the
+  fitted scales while the other varies (one model size at several token counts, or
+  several sizes at one token count) is a feature too, its slopes acting beyond that value
+  only: asked about another value, the law's error along it then has the prior's spread
+  rather than none (:meth:`ObservationDesign.from_table`). The discrepancy is evaluated at the table's distinct scales
   only, so it stays a small multivariate normal (non-centred: ``L w`` with ``L`` the
   kernel's Cholesky factor, computed once from the design). At a new scale the smooth part
   is drawn from its conditional (kriging) distribution given its values at the fitted

@@ -96,16 +96,16 @@ def _add_discrepancy(design: ObservationDesign, table, log_mu_cells, log_floor, 
     factor = pm.Data("disc_smooth_factor", design.smooth_factor())
     slope_mean = make_rv("disc_slope_mean", priors["disc_slope_mean"], dims="scale_feature")
     slope_sd = make_rv("disc_slope_sd", priors["disc_slope_sd"])
-    slope = _discrepancy_slopes(design, slope_mean, slope_sd, np.shape(table.losses)[1])
+    fitted_slope = _discrepancy_slopes(design, slope_mean, slope_sd, np.shape(table.losses)[1])
     amp = make_rv("disc_amp", priors["disc_amp"])
     white = pm.Normal("disc_white", 0.0, 1.0, dims=("scale", "domain"))
     # The smooth part without its level and linear trend at the fitted scales: those
     # are the law's level and trend (no two terms explain one thing).
     delta = amp * pm.math.dot(factor, white)
-    if "all" in design.feature_regions:
-        # Zero in the columns of features whose slopes act outside the fitted scales.
-        centred = pm.Data("disc_centred_points", design.slope_distance(design.scale_points))
-        delta = delta + pm.math.dot(centred, slope)
+    if design.fitted_slopes.any():
+        # Only the features whose slopes are fitted: the others' are 0 at every fitted scale.
+        centred = pm.Data("disc_centred_points", design.slope_distance(design.scale_points)[:, design.fitted_slopes])
+        delta = delta + pm.math.dot(centred, fitted_slope)
     floor = floor_for(design.discrepancy_scale, log_floor)
     return discrepant_log_mean(log_mu_cells, delta[cell_scale, cell_domain],
                                None if floor is None else floor[cell_domain], math=pt)
@@ -125,8 +125,10 @@ def _integrated_random(mu, cell_sigma, group_sigma, group_tau, groups, group_blo
 
 
 def _discrepancy_slopes(design: ObservationDesign, slope_mean, slope_sd, n_domains: int):
-    """The discrepancy's slopes ``(feature, domain)``, partially pooled across domains,
-    with ``disc_slope_z`` (their standardised values) in the model either way.
+    """Add the discrepancy's slopes ``(feature, domain)``, partially pooled across domains,
+    with ``disc_slope_z`` (their standardised values) in the model either way; return the
+    slopes of the features fitted with the law (:attr:`ObservationDesign.fitted_slopes`),
+    the ones the likelihood reads.
 
     Sampled centred, ``disc_slope ~ N(mean, sd)``, where the design says so
     (:meth:`ObservationDesign.centred_slopes`: fitted with the law, enough of them to
@@ -137,12 +139,28 @@ def _discrepancy_slopes(design: ObservationDesign, slope_mean, slope_sd, n_domai
     slopes that act only beyond the fitted scales are drawn from their prior, and a few
     fitted ones, or slopes through two fitted values (a level step the law's scale terms
     also make), leave ``sd`` free to reach 0, where the centred form has a funnel.
+    Centred with some features' slopes acting beyond the fitted scales only (a feature
+    constant at the fitted scales): those are sampled non-centred, ``disc_slope_beyond_z``,
+    beside the centred ``disc_slope_fitted``, and ``disc_slope`` is their deterministic union.
     """
     import pymc as pm
+    import pytensor.tensor as pt
 
     dims = ("scale_feature", "domain")
-    if design.centred_slopes(n_domains):
-        slope = pm.Normal("disc_slope", slope_mean[:, None], slope_sd, dims=dims)
-        pm.Deterministic("disc_slope_z", (slope - slope_mean[:, None]) / slope_sd, dims=dims)
-        return slope
-    return slope_mean[:, None] + slope_sd * pm.Normal("disc_slope_z", 0.0, 1.0, dims=dims)
+    fitted = design.fitted_slopes
+    inside, beyond = np.flatnonzero(fitted), np.flatnonzero(~fitted)
+    if not design.centred_slopes(n_domains):
+        slope = slope_mean[:, None] + slope_sd * pm.Normal("disc_slope_z", 0.0, 1.0, dims=dims)
+        return slope if fitted.all() else slope[inside]
+    if fitted.all():
+        slope = fitted_slope = pm.Normal("disc_slope", slope_mean[:, None], slope_sd, dims=dims)
+    else:
+        pm.modelcontext(None).add_coords({"fitted_feature": [design.features[i] for i in inside],
+                                          "beyond_feature": [design.features[i] for i in beyond]})
+        fitted_slope = pm.Normal("disc_slope_fitted", slope_mean[inside, None], slope_sd,
+                                 dims=("fitted_feature", "domain"))
+        beyond_z = pm.Normal("disc_slope_beyond_z", 0.0, 1.0, dims=("beyond_feature", "domain"))
+        stacked = pt.concatenate([fitted_slope, slope_mean[beyond, None] + slope_sd * beyond_z], axis=0)
+        slope = pm.Deterministic("disc_slope", stacked[np.argsort(np.concatenate([inside, beyond]))], dims=dims)
+    pm.Deterministic("disc_slope_z", (slope - slope_mean[:, None]) / slope_sd, dims=dims)
+    return fitted_slope
