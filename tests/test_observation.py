@@ -327,6 +327,7 @@ def test_a_feature_constant_at_the_fitted_scales_gets_prior_slopes_kept_out_of_t
     design = ObservationDesign.from_table(table, Scaling.from_table(table))
     assert design.features == ("log_n", "log_d") and design.slope_region == ("outside", "all")
     assert design.centred_slopes(len(names)) and design.mixture_effect  # log_d pairs every mixture
+    assert "slopes: log_n from the prior beyond the fitted scales, log_d fitted" in "\n".join(design.describe())
     model, _ = build_model(get_law("capacity_noise"), table, design=design)
     free = {rv.name for rv in model.free_RVs}
     assert {"disc_slope_fitted", "disc_slope_beyond_z"} <= free and not {"disc_slope", "disc_slope_z"} & free

@@ -23,6 +23,8 @@ not fitted to. A run (all its checkpoints and domains) is the unit held out.
   --cv loo       PSIS-LOO over runs from one full-data fit per law; runs whose Pareto k
                  is above the threshold are refitted exactly (up to --max-refits).
   --cv kfold:K   exact grouped K-fold over runs.
+  --cv mixture:K exact K-fold over mixtures: every run of a mixture, at every scale, is
+                 left out together (what a new mixture's prediction faces).
   --cv scale     forward chaining over model size: fit on all runs up to one size,
                  score the runs of the next larger size.
 
@@ -30,7 +32,7 @@ Reported per law (and per domain in the CSV): held-out log predictive density of
 runs (ELPD) with its SE, the difference to the best law with its SE, stacking weights,
 the mean relative error (MRE) of the posterior-mean prediction over all held-out cells
 and over cells with positive training weight, and the coverage of the 90% predictive
-interval with (K-fold and scale folds) the range it would fall in if the law's fits were
+interval with (every scheme but loo) the range it would fall in if the law's fits were
 right: held-out cells share errors, so a coverage far from 90% can still be the law's
 own expectation. A law that cannot explain the table's scales is reported as skipped
 with the reason.
@@ -59,7 +61,7 @@ def add_parser(sub):
                    help="laws to compare (default: every registered law; those that cannot explain "
                         "the table's scales are reported as skipped)")
     p.add_argument("--cv", default="kfold:5", metavar="SCHEME",
-                   help="loo, kfold:K or scale (default: kfold:5)")
+                   help="loo, kfold:K, mixture:K or scale (default: kfold:5)")
     p.add_argument("-o", "--out", default=None, metavar="CMP.csv",
                    help="write the summary (one row per law and domain) to this CSV")
     p.add_argument("--json", default=None, metavar="CMP.json",

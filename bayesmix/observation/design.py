@@ -253,7 +253,7 @@ class ObservationDesign:
         out = [f"likelihood: {'Student-t' if self.likelihood == 'student_t' else 'normal'} on log-loss"]
         out.append("per-run offset: " + ("yes" if self.run_effect else "no"))
         if self.discrepancy:
-            slopes = ", ".join(f"{feature} " + ("fitted" if region == "all" else "beyond them, from the prior")
+            slopes = ", ".join(f"{feature} " + ("fitted" if region == "all" else "from the prior beyond the fitted scales")
                                for feature, region in zip(self.features, self.feature_regions))
             out.append(f"scale discrepancy: over {', '.join(self.features)} at {len(self.scale_points)} fitted scales"
                        f"; slopes: {slopes}")
