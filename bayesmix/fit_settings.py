@@ -28,6 +28,8 @@ LIKELIHOODS = ("normal", "student_t")
 SWITCHES = ("auto", "on", "off")
 #: What the discrepancy over scale multiplies (:attr:`FitSettings.discrepancy_scale`).
 DISCREPANCY_SCALES = ("log", "reducible")
+#: nutpie's mass matrices (:attr:`FitSettings.mass_matrix`).
+MASS_MATRICES = ("auto", "low_rank", "diag")
 #: The law fitted when none is named (a registered name, :func:`bayesmix.laws.available_laws`).
 DEFAULT_LAW = "capacity_noise"
 #: The NUTS target acceptance a fit samples again at when the draws it kept diverged and
@@ -92,6 +94,10 @@ class FitSettings:
     #: nutpie only: "on" samples in Laplace-whitened coordinates (preconditioned_model),
     #: "auto" where the law asks for it (Law.whitened_sampling), "off" never.
     precondition: str = "auto"
+    #: nutpie only: its mass matrix, "low_rank" (diagonal modified by the posterior's
+    #: strongest correlations), "diag", or "auto": the law's
+    #: (:attr:`bayesmix.laws.Law.mass_matrix`).
+    mass_matrix: str = "auto"
     #: nutpie, several chains, no warm start: a short pilot run first, and chains that
     #: it finds in a minor mode start the kept run in the main one (:mod:`bayesmix.pilot`).
     pilot: bool = True
@@ -104,11 +110,15 @@ class FitSettings:
 
     def for_law(self, law: Law) -> "FitSettings":
         """These settings with what they leave to the law filled in from ``law``: the
-        target acceptance (:attr:`bayesmix.laws.Law.target_accept`) where it is None;
-        where it is given, no retry at another (``retry_target_accept`` None)."""
+        target acceptance (:attr:`bayesmix.laws.Law.target_accept`) where it is None,
+        where it is given no retry at another (``retry_target_accept`` None); and the
+        mass matrix (:attr:`bayesmix.laws.Law.mass_matrix`) where it is "auto"."""
+        settings = self
+        if self.mass_matrix == "auto":
+            settings = dataclasses.replace(settings, mass_matrix=law.mass_matrix)
         if self.target_accept is not None:
-            return dataclasses.replace(self, retry_target_accept=None)
-        return dataclasses.replace(self, target_accept=law.target_accept)
+            return dataclasses.replace(settings, retry_target_accept=None)
+        return dataclasses.replace(settings, target_accept=law.target_accept)
 
     def check(self) -> None:
         """Refuse counts a fit cannot run or judge.
@@ -117,12 +127,15 @@ class FitSettings:
         ------
         UsageError
             Unless ``draws >= 1``, ``tune >= 0`` and ``chains >= 2`` (integers): R-hat,
-            and so the diagnostics gate, needs two chains; and ``extend_draws >= 1``.
+            and so the diagnostics gate, needs two chains; ``extend_draws >= 1``; and
+            ``mass_matrix`` one of :data:`MASS_MATRICES`.
         """
         for name, least in (("draws", 1), ("tune", 0), ("chains", 2)):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < least:
                 why = ": the diagnostics gate compares chains (R-hat)" if name == "chains" else ""
                 raise UsageError(f"{name} must be an integer of at least {least}, got {value}{why}")
+        if self.mass_matrix not in MASS_MATRICES:
+            raise UsageError(f"mass_matrix must be one of {', '.join(MASS_MATRICES)}, got '{self.mass_matrix}'")
         if not (isinstance(self.extend_draws, (int, float, np.integer, np.floating)) and self.extend_draws >= 1):
             raise UsageError(f"extend_draws must be a number of at least 1 (1: no extension), got {self.extend_draws}")

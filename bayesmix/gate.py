@@ -219,6 +219,9 @@ def format_diagnostics(diag: dict) -> str:
         if "within_group_max_rhat" in diag:
             rows.append(("R-hat in groups", f"{diag['within_group_max_rhat']:.4f}",
                          f"<= {MAX_RHAT} keeps the modes, weighted"))
+    if "mass_matrix" in diag:
+        rows.append(("mass matrix", diag["mass_matrix"].replace("_", "-"),
+                     f"{diag['sampler_coordinates']} sampler coordinates"))
     if "compile_seconds" in diag:
         rows.append(("compile time", f"{diag['compile_seconds']:.1f} s", "about 0 when reused"))
     rows.append(("solver residual", f"{diag.get('solver_residual', float('nan')):.1e}", "capacity laws: < 1e-8"))

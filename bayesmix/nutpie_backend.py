@@ -320,7 +320,8 @@ def sampler_threads(settings: FitSettings, chains: int) -> int:
 
 
 def _sample_nutpie(compiled, settings: FitSettings, sample_kwargs: dict, **extra):
-    """NUTS with nutpie: numba-compiled gradients and a low-rank modified mass matrix.
+    """NUTS with nutpie: numba-compiled gradients and a low-rank modified mass matrix
+    (a diagonal one on large models, :func:`mass_matrix`).
 
     The capacity laws have strongly correlated amplitudes, exponents and irreducible
     losses; nutpie's low-rank mass-matrix adaptation captures those correlations and
@@ -333,7 +334,9 @@ def _sample_nutpie(compiled, settings: FitSettings, sample_kwargs: dict, **extra
     return nutpie.sample(
         compiled, draws=sample_kwargs["draws"], tune=sample_kwargs["tune"], chains=sample_kwargs["chains"],
         cores=sampler_threads(settings, sample_kwargs["chains"]), seed=sample_kwargs["random_seed"],
-        progress_bar=sample_kwargs["progressbar"], adaptation="low_rank",
+        progress_bar=sample_kwargs["progressbar"],
+        # "auto" where the settings were not filled in for a law (FitSettings.for_law): the default law's.
+        adaptation=Law.mass_matrix if settings.mass_matrix == "auto" else settings.mass_matrix,
         target_accept=settings.target_accept, save_warmup=False, **extra,
     )
 

@@ -45,6 +45,9 @@ class Prepared:
         Seconds spent on the steps before sampling (``compile_seconds``, ``map_seconds``).
     pilot : dict
         The pilot run's diagnostics and ``pilot_seconds`` (nutpie), or empty.
+    choices : dict
+        What the backend chose for this model, recorded with the diagnostics (nutpie:
+        ``mass_matrix`` and ``sampler_coordinates``), or empty.
     """
 
     model: object
@@ -53,6 +56,7 @@ class Prepared:
     start: dict = field(default_factory=dict)
     timing: dict = field(default_factory=dict)
     pilot: dict = field(default_factory=dict)
+    choices: dict = field(default_factory=dict)
 
 
 class Backend:
@@ -156,7 +160,8 @@ class NutpieBackend(Backend):
         t_compile = time.perf_counter()
         self.require()
         compiled, precondition = compile_for_nutpie(law, model, settings)
-        return Prepared(model, compiled, precondition, timing={"compile_seconds": time.perf_counter() - t_compile})
+        return Prepared(model, compiled, precondition, timing={"compile_seconds": time.perf_counter() - t_compile},
+                        choices={"mass_matrix": settings.mass_matrix, "sampler_coordinates": int(compiled.n_dim)})
 
     def start(self, prepared, law, init, settings, progressbar):
         from .blas import one_blas_thread

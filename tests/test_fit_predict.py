@@ -137,6 +137,9 @@ def test_fit_cli_writes_complete_inference_data(tmp_path, capsys):
     attrs = fit.attrs
     assert attrs["law"] == "capacity" and attrs["seed"] == 1
     assert attrs["settings"]["target_accept"] == attrs["diagnostics"]["target_accept"] == 0.9
+    # The law's mass matrix, filled in for "auto", recorded and printed.
+    assert attrs["settings"]["mass_matrix"] == attrs["diagnostics"]["mass_matrix"] == "low_rank"
+    assert "mass matrix" in printed and "low-rank" in printed
     assert attrs["fingerprint"] == table.fingerprint()
     assert set(attrs["versions"]) >= {"pymc", "arviz", "bayesmix"}
     assert attrs["diagnostics"]["solver_residual"] < 1e-8
@@ -304,6 +307,32 @@ def test_fit_settings_given_to_a_fit_are_not_changed_by_it():
     assert mine == FitSettings(draws=300)
     with pytest.raises(TypeError, match="unknown fit setting 'drawz'"):
         _settings_for(get_law("linear"), mine, {"drawz": 1})
+
+
+@pytest.mark.parametrize("law_name, setting, expected", [
+    ("capacity_noise", "auto", "low_rank"), ("linear", "auto", "diag"), ("linear", "low_rank", "low_rank"),
+    ("capacity_noise", "diag", "diag"), (None, "auto", "low_rank")])
+def test_nutpie_samples_with_the_laws_mass_matrix_unless_one_is_given(monkeypatch, law_name, setting, expected):
+    """"auto" takes the law's (Law.mass_matrix; settings not filled in for a law, the
+    default law's); any other setting is what nutpie gets; an unknown one is refused."""
+    import types
+
+    import nutpie
+
+    from bayesmix.errors import UsageError
+    from bayesmix.inference import FitSettings
+    from bayesmix.laws import get_law
+    from bayesmix.nutpie_backend import _sample_nutpie
+
+    given = {}
+    monkeypatch.setattr(nutpie, "sample", lambda compiled, **kwargs: given.update(kwargs))
+    settings = FitSettings(mass_matrix=setting)
+    settings = settings.for_law(get_law(law_name)) if law_name else settings
+    _sample_nutpie(types.SimpleNamespace(n_dim=3), settings, dict(draws=5, tune=5, chains=2, random_seed=0,
+                                                                   progressbar=False))
+    assert given["adaptation"] == expected
+    with pytest.raises(UsageError, match="mass_matrix must be one of auto, low_rank, diag"):
+        FitSettings(mass_matrix="dense").check()
 
 
 # ---------------------------------------------------------------------------- sampler backends

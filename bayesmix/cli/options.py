@@ -133,8 +133,9 @@ def add_sampling_options(parser, *, defaults: FitSettings = FIT_DEFAULTS, title:
         group.add_argument("--map-starts", type=int, default=defaults.map_starts,
                            help=f"MAP searches that pick the chains' starting point (default {defaults.map_starts})")
     group.add_argument("--sampler", default=defaults.sampler, choices=SAMPLERS,
-                       help=f"NUTS backend (default {defaults.sampler}). nutpie: low-rank mass matrix, 10-20x "
-                            "fewer gradients per draw than pymc's diagonal one on these laws; pymc compiles "
+                       help=f"NUTS backend (default {defaults.sampler}). nutpie: low-rank mass matrix (10-20x "
+                            "fewer gradients per draw than pymc's diagonal one on the capacity laws; the "
+                            "linear law's is diagonal); pymc compiles "
                             "faster; numpyro needs the optional jax and numpyro packages" + sampler_note)
     if target_accept:
         group.add_argument("--target-accept", type=float, default=defaults.target_accept,

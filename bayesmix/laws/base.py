@@ -173,6 +173,11 @@ class Law:
     #: the compilation 10-20 s longer, which a law that samples well anyway does not
     #: earn back.
     whitened_sampling: ClassVar[bool] = False
+    #: nutpie's mass matrix for this law by default (:attr:`bayesmix.fit_settings.FitSettings.mass_matrix`):
+    #: "low_rank" learns the strongest posterior correlations, at a cost in every leapfrog
+    #: step that grows with the sampler's coordinates; "diag" where they are few or weak
+    #: enough that the low-rank one saves no steps.
+    mass_matrix: ClassVar[str] = "low_rank"
     #: Smallest positive weight of a domain that the decision layer lets an optimiser
     #: choose, or 0 where the law is continuous as a weight goes to 0. A term in a
     #: domain's own data, ``A (D h_i)^(-a)``, grows without bound as ``h_i -> 0+`` but is

@@ -232,7 +232,8 @@ class ObservationDesign:
             return False
         # The scale points are rounded already (_distinct_scales).
         return (n_domains * int(fitted.sum()) >= CENTRED_SLOPES_MIN
-                and all(len(np.unique(column)) >= CENTRED_SLOPES_MIN_VALUES for column in self.scale_points[:, fitted].T))
+                and all(len(np.unique(column)) >= CENTRED_SLOPES_MIN_VALUES
+                        for column in self.scale_points[:, fitted].T))
 
     @property
     def marginal_mixture_effect(self) -> bool:
@@ -253,8 +254,8 @@ class ObservationDesign:
         out = [f"likelihood: {'Student-t' if self.likelihood == 'student_t' else 'normal'} on log-loss"]
         out.append("per-run offset: " + ("yes" if self.run_effect else "no"))
         if self.discrepancy:
-            slopes = ", ".join(f"{feature} " + ("fitted" if region == "all" else "from the prior beyond the fitted scales")
-                               for feature, region in zip(self.features, self.feature_regions))
+            kinds = {"all": "fitted", "outside": "from the prior beyond the fitted scales"}
+            slopes = ", ".join(f"{feature} {kinds[region]}" for feature, region in zip(self.features, self.feature_regions))
             out.append(f"scale discrepancy: over {', '.join(self.features)} at {len(self.scale_points)} fitted scales"
                        f"; slopes: {slopes}")
         else:
