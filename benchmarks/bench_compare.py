@@ -26,6 +26,14 @@ back. Held-out MRE on trained cells: capacity_noise 1.667%, capacity 1.685%, add
 (500 + 500) most folds of most laws end above the gate's R-hat 1.01 (up to 1.15, additive),
 which the comparison reports beside each law.
 
+Again after the linear law's mass matrix became diagonal (2026-12-06, main at
+8a32b43, the same command, nothing else running): 35 fits in 1417 s wall. Linear 25
+fit-seconds (NUTS 11; was 409), but additive 1772 (NUTS 1677; its five folds took
+216-303 s each, against 1081 s in all on 12-05; a variation between runs not taken apart
+here), exponential 587, capacity_noise 238, capacity 110, chinchilla_domain 41,
+bimix 33. The additive law alone now holds the comparison back. Held-out MRE as before
+(capacity_noise 1.613%, linear 6.325%).
+
 The same comparison took 14 min on 11-30 (case study, 7b701d0), with the exponential law at
 165 fit seconds and the linear at 64. Not a regression: ``bayesmix fit
 ../shared/data/pile17/runs.csv --law exponential --draws 500 --tune 500 --chains 2`` with

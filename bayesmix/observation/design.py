@@ -255,7 +255,8 @@ class ObservationDesign:
         out.append("per-run offset: " + ("yes" if self.run_effect else "no"))
         if self.discrepancy:
             kinds = {"all": "fitted", "outside": "from the prior beyond the fitted scales"}
-            slopes = ", ".join(f"{feature} {kinds[region]}" for feature, region in zip(self.features, self.feature_regions))
+            slopes = ", ".join(f"{feature} {kinds[region]}"
+                               for feature, region in zip(self.features, self.feature_regions))
             out.append(f"scale discrepancy: over {', '.join(self.features)} at {len(self.scale_points)} fitted scales"
                        f"; slopes: {slopes}")
         else:
