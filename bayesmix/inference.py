@@ -423,7 +423,8 @@ def fit_law(table, law=DEFAULT_LAW, *, priors=None, settings: FitSettings | None
     _add_table_and_loglik(idata, posterior, table)
     diag = {**_weighted_diagnostics(idata, law, posterior, table), **timing,
             "draws_per_chain": draws_per_chain, "draws_requested": settings.draws,
-            "target_accept": settings.target_accept, **retry, **prepared.pilot, **prepared.choices, **dropped_chains,
+            "target_accept": settings.target_accept, **retry, **prepared.pilot, **prepared.choices,
+            **dropped_chains,
             **law.fit_checks(posterior, table)}
     fit.attrs = _fit_attrs(law, given, priors, scaling, settings, design, diag)
     check_gate(diag, allow_warnings=allow_warnings)

@@ -319,9 +319,16 @@ def sampler_threads(settings: FitSettings, chains: int) -> int:
     return int(settings.cores or chains)
 
 
+def mass_matrix(settings: FitSettings) -> str:
+    """nutpie's mass-matrix adaptation for ``settings``: the one it names, where
+    :meth:`FitSettings.for_law` filled in the law's; still "auto" (settings not filled in
+    for a law), the default law's (:attr:`bayesmix.laws.Law.mass_matrix`)."""
+    return Law.mass_matrix if settings.mass_matrix == "auto" else settings.mass_matrix
+
+
 def _sample_nutpie(compiled, settings: FitSettings, sample_kwargs: dict, **extra):
     """NUTS with nutpie: numba-compiled gradients and a low-rank modified mass matrix
-    (a diagonal one on large models, :func:`mass_matrix`).
+    (or the diagonal one a law declares, :func:`mass_matrix`).
 
     The capacity laws have strongly correlated amplitudes, exponents and irreducible
     losses; nutpie's low-rank mass-matrix adaptation captures those correlations and
@@ -334,9 +341,7 @@ def _sample_nutpie(compiled, settings: FitSettings, sample_kwargs: dict, **extra
     return nutpie.sample(
         compiled, draws=sample_kwargs["draws"], tune=sample_kwargs["tune"], chains=sample_kwargs["chains"],
         cores=sampler_threads(settings, sample_kwargs["chains"]), seed=sample_kwargs["random_seed"],
-        progress_bar=sample_kwargs["progressbar"],
-        # "auto" where the settings were not filled in for a law (FitSettings.for_law): the default law's.
-        adaptation=Law.mass_matrix if settings.mass_matrix == "auto" else settings.mass_matrix,
+        progress_bar=sample_kwargs["progressbar"], adaptation=mass_matrix(settings),
         target_accept=settings.target_accept, save_warmup=False, **extra,
     )
 

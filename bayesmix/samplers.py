@@ -155,13 +155,13 @@ class NutpieBackend(Backend):
     missing = "the nutpie sampler is not installed: pip install nutpie, or use --sampler pymc"
 
     def prepare(self, law, model, settings):
-        from .nutpie_backend import compile_for_nutpie
+        from .nutpie_backend import compile_for_nutpie, mass_matrix
 
         t_compile = time.perf_counter()
         self.require()
         compiled, precondition = compile_for_nutpie(law, model, settings)
         return Prepared(model, compiled, precondition, timing={"compile_seconds": time.perf_counter() - t_compile},
-                        choices={"mass_matrix": settings.mass_matrix, "sampler_coordinates": int(compiled.n_dim)})
+                        choices={"mass_matrix": mass_matrix(settings), "sampler_coordinates": int(compiled.n_dim)})
 
     def start(self, prepared, law, init, settings, progressbar):
         from .blas import one_blas_thread
