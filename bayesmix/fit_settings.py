@@ -30,6 +30,9 @@ SWITCHES = ("auto", "on", "off")
 DISCREPANCY_SCALES = ("log", "reducible")
 #: nutpie's mass matrices (:attr:`FitSettings.mass_matrix`).
 MASS_MATRICES = ("auto", "low_rank", "diag")
+#: Largest :attr:`FitSettings.max_tree_depth` accepted: 2**20 leapfrog steps a draw is
+#: already far past any posterior NUTS can sample in reasonable time.
+MAX_TREE_DEPTH_LIMIT = 20
 #: The law fitted when none is named (a registered name, :func:`bayesmix.laws.available_laws`).
 DEFAULT_LAW = "capacity_noise"
 #: The NUTS target acceptance a fit samples again at when the draws it kept diverged and
@@ -98,6 +101,10 @@ class FitSettings:
     #: strongest correlations), "diag", or "auto": the law's
     #: (:attr:`bayesmix.laws.Law.mass_matrix`).
     mass_matrix: str = "auto"
+    #: nutpie only: largest NUTS tree depth (at most ``2**depth - 1`` leapfrog steps a
+    #: draw); None: the law's (:attr:`bayesmix.laws.Law.max_tree_depth`). The pilot keeps
+    #: its own (:data:`bayesmix.pilot.PILOT_MAXDEPTH`).
+    max_tree_depth: int | None = None
     #: nutpie, several chains, no warm start: a short pilot run first, and chains that
     #: it finds in a minor mode start the kept run in the main one (:mod:`bayesmix.pilot`).
     pilot: bool = True
@@ -111,11 +118,14 @@ class FitSettings:
     def for_law(self, law: Law) -> "FitSettings":
         """These settings with what they leave to the law filled in from ``law``: the
         target acceptance (:attr:`bayesmix.laws.Law.target_accept`) where it is None,
-        where it is given no retry at another (``retry_target_accept`` None); and the
-        mass matrix (:attr:`bayesmix.laws.Law.mass_matrix`) where it is "auto"."""
+        where it is given no retry at another (``retry_target_accept`` None); the
+        mass matrix (:attr:`bayesmix.laws.Law.mass_matrix`) where it is "auto"; and the
+        largest tree depth (:attr:`bayesmix.laws.Law.max_tree_depth`) where it is None."""
         settings = self
         if self.mass_matrix == "auto":
             settings = dataclasses.replace(settings, mass_matrix=law.mass_matrix)
+        if self.max_tree_depth is None:
+            settings = dataclasses.replace(settings, max_tree_depth=law.max_tree_depth)
         if self.target_accept is not None:
             return dataclasses.replace(settings, retry_target_accept=None)
         return dataclasses.replace(settings, target_accept=law.target_accept)
@@ -127,8 +137,9 @@ class FitSettings:
         ------
         UsageError
             Unless ``draws >= 1``, ``tune >= 0`` and ``chains >= 2`` (integers): R-hat,
-            and so the diagnostics gate, needs two chains; ``extend_draws >= 1``; and
-            ``mass_matrix`` one of :data:`MASS_MATRICES`.
+            and so the diagnostics gate, needs two chains; ``extend_draws >= 1``;
+            ``mass_matrix`` one of :data:`MASS_MATRICES`; and ``max_tree_depth`` None or
+            an integer from 1 to :data:`MAX_TREE_DEPTH_LIMIT`.
         """
         for name, least in (("draws", 1), ("tune", 0), ("chains", 2)):
             value = getattr(self, name)
@@ -137,5 +148,8 @@ class FitSettings:
                 raise UsageError(f"{name} must be an integer of at least {least}, got {value}{why}")
         if self.mass_matrix not in MASS_MATRICES:
             raise UsageError(f"mass_matrix must be one of {', '.join(MASS_MATRICES)}, got '{self.mass_matrix}'")
+        depth = self.max_tree_depth
+        if depth is not None and not (isinstance(depth, (int, np.integer)) and 1 <= depth <= MAX_TREE_DEPTH_LIMIT):
+            raise UsageError(f"max_tree_depth must be an integer from 1 to {MAX_TREE_DEPTH_LIMIT}, got {depth}")
         if not (isinstance(self.extend_draws, (int, float, np.integer, np.floating)) and self.extend_draws >= 1):
             raise UsageError(f"extend_draws must be a number of at least 1 (1: no extension), got {self.extend_draws}")

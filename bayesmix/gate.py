@@ -178,13 +178,24 @@ def check_gate(diagnostics: dict, allow_warnings: bool = False) -> list[str]:
     return problems
 
 
+def _tree_depth_note(diag: dict) -> str:
+    """What the tree-depth row expects, and what to do about trees cut at the cap."""
+    depth = diag.get("max_tree_depth")
+    if depth is None:
+        return "0"
+    if not diag.get("treedepth_hits"):
+        return f"0 (trees capped at depth {depth})"
+    return (f"trees cut at depth {depth}: valid draws, but more correlated; "
+            f"--max-tree-depth {depth + 2} if the ESS is low")
+
+
 def format_diagnostics(diag: dict) -> str:
     rows = [
         ("max R-hat", f"{diag['max_rhat']:.4f}", f"<= {MAX_RHAT}"),
         ("min bulk ESS", f"{diag['min_ess_bulk']:.0f}", ">= 100 per chain is comfortable"),
         ("min tail ESS", f"{diag['min_ess_tail']:.0f}", ""),
         ("divergences", f"{diag['divergences']}", "0"),
-        ("tree depth hits", f"{diag.get('treedepth_hits', 0)}", "0"),
+        ("tree depth hits", f"{diag.get('treedepth_hits', 0)}", _tree_depth_note(diag)),
         ("gradients / draw", f"{diag.get('gradients_per_draw', float('nan')):.1f}", ""),
         ("sampling time", f"{diag.get('sampling_seconds', float('nan')):.1f} s", ""),
     ]

@@ -326,9 +326,17 @@ def mass_matrix(settings: FitSettings) -> str:
     return Law.mass_matrix if settings.mass_matrix == "auto" else settings.mass_matrix
 
 
+def max_tree_depth(settings: FitSettings) -> int:
+    """nutpie's largest tree depth for ``settings``: the one it names, where
+    :meth:`FitSettings.for_law` filled in the law's; still None (settings not filled in
+    for a law), the default law's (:attr:`bayesmix.laws.Law.max_tree_depth`)."""
+    return Law.max_tree_depth if settings.max_tree_depth is None else int(settings.max_tree_depth)
+
+
 def _sample_nutpie(compiled, settings: FitSettings, sample_kwargs: dict, **extra):
     """NUTS with nutpie: numba-compiled gradients and a low-rank modified mass matrix
-    (or the diagonal one a law declares, :func:`mass_matrix`).
+    (or the diagonal one a law declares, :func:`mass_matrix`), trees capped at
+    :func:`max_tree_depth` unless ``extra`` names its own ``maxdepth`` (the pilot).
 
     The capacity laws have strongly correlated amplitudes, exponents and irreducible
     losses; nutpie's low-rank mass-matrix adaptation captures those correlations and
@@ -338,6 +346,7 @@ def _sample_nutpie(compiled, settings: FitSettings, sample_kwargs: dict, **extra
     """
     import nutpie
 
+    extra.setdefault("maxdepth", max_tree_depth(settings))
     return nutpie.sample(
         compiled, draws=sample_kwargs["draws"], tune=sample_kwargs["tune"], chains=sample_kwargs["chains"],
         cores=sampler_threads(settings, sample_kwargs["chains"]), seed=sample_kwargs["random_seed"],

@@ -47,7 +47,7 @@ class Prepared:
         The pilot run's diagnostics and ``pilot_seconds`` (nutpie), or empty.
     choices : dict
         What the backend chose for this model, recorded with the diagnostics (nutpie:
-        ``mass_matrix`` and ``sampler_coordinates``), or empty.
+        ``mass_matrix``, ``sampler_coordinates`` and ``max_tree_depth``), or empty.
     """
 
     model: object
@@ -155,13 +155,14 @@ class NutpieBackend(Backend):
     missing = "the nutpie sampler is not installed: pip install nutpie, or use --sampler pymc"
 
     def prepare(self, law, model, settings):
-        from .nutpie_backend import compile_for_nutpie, mass_matrix
+        from .nutpie_backend import compile_for_nutpie, mass_matrix, max_tree_depth
 
         t_compile = time.perf_counter()
         self.require()
         compiled, precondition = compile_for_nutpie(law, model, settings)
         return Prepared(model, compiled, precondition, timing={"compile_seconds": time.perf_counter() - t_compile},
-                        choices={"mass_matrix": mass_matrix(settings), "sampler_coordinates": int(compiled.n_dim)})
+                        choices={"mass_matrix": mass_matrix(settings), "sampler_coordinates": int(compiled.n_dim),
+                                 "max_tree_depth": max_tree_depth(settings)})
 
     def start(self, prepared, law, init, settings, progressbar):
         from .blas import one_blas_thread

@@ -125,7 +125,7 @@ def test_fit_cli_writes_complete_inference_data(tmp_path, capsys):
     out = tmp_path / "fit.nc"
     code = main(["fit", str(runs_csv), "--law", "capacity", "--out", str(out), "--draws", "150",
                  "--tune", "150", "--extend-draws", "1", "--target-accept", "0.9", "--chains", "2", "--seed", "1",
-                 "--quiet", "--allow-warnings"])
+                 "--max-tree-depth", "9", "--quiet", "--allow-warnings"])
     assert code == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "max R-hat" in printed and "divergences" in printed
@@ -140,6 +140,9 @@ def test_fit_cli_writes_complete_inference_data(tmp_path, capsys):
     # The law's mass matrix, filled in for "auto", recorded and printed.
     assert attrs["settings"]["mass_matrix"] == attrs["diagnostics"]["mass_matrix"] == "low_rank"
     assert "mass matrix" in printed and "low-rank" in printed
+    # The tree depth asked for, recorded and printed.
+    assert attrs["settings"]["max_tree_depth"] == attrs["diagnostics"]["max_tree_depth"] == 9
+    assert "capped at depth 9" in printed or "cut at depth 9" in printed
     assert attrs["fingerprint"] == table.fingerprint()
     assert set(attrs["versions"]) >= {"pymc", "arviz", "bayesmix"}
     assert attrs["diagnostics"]["solver_residual"] < 1e-8
@@ -335,6 +338,37 @@ def test_nutpie_samples_with_the_laws_mass_matrix_unless_one_is_given(monkeypatc
         FitSettings(mass_matrix="dense").check()
 
 
+@pytest.mark.parametrize("law_name, setting, expected", [
+    ("capacity_noise", None, 10), ("linear", None, 10), ("linear", 6, 6), ("capacity_noise", 7, 7), (None, None, 10)])
+def test_nutpie_caps_trees_at_the_laws_depth_unless_one_is_given(monkeypatch, law_name, setting, expected):
+    """None takes the law's (Law.max_tree_depth; settings not filled in for a law, the
+    default law's); a given depth is what nutpie gets; the pilot keeps its own; a depth
+    that is not a positive integer is refused."""
+    import types
+
+    import nutpie
+
+    from bayesmix import pilot
+    from bayesmix.errors import UsageError
+    from bayesmix.inference import FitSettings
+    from bayesmix.laws import get_law
+    from bayesmix.nutpie_backend import _sample_nutpie
+
+    given = {}
+    monkeypatch.setattr(nutpie, "sample", lambda compiled, **kwargs: given.update(kwargs))
+    settings = FitSettings(max_tree_depth=setting)
+    settings = settings.for_law(get_law(law_name)) if law_name else settings
+    settings.check()
+    run = dict(draws=5, tune=5, chains=2, random_seed=0, progressbar=False)
+    _sample_nutpie(types.SimpleNamespace(n_dim=3), settings, run)
+    assert given["maxdepth"] == expected
+    _sample_nutpie(types.SimpleNamespace(n_dim=3), settings, run, maxdepth=pilot.PILOT_MAXDEPTH)
+    assert given["maxdepth"] == pilot.PILOT_MAXDEPTH
+    for wrong in (0, 2.5, 21):
+        with pytest.raises(UsageError, match="max_tree_depth must be an integer from 1 to 20"):
+            FitSettings(max_tree_depth=wrong).check()
+
+
 # ---------------------------------------------------------------------------- sampler backends
 def test_every_sampler_backend_has_the_interface_and_its_name_is_a_choice(monkeypatch):
     """One object per backend (bayesmix.samplers), found by its name; the choices the
@@ -441,3 +475,16 @@ def test_a_fit_kept_past_the_gate_is_flagged_wherever_it_is_used(tmp_path, capsy
     assert ("did not pass the diagnostics gate" in err) is warned
     if warned:
         assert str(path) in err and "R-hat 1.500" in err and "b[a]" in err and "3 divergent transitions" in err
+
+
+@pytest.mark.parametrize("hits, expected", [(0, "0 (trees capped at depth 7)"),
+                                            (12, "trees cut at depth 7: valid draws, but more correlated; "
+                                                 "--max-tree-depth 9 if the ESS is low")])
+def test_the_diagnostics_say_where_trees_were_cut_and_what_to_do(hits, expected):
+    from bayesmix.gate import format_diagnostics
+
+    diag = {"max_rhat": 1.0, "min_ess_bulk": 500, "min_ess_tail": 500, "divergences": 0,
+            "treedepth_hits": hits, "max_tree_depth": 7}
+    row = next(line for line in format_diagnostics(diag).splitlines() if "tree depth hits" in line)
+    assert row.split()[3] == str(hits) and row.rstrip().endswith(expected)
+    assert "tree depth hits" in format_diagnostics({**diag, "max_tree_depth": None})

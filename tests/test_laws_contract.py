@@ -18,7 +18,7 @@ import pytest
 from bayesmix.data import RunTable
 from bayesmix.coordinates import LEVEL, to_level_coordinates, uses_level_coordinates
 from bayesmix.errors import UsageError
-from bayesmix.fit_settings import MASS_MATRICES
+from bayesmix.fit_settings import MASS_MATRICES, MAX_TREE_DEPTH_LIMIT
 from bayesmix.inference import Fit, build_model, fit_law
 from bayesmix.nutpie_backend import PRECOND_CHOL, PRECOND_MEAN, PRECOND_Z, preconditioned_model, whitened_order
 from bayesmix.laws import DOMAIN, DOMAIN_J, available_laws, get_law
@@ -90,6 +90,7 @@ def test_declared_metadata(name):
     assert law.relative_cost > 0, "a comparison orders its fits by relative_cost"
     assert isinstance(law.whitened_sampling, bool)
     assert law.mass_matrix in MASS_MATRICES and law.mass_matrix != "auto", "nutpie's mass matrix for the law"
+    assert isinstance(law.max_tree_depth, int) and 1 <= law.max_tree_depth <= MAX_TREE_DEPTH_LIMIT
     assert set(law.log_linear_trends) <= {"log_n", "log_d"}, law.log_linear_trends
     if law.irreducible_loss:
         assert law.param(law.irreducible_loss).dims == (DOMAIN,), "one irreducible loss per domain"
