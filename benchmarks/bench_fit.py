@@ -4,14 +4,16 @@
     python benchmarks/bench_fit.py --tables pile17 --second-process
     python benchmarks/bench_fit.py --tables pile17 --cold   # from an empty compile cache
     python benchmarks/bench_fit.py --tables slimpajama7 --map-only
+    python benchmarks/bench_fit.py --tables slimpajama7 --seed 1 --max-tree-depth 7
 
 Every fit runs in a fresh process with the library's default settings (a figure with
 ``--draws/--tune/--chains`` says so in its line), as ``bayesmix fit`` would. For each fit
 it prints the process's wall time (Python start to saved result) and the fit's
 (``fit_law``), how that time splits into compiling, the MAP search, the pilot and NUTS,
 the cost of one log-density gradient, gradients per draw, draws per chain (a fit may
-run on past the requested draws) and the diagnostics gate's figures, beside the issue's
-bar where it sets one.
+run on past the requested draws), the diagnostics gate's figures, how many kept draws'
+trees the depth cap cut and whether the fit was sampled again at a higher target
+acceptance, beside the issue's bar where it sets one.
 
 Tables:
 
@@ -91,6 +93,8 @@ TABLES = ("pile17", "slimpajama7", "pile4", "simulated")
 BARS = {"pile17": (150, 90), "slimpajama7": (90, None), "simulated": (600, None)}
 #: The simulated table: RegMix's proxy design size at two model sizes.
 SIMULATED = dict(n_domains=17, n_mixtures=512, model_sizes=(1e8, 2e8), seed=0)
+#: Settings a run may set away from the library's defaults (its figures then say so).
+SPECIAL_SETTINGS = ("draws", "tune", "chains", "max_tree_depth")
 
 
 def load_table(name: str):
@@ -138,7 +142,7 @@ def child(args) -> dict:
 
     table = load_table(args.child)
     law = get_law(args.law)
-    overrides = {k: getattr(args, k) for k in ("draws", "tune", "chains") if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in SPECIAL_SETTINGS if getattr(args, k) is not None}
     settings = FitSettings(sampler=args.sampler, seed=args.seed, **overrides)
     out = {"table": args.child, "rows": table.n_rows, "domains": table.n_domains, "law": law.name,
            "special": ", ".join(f"{k}={v}" for k, v in overrides.items())}
@@ -155,7 +159,8 @@ def child(args) -> dict:
     process_wall = time.time() - t_start
     diag = fit.diagnostics
     keys = ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences", "gradients_per_draw", "compile_seconds",
-            "map_seconds", "pilot_seconds", "sampling_seconds", "draws_per_chain", "worst_rhat_param")
+            "map_seconds", "pilot_seconds", "sampling_seconds", "draws_per_chain", "worst_rhat_param",
+            "treedepth_hits", "max_tree_depth", "target_accept", "first_target_accept")
     out.update({k: diag.get(k) for k in keys})
     out.update(fit_wall=fit_wall, process_wall=process_wall,
                gradient_seconds=gradient_seconds(fit, table, settings.for_law(law)))
@@ -171,9 +176,9 @@ def run_child(table: str, args, cache_dir: str | None = None) -> dict:
                                                        f"base_compiledir={cache_dir}"]))
     argv = [sys.executable, __file__, "--child", table, "--law", args.law, "--sampler", args.sampler,
             "--seed", str(args.seed)]
-    for key in ("draws", "tune", "chains"):
+    for key in SPECIAL_SETTINGS:
         if getattr(args, key) is not None:
-            argv += [f"--{key}", str(getattr(args, key))]
+            argv += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     if args.map_only:
         argv.append("--map-only")
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
@@ -204,6 +209,9 @@ def report(result: dict, which: str) -> None:
           f"{result['draws_per_chain']} draws per chain")
     print(f"  max R-hat {result['max_rhat']:.3f} ({result['worst_rhat_param']}), bulk ESS {result['min_ess_bulk']:.0f}, "
           f"tail ESS {result['min_ess_tail']:.0f}, divergences {result['divergences']}")
+    retried = (f"; sampled again at {result['target_accept']:g} after divergences at {result['first_target_accept']:g}"
+               if result.get("first_target_accept") else "")
+    print(f"  trees cut at depth {result.get('max_tree_depth')}: {result.get('treedepth_hits')}{retried}")
 
 
 def main(argv=None) -> int:
@@ -216,6 +224,8 @@ def main(argv=None) -> int:
     parser.add_argument("--draws", type=int, default=None, help="special settings (default: the library's)")
     parser.add_argument("--tune", type=int, default=None)
     parser.add_argument("--chains", type=int, default=None)
+    parser.add_argument("--max-tree-depth", type=int, default=None,
+                        help="special setting: nutpie's tree-depth cap (default: the law's)")
     parser.add_argument("--second-process", action="store_true", help="fit each table again in a new process")
     parser.add_argument("--cold", action="store_true", help="first fit from an empty PyTensor compile cache")
     parser.add_argument("--map-only", action="store_true", help="only the L-BFGS-B point fit")
