@@ -339,7 +339,7 @@ def test_nutpie_samples_with_the_laws_mass_matrix_unless_one_is_given(monkeypatc
 
 
 @pytest.mark.parametrize("law_name, setting, expected", [
-    ("capacity_noise", None, 10), ("linear", None, 10), ("linear", 6, 6), ("capacity_noise", 7, 7), (None, None, 10)])
+    ("capacity_noise", None, 7), ("linear", None, 10), ("linear", 6, 6), ("capacity_noise", 10, 10), (None, None, 10)])
 def test_nutpie_caps_trees_at_the_laws_depth_unless_one_is_given(monkeypatch, law_name, setting, expected):
     """None takes the law's (Law.max_tree_depth; settings not filled in for a law, the
     default law's); a given depth is what nutpie gets; the pilot keeps its own; a depth

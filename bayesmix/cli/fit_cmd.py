@@ -26,9 +26,9 @@ def add_parser(sub):
     sampling = add_sampling_options(p, map_starts=True, extend_draws=True)
     add_seed_option(sampling, "of the sampler and its starting points")
     sampling.add_argument("--max-tree-depth", type=int, default=None, metavar="DEPTH",
-                          help="nutpie: most leapfrog steps of one draw, 2**DEPTH - 1 (default: the law's, 10). "
-                               "7 cut the capacity law's sampling time by about a fifth on the shared "
-                               "tables, with a few draws' trees cut short")
+                          help="nutpie: most leapfrog steps of one draw, 2**DEPTH - 1 (default: the law's; 7 "
+                               "for the capacity laws, 10 for the others); raise it where the diagnostics "
+                               "show many trees cut and a low ESS")
     model = p.add_argument_group("model")
     add_observation_options(model)
     add_checkpoints_option(model)

@@ -180,12 +180,9 @@ class Law:
     mass_matrix: ClassVar[str] = "low_rank"
     #: nutpie's largest tree depth for this law by default
     #: (:attr:`bayesmix.fit_settings.FitSettings.max_tree_depth`): a NUTS trajectory stops
-    #: after ``2**depth - 1`` leapfrog steps. 10 is nutpie's (and Stan's) own, and every
-    #: law's for now. A lower cap mostly shortens the first few hundred tuning iterations
-    #: (before the low-rank mass matrix takes over they take 100-400 steps a draw on the
-    #: capacity laws, three quarters of all steps); measured with ``capacity_noise`` on the
-    #: shared tables at depth 7 and 8 against 10 (README, "Tree depth"), the saving was
-    #: real on SlimPajama 7 but Pile 17 diverged as often or more, so no law lowers it yet.
+    #: after ``2**depth - 1`` leapfrog steps. 10 is nutpie's (and Stan's) own; the
+    #: capacity laws cap at 7, where it shortens their long early tuning trees and not
+    #: their kept ones (:class:`bayesmix.laws.capacity.CapacityBase`).
     max_tree_depth: ClassVar[int] = 10
     #: Smallest positive weight of a domain that the decision layer lets an optimiser
     #: choose, or 0 where the law is continuous as a weight goes to 0. A term in a
