@@ -27,6 +27,15 @@ Tables:
 that PyTensor and numba keep on disk is then warm. ``--cold`` points PyTensor's compile
 cache at an empty folder for the first fit, as on a fresh machine.
 
+With the capacity laws' trees capped at depth 7 (main at ceadf28, 2026-12-06, nothing
+else running, library defaults): ``--tables pile17 --second-process`` 45.7 s wall in the
+first process (compile 11.9 s from a warm cache, pilot 3.1 s, NUTS 26.2 s, 52 gradients
+per draw, 20 of 4000 kept trees cut) and 43.5 s in the second; ``--tables slimpajama7
+--seed S`` 81, 63 and 77 s for seeds 0-2 (compile 15 s, NUTS 52, 35, 46 s), against 94,
+77 and 79 s at depth 10 the same afternoon (``--max-tree-depth 10``). The same
+SlimPajama command at depth 10 took 130.5 s that morning (compile 34 s, NUTS 80 s): the
+machine's speed varies by that much between runs.
+
 Measured on the project's 2-core machine with nothing else running, library defaults
 (nutpie, 4 chains x 1000 draws after 800 tuning, the laws' target acceptance 0.95 and
 0.99 again where the draws diverge), main at ebac564 (2026-12-05), the same commands:
