@@ -34,6 +34,15 @@ here), exponential 587, capacity_noise 238, capacity 110, chinchilla_domain 41,
 bimix 33. The additive law alone now holds the comparison back. Held-out MRE as before
 (capacity_noise 1.613%, linear 6.325%).
 
+After the capacity laws' trees were capped at depth 7 (2026-12-06, main at 686ad1e, the
+same command, nothing else running): 35 fits in 840 s wall. Fit-seconds: additive 1028,
+exponential 409, capacity_noise 100, capacity 58, chinchilla_domain 29, linear 19, bimix
+17. The uncapped additive and exponential laws fell too (1772 and 587 that morning): the
+machine's speed varied by about that much during the day, so only the capacity laws'
+share (238 -> 100 and 110 -> 58) is the cap's. Held-out MRE on trained cells:
+capacity_noise 1.604%, capacity 1.693%; the capacity laws' fold R-hats at these short
+chains 1.01-1.05 and 1.03-1.13 (morning 1.01-1.03 and 1.03-1.06).
+
 The same comparison took 14 min on 11-30 (case study, 7b701d0), with the exponential law at
 165 fit seconds and the linear at 64. Not a regression: ``bayesmix fit
 ../shared/data/pile17/runs.csv --law exponential --draws 500 --tune 500 --chains 2`` with
