@@ -21,7 +21,7 @@ from bayesmix.errors import UsageError
 from bayesmix.fit_settings import MASS_MATRICES, MAX_TREE_DEPTH_LIMIT
 from bayesmix.inference import Fit, build_model, fit_law
 from bayesmix.nutpie_backend import PRECOND_CHOL, PRECOND_MEAN, PRECOND_Z, preconditioned_model, whitened_order
-from bayesmix.laws import DOMAIN, DOMAIN_J, available_laws, get_law
+from bayesmix.laws import DOMAIN, DOMAIN_J, Law, available_laws, get_law
 from bayesmix.posterior import Posterior, symbolic_params
 from bayesmix.priors import draw_from_prior
 from bayesmix.scaling import Scaling
@@ -91,6 +91,11 @@ def test_declared_metadata(name):
     assert isinstance(law.whitened_sampling, bool)
     assert law.mass_matrix in MASS_MATRICES and law.mass_matrix != "auto", "nutpie's mass matrix for the law"
     assert isinstance(law.max_tree_depth, int) and 1 <= law.max_tree_depth <= MAX_TREE_DEPTH_LIMIT
+    # A tree-depth cap below nutpie's own is measured per law: one that a law would only
+    # inherit from another (the transfer law from the capacity laws' 7, where it cut every
+    # kept tree of a Pile 17 fit) must be declared again in its own class.
+    if law.max_tree_depth != Law.max_tree_depth:
+        assert "max_tree_depth" in type(law).__dict__, f"{name} inherits the tree-depth cap {law.max_tree_depth}"
     assert set(law.log_linear_trends) <= {"log_n", "log_d"}, law.log_linear_trends
     if law.irreducible_loss:
         assert law.param(law.irreducible_loss).dims == (DOMAIN,), "one irreducible loss per domain"

@@ -27,7 +27,7 @@ def add_parser(sub):
     add_seed_option(sampling, "of the sampler and its starting points")
     sampling.add_argument("--max-tree-depth", type=int, default=None, metavar="DEPTH",
                           help="nutpie: most leapfrog steps of one draw, 2**DEPTH - 1 (default: the law's; 7 "
-                               "for the capacity laws, 10 for the others); raise it where the diagnostics "
+                               "for capacity and capacity_noise, 10 for the others); raise it where the diagnostics "
                                "show many trees cut and a low ESS")
     model = p.add_argument_group("model")
     add_observation_options(model)

@@ -180,9 +180,10 @@ class Law:
     mass_matrix: ClassVar[str] = "low_rank"
     #: nutpie's largest tree depth for this law by default
     #: (:attr:`bayesmix.fit_settings.FitSettings.max_tree_depth`): a NUTS trajectory stops
-    #: after ``2**depth - 1`` leapfrog steps. 10 is nutpie's (and Stan's) own; the
-    #: capacity laws cap at 7, where it shortens their long early tuning trees and not
-    #: their kept ones (:class:`bayesmix.laws.capacity.CapacityBase`).
+    #: after ``2**depth - 1`` leapfrog steps. 10 is nutpie's (and Stan's) own;
+    #: ``capacity`` and ``capacity_noise`` cap at 7, where it shortens their long early
+    #: tuning trees and not their kept ones (:data:`bayesmix.laws.capacity.CAPACITY_TREE_DEPTH`).
+    #: A cap is measured per law: a law that inherits one must earn it again.
     max_tree_depth: ClassVar[int] = 10
     #: Smallest positive weight of a domain that the decision layer lets an optimiser
     #: choose, or 0 where the law is continuous as a weight goes to 0. A term in a

@@ -272,6 +272,17 @@ def _capacity_term(p, h, n):
     return c_paper * pt.exp(-p["b"] * pt.log(x))
 
 
+#: NUTS tree-depth cap of ``capacity_noise`` and ``capacity`` (127 leapfrog steps), each
+#: declaring it: whitened, these posteriors take 25-90 steps a kept draw, but the first
+#: ~350 tuning iterations (before the low-rank mass matrix takes over) take 100-400, three
+#: quarters of all steps. Measured with capacity_noise, default settings otherwise (README,
+#: "Tree depth"): SlimPajama 7 seeds 0-2, `benchmarks/bench_fit.py --max-tree-depth 7`
+#: against 10: 81, 63, 77 s against 94, 77, 79 s wall, no kept tree cut; Pile 17 seeds 0-5:
+#: 241 s of sampling against 302 s, two fits of six sampled again at 0.99 at either depth,
+#: 17-25 kept trees of 4000 cut at 0.95; Pile 4 unchanged. Not the transfer law's.
+CAPACITY_TREE_DEPTH = 7
+
+
 class CapacityBase(Law):
     """What the capacity laws share: sampler settings, the parametrization version of
     ``c``, the solver-residual check and example parameters."""
@@ -280,15 +291,6 @@ class CapacityBase(Law):
     # (min bulk ESS 147 against 82), capacity_noise 50 s against 76 s; nutpie's first 150
     # tuning draws took 700-800 gradients each in the original coordinates, 150-270 whitened.
     whitened_sampling = True
-    # Trees capped at depth 7 (127 leapfrog steps): whitened, these posteriors take 25-90
-    # steps a kept draw, but the first ~350 tuning iterations (before the low-rank mass
-    # matrix takes over) take 100-400, three quarters of all steps. Measured with
-    # capacity_noise, default settings otherwise (README, "Tree depth"): SlimPajama 7
-    # seeds 0-2, `benchmarks/bench_fit.py --max-tree-depth 7` against 10: 81, 63, 77 s
-    # against 94, 77, 79 s wall, no kept tree cut; Pile 17 seeds 0-5: 241 s of sampling
-    # against 302 s, two fits of six sampled again at 0.99 at either depth, 17-25 kept
-    # trees of 4000 cut at 0.95; Pile 4 unchanged.
-    max_tree_depth = 7
     irreducible_loss = "E"
     # As an exponent b_i goes to 0 the capacity term turns into a constant that trades with
     # E_i: the ratio c_i/E_i is then free, a funnel whose neck diverges. Pile 4, default
@@ -375,6 +377,7 @@ class CapacityNoiseLaw(CapacityBase):
     """
 
     name = "capacity_noise"
+    max_tree_depth = CAPACITY_TREE_DEPTH
     min_positive_weight = MIN_POSITIVE_WEIGHT
     relative_cost = 8
     title = "capacity competition + noise reduction (Eq. 3)"
@@ -396,6 +399,7 @@ class CapacityLaw(CapacityBase):
     """
 
     name = "capacity"
+    max_tree_depth = CAPACITY_TREE_DEPTH
     relative_cost = 6
     title = "capacity competition (Eq. 1)"
     citation = CITATION

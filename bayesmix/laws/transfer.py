@@ -90,6 +90,12 @@ class CapacityNoiseTransferLaw(CapacityBase):
     # Pile 17, seeded 70/30 splits, defaults: 681-1664 s per fit against 160-250 s for
     # capacity_noise (relative cost 8) on the same shared cores.
     relative_cost = 45
+    # Not capacity_noise's depth-7 cap: this posterior (393 sampler coordinates on Pile 17)
+    # needs deep trees in its kept draws. `bayesmix fit ../shared/data/pile17/runs.csv --law
+    # capacity_noise_transfer` (seed 0, 2026-12-06): at depth 7 all 4000 kept trees were cut
+    # and the fit ended at R-hat 1.75 (refused); at depth 10 R-hat 1.01, bulk ESS 424, no
+    # divergence (after the retry at 0.99), 963 gradients per draw, 2068 trees at depth 10.
+    max_tree_depth = 10
     title = "capacity competition + noise reduction with transfer between domains"
     citation = TRANSFER_CITATION
     uses_model_size = True
