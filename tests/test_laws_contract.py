@@ -579,3 +579,19 @@ def test_a_logit_normal_prior_is_sampled_on_its_log_odds():
     assert [v.name for v in model.value_vars] == ["b_logodds__"]
     logp = model.compile_logp()
     assert np.isfinite(logp({"b_logodds__": np.array(6.0)})) and np.isfinite(logp({"b_logodds__": np.array(-6.0)}))
+
+
+def test_shukor_mixture_term_averages_the_contributions():
+    """``1 / mean_j C_ij (K h_j)^gamma_ij``: at the uniform mixture ``1 / mean_j C_ij``
+    whatever ``gamma``; with all weight on one domain only its contribution counts,
+    ``K / (C_i0 K^gamma_i0)``."""
+    from bayesmix.laws.shukor import mixture_term
+
+    rng = np.random.default_rng(3)
+    for K in (3, 17):
+        C, gamma = rng.lognormal(1.8, 1.0, (K, K)), rng.uniform(0.2, 1.2, (K, K))
+        uniform = np.full((1, K), 1.0 / K)
+        one = np.eye(K)[:1]
+        terms = mixture_term(pt.as_tensor(C), pt.as_tensor(gamma), pt.as_tensor(np.r_[uniform, one])).eval()
+        np.testing.assert_allclose(terms[0], 1.0 / C.mean(axis=1), rtol=1e-12)
+        np.testing.assert_allclose(terms[1], K / (C[:, 0] * K ** gamma[:, 0]), rtol=1e-12)

@@ -49,3 +49,26 @@ def test_fit_from_arviz_023_predicts_what_that_release_predicted(run_cli, tmp_pa
         # largest amplitude (0.029) is ~3.5 x 1.4e-3 x 0.029 = 1.4e-4 in log-loss.
         np.testing.assert_allclose(new[f"q95_{d}"], old[f"q95_{d}"], rtol=2e-4)
         assert (new[f"q05_{d}"] < new[f"pred_{d}"]).all() and (new[f"pred_{d}"] < new[f"q95_{d}"]).all()
+
+
+@pytest.mark.parametrize("name", ["additive", "joint"])
+def test_shukor_fits_saved_with_summed_contributions_predict_as_they_did(name, tmp_path):
+    """Version 1 of the additive and joint laws' ``C`` summed the K contributions in the
+    mixture term, version 2 averages them (``C_v2 = K C_v1``); a fit saved under version 1
+    is converted on loading, so that its law mean is the one it was fitted with."""
+    from bayesmix.inference import Fit
+    from bayesmix.simulate import default_truth
+    from bayesmix.testing import fit_from_posterior, posterior_around_truth
+
+    truth = default_truth(name, domains=DOMAINS, seed=1)
+    post = posterior_around_truth(truth, n_draws=8, seed=2)
+    summed = type(post)(post.law, {**post.draws, "C": np.asarray(post.draws["C"]) / len(DOMAINS)},
+                        post.scaling, post.domains, sigma=post.sigma)
+    old = fit_from_posterior(summed)
+    old.attrs["law_parametrization"] = 1
+    old.save(tmp_path / "old.nc")
+    h = np.array([[0.2, 0.3, 0.5], [0.6, 0.4, 0.0]])
+    loaded = Fit.load(tmp_path / "old.nc").posterior()
+    np.testing.assert_allclose(loaded.law_mean(h, 3e8, 6e9), post.law_mean(h, 3e8, 6e9), rtol=1e-10)
+    # Read in today's meaning, the version-1 draws would predict another loss.
+    assert not np.allclose(summed.law_mean(h, 3e8, 6e9), post.law_mean(h, 3e8, 6e9), rtol=1e-3)
