@@ -43,6 +43,13 @@ share (238 -> 100 and 110 -> 58) is the cap's. Held-out MRE on trained cells:
 capacity_noise 1.604%, capacity 1.693%; the capacity laws' fold R-hats at these short
 chains 1.01-1.05 and 1.03-1.13 (morning 1.01-1.03 and 1.03-1.06).
 
+With the additive law's mixture term averaging its contributions (2026-12-06, main at
+dba5a84, the same command, nothing else running): 35 fits in 812 s wall (bar 360 s: not
+met). Fit-seconds: additive 991 (NUTS 933), exponential 401, capacity_noise 96, capacity
+48, chinchilla_domain 28, linear 18, bimix 16. The additive law's held-out MRE on
+trained cells fell from 3.43% to 0.986% (ELPD 1277 against capacity's 1125), the others'
+as before within Monte Carlo error (capacity_noise 1.604%).
+
 The same comparison took 14 min on 11-30 (case study, 7b701d0), with the exponential law at
 165 fit seconds and the linear at 64. Not a regression: ``bayesmix fit
 ../shared/data/pile17/runs.csv --law exponential --draws 500 --tune 500 --chains 2`` with
