@@ -68,6 +68,13 @@ the discrepancy's prior. ``--likelihood student_t`` (same commit, pile4 and sp-6
 pile4 MRE 2.21%, 16/16, 85 s; sp-680 MRE 0.49%, coverage 87.5%, Spearman 0.984, R-hat 1.03
 (refused), 513 gradients per draw, 1439 s (the mixture effects cannot be integrated out
 of Student-t cells, so NUTS samples the 280 of them).
+
+The additive law with its mixture term averaging its contributions (2026-12-06, main at
+1578610, defaults, ``--folds pile4,sp-680 --laws additive``, 2 cores): pile4 MRE 2.69%,
+16/16 covered (band 0.63-1.00), R-hat 1.01, 111 s; sp-680 MRE 0.50%, coverage 88.2% (band
+0.61-1.00), Spearman 0.987, regret 0.0024, R-hat 1.30 (refused: gamma[c4, github]), 589
+gradients per draw, 608 s. Over scale it does not beat capacity_noise (2.25% and 0.48%),
+although it leads Pile 17's one-scale comparison (``bench_compare.py``).
 """
 
 from __future__ import annotations
