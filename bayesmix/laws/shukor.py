@@ -112,7 +112,8 @@ def _additive_example(n_domains, rng) -> dict:
 
 
 class ShukorBase(Law):
-    """What the additive and joint laws share: the version of ``C``'s meaning."""
+    """What the additive and joint laws share: the citation, the N and D terms, the level
+    terms the sampler straightens, and the version of ``C``'s meaning."""
 
     citation = CITATION
     uses_model_size = True
