@@ -888,3 +888,56 @@ def test_cli_compare_keeps_parts_only_until_the_result_is_written(multi_scale_ta
     calls = len(fake_fitter.calls)
     code, _, stderr = run_cli(*args, "--work-dir", work)
     assert code == 0 and len(fake_fitter.calls) == calls  # every fit came from the kept folder
+
+
+# --------------------------------------------------------------------------- zero-weight cells
+
+
+def test_a_law_whose_zero_weight_loss_is_a_convention_is_scored_on_positive_weight_cells_only():
+    """chinchilla_domain's loss at weight 0 drops its own-data term (a convention): its
+    held-out cells are the positive-weight ones, so MRE over all cells is theirs."""
+    from bayesmix.compare import heldout_scores
+
+    truth = default_truth("chinchilla_domain", DOMAINS, seed=1, noise_sd=0.01)
+    post = _exact_posterior(truth)
+    design = _design(truth, HELDOUT_MIXTURES, model_sizes=(1e8,), checkpoints=(1.0,))
+    mu = truth.expected_loss(design.weights, design.model_size, design.tokens)
+    f = np.where(design.weights > 0, 0.02, 0.10)
+    scores = heldout_scores(post, _with_losses(design, mu / (1 - f)))
+    assert len(scores.cells["observed"]) == int((design.weights > 0).sum()) == 10
+    assert scores.cells["trained"].all()
+    assert scores.blocks["all_rows"]["mre_all_cells"] == pytest.approx(0.02, rel=1e-9)
+    # the same cells under a capacity law count the zero-weight ones too
+    capacity = heldout_scores(_exact_posterior(_truth()), _with_losses(design, mu / (1 - f)))
+    assert len(capacity.cells["observed"]) == 12
+
+
+def _table_leaving_books_out():
+    mixtures = np.array([[0.5, 0.3, 0.2], [0.2, 0.2, 0.6], [0.7, 0.3, 0.0], [0.4, 0.6, 0.0], [0.3, 0.3, 0.4],
+                         [0.6, 0.4, 0.0]])
+    table, _ = simulate_runs(_truth(), mixtures=mixtures, model_sizes=(5e7, 1e8, 2e8), checkpoints=(1.0,),
+                             run_offset_sd=0.01, seed=3)
+    assert ((table.weights == 0) & np.isfinite(table.losses)).any()
+    return table
+
+
+def test_compare_scores_every_law_on_the_cells_all_of_them_describe(fake_fitter):
+    table = _table_leaving_books_out()
+    alone = compare_laws(table, ["capacity_noise"], cv="kfold:3", executor=SerialExecutor())
+    assert alone.settings["scored_cells"] == "all"
+    row = alone.summary().set_index(["law", "domain"]).loc[("capacity_noise", "all")]
+    assert row["n_cells"] > row["n_cells_trained"]
+    both = compare_laws(table, ["capacity_noise", "chinchilla_domain"], cv="kfold:3", executor=SerialExecutor())
+    assert both.settings["scored_cells"] == "positive_weight"
+    overall = both.summary().set_index(["law", "domain"])
+    for law in ("capacity_noise", "chinchilla_domain"):
+        assert overall.loc[(law, "all"), "n_cells"] == overall.loc[(law, "all"), "n_cells_trained"] \
+            == row["n_cells_trained"]
+    assert overall.loc[("capacity_noise", "all"), "elpd"] != pytest.approx(row["elpd"])
+    assert "scored on cells with positive training weight only" in both.format_table()
+    with pytest.raises(UsageError, match="chinchilla_domain give a domain of weight 0 a conventional loss"):
+        compare_laws(table, ["capacity_noise", "chinchilla_domain"], cv="kfold:3", executor=SerialExecutor(),
+                     settings=CompareSettings(scored_cells="all"))
+    with pytest.raises(UsageError, match="different scored cells"):
+        Comparison.combine([alone, compare_laws(table, ["chinchilla_domain"], cv="kfold:3",
+                                                executor=SerialExecutor())])
