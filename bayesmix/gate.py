@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _az, chain_stacking, extension, observation, pilot
 from .errors import FitRejectedError
+from .fit_settings import MAX_TREE_DEPTH_LIMIT
 from .laws import Law
 from .laws.base import SMALLEST_SIZE_RATIO_SUFFIX
 
@@ -185,8 +186,11 @@ def _tree_depth_note(diag: dict) -> str:
         return "0"
     if not diag.get("treedepth_hits"):
         return f"0 (trees capped at depth {depth})"
+    if depth >= MAX_TREE_DEPTH_LIMIT:
+        return (f"trees cut at depth {depth}, the largest allowed: valid draws, but more correlated; "
+                "if the ESS is low, the posterior's geometry needs another parametrisation or priors")
     return (f"trees cut at depth {depth}: valid draws, but more correlated; "
-            f"--max-tree-depth {depth + 2} if the ESS is low")
+            f"--max-tree-depth {min(depth + 2, MAX_TREE_DEPTH_LIMIT)} if the ESS is low")
 
 
 def format_diagnostics(diag: dict) -> str:

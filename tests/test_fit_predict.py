@@ -477,14 +477,17 @@ def test_a_fit_kept_past_the_gate_is_flagged_wherever_it_is_used(tmp_path, capsy
         assert str(path) in err and "R-hat 1.500" in err and "b[a]" in err and "3 divergent transitions" in err
 
 
-@pytest.mark.parametrize("hits, expected", [(0, "0 (trees capped at depth 7)"),
-                                            (12, "trees cut at depth 7: valid draws, but more correlated; "
-                                                 "--max-tree-depth 9 if the ESS is low")])
-def test_the_diagnostics_say_where_trees_were_cut_and_what_to_do(hits, expected):
+@pytest.mark.parametrize("hits, depth, expected", [
+    (0, 7, "0 (trees capped at depth 7)"),
+    (12, 7, "trees cut at depth 7: valid draws, but more correlated; --max-tree-depth 9 if the ESS is low"),
+    (12, 19, "--max-tree-depth 20 if the ESS is low"),
+    # at the largest depth allowed there is no deeper tree to suggest
+    (12, 20, "if the ESS is low, the posterior's geometry needs another parametrisation or priors")])
+def test_the_diagnostics_say_where_trees_were_cut_and_what_to_do(hits, depth, expected):
     from bayesmix.gate import format_diagnostics
 
     diag = {"max_rhat": 1.0, "min_ess_bulk": 500, "min_ess_tail": 500, "divergences": 0,
-            "treedepth_hits": hits, "max_tree_depth": 7}
+            "treedepth_hits": hits, "max_tree_depth": depth}
     row = next(line for line in format_diagnostics(diag).splitlines() if "tree depth hits" in line)
     assert row.split()[3] == str(hits) and row.rstrip().endswith(expected)
     assert "tree depth hits" in format_diagnostics({**diag, "max_tree_depth": None})
