@@ -145,16 +145,11 @@ class LawModel:
 def prediction_frame(posterior, weights, model_size, tokens, *, seed=0) -> pd.DataFrame:
     """The prediction columns of ``bayesmix predict`` for any object with ``summarise``:
     ``pred_/sd_/q05_/q95_<d>`` for every target domain (the mixture's, then the
-    evaluation-only ones the posterior predicts). NaN for a domain of weight 0 where the
-    law's loss there is a convention (:attr:`bayesmix.laws.Law.describes_zero_weight`)."""
+    evaluation-only ones the posterior predicts)."""
     summary = posterior.summarise(weights, model_size, tokens, seed=seed)
-    undescribed = np.zeros(summary["mean"].shape, dtype=bool)
-    if not posterior.law.describes_zero_weight:
-        w = np.asarray(weights, dtype=float)
-        undescribed[:, :w.shape[1]] = w <= 0
     columns = {}
     for key in ("pred", "sd", "q05", "q95"):
-        values = np.where(undescribed, np.nan, summary["mean" if key == "pred" else key])
+        values = summary["mean" if key == "pred" else key]
         for j, domain in enumerate(posterior.target_domains):
             columns[f"{key}_{domain}"] = values[:, j]
     return pd.DataFrame(columns)

@@ -22,7 +22,7 @@ from .errors import UsageError
 from .fit_settings import DEFAULT_LAW, FitSettings
 from .laws import Law, get_law
 from .coordinates import add_level_terms, uses_level_coordinates
-from .posterior import Posterior, described_table, observed_table
+from .posterior import Posterior, observed_table
 from .priors import make_rv, resolve_priors
 from .scaling import Scaling
 from .starts import find_map, untransformed_point
@@ -112,11 +112,9 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
 
 
 def modelled_table(law: Law, table):
-    """The table ``law`` is fitted to: only the losses the law describes
-    (:func:`~bayesmix.posterior.described_table`), with the evaluation-only domains as
-    domains of weight 0 where the law predicts them
-    (:attr:`~bayesmix.laws.Law.predicts_evaluation_domains`), else kept but not fitted."""
-    table = described_table(law, table)
+    """The table ``law`` is fitted to: with the evaluation-only domains as domains of
+    weight 0 where the law predicts them (:attr:`~bayesmix.laws.Law.predicts_evaluation_domains`),
+    else as it is (they stay evaluation-only, kept but not fitted)."""
     return table.with_evaluation_domains() if law.predicts_evaluation_domains else table
 
 

@@ -105,8 +105,7 @@ def predictive_summary(posterior, weights, model_size, tokens, *, seed=0, keep_d
 
 
 def observed_table(posterior, table):
-    """``table`` as ``posterior`` predicts it: only the losses its law describes
-    (:func:`described_table`), the evaluation-only domains the posterior
+    """``table`` as ``posterior`` predicts it: the evaluation-only domains the posterior
     models moved among its domains with weight 0
     (:meth:`bayesmix.data.RunTable.with_evaluation_domains`), so that its losses have one
     column per target domain; a posterior without evaluation-only domains gets the table
@@ -118,17 +117,9 @@ def observed_table(posterior, table):
     DataError
         If the table lacks a loss column of an evaluation-only domain of the posterior.
     """
-    table = described_table(posterior.law, table)
     if not posterior.eval_domains or tuple(table.domains) == tuple(posterior.target_domains):
         return table
     return table.with_evaluation_domains(tuple(posterior.eval_domains))
-
-
-def described_table(law: Law, table):
-    """``table`` with only the losses ``law`` describes: without those of domains a run
-    gives weight 0 where the law's loss there is a convention
-    (:attr:`~bayesmix.laws.Law.describes_zero_weight`), else the table itself."""
-    return table if law.describes_zero_weight else table.without_zero_weight_losses()
 
 
 def _draw_shape(param, n_domains):

@@ -595,22 +595,3 @@ def test_shukor_mixture_term_averages_the_contributions():
         terms = mixture_term(pt.as_tensor(C), pt.as_tensor(gamma), pt.as_tensor(np.r_[uniform, one])).eval()
         np.testing.assert_allclose(terms[0], 1.0 / C.mean(axis=1), rtol=1e-12)
         np.testing.assert_allclose(terms[1], K / (C[:, 0] * K ** gamma[:, 0]), rtol=1e-12)
-
-
-@pytest.mark.parametrize("name", LAWS)
-def test_a_law_is_fitted_to_the_zero_weight_losses_it_describes_and_only_those(name):
-    """A law whose loss at weight 0 is a convention keeps the optimiser off that corner
-    (the same jump) and is not fitted to those cells; every other law is fitted to them."""
-    from bayesmix.inference import modelled_table
-
-    law = get_law(name)
-    if not law.describes_zero_weight:
-        assert law.min_positive_weight > 0, "a conventional loss at weight 0 is a jump the optimiser must avoid"
-    h = np.array([[0.4, 0.3, 0.3, 0.0], [0.25, 0.25, 0.25, 0.25]])
-    losses = np.full((2, K), 2.5)
-    table = RunTable.from_arrays(weights=h, model_size=np.full(2, 1e8), tokens=np.full(2, 2e9), losses=losses,
-                                 domains=DEFAULT_DOMAINS, run_ids=np.array(["r1", "r2"], dtype=object))
-    fitted = np.isfinite(modelled_table(law, table).losses[:, :K])
-    expected = np.ones((2, K), dtype=bool)
-    expected[0, 3] = law.describes_zero_weight
-    np.testing.assert_array_equal(fitted, expected)

@@ -123,19 +123,3 @@ def test_the_symbolic_loss_is_the_numeric_one(posterior):
     h = pt.matrix("h")
     graph = pytensor.function([h], posterior.symbolic_expected_loss(h, N, D))
     np.testing.assert_allclose(graph(new), posterior.expected_loss(new, N, D), rtol=1e-8)
-
-
-@pytest.mark.parametrize("make", [_one_law, _stacked], ids=["capacity_noise", "stacked with chinchilla_domain"])
-def test_predictions_leave_out_the_zero_weight_cells_a_law_only_gives_by_convention(make):
-    """``predict``'s columns: a domain of weight 0 gets no prediction where one of the laws
-    gives it a conventional loss (chinchilla_domain drops its own-data term there)."""
-    from bayesmix.estimator import prediction_frame
-
-    post = make()
-    h = np.array([[0.5, 0.5, 0.0], [0.2, 0.2, 0.6]])
-    frame = prediction_frame(post, h, [N, N], [D, D])
-    conventional = post.law.name.startswith("stacked")
-    assert post.law.describes_zero_weight is not conventional
-    for key in ("pred", "sd", "q05", "q95"):
-        assert bool(np.isnan(frame[f"{key}_books"].iloc[0])) is conventional
-        assert np.isfinite(frame[[f"{key}_{d}" for d in DOMAINS]].to_numpy()[[0, 0, 1, 1, 1], [0, 1, 0, 1, 2]]).all()

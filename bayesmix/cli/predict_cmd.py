@@ -104,7 +104,6 @@ def run(args) -> int:
         frame = pd.DataFrame({f"weight_{d}": w[:, j] for j, d in enumerate(domains)})
         frame["model_size"], frame["n_tokens"] = N, D
         out = pd.concat([frame, prediction_frame(posterior, w, [N], [D], seed=args.seed)], axis=1)
-        _note_undescribed(posterior, w)
     elif args.runs:
         table = load_table_from_args(args, args.runs, require_losses=False)
         # The table in the fit's domain order; the output keeps the user's columns.
@@ -112,7 +111,6 @@ def run(args) -> int:
         check_scale(posterior, table.model_size, table.tokens, what=args.runs)
         pred = prediction_frame(posterior, fitted_order.weights, table.model_size, table.tokens, seed=args.seed)
         out = pd.concat([table.to_frame().reset_index(drop=True), pred], axis=1)
-        _note_undescribed(posterior, fitted_order.weights)
         for note in table.notes:
             print(f"note: {note}", file=sys.stderr)
         if table.has_losses:
@@ -131,14 +129,3 @@ def run(args) -> int:
         with pd.option_context("display.max_columns", 12, "display.width", 160):
             print(out.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
-
-
-def _note_undescribed(posterior, weights) -> None:
-    """Say why a law whose zero-weight loss is a convention leaves cells without a prediction."""
-    import numpy as np
-
-    if posterior.law.describes_zero_weight or not (np.asarray(weights, dtype=float) <= 0).any():
-        return
-    print(f"note: no prediction (NaN) for domains of weight 0: law '{posterior.law.name}' diverges as a "
-          "weight goes to 0 and its value at 0 is a convention, not a prediction (use a capacity law "
-          "for the loss of a domain left out)", file=sys.stderr)

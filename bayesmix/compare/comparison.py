@@ -7,7 +7,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -227,10 +227,6 @@ class Comparison:
                              f"(up to {self.settings.get('max_refits')} per law), the rest are PSIS estimates")
         lines.append("  elpd: held-out log predictive density of whole runs (nats, loss scale), summed; d_elpd: "
                      "difference to the best law; MRE trained: cells with positive training weight")
-        if self.settings.get("scored_cells") == "positive_weight":
-            lines.append("  scored on cells with positive training weight only (so MRE all = MRE trained): a "
-                         "compared law gives a domain of weight 0 a conventional loss, not a prediction; compare "
-                         "without it to score the zero-weight cells")
         return "\n".join(lines)
 
     def cells_frame(self) -> pd.DataFrame:
@@ -310,13 +306,10 @@ class Comparison:
         for other in comparisons:
             for what, a, b in (("table", first.table_info.get("fingerprint"), other.table_info.get("fingerprint")),
                                ("cv scheme", first.scheme, other.scheme),
-                               ("scored cells", first.settings.get("scored_cells", "all"),
-                                other.settings.get("scored_cells", "all")),
                                ("folds", [f.to_dict() for f in first.folds], [f.to_dict() for f in other.folds])):
                 if a != b:
-                    fix = ("CompareSettings(scored_cells='positive_weight')" if what == "scored cells"
-                           else "the same table, --cv and --seed")
-                    raise UsageError(f"cannot combine comparisons with different {what}; rerun them with {fix}")
+                    raise UsageError(f"cannot combine comparisons with different {what}; rerun them with the "
+                                     "same table, --cv and --seed")
             for name, res in other.laws.items():
                 if name in laws:
                     raise UsageError(f"law '{name}' is in two of the comparisons to combine")
@@ -474,7 +467,6 @@ def compare_laws(table, laws=None, *, cv="kfold:5", settings: CompareSettings | 
     settings = settings or CompareSettings()
     scheme = parse_cv(cv)
     law_names = _law_names(table, laws)
-    settings = replace(settings, scored_cells=_scored_cells(table, law_names, settings.scored_cells))
     folds = [] if scheme.kind == "loo" else make_folds(table, scheme, seed=settings.seed)
     results, tasks = _fit_tasks(table, law_names, scheme, folds, settings, save_fits, priors)
     own_executor = executor is None
@@ -507,40 +499,6 @@ def _law_names(table, laws) -> list[str]:
     if not table.has_losses:
         raise UsageError(f"{table.source}: the table has no losses to compare laws on")
     return law_names
-
-
-def _scored_cells(table, law_names, requested: str) -> str:
-    """The held-out cells every law is scored on (:attr:`CompareSettings.scored_cells`):
-    ``auto`` becomes ``positive_weight`` where the table logs losses of domains of weight 0
-    and a law that accepts the table gives them a conventional value, else ``all``.
-
-    Raises
-    ------
-    UsageError
-        For an unknown choice, or ``all`` with such a law.
-    """
-    from ..laws import get_law
-
-    if requested not in ("auto", "all", "positive_weight"):
-        raise UsageError(f"scored_cells must be 'auto', 'all' or 'positive_weight', got '{requested}'")
-    if requested == "positive_weight":
-        return requested
-    zero_weight_losses = bool(((table.weights <= 0) & np.isfinite(table.losses)).any())
-    conventional = []
-    for name in law_names:
-        law = get_law(name)
-        try:
-            law.check_table(table)
-        except UsageError:
-            continue
-        if not law.describes_zero_weight:
-            conventional.append(name)
-    if not (zero_weight_losses and conventional):
-        return "all"
-    if requested == "all":
-        raise UsageError(f"cannot score every law on all cells: {', '.join(conventional)} give a domain of weight 0 "
-                         "a conventional loss, not a prediction; score on positive-weight cells or leave them out")
-    return "positive_weight"
 
 
 def _fit_tasks(table, law_names, scheme, folds, settings, save_fits, priors) -> tuple[dict, list[FitTask]]:

@@ -97,8 +97,7 @@ class StackedPosterior:
     def law(self) -> "StackedLaw":
         """A label standing in for the law (``name`` and ``options``) in reports and cache
         keys; the draws mix several laws, so it has no mean function."""
-        return StackedLaw("stacked(" + ",".join(f"{n}={w:.3f}" for n, w in self.weights.items()) + ")",
-                          describes_zero_weight=all(p.law.describes_zero_weight for p in self.components.values()))
+        return StackedLaw("stacked(" + ",".join(f"{n}={w:.3f}" for n, w in self.weights.items()) + ")")
 
     @property
     def draws(self) -> dict:
@@ -199,9 +198,6 @@ class StackedLaw:
     name: str
     options: dict = field(default_factory=dict)
     title: str = "stacking mixture of laws"
-    #: Whether every stacked law describes a zero-weight domain's loss
-    #: (:attr:`bayesmix.laws.Law.describes_zero_weight`).
-    describes_zero_weight: bool = True
 
 
 def is_comparison_file(path) -> bool:

@@ -46,12 +46,6 @@ class CompareSettings:
         (worst first); the rest are reported.
     score_draws : int
         Held-out scores use at most this many posterior draws (evenly thinned).
-    scored_cells : {"auto", "all", "positive_weight"}
-        The held-out cells every law is scored on. ``positive_weight`` leaves out the
-        losses of domains a run gives weight 0; ``auto`` (what
-        :func:`~bayesmix.compare.compare_laws` resolves) does so where a compared law's
-        loss there is a convention (:attr:`bayesmix.laws.Law.describes_zero_weight`), so
-        that every law is scored on the same cells.
     """
 
     draws: int = 500
@@ -67,7 +61,6 @@ class CompareSettings:
     sampler: str = DEFAULT_SAMPLER
     max_refits: int = 10
     score_draws: int = 1000
-    scored_cells: str = "auto"
 
     def fit_settings(self, seed: int):
         from ..inference import FitSettings
@@ -163,8 +156,7 @@ def run_task(task: FitTask) -> TaskResult:
 
     Every law is fitted and scored on the mixture's domains only: a law that predicts
     evaluation-only domains would otherwise be fitted to and scored on more cells than
-    one that does not, and their scores would not compare. For the same reason the
-    held-out cells are those of :attr:`CompareSettings.scored_cells`.
+    one that does not, and their scores would not compare.
     """
     from ..gate import check_gate
     from ..inference import fit_law
@@ -178,8 +170,6 @@ def run_task(task: FitTask) -> TaskResult:
         test_rows = np.flatnonzero(np.isin(ids, list(task.fold.test_runs)))
     else:
         train, test_rows = table, np.arange(table.n_rows)
-    if task.settings.scored_cells == "positive_weight":
-        table = table.without_zero_weight_losses()
     result = TaskResult(task.law, task.kind, task.fold.index if task.fold else None, "ok")
     try:
         law = get_law(task.law, **task.law_options)

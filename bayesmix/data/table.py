@@ -301,23 +301,6 @@ class RunTable:
             return self
         return dataclasses.replace(self, eval_domains=(), eval_losses=None)
 
-    def without_zero_weight_losses(self) -> RunTable:
-        """The table with the losses of domains a run gives weight 0 left out (NaN).
-
-        What a law whose zero-weight loss is a convention
-        (:attr:`bayesmix.laws.Law.describes_zero_weight`) is fitted to and scored on;
-        evaluation-only losses are kept.
-
-        Returns
-        -------
-        RunTable
-            The table itself when no logged loss has weight 0.
-        """
-        unweighted = (self.weights <= 0) & np.isfinite(self.losses)
-        if not unweighted.any():
-            return self
-        return dataclasses.replace(self, losses=np.where(unweighted, np.nan, self.losses))
-
     def with_domain_order(self, order) -> RunTable:
         """The table with its trained domains in another order.
 

@@ -193,18 +193,6 @@ class Law:
     #: law sets :data:`MIN_POSITIVE_WEIGHT`; a domain is then either left out (a maximum
     #: of 0) or given at least this weight.
     min_positive_weight: ClassVar[float] = 0.0
-    #: Whether the law's loss for a domain that a run gives weight 0 is a prediction.
-    #: True where the law models it (the capacity laws: a domain left out keeps the floor
-    #: capacity ``H``, which those cells inform). False where it is a convention: the law
-    #: diverges as ``h_i -> 0+`` and drops the term at 0 with nothing standing for the
-    #: missing data (BiMix gives the uniform share's loss, the per-domain Chinchilla law
-    #: that of infinite own data), so the value says nothing the data could confirm.
-    #: Such a law is not fitted to those cells (they would pull its
-    #: parameters towards explaining the convention: on Pile 17, where a third of the
-    #: cells have weight 0, BiMix's held-out error over positive-weight cells fell from
-    #: 5.1% to 1.3% once they were left out), is not scored on them, and ``predict``
-    #: writes no prediction there (:func:`bayesmix.posterior.described_table`).
-    describes_zero_weight: ClassVar[bool] = True
     #: Whether the law predicts a domain that is only evaluated (a loss column with no
     #: weight column, e.g. SlimPajama's ``openhermes``) as a function of the mixture and the
     #: scale. Such a law is fitted with the evaluation-only domains as domains of weight 0

@@ -37,8 +37,7 @@ class BiMixLaw(Law):
     convention for terms in a domain's own data, the proportion factor is dropped when
     ``h_i = 0`` (factor 1): such a domain gets the loss the law assigns to the uniform
     share. Predictions for a domain at or near zero weight are therefore outside what the
-    law describes; the jump at ``h_i = 0`` is a convention, not a fitted effect, and the
-    law is neither fitted to nor scored on losses of weight 0 (``describes_zero_weight``).
+    law describes; the jump at ``h_i = 0`` is a convention, not a fitted effect.
 
     ``C_i + B_i`` is the loss at the uniform share and ``D_ref``; on one token count only
     that sum is identified (``level_terms``: the sampler works in level coordinates, see
@@ -50,7 +49,6 @@ class BiMixLaw(Law):
 
     name = "bimix"
     min_positive_weight = MIN_POSITIVE_WEIGHT
-    describes_zero_weight = False
     relative_cost = 1
     title = "BiMix bivariate data mixing law (Ge et al., Eq. 3)"
     citation = CITATION

@@ -34,13 +34,11 @@ class ChinchillaDomainLaw(Law):
     Zero weights: a domain with ``h_i = 0`` saw none of its own data, and the data term
     is dropped (as in ``capacity_noise``); its loss is ``E_i + A_i n^(-alpha_i)``. The law
     itself diverges as ``h_i -> 0+``, so this value is a convention and not the limit: a
-    mixture optimiser must not read it as "zero weight is best for domain i", and the law
-    is neither fitted to nor scored on losses of weight 0 (``describes_zero_weight``).
+    mixture optimiser must not read it as "zero weight is best for domain i".
     """
 
     name = "chinchilla_domain"
     min_positive_weight = MIN_POSITIVE_WEIGHT
-    describes_zero_weight = False
     relative_cost = 1
     title = "per-domain Chinchilla law on the domain's own tokens"
     citation = CITATION
