@@ -595,3 +595,23 @@ def test_shukor_mixture_term_averages_the_contributions():
         terms = mixture_term(pt.as_tensor(C), pt.as_tensor(gamma), pt.as_tensor(np.r_[uniform, one])).eval()
         np.testing.assert_allclose(terms[0], 1.0 / C.mean(axis=1), rtol=1e-12)
         np.testing.assert_allclose(terms[1], K / (C[:, 0] * K ** gamma[:, 0]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["bimix", "chinchilla_domain"])
+def test_a_left_out_domain_sees_the_leak_of_its_own_data(name):
+    """With the leak ``h0`` the own-data term at a zero weight is the term at share ``h0``:
+    BiMix ``(K h0)^(-alpha) (B d^(-beta) + C)``, Chinchilla ``E + A n^(-alpha) + B (K d
+    h0)^(-beta)``; and the leak adds ``h0`` to every positive weight alike."""
+    post = prior_posterior(get_law(name), n_draws=3, seed=4)
+    p = {k: np.asarray(v) for k, v in post.draws.items()}
+    h = np.array([[0.0, 0.3, 0.3, 0.4]])
+    N, D = 2 * SCALING.n_ref, 3 * SCALING.d_ref
+    n, d = N / SCALING.n_ref, D / SCALING.d_ref
+    seen = h[None] + p["h0"][:, None, None]
+    if name == "bimix":
+        expected = (K * seen) ** -p["alpha"][:, None] * (p["B"][:, None] * d ** -p["beta"][:, None] + p["C"][:, None])
+    else:
+        expected = (p["E"][:, None] + p["A"][:, None] * n ** -p["alpha"][:, None]
+                    + p["B"][:, None] * (K * d * seen) ** -p["beta"][:, None])
+    # law_mean is in nats: the law's mean times each domain's reference loss
+    np.testing.assert_allclose(post.law_mean(h, N, D), expected * np.asarray(SCALING.loss_ref), rtol=1e-10)

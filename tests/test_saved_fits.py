@@ -72,3 +72,41 @@ def test_shukor_fits_saved_with_summed_contributions_predict_as_they_did(name, t
     np.testing.assert_allclose(loaded.law_mean(h, 3e8, 6e9), post.law_mean(h, 3e8, 6e9), rtol=1e-10)
     # Read in today's meaning, the version-1 draws would predict another loss.
     assert not np.allclose(summed.law_mean(h, 3e8, 6e9), post.law_mean(h, 3e8, 6e9), rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["bimix", "chinchilla_domain"])
+def test_fits_saved_before_the_leak_predict_as_they_did(name, tmp_path, monkeypatch):
+    """Version 1 of BiMix and the per-domain Chinchilla law had no leak ``h0`` and dropped
+    the own-data term at a zero weight; a fit saved then loads with ``h0 = 0`` and
+    predicts what it was fitted with, the convention at zero weights included."""
+    from bayesmix.inference import Fit
+    from bayesmix.laws import get_law
+    from bayesmix.simulate import default_truth
+    from bayesmix.testing import fit_from_posterior, posterior_around_truth
+
+    law = get_law(name)
+    post = posterior_around_truth(default_truth(name, domains=DOMAINS, seed=1), n_draws=8, seed=2)
+    draws = {k: np.asarray(v) for k, v in post.draws.items() if k != "h0"}
+    monkeypatch.setattr(type(law), "params", tuple(p for p in law.params if p.name != "h0"))
+    old = fit_from_posterior(type(post)(law, draws, post.scaling, post.domains, sigma=post.sigma))
+    monkeypatch.undo()
+    old.attrs["law_parametrization"] = 1
+    old.save(tmp_path / "old.nc")
+    loaded = Fit.load(tmp_path / "old.nc").posterior()
+    np.testing.assert_array_equal(loaded.draws["h0"], 0.0)
+
+    h = np.array([[0.2, 0.3, 0.5], [0.6, 0.4, 0.0]])
+    N, D = 3e8, 6e9
+    n, d = N / post.scaling.n_ref, D / post.scaling.d_ref
+    K = len(DOMAINS)
+    with np.errstate(divide="ignore"):
+        if name == "bimix":
+            factor = np.where(h > 0, (K * h)[None] ** -draws["alpha"][:, None, :], 1.0)
+            expected = factor * (draws["B"][:, None, :] * d ** -draws["beta"][:, None, :] + draws["C"][:, None, :])
+        else:
+            data_term = np.where(h > 0, draws["B"][:, None, :] * (K * d * h)[None] ** -draws["beta"][:, None, :], 0.0)
+            expected = draws["E"][:, None, :] + draws["A"][:, None, :] * n ** -draws["alpha"][:, None, :] + data_term
+    np.testing.assert_allclose(loaded.law_mean(h, N, D), expected, rtol=1e-10)
+    # Fitted today the leak keeps the left-out domain's own-data term finite and present.
+    today = post.law_mean(h, N, D)
+    assert np.all(np.isfinite(today)) and not np.allclose(today[:, 1, 2], expected[:, 1, 2], rtol=1e-3)

@@ -7,11 +7,11 @@ model-size term and no transfer between domains.
 
 from __future__ import annotations
 
+import numpy as np
 import pytensor.tensor as pt
 
 from . import register
-from .base import (AMPLITUDE_PRIOR, DOMAIN, EXPONENT_PRIOR, IRREDUCIBLE_LOSS_PRIOR,
-                   MIN_POSITIVE_WEIGHT, Law, Param)
+from .base import AMPLITUDE_PRIOR, DOMAIN, EXPONENT_PRIOR, IRREDUCIBLE_LOSS_PRIOR, LEAK, Law, Param, with_leak
 
 CITATION = (
     "Ge, C., Ma, Z., Chen, D., Li, Y. and Ding, B. BiMix: Bivariate Data Mixing Law for Language "
@@ -33,11 +33,12 @@ class BiMixLaw(Law):
     share and the reference token count, relative to the reference loss. The function
     family is exactly that of Eq. 3 (``A_i = K^(-alpha_i)`` times the scale absorbed).
 
-    Zero weights: Eq. 3 gives an infinite loss at ``h_i = 0``. Following the project's
-    convention for terms in a domain's own data, the proportion factor is dropped when
-    ``h_i = 0`` (factor 1): such a domain gets the loss the law assigns to the uniform
-    share. Predictions for a domain at or near zero weight are therefore outside what the
-    law describes; the jump at ``h_i = 0`` is a convention, not a fitted effect.
+    Zero weights: Eq. 3 gives an infinite loss at ``h_i = 0``. The proportion is that of
+    the domain's data a run sees, ``h_i + h0``, with a fitted leak ``h0`` (:data:`LEAK`,
+    this project's extension; Eq. 3 is ``h0 -> 0``), so the loss of a domain a run leaves
+    out is a prediction the data inform and the law is continuous at 0. A fit saved
+    before the leak (``h0 = 0``, parametrization 1) keeps the convention it was fitted
+    with: the proportion factor is dropped at ``h_i = 0`` (the uniform share's loss).
 
     ``C_i + B_i`` is the loss at the uniform share and ``D_ref``; on one token count only
     that sum is identified (``level_terms``: the sampler works in level coordinates, see
@@ -48,7 +49,7 @@ class BiMixLaw(Law):
     """
 
     name = "bimix"
-    min_positive_weight = MIN_POSITIVE_WEIGHT
+    parametrization = 2  # 2: the leak h0 (absent, i.e. 0, in fits saved before)
     relative_cost = 1
     title = "BiMix bivariate data mixing law (Ge et al., Eq. 3)"
     citation = CITATION
@@ -67,16 +68,23 @@ class BiMixLaw(Law):
               "loss left at infinite tokens at the uniform share, relative to the reference loss "
               "(the geometric mean of all observed losses, shared by the domains); median 0.6, "
               "90% in (0.2, 1.6), as domains' losses range from about 0.5 to 1.5 of the reference"),
+        LEAK,
     )
+
+    def upgrade_draws(self, draws, version):
+        return with_leak(draws, version)
 
     def example_params(self, n_domains, rng):
         return {"alpha": rng.uniform(0.05, 0.2, n_domains), "B": rng.uniform(0.3, 0.8, n_domains),
-                "beta": rng.uniform(0.2, 0.5, n_domains), "C": rng.uniform(1.5, 2.5, n_domains)}
+                "beta": rng.uniform(0.2, 0.5, n_domains), "C": rng.uniform(1.5, 2.5, n_domains),
+                "h0": np.array(1e-3)}
 
     def mean(self, p, h, n, d):
         K = h.shape[-1]
-        active = pt.gt(h, 0)
-        share = K * pt.switch(active, h, 1.0)
+        seen = h + p["h0"]
+        active = pt.gt(seen, 0)
+        share = K * pt.switch(active, seen, 1.0)
         proportion_factor = pt.switch(active, pt.exp(-p["alpha"] * pt.log(share)), 1.0)
         token_term = p["B"] * pt.exp(-p["beta"] * pt.log(d))
         return proportion_factor * (token_term + p["C"])
+

@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytensor.tensor as pt
 
 from . import register
-from .base import MIN_POSITIVE_WEIGHT, SIZE_TERM_PARAMS, Law, own_data_params, own_data_term
+from .base import LEAK, SIZE_TERM_PARAMS, Law, own_data_params, own_data_term, with_leak
 
 CITATION = (
     "Hoffmann, J. et al. Training Compute-Optimal Large Language Models. NeurIPS 2022 "
@@ -31,14 +32,16 @@ class ChinchillaDomainLaw(Law):
     tokens, makes ``B_i`` and ``beta_i`` one long ridge in the posterior). This is a
     reparametrisation of the same law (``B^{Eq.2}_i = B_i (D_ref / K)^beta_i``).
 
-    Zero weights: a domain with ``h_i = 0`` saw none of its own data, and the data term
-    is dropped (as in ``capacity_noise``); its loss is ``E_i + A_i n^(-alpha_i)``. The law
-    itself diverges as ``h_i -> 0+``, so this value is a convention and not the limit: a
-    mixture optimiser must not read it as "zero weight is best for domain i".
+    Zero weights: the law diverges as ``h_i -> 0+``. The data term uses the share of the
+    domain's data a run sees, ``h_i + h0``, with a fitted leak ``h0`` (:data:`LEAK`, this
+    project's extension; Eq. 2 per domain is ``h0 -> 0``), so the loss of a domain a run
+    leaves out is a prediction the data inform and the law is continuous at 0. A fit
+    saved before the leak (``h0 = 0``, parametrization 1) keeps the convention it was
+    fitted with: the data term is dropped at ``h_i = 0``.
     """
 
     name = "chinchilla_domain"
-    min_positive_weight = MIN_POSITIVE_WEIGHT
+    parametrization = 2  # 2: the leak h0 (absent, i.e. 0, in fits saved before)
     relative_cost = 1
     title = "per-domain Chinchilla law on the domain's own tokens"
     citation = CITATION
@@ -47,6 +50,7 @@ class ChinchillaDomainLaw(Law):
     params = (
         *SIZE_TERM_PARAMS,
         *own_data_params("B", "beta", "data term"),
+        LEAK,
     )
 
     level_terms = ("E", "A", "B")
@@ -55,8 +59,11 @@ class ChinchillaDomainLaw(Law):
     def example_params(self, n_domains, rng):
         return {"E": rng.uniform(0.8, 2.2, n_domains), "A": rng.uniform(0.4, 1.0, n_domains),
                 "alpha": rng.uniform(0.2, 0.5, n_domains), "B": rng.uniform(0.15, 0.4, n_domains),
-                "beta": rng.uniform(0.2, 0.5, n_domains)}
+                "beta": rng.uniform(0.2, 0.5, n_domains), "h0": np.array(1e-3)}
+
+    def upgrade_draws(self, draws, version):
+        return with_leak(draws, version)
 
     def mean(self, p, h, n, d):
         size_term = p["A"] * pt.exp(-p["alpha"] * pt.log(n))
-        return p["E"] + size_term + own_data_term(p["B"], p["beta"], h, d)
+        return p["E"] + size_term + own_data_term(p["B"], p["beta"], h, d, leak=p["h0"])
