@@ -598,16 +598,18 @@ def test_shukor_mixture_term_averages_the_contributions():
 
 
 @pytest.mark.parametrize("name", ["bimix", "chinchilla_domain"])
-def test_a_left_out_domain_sees_the_leak_of_its_own_data(name):
-    """With the leak ``h0`` the own-data term at a zero weight is the term at share ``h0``:
-    BiMix ``(K h0)^(-alpha) (B d^(-beta) + C)``, Chinchilla ``E + A n^(-alpha) + B (K d
-    h0)^(-beta)``; and the leak adds ``h0`` to every positive weight alike."""
+def test_a_left_out_domain_has_the_fitted_share_and_the_others_their_own(name):
+    """The own-data term of a domain a run leaves out is the term at the fitted share
+    ``h0``, every other domain's the published law's at its own weight: BiMix ``(K
+    s)^(-alpha) (B d^(-beta) + C)``, Chinchilla ``E + A n^(-alpha) + B (K d s)^(-beta)``
+    with ``s = h_i``, or ``h0`` where ``h_i = 0``."""
     post = prior_posterior(get_law(name), n_draws=3, seed=4)
     p = {k: np.asarray(v) for k, v in post.draws.items()}
     h = np.array([[0.0, 0.3, 0.3, 0.4]])
     N, D = 2 * SCALING.n_ref, 3 * SCALING.d_ref
     n, d = N / SCALING.n_ref, D / SCALING.d_ref
-    seen = h[None] + p["h0"][:, None, None]
+    seen = np.where(h[None] > 0, h[None], p["h0"][:, None, None])
+    assert np.all(seen[:, 0, 0] == p["h0"]) and np.all(seen[:, 0, 1:] == h[0, 1:])
     if name == "bimix":
         expected = (K * seen) ** -p["alpha"][:, None] * (p["B"][:, None] * d ** -p["beta"][:, None] + p["C"][:, None])
     else:

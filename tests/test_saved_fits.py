@@ -75,10 +75,10 @@ def test_shukor_fits_saved_with_summed_contributions_predict_as_they_did(name, t
 
 
 @pytest.mark.parametrize("name", ["bimix", "chinchilla_domain"])
-def test_fits_saved_before_the_leak_predict_as_they_did(name, tmp_path, monkeypatch):
-    """Version 1 of BiMix and the per-domain Chinchilla law had no leak ``h0`` and dropped
-    the own-data term at a zero weight; a fit saved then loads with ``h0 = 0`` and
-    predicts what it was fitted with, the convention at zero weights included."""
+def test_fits_saved_before_the_left_out_share_predict_as_they_did(name, tmp_path, monkeypatch):
+    """Version 1 of BiMix and the per-domain Chinchilla law had no left-out share ``h0``
+    and dropped the own-data term at a zero weight; a fit saved then loads with ``h0 = 0``
+    and predicts what it was fitted with, the convention at zero weights included."""
     from bayesmix.inference import Fit
     from bayesmix.laws import get_law
     from bayesmix.simulate import default_truth
@@ -107,6 +107,8 @@ def test_fits_saved_before_the_leak_predict_as_they_did(name, tmp_path, monkeypa
             data_term = np.where(h > 0, draws["B"][:, None, :] * (K * d * h)[None] ** -draws["beta"][:, None, :], 0.0)
             expected = draws["E"][:, None, :] + draws["A"][:, None, :] * n ** -draws["alpha"][:, None, :] + data_term
     np.testing.assert_allclose(loaded.law_mean(h, N, D), expected, rtol=1e-10)
-    # Fitted today the leak keeps the left-out domain's own-data term finite and present.
+    # Today's law gives the left-out domain the share h0: the term is finite and present,
+    # and every positive weight's prediction is the same as before.
     today = post.law_mean(h, N, D)
     assert np.all(np.isfinite(today)) and not np.allclose(today[:, 1, 2], expected[:, 1, 2], rtol=1e-3)
+    np.testing.assert_allclose(today[:, h > 0], expected[:, h > 0], rtol=1e-10)

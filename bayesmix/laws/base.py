@@ -127,47 +127,57 @@ def own_data_params(amplitude: str, exponent: str, term: str, note: str = "") ->
                   f"exponent of the domain's own tokens in the {term} (median 0.3, 95% in (0.11, 0.8))"))
 
 
-def own_data_term(amplitude, exponent, h, d, leak=0.0):
-    """``amplitude (K d (h_i + leak))^(-exponent)``: a term in the domain's own tokens
-    ``D h_i``, measured against ``D_ref / K`` (its tokens under the uniform mixture at the
-    reference scale, so that the amplitude is the term in the middle of the data rather
-    than far from it, where amplitude and exponent form one long ridge).
+def left_out_or_own_share(h, left_out_share):
+    """A domain's own share ``h_i``, or ``left_out_share`` where a run gives it weight 0
+    (PyTensor): what a term in the domain's own data sees (:data:`LEFT_OUT_SHARE`)."""
+    import pytensor.tensor as pt
 
-    ``leak`` (:data:`LEAK`) is a share of the domain's data that every run sees whatever
-    its weight. Without one (0), the term is 0 where ``h_i = 0``: the domain saw none of
-    its own data. The term diverges as ``h_i -> 0+``, so this is a convention and not the
-    limit; such a law sets :data:`MIN_POSITIVE_WEIGHT`.
+    return pt.switch(pt.gt(h, 0), h, left_out_share)
+
+
+def own_data_term(amplitude, exponent, h, d, left_out_share=0.0):
+    """``amplitude (K d h_i)^(-exponent)``: a term in the domain's own tokens ``D h_i``,
+    measured against ``D_ref / K`` (its tokens under the uniform mixture at the reference
+    scale, so that the amplitude is the term in the middle of the data rather than far
+    from it, where amplitude and exponent form one long ridge).
+
+    The term diverges as ``h_i -> 0+``; a law that has it sets :data:`MIN_POSITIVE_WEIGHT`.
+    Where ``h_i = 0`` the domain's share is ``left_out_share`` (:data:`LEFT_OUT_SHARE`, a
+    fitted parameter); at 0 (the default) the term is dropped there: the domain saw none
+    of its own data, a convention and not the limit.
 
     PyTensor, ``h (..., K)`` and ``d`` in units of ``D_ref``.
     """
     import pytensor.tensor as pt
 
-    share = h + leak
+    share = left_out_or_own_share(h, left_out_share)
     active = pt.gt(share, 0)
     own_tokens = d * h.shape[-1] * pt.switch(active, share, 1.0)
     return pt.switch(active, amplitude * pt.exp(-exponent * pt.log(own_tokens)), 0.0)
 
 
-#: The share of a domain's own data that a run sees whatever its weight, ``h0``: a term in
-#: the domain's own tokens uses ``h_i + h0``. With it a law is finite and continuous as a
-#: weight goes to 0, and the losses of domains a run leaves out (a third of Pile 17's
-#: cells) inform one fitted number instead of meeting a convention (a dropped term) that
-#: pulls the other parameters: BiMix's held-out MRE over Pile 17's positive-weight cells
-#: went from 5.1% to 2.0% with it, the per-domain Chinchilla law's from 5.5% to 1.8%
-#: (grouped 5-fold, 2 x (500 + 500)). Median 0.1% of the tokens (the smallest positive
-#: weight in the public tables), 95% in (0.014%, 0.7%); fitted 0.2% and 0.4% there.
-#: Where no run leaves a domain out it is a free bend of the term at small shares: on
-#: SlimPajama (smallest weight 2%) chinchilla_domain fitted on <= 310M then predicted
-#: 680M and 937M with 1.31% MRE against 0.79% without it (``bench_extrapolation.py``).
-#: Saved fits from before it (``h0 = 0``) keep the convention.
-LEAK = Param("h0", (), {"dist": "LogNormal", "mu": -6.9, "sigma": 1.0},
-             "share of the domain's own data a run sees at any weight (data of the domain in "
-             "other domains' text, weights rounded to 0); median 0.001, 95% in (0.00014, 0.007)")
+#: The share ``h0`` that a domain a run leaves out (weight 0) behaves as if it had, in a
+#: term in the domain's own data (BiMix, the per-domain Chinchilla law). Such a term
+#: diverges as the weight goes to 0, and the laws used to drop it at 0: a convention that
+#: the losses of left-out domains (a third of Pile 17's cells) pulled the other parameters
+#: towards. With one fitted share those cells inform one number, and the term at every
+#: positive weight is the published law's, so a table without zero weights fits exactly
+#: as before (``h0`` then keeps its prior). Pile 17, grouped 5-fold, 2 x (500 + 500):
+#: held-out MRE over positive-weight cells BiMix 5.1% -> 1.8%, chinchilla_domain 5.5% ->
+#: 1.8%; fitted ``h0`` 0.05% for both (the smallest positive weight there is 0.1%).
+#: Prior median 0.1%, 95% in (0.014%, 0.7%). Fits saved before it (``h0 = 0``) keep the
+#: convention. (A leak added to every weight, ``h_i + h0``, scored as well on Pile 17 but
+#: bent the term at small shares where no run leaves a domain out: chinchilla_domain then
+#: extrapolated SlimPajama from <= 310M with 1.31% MRE against 0.79%.)
+LEFT_OUT_SHARE = Param("h0", (), {"dist": "LogNormal", "mu": -6.9, "sigma": 1.0},
+                       "share of its own data that a domain a run leaves out (weight 0) behaves as if it "
+                       "had; median 0.001, 95% in (0.00014, 0.007); keeps its prior where no run leaves a "
+                       "domain out")
 
 
-def with_leak(draws: dict, version: int) -> dict:
-    """Draws saved before the leak ``h0`` (parametrization 1) with ``h0 = 0``: the law
-    they were fitted with, the convention at a zero weight included."""
+def with_left_out_share(draws: dict, version: int) -> dict:
+    """Draws saved before :data:`LEFT_OUT_SHARE` (parametrization 1) with ``h0 = 0``: the
+    law they were fitted with, the convention at a zero weight included."""
     if version >= 2 or "h0" in draws or not draws:
         return draws
     n_draws = len(next(iter(draws.values())))

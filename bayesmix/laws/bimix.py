@@ -11,7 +11,8 @@ import numpy as np
 import pytensor.tensor as pt
 
 from . import register
-from .base import AMPLITUDE_PRIOR, DOMAIN, EXPONENT_PRIOR, IRREDUCIBLE_LOSS_PRIOR, LEAK, Law, Param, with_leak
+from .base import (AMPLITUDE_PRIOR, DOMAIN, EXPONENT_PRIOR, IRREDUCIBLE_LOSS_PRIOR, LEFT_OUT_SHARE,
+                   MIN_POSITIVE_WEIGHT, Law, Param, left_out_or_own_share, with_left_out_share)
 
 CITATION = (
     "Ge, C., Ma, Z., Chen, D., Li, Y. and Ding, B. BiMix: Bivariate Data Mixing Law for Language "
@@ -33,12 +34,13 @@ class BiMixLaw(Law):
     share and the reference token count, relative to the reference loss. The function
     family is exactly that of Eq. 3 (``A_i = K^(-alpha_i)`` times the scale absorbed).
 
-    Zero weights: Eq. 3 gives an infinite loss at ``h_i = 0``. The proportion is that of
-    the domain's data a run sees, ``h_i + h0``, with a fitted leak ``h0`` (:data:`LEAK`,
-    this project's extension; Eq. 3 is ``h0 -> 0``), so the loss of a domain a run leaves
-    out is a prediction the data inform and the law is continuous at 0. A fit saved
-    before the leak (``h0 = 0``, parametrization 1) keeps the convention it was fitted
-    with: the proportion factor is dropped at ``h_i = 0`` (the uniform share's loss).
+    Zero weights: Eq. 3 gives an infinite loss at ``h_i = 0``. A domain a run leaves out
+    is given the fitted share ``h0`` (:data:`LEFT_OUT_SHARE`, this project's extension;
+    the law at every positive weight is Eq. 3's), so its loss is a prediction the
+    left-out cells inform, not a convention. It is still not the limit as ``h_i -> 0+``:
+    a mixture optimiser keeps to :data:`MIN_POSITIVE_WEIGHT` or 0. A fit saved before it
+    (``h0 = 0``, parametrization 1) keeps the convention it was fitted with: the
+    proportion factor is dropped at ``h_i = 0`` (the uniform share's loss).
 
     ``C_i + B_i`` is the loss at the uniform share and ``D_ref``; on one token count only
     that sum is identified (``level_terms``: the sampler works in level coordinates, see
@@ -49,7 +51,8 @@ class BiMixLaw(Law):
     """
 
     name = "bimix"
-    parametrization = 2  # 2: the leak h0 (absent, i.e. 0, in fits saved before)
+    min_positive_weight = MIN_POSITIVE_WEIGHT
+    parametrization = 2  # 2: the left-out share h0 (absent, i.e. 0, in fits saved before)
     relative_cost = 1
     title = "BiMix bivariate data mixing law (Ge et al., Eq. 3)"
     citation = CITATION
@@ -68,11 +71,11 @@ class BiMixLaw(Law):
               "loss left at infinite tokens at the uniform share, relative to the reference loss "
               "(the geometric mean of all observed losses, shared by the domains); median 0.6, "
               "90% in (0.2, 1.6), as domains' losses range from about 0.5 to 1.5 of the reference"),
-        LEAK,
+        LEFT_OUT_SHARE,
     )
 
     def upgrade_draws(self, draws, version):
-        return with_leak(draws, version)
+        return with_left_out_share(draws, version)
 
     def example_params(self, n_domains, rng):
         return {"alpha": rng.uniform(0.05, 0.2, n_domains), "B": rng.uniform(0.3, 0.8, n_domains),
@@ -81,7 +84,7 @@ class BiMixLaw(Law):
 
     def mean(self, p, h, n, d):
         K = h.shape[-1]
-        seen = h + p["h0"]
+        seen = left_out_or_own_share(h, p["h0"])
         active = pt.gt(seen, 0)
         share = K * pt.switch(active, seen, 1.0)
         proportion_factor = pt.switch(active, pt.exp(-p["alpha"] * pt.log(share)), 1.0)

@@ -9,7 +9,8 @@ import numpy as np
 import pytensor.tensor as pt
 
 from . import register
-from .base import LEAK, SIZE_TERM_PARAMS, Law, own_data_params, own_data_term, with_leak
+from .base import (LEFT_OUT_SHARE, MIN_POSITIVE_WEIGHT, SIZE_TERM_PARAMS, Law, own_data_params, own_data_term,
+                   with_left_out_share)
 
 CITATION = (
     "Hoffmann, J. et al. Training Compute-Optimal Large Language Models. NeurIPS 2022 "
@@ -32,16 +33,18 @@ class ChinchillaDomainLaw(Law):
     tokens, makes ``B_i`` and ``beta_i`` one long ridge in the posterior). This is a
     reparametrisation of the same law (``B^{Eq.2}_i = B_i (D_ref / K)^beta_i``).
 
-    Zero weights: the law diverges as ``h_i -> 0+``. The data term uses the share of the
-    domain's data a run sees, ``h_i + h0``, with a fitted leak ``h0`` (:data:`LEAK`, this
-    project's extension; Eq. 2 per domain is ``h0 -> 0``), so the loss of a domain a run
-    leaves out is a prediction the data inform and the law is continuous at 0. A fit
-    saved before the leak (``h0 = 0``, parametrization 1) keeps the convention it was
-    fitted with: the data term is dropped at ``h_i = 0``.
+    Zero weights: the law diverges as ``h_i -> 0+``. A domain a run leaves out is given
+    the fitted share ``h0`` (:data:`LEFT_OUT_SHARE`, this project's extension; the law at
+    every positive weight is Eq. 2's), so its loss is a prediction the left-out cells
+    inform, not a convention. It is still not the limit as ``h_i -> 0+``: a mixture
+    optimiser keeps to :data:`MIN_POSITIVE_WEIGHT` or 0. A fit saved before it (``h0 = 0``,
+    parametrization 1) keeps the convention it was fitted with: the data term is dropped
+    at ``h_i = 0``.
     """
 
     name = "chinchilla_domain"
-    parametrization = 2  # 2: the leak h0 (absent, i.e. 0, in fits saved before)
+    min_positive_weight = MIN_POSITIVE_WEIGHT
+    parametrization = 2  # 2: the left-out share h0 (absent, i.e. 0, in fits saved before)
     relative_cost = 1
     title = "per-domain Chinchilla law on the domain's own tokens"
     citation = CITATION
@@ -50,7 +53,7 @@ class ChinchillaDomainLaw(Law):
     params = (
         *SIZE_TERM_PARAMS,
         *own_data_params("B", "beta", "data term"),
-        LEAK,
+        LEFT_OUT_SHARE,
     )
 
     level_terms = ("E", "A", "B")
@@ -62,8 +65,8 @@ class ChinchillaDomainLaw(Law):
                 "beta": rng.uniform(0.2, 0.5, n_domains), "h0": np.array(1e-3)}
 
     def upgrade_draws(self, draws, version):
-        return with_leak(draws, version)
+        return with_left_out_share(draws, version)
 
     def mean(self, p, h, n, d):
         size_term = p["A"] * pt.exp(-p["alpha"] * pt.log(n))
-        return p["E"] + size_term + own_data_term(p["B"], p["beta"], h, d, leak=p["h0"])
+        return p["E"] + size_term + own_data_term(p["B"], p["beta"], h, d, left_out_share=p["h0"])
