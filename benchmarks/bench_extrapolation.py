@@ -76,19 +76,18 @@ The additive law with its mixture term averaging its contributions (2026-12-06, 
 gradients per draw, 608 s. Over scale it does not beat capacity_noise (2.25% and 0.48%),
 although it leads Pile 17's one-scale comparison (``bench_compare.py``).
 
-chinchilla_domain with the fitted leak ``h0`` (its own-data share ``h_i + h0``; 2026-12-06,
-main at 39289fe, defaults, ``--laws chinchilla_domain``, 2 cores partly shared): sp-310 MRE
-1.31%, coverage 95.4% (band 0.62-1.00), Spearman 0.966, regret 0.0017, R-hat 1.01;
-sp-680 MRE 0.42%, coverage 96.8%, Spearman 0.986, R-hat 1.01; pile4 MRE 2.58%, 16/16,
-R-hat 1.01. Without the leak (7b3ac6a, the same day, ``--folds sp-310``): sp-310 MRE
-0.79%, coverage 99.8%, Spearman 0.979, R-hat 1.03 (refused); sp-680 and pile4 as on
-12-04 (0.43%, 2.56%). These tables have no zero-weight cell (smallest weights 0.02 and
-0.05), so the leak is a free bend of the own-data term at small shares, and fitted on two
-sizes it extrapolates worse to 680M and 937M; on Pile 17, where a third of the cells have
-weight 0, it took the law's held-out MRE from 5.5% to 1.7%. A fitted floor
-``max(h_i, h0)`` instead scored 2.18% on Pile 17 with fold R-hats up to 1.83. The issue 17
-comparison with capacity_noise is unchanged by it: sp-310 0.64% beats either figure,
-sp-680 0.48% beats neither.
+chinchilla_domain with a fitted leak ``h0`` added to every weight (its own-data share
+``h_i + h0``; 2026-12-06, main at 39289fe, defaults, ``--laws chinchilla_domain``, 2 cores
+partly shared): sp-310 MRE 1.31%, coverage 95.4% (band 0.62-1.00), Spearman 0.966,
+R-hat 1.01; sp-680 MRE 0.42%, coverage 96.8%, Spearman 0.986; pile4 MRE 2.58%, 16/16.
+Without it (7b3ac6a, ``--folds sp-310``): sp-310 MRE 0.79%, coverage 99.8%, Spearman
+0.979, R-hat 1.03 (refused). These tables have no zero-weight cell (smallest weights 0.02
+and 0.05), so the leak was only a free bend of the own-data term at small shares, and
+fitted on two sizes it extrapolated worse. With ``h0`` the share of left-out domains only
+(main at 9150654, ``--folds sp-310``): MRE 0.80%, coverage 99.8%, Spearman 0.980, R-hat
+1.00: the law at positive weights is the published one again. The issue 17 comparison
+with capacity_noise is as before: sp-310 0.64% beats chinchilla_domain, sp-680 0.48%
+does not (0.43%).
 """
 
 from __future__ import annotations
