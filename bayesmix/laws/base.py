@@ -158,10 +158,9 @@ def own_data_term(amplitude, exponent, h, d, left_out_share=0.0):
 
 #: The share ``h0`` that a domain a run leaves out (weight 0) behaves as if it had, in a
 #: term in the domain's own data (capacity_noise's noise term, BiMix, the per-domain
-#: Chinchilla law). Such a term
-#: diverges as the weight goes to 0, and the laws used to drop it at 0: a convention that
-#: the losses of left-out domains (a third of Pile 17's cells) pulled the other parameters
-#: towards. With one fitted share those cells inform one number, and the term at every
+#: Chinchilla law). Such a term diverges as the weight goes to 0, and the laws used to
+#: drop it at 0: a convention that the losses of left-out domains (a third of Pile 17's
+#: cells) pulled the other parameters towards. With one fitted share those cells inform one number, and the term at every
 #: positive weight is the published law's, so a table without zero weights fits exactly
 #: as before (``h0`` then keeps its prior). Pile 17, grouped 5-fold, 2 x (500 + 500):
 #: held-out MRE over positive-weight cells BiMix 5.1% -> 1.8%, chinchilla_domain 5.5% ->
