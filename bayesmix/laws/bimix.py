@@ -90,4 +90,3 @@ class BiMixLaw(Law):
         proportion_factor = pt.switch(active, pt.exp(-p["alpha"] * pt.log(share)), 1.0)
         token_term = p["B"] * pt.exp(-p["beta"] * pt.log(d))
         return proportion_factor * (token_term + p["C"])
-
