@@ -155,16 +155,20 @@ def test_every_chain_of_a_fit_samples_at_once_unless_cores_are_given():
 
     assert sampler_threads(FitSettings(chains=4), 4) == 4
     assert sampler_threads(FitSettings(chains=4, cores=1), 4) == 1
+    # Long enough chains (about 1 s for the four on 2 idle cores, 20x the draws of a
+    # 3000-draw run of 20 dimensions) that a thread the OS starts a few time slices late,
+    # on a CI machine whose cores the other test worker shares, still starts in time.
+    dim, draws = 200, 20_000
     with pm.Model() as model:
-        pm.Normal("x", 0.0, 1.0, shape=20)
+        pm.Normal("x", 0.0, 1.0, shape=dim)
     snapshots = []
 
     def record(progress):
         snapshots.append([(chain.started, chain.finished_draws, chain.total_draws) for chain in progress])
 
     # nutpie refuses a start with a zero gradient (the mean, where bayesmix's compile puts it)
-    compiled = dataclasses.replace(compiled_nutpie_model(model), initial_point_func=lambda seed: np.full(20, 0.5))
-    nutpie.sample(compiled, draws=3000, tune=100, chains=4, seed=1, progress_bar=False,
+    compiled = dataclasses.replace(compiled_nutpie_model(model), initial_point_func=lambda seed: np.full(dim, 0.5))
+    nutpie.sample(compiled, draws=draws, tune=100, chains=4, seed=1, progress_bar=False,
                   cores=sampler_threads(FitSettings(chains=4), 4), progress_callback=record, progress_rate=5)
     before_any_finished = [s for s in snapshots if all(done < total for _, done, total in s)]
     assert before_any_finished and all(started for started, _, _ in before_any_finished[-1])
