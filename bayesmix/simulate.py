@@ -311,6 +311,9 @@ def exponent_prior(truth: Truth, anchor_model_size: float, anchor_tokens: float,
 CAPACITY_TERM_PARAMS = ("c", "b", "H", "E")
 #: The noise-reduction term's amplitude and exponent, scattered where a law has both.
 NOISE_TERM_PARAMS = ("A", "a")
+#: Parameters every draw keeps at the truth's: the share of a left-out domain, which no
+#: loss at the anchor's uniform mixture involves.
+HELD_PARAMS = ("h0",)
 
 
 def _exponent_pairs(law_name: str) -> list[tuple[str, str]]:
@@ -331,7 +334,7 @@ def _exponent_pairs(law_name: str) -> list[tuple[str, str]]:
         raise UsageError(f"exponent_prior needs a capacity law truth (parameters {', '.join(CAPACITY_TERM_PARAMS)}), "
                          f"got '{law_name}' without {', '.join(missing)}")
     noise = all(n in names for n in NOISE_TERM_PARAMS)
-    known = CAPACITY_TERM_PARAMS + (NOISE_TERM_PARAMS if noise else ())
+    known = CAPACITY_TERM_PARAMS + (NOISE_TERM_PARAMS if noise else ()) + HELD_PARAMS
     extra = [n for n in names if n not in known]
     if extra:
         raise UsageError(

@@ -617,3 +617,17 @@ def test_a_left_out_domain_has_the_fitted_share_and_the_others_their_own(name):
                     + p["B"][:, None] * (K * d * seen) ** -p["beta"][:, None])
     # law_mean is in nats: the law's mean times each domain's reference loss
     np.testing.assert_allclose(post.law_mean(h, N, D), expected * np.asarray(SCALING.loss_ref), rtol=1e-10)
+
+
+def test_capacity_noise_gives_a_left_out_domain_its_noise_term_at_the_fitted_share():
+    """capacity_noise minus capacity at the same draws is the noise term ``A (K d s)^(-a)``
+    with ``s = h_i``, or ``h0`` where a run gives the domain weight 0 (Eq. 3 dropped it)."""
+    post = prior_posterior(get_law("capacity_noise"), n_draws=3, seed=5)
+    p = {k: np.asarray(v) for k, v in post.draws.items()}
+    capacity = Posterior(get_law("capacity"), {k: p[k] for k in ("c", "b", "H", "E")}, SCALING, DEFAULT_DOMAINS)
+    h = np.array([[0.0, 0.3, 0.3, 0.4]])
+    N, D = 2 * SCALING.n_ref, 3 * SCALING.d_ref
+    d = D / SCALING.d_ref
+    seen = np.where(h[None] > 0, h[None], p["h0"][:, None, None])
+    noise = p["A"][:, None] * (K * d * seen) ** -p["a"][:, None] * np.asarray(SCALING.loss_ref)
+    np.testing.assert_allclose(post.law_mean(h, N, D) - capacity.law_mean(h, N, D), noise, rtol=1e-9)

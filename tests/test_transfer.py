@@ -50,10 +50,12 @@ def test_mean_of_a_one_hot_mixture_in_closed_form():
 
 def test_without_transfer_it_is_capacity_noise_at_positive_weights():
     """``T -> 0`` (``t_level = -60``: every ``T_ij`` below 1e-26) gives the law without
-    transfer wherever every weight is positive; at a zero weight that law drops the noise
-    term, this one keeps it (and grows it without bound as ``T -> 0``)."""
+    transfer wherever every weight is positive; at a zero weight that law gives the noise
+    term the fitted left-out share ``h0``, this one the transferred share (which goes to 0,
+    and the term without bound, as ``T -> 0``)."""
     post = two_domain_posterior(1.0, 1.0, t_level=np.array([-60.0]))
     draws = {k: v for k, v in post.draws.items() if not k.startswith("t_")}
+    draws["h0"] = np.full(post.n_draws, 1e-3)
     plain = Posterior(get_law("capacity_noise"), draws, SCALING, ("d0", "d1"))
     h = np.array([[0.3, 0.7], [0.9, 0.1], [0.5, 0.5]])
     N, D = [1e8, 3e8, 5e7], [1e9, 4e9, 2e9]
@@ -72,7 +74,7 @@ def test_a_zero_weight_domain_moves_with_the_domain_it_learns_from():
     related, unrelated = mu[0] - mu[1], abs(mu[2] - mu[3])
     assert related > 0.05, mu  # nats: the noise and capacity terms of b shrink with a's share
     assert unrelated < related / 10, mu
-    plain = {k: v for k, v in truth.params.items() if not k.startswith("t_")}
+    plain = {k: v for k, v in truth.params.items() if not k.startswith("t_")} | {"h0": np.array(1e-3)}
     no_transfer = Posterior(get_law("capacity_noise"), {k: np.asarray(v)[None] for k, v in plain.items()},
                             truth.scaling, truth.domains)
     flat = no_transfer.expected_loss(rows, 3e8, 6e9)[0, :, 1]

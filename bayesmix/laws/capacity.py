@@ -16,8 +16,8 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
 
 from . import register
-from .base import (AMPLITUDE_PRIOR, DOMAIN, IRREDUCIBLE_LOSS_PRIOR, MIN_POSITIVE_WEIGHT, Law, Param,
-                   own_data_params, own_data_term)
+from .base import (AMPLITUDE_PRIOR, DOMAIN, IRREDUCIBLE_LOSS_PRIOR, LEFT_OUT_SHARE, MIN_POSITIVE_WEIGHT, Law,
+                   Param, own_data_params, own_data_term, with_left_out_share)
 
 CITATION = (
     "Dai, J. and Zheng, Y. Explaining Data Mixing Scaling Laws. ICML 2026. "
@@ -318,9 +318,12 @@ class CapacityBase(Law):
     def example_params(self, n_domains, rng):
         params = {"c": rng.uniform(0.4, 1.0, n_domains), "b": rng.uniform(0.2, 0.5, n_domains),
                   "H": np.array(0.01), "E": rng.uniform(0.8, 2.2, n_domains)}
-        if "A" in {param.name for param in self.params}:
+        names = {param.name for param in self.params}
+        if "A" in names:
             params["A"] = rng.uniform(0.15, 0.4, n_domains)
             params["a"] = rng.uniform(0.2, 0.5, n_domains)
+        if "h0" in names:
+            params["h0"] = np.array(1e-3)
         return params
 
 
@@ -371,24 +374,34 @@ NOISE_PARAMS = own_data_params("A", "a", "noise-reduction term", "; the paper's 
 class CapacityNoiseLaw(CapacityBase):
     """Capacity competition + noise reduction (Dai and Zheng, ICML 2026, Eq. 3).
 
-    ``L_i = c_i x_i(h, N)^(-b_i) + A_i (D h_i)^(-a_i) + E_i``. A domain with zero weight
-    has no noise-reduction term (it saw none of its own data); its loss is its capacity
-    term at the floor ``H`` plus ``E_i``.
+    ``L_i = c_i x_i(h, N)^(-b_i) + A_i (D h_i)^(-a_i) + E_i``. A domain a run leaves out
+    (weight 0) has its capacity at the floor ``H`` and its noise-reduction term at the
+    fitted share ``h0`` (:data:`~bayesmix.laws.base.LEFT_OUT_SHARE`, this project's
+    extension; the law at every positive weight is Eq. 3's). Eq. 3 has no noise term
+    there (the domain saw none of its own data); that convention put the left-out
+    domains' losses (a third of Pile 17's cells) on the capacity floor alone. A fit
+    saved before ``h0`` (parametrization 1 or 2) loads with ``h0 = 0`` and keeps it.
     """
 
     name = "capacity_noise"
     max_tree_depth = CAPACITY_TREE_DEPTH
     min_positive_weight = MIN_POSITIVE_WEIGHT
+    # 2: c at an equal share (CapacityBase); 3: the left-out share h0 (0 in fits saved before)
+    parametrization = 3
     relative_cost = 8
     title = "capacity competition + noise reduction (Eq. 3)"
     citation = CITATION
     uses_model_size = True
     uses_tokens = True
-    params = CAPACITY_PARAMS + NOISE_PARAMS
+    params = CAPACITY_PARAMS + NOISE_PARAMS + (LEFT_OUT_SHARE,)
     level_terms = ("E", "c", "A")
 
+    def upgrade_draws(self, draws, version):
+        return with_left_out_share(super().upgrade_draws(draws, version), version, since=3)
+
     def mean(self, p, h, n, d):
-        return _capacity_term(p, h, n) + own_data_term(p["A"], p["a"], h, d) + p["E"]
+        noise_term = own_data_term(p["A"], p["a"], h, d, left_out_share=p["h0"])
+        return _capacity_term(p, h, n) + noise_term + p["E"]
 
 
 @register
