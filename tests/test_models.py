@@ -138,12 +138,15 @@ def test_recommend_from_shipped_artifact(name, run_cli, tmp_path):
 # Pile 17's 17 domains make `next` the fast tier's slowest test (15-16 s measured on 2 cores
 # under a load of 5; the other two took half that or less): slow, the other two keep
 # `next` on a shipped artifact in the fast tier.
+# Candidate sizes above every shipped model's capacity floor H: Pile 17 is one model size
+# (1B), and its H reaches 121M in some draws (median 57M), so a 100M candidate is refused
+# there (test_next_refuses_candidates_at_or_below_the_capacity_floor).
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n.startswith("pile17") else n
                                   for n in SHIPPED])
 def test_next_from_shipped_artifact(name, run_cli, tmp_path):
     out = tmp_path / "next.csv"
     code, stdout, stderr = run_cli("next", str(MODELS / name), "--target-model-size", "3B", "--target-tokens",
-                                   "60B", "--sizes", "100M,300M", "--tokens-per-param", "20", "--n-mixtures", "4",
+                                   "60B", "--sizes", "200M,300M", "--tokens-per-param", "20", "--n-mixtures", "4",
                                    "--max-draws", "100", "--out", str(out))
     assert code == 0, stderr
     frame = pd.read_csv(out)
@@ -154,3 +157,17 @@ def test_next_from_shipped_artifact(name, run_cli, tmp_path):
     # The value of information is never negative; its estimate is 0 for a run that teaches
     # nothing and otherwise within its Monte Carlo error of a non-negative number.
     assert np.all(frame["score"] >= -4 * frame["voi_se"] - 1e-12)
+
+
+def test_next_refuses_candidates_at_or_below_the_capacity_floor(run_cli, tmp_path):
+    """No capacity split exists at a model size at or below H: the candidate is refused
+    with the floor named, not scored from floor values."""
+    name = "pile17-capacity_noise"
+    post = Fit.load(MODELS / name).posterior()
+    floor = float(np.max(post.draws["H"])) * post.scaling.n_ref
+    size = f"{floor / 2 / 1e6:.0f}M"
+    code, _, stderr = run_cli("next", str(MODELS / name), "--target-model-size", "3B", "--target-tokens", "60B",
+                              "--sizes", f"{size},300M", "--tokens-per-param", "20", "--n-mixtures", "2",
+                              "--max-draws", "50", "--out", str(tmp_path / "next.csv"))
+    assert code != 0 and "'H'" in stderr and "not defined" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "next.csv").exists()
