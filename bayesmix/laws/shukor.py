@@ -146,6 +146,17 @@ class AdditiveLaw(ShukorBase):
 
     name = "additive"
     relative_cost = 12
+    # Its K x K mixture coefficients make it the law with the most sampler coordinates
+    # (680 on Pile 17), where the low-rank mass matrix's cost per leapfrog step outweighs
+    # what it saves. Measured (2026-12-06, 2 x (500 + 500) on one core each, a comparison's
+    # fold settings, Pile 17 grouped 5-fold fold 1, the two side by side): 375 gradients per
+    # draw with either, 92 s against 195 s, bulk ESS 55 against 69, R-hat 1.04 against 1.03.
+    # Pile 4 default fits (4 x 1000): diagonal passed the gate at 0.95 in 143 s (bulk ESS
+    # 576); low-rank diverged there, was sampled again at 0.99 and ran on to 3000 draws
+    # (180 s, ESS 292). SlimPajama <= 310M final checkpoints at the fold settings (179
+    # coordinates): diagonal 779 gradients per draw against 293, yet 170 s against 143 s,
+    # bulk ESS 90 against 24, R-hat 1.03 against 1.08.
+    mass_matrix = "diag"
     title = "additive data-mixture scaling law (Shukor et al., Eq. 2.4)"
     params = (
         *SIZE_TERM_PARAMS,
