@@ -71,6 +71,15 @@ bulk ESS 26; today's code and stack 394.9 and 64.7 s for R-hat 1.01 and bulk ESS
 effective draws per second against 2.0). One gradient of the same standalone PyMC model
 of the law costs 37.9 us on the old stack and 28.8 us on today's. The old fits were fast
 because their trees were short and their draws poor.
+
+With the left-out share ``h0`` in capacity_noise and the additive law on a diagonal mass
+matrix (2026-12-06, main at 085b4a7, the seven-law command above, nothing else running):
+35 fits in **604 s wall** (bar 360 s: not met; 812-840 s before). Fit-seconds: additive 520
+(NUTS 478; 991 before), exponential 409, capacity_noise 110, capacity 61,
+chinchilla_domain 60, linear 22, bimix 17. Held-out MRE on trained cells: capacity_noise
+**1.305%** (1.604% before; ELPD 1136.8 against 1090.6), additive 0.985% (ELPD 1286.9;
+its folds' R-hats at these short chains 1.02-1.11, before 1.02-1.08), the others as before.
+The additive and exponential laws are still 77% of the fit-seconds.
 """
 
 from __future__ import annotations
