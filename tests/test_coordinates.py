@@ -89,3 +89,4 @@ def test_auto_picks_level_coordinates_on_every_design_and_natural_on_request(tab
     model, _ = build_model(law, table, coordinates="natural")
     free = {rv.name for rv in model.free_RVs}
     assert {"E", "c", "A"} <= free and not level_free & free
+

@@ -311,6 +311,37 @@ def test_slopes_through_two_fitted_model_sizes_are_sampled_non_centred_however_m
         assert ("disc_slope" in {rv.name for rv in model.free_RVs}) is centred
 
 
+def test_the_spread_of_slopes_through_two_fitted_values_is_held_at_its_prior_root_mean_square():
+    """Through two model sizes the slopes' spread across domains is a constant (no
+    ``disc_slope_sd`` in the model), the prior's root mean square, and the slopes are
+    recorded as ``disc_slope``; through three it is learned. The model's slopes are
+    ``mean + rms * z`` at any point, and the draws read them without a spread."""
+    from bayesmix.inference import build_model
+    from bayesmix.laws import get_law
+    from bayesmix.observation import OBSERVATION_PRIORS, ObservationDraws
+
+    names = ("a", "b", "c")
+    truth = default_truth("capacity_noise", names, seed=0)
+    rms = OBSERVATION_PRIORS["disc_slope_sd"]["sigma"]  # HalfNormal: sqrt(E[sd^2]) is its sigma
+    for sizes, learned in (([1e8, 3e8], False), ([1e8, 3e8, 9e8], True)):
+        table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=sizes, tokens_per_param=20.0, seed=0)
+        design = ObservationDesign.from_table(table, Scaling.from_table(table))
+        assert design.learns_slope_spread is learned
+        model, _ = build_model(get_law("capacity_noise"), table, design=design)
+        assert ("disc_slope_sd" in model.named_vars) is learned
+        if learned:
+            continue
+        assert "disc_slope" in model.named_vars and "disc_slope" not in {rv.name for rv in model.free_RVs}
+        point = {"disc_slope_mean": np.array([-0.03]), "disc_slope_z": np.array([[1.0, -2.0, 0.5]])}
+        slopes = model.compile_fn(model["disc_slope"], inputs=[model[k] for k in point], on_unused_input="ignore")(point)
+        np.testing.assert_allclose(slopes, -0.03 + rms * np.array([[1.0, -2.0, 0.5]]))
+        values = {"disc_slope": slopes[None], "disc_amp": np.array([0.01]),
+                  "disc_white": np.zeros((1, len(design.scale_points), 3)),
+                  "mix_sd": np.full((1, 3), 0.01), "mix_z": np.zeros((1, len(design.mixtures), 3))}
+        draws = ObservationDraws.from_values(design, values)
+        np.testing.assert_allclose(draws.disc_slope[0], slopes)
+
+
 def test_a_feature_constant_at_the_fitted_scales_gets_prior_slopes_kept_out_of_the_likelihood():
     """One model size at three token counts (a checkpoint table): log_n is constant at the
     fitted scales, a feature whose slopes act beyond that size only. With 8 domains the

@@ -16,8 +16,9 @@ def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scali
     log of its irreducible loss ``(K,)`` in nats, which a design whose discrepancy
     scales the reducible loss needs (:func:`discrepant_log_mean`). Random variables
     added: ``sigma`` (domain), ``nu`` (Student-t), ``run_sd`` and ``run_z`` (run offset),
-    ``disc_slope_mean`` (feature), ``disc_slope_sd``, ``disc_slope_z`` (feature, domain), ``disc_amp``, ``disc_white``
-    (scale, domain) (discrepancy), ``mix_sd`` (domain) and ``mix_z`` (mixture, domain)
+    ``disc_slope_mean`` (feature), ``disc_slope_sd`` (where the design learns it),
+    ``disc_slope_z`` (feature, domain), ``disc_amp``, ``disc_white`` (scale, domain)
+    (discrepancy), ``mix_sd`` (domain) and ``mix_z`` (mixture, domain)
     (mixture effect); and the observed ``log_loss`` over the cells with a logged loss.
     """
     import pymc as pm
@@ -87,7 +88,7 @@ def _add_discrepancy(design: ObservationDesign, table, log_mu_cells, log_floor, 
     import pymc as pm
     import pytensor.tensor as pt
 
-    from ..priors import make_rv
+    from ..priors import make_rv, root_mean_square
 
     model = pm.modelcontext(None)
     n, d = scaling.scale_inputs(table.model_size, table.tokens)
@@ -95,7 +96,10 @@ def _add_discrepancy(design: ObservationDesign, table, log_mu_cells, log_floor, 
     cell_scale = pm.Data("cell_scale", design.scale_index(n, d)[rows].astype("int64"))
     factor = pm.Data("disc_smooth_factor", design.smooth_factor())
     slope_mean = make_rv("disc_slope_mean", priors["disc_slope_mean"], dims="scale_feature")
-    slope_sd = make_rv("disc_slope_sd", priors["disc_slope_sd"])
+    if design.learns_slope_spread:
+        slope_sd = make_rv("disc_slope_sd", priors["disc_slope_sd"])
+    else:
+        slope_sd = root_mean_square(priors["disc_slope_sd"])
     fitted_slope = _discrepancy_slopes(design, slope_mean, slope_sd, np.shape(table.losses)[1])
     amp = make_rv("disc_amp", priors["disc_amp"])
     white = pm.Normal("disc_white", 0.0, 1.0, dims=("scale", "domain"))
@@ -125,8 +129,9 @@ def _integrated_random(mu, cell_sigma, group_sigma, group_tau, groups, group_blo
 
 
 def _discrepancy_slopes(design: ObservationDesign, slope_mean, slope_sd, n_domains: int):
-    """Add the discrepancy's slopes ``(feature, domain)``, partially pooled across domains,
-    with ``disc_slope_z`` (their standardised values) in the model either way; return the
+    """Add the discrepancy's slopes ``(feature, domain)``, partially pooled across domains
+    (``slope_sd`` a variable, or a constant where the design does not learn the spread:
+    :attr:`ObservationDesign.learns_slope_spread`), with ``disc_slope_z`` (their standardised values) in the model either way; return the
     slopes of the features fitted with the law (:attr:`ObservationDesign.fitted_slopes`),
     the ones the likelihood reads.
 
@@ -151,6 +156,9 @@ def _discrepancy_slopes(design: ObservationDesign, slope_mean, slope_sd, n_domai
     inside, beyond = np.flatnonzero(fitted), np.flatnonzero(~fitted)
     if not design.centred_slopes(n_domains):
         slope = slope_mean[:, None] + slope_sd * pm.Normal("disc_slope_z", 0.0, 1.0, dims=dims)
+        if not design.learns_slope_spread:
+            # The spread is a constant, not a recorded draw: record the slopes themselves.
+            slope = pm.Deterministic("disc_slope", slope, dims=dims)
         return slope if fitted.all() else slope[inside]
     if fitted.all():
         slope = fitted_slope = pm.Normal("disc_slope", slope_mean[:, None], slope_sd, dims=dims)
