@@ -174,6 +174,8 @@ LEFT_OUT_SHARE = Param("h0", (), {"dist": "LogNormal", "mu": -6.9, "sigma": 1.0}
                        "share of its own data that a domain a run leaves out (weight 0) behaves as if it "
                        "had; median 0.001, 95% in (0.00014, 0.007); keeps its prior where no run leaves a "
                        "domain out")
+#: ``h0`` in the laws' example parameters (:meth:`Law.example_params`): its prior median.
+EXAMPLE_LEFT_OUT_SHARE = 1e-3
 
 
 def with_left_out_share(draws: dict, version: int, since: int = 2) -> dict:

@@ -11,8 +11,8 @@ import numpy as np
 import pytensor.tensor as pt
 
 from . import register
-from .base import (AMPLITUDE_PRIOR, DOMAIN, EXPONENT_PRIOR, IRREDUCIBLE_LOSS_PRIOR, LEFT_OUT_SHARE,
-                   MIN_POSITIVE_WEIGHT, Law, Param, left_out_or_own_share, with_left_out_share)
+from .base import (AMPLITUDE_PRIOR, DOMAIN, EXAMPLE_LEFT_OUT_SHARE, EXPONENT_PRIOR, IRREDUCIBLE_LOSS_PRIOR,
+                   LEFT_OUT_SHARE, MIN_POSITIVE_WEIGHT, Law, Param, left_out_or_own_share, with_left_out_share)
 
 CITATION = (
     "Ge, C., Ma, Z., Chen, D., Li, Y. and Ding, B. BiMix: Bivariate Data Mixing Law for Language "
@@ -80,7 +80,7 @@ class BiMixLaw(Law):
     def example_params(self, n_domains, rng):
         return {"alpha": rng.uniform(0.05, 0.2, n_domains), "B": rng.uniform(0.3, 0.8, n_domains),
                 "beta": rng.uniform(0.2, 0.5, n_domains), "C": rng.uniform(1.5, 2.5, n_domains),
-                "h0": np.array(1e-3)}
+                "h0": np.array(EXAMPLE_LEFT_OUT_SHARE)}
 
     def mean(self, p, h, n, d):
         K = h.shape[-1]

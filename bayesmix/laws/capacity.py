@@ -16,8 +16,8 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
 
 from . import register
-from .base import (AMPLITUDE_PRIOR, DOMAIN, IRREDUCIBLE_LOSS_PRIOR, LEFT_OUT_SHARE, MIN_POSITIVE_WEIGHT, Law,
-                   Param, own_data_params, own_data_term, with_left_out_share)
+from .base import (AMPLITUDE_PRIOR, DOMAIN, EXAMPLE_LEFT_OUT_SHARE, IRREDUCIBLE_LOSS_PRIOR, LEFT_OUT_SHARE,
+                   MIN_POSITIVE_WEIGHT, Law, Param, own_data_params, own_data_term, with_left_out_share)
 
 CITATION = (
     "Dai, J. and Zheng, Y. Explaining Data Mixing Scaling Laws. ICML 2026. "
@@ -323,7 +323,7 @@ class CapacityBase(Law):
             params["A"] = rng.uniform(0.15, 0.4, n_domains)
             params["a"] = rng.uniform(0.2, 0.5, n_domains)
         if "h0" in names:
-            params["h0"] = np.array(1e-3)
+            params["h0"] = np.array(EXAMPLE_LEFT_OUT_SHARE)
         return params
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytensor.tensor as pt
 
 from . import register
-from .base import (LEFT_OUT_SHARE, MIN_POSITIVE_WEIGHT, SIZE_TERM_PARAMS, Law, own_data_params, own_data_term,
-                   with_left_out_share)
+from .base import (EXAMPLE_LEFT_OUT_SHARE, LEFT_OUT_SHARE, MIN_POSITIVE_WEIGHT, SIZE_TERM_PARAMS, Law,
+                   own_data_params, own_data_term, with_left_out_share)
 
 CITATION = (
     "Hoffmann, J. et al. Training Compute-Optimal Large Language Models. NeurIPS 2022 "
@@ -62,7 +62,7 @@ class ChinchillaDomainLaw(Law):
     def example_params(self, n_domains, rng):
         return {"E": rng.uniform(0.8, 2.2, n_domains), "A": rng.uniform(0.4, 1.0, n_domains),
                 "alpha": rng.uniform(0.2, 0.5, n_domains), "B": rng.uniform(0.15, 0.4, n_domains),
-                "beta": rng.uniform(0.2, 0.5, n_domains), "h0": np.array(1e-3)}
+                "beta": rng.uniform(0.2, 0.5, n_domains), "h0": np.array(EXAMPLE_LEFT_OUT_SHARE)}
 
     def upgrade_draws(self, draws, version):
         return with_left_out_share(draws, version)
