@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import _az
 from ._files import write_json_atomic
-from .errors import UsageError
+from .errors import FitRejectedError, UsageError
 
 POSTERIOR_FILE = "posterior.nc"
 CARD_FILE = "card.json"
@@ -52,10 +52,17 @@ def export_model(fit, folder, *, max_draws: int = DEFAULT_MAX_DRAWS, heldout: di
     -------
     Path
         The folder.
+
+    Raises
+    ------
+    FitRejectedError
+        Where the diagnostics gate refuses the fit (:func:`bayesmix.gate.check_gate`):
+        nothing is written, a shipped model is one the gate let through.
     """
     if max_draws < 1:
         raise UsageError("max_draws must be at least 1")
     folder = Path(folder)
+    _refuse_what_the_gate_refused(fit, folder)
     folder.mkdir(parents=True, exist_ok=True)
     idata = _az.thin(fit.idata, max_draws)
     idata = _az.keep_groups(idata, ("posterior", "sample_stats"))
@@ -101,3 +108,18 @@ def read_card(folder) -> dict:
         raise UsageError(f"{folder}: no {CARD_FILE}; is this a bayesmix model folder?")
     with open(path) as fh:
         return json.load(fh)
+
+
+def _refuse_what_the_gate_refused(fit, folder: Path) -> None:
+    """Raise where the gate refuses ``fit`` (a fit wrapped from given draws, with no
+    sampler diagnostics, has no gate to pass)."""
+    from .gate import check_gate  # the gate imports the sampler's stack; reading a card does not need it
+
+    if not fit.diagnostics:
+        return
+    problems = check_gate(fit.diagnostics, allow_warnings=True)
+    if problems:
+        raise FitRejectedError(f"not shipping '{folder.name}': the diagnostics gate refused the fit:\n  - "
+                               + "\n  - ".join(problems)
+                               + f"\n  nothing was written to {folder}; fit again (another --seed, more --draws) "
+                               "until the gate passes")

@@ -149,6 +149,13 @@ def export(args, fit, name, *, heldout, provenance, description):
 
     if not args.export_model:
         return None
-    folder = export_model(fit, MODELS / name, heldout=heldout, provenance=provenance, description=description)
+    from bayesmix.errors import FitRejectedError
+
+    try:
+        folder = export_model(fit, MODELS / name, heldout=heldout, provenance=provenance, description=description)
+    except FitRejectedError as err:
+        # The report is written; the shipped model stays as it was, and the run says so.
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
     print(f"shipped artifact: {folder}")
     return folder

@@ -64,6 +64,24 @@ def test_export_does_not_ship_the_data(small_fit, tmp_path):
     assert not hasattr(idata, "log_likelihood")
 
 
+def test_export_refuses_a_fit_the_gate_refused_and_writes_nothing(small_fit, tmp_path):
+    """A shipped model is one the diagnostics gate let through: chains that disagree
+    (R-hat 1.16) or a divergence stop the export before any file is written."""
+    import dataclasses
+
+    from bayesmix.errors import FitRejectedError
+
+    for bad in ({"max_rhat": 1.16, "worst_rhat_param": "c[commoncrawl]", "divergences": 0},
+                {"max_rhat": 1.0, "divergences": 2, "target_accept": 0.95}):
+        refused = dataclasses.replace(small_fit, attrs={**small_fit.attrs, "diagnostics": bad})
+        with pytest.raises(FitRejectedError, match="not shipping 'm'.*gate refused") as err:
+            export_model(refused, tmp_path / "m")
+        assert ("R-hat 1.160" in str(err.value)) is (bad["max_rhat"] > 1.01)
+        assert not (tmp_path / "m" / POSTERIOR_FILE).exists() and not (tmp_path / "m" / CARD_FILE).exists()
+    passed = dataclasses.replace(small_fit, attrs={**small_fit.attrs, "diagnostics": {"max_rhat": 1.0, "divergences": 0}})
+    assert (export_model(passed, tmp_path / "m", max_draws=50) / CARD_FILE).exists()
+
+
 def test_export_rejects_bad_draw_count(small_fit, tmp_path):
     with pytest.raises(UsageError, match="max_draws"):
         export_model(small_fit, tmp_path / "m", max_draws=0)
