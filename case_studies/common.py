@@ -151,6 +151,9 @@ def export(args, fit, name, *, heldout, provenance, description):
         return None
     from bayesmix.errors import FitRejectedError
 
+    # The command as run (seed, draws and chains included), not only the study's name.
+    script = os.path.relpath(os.path.abspath(sys.argv[0]), PROJECT_ROOT)
+    provenance = {**provenance, "command": " ".join(["python", script] + sys.argv[1:])}
     try:
         folder = export_model(fit, MODELS / name, heldout=heldout, provenance=provenance, description=description)
     except FitRejectedError as err:
