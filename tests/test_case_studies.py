@@ -37,3 +37,31 @@ def test_study_has_readme_and_help(study):
     assert (ROOT / "case_studies" / study / "README.md").read_text().strip()
     result = run_study(study, "--help")
     assert result.returncode == 0 and "--export-model" in result.stdout
+
+
+def test_export_of_a_refused_fit_exits_1_and_leaves_the_shipped_model(tmp_path, monkeypatch, capsys):
+    """``--export-model`` with a fit the gate refused: the study prints the refusal (no
+    traceback), exits 1 and writes nothing under models/; without the flag it exports nothing."""
+    import argparse
+    import dataclasses
+
+    sys.path.insert(0, str(ROOT / "case_studies"))
+    try:
+        import common
+    finally:
+        sys.path.remove(str(ROOT / "case_studies"))
+    from bayesmix.simulate import default_truth
+    from bayesmix.testing import fit_from_posterior, posterior_around_truth
+
+    fit = fit_from_posterior(posterior_around_truth(default_truth("capacity_noise", seed=3), n_draws=40, seed=3))
+    refused = dataclasses.replace(fit, attrs={**fit.attrs, "diagnostics": {"max_rhat": 1.16, "divergences": 0,
+                                                                            "worst_rhat_param": "c[x]"}})
+    monkeypatch.setattr(common, "MODELS", tmp_path)
+    kwargs = dict(heldout={}, provenance={"command": "test"}, description="test")
+    assert common.export(argparse.Namespace(export_model=False), refused, "m", **kwargs) is None
+    with pytest.raises(SystemExit) as stop:
+        common.export(argparse.Namespace(export_model=True), refused, "m", **kwargs)
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert "error: not shipping 'm'" in err and "R-hat 1.160" in err and "Traceback" not in err
+    assert not (tmp_path / "m").exists()
