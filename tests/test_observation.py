@@ -314,7 +314,8 @@ def test_slopes_through_two_fitted_model_sizes_are_sampled_non_centred_however_m
 def test_the_spread_of_slopes_through_two_fitted_values_is_held_at_its_prior_root_mean_square():
     """Through two model sizes the slopes' spread across domains is a constant (no
     ``disc_slope_sd`` in the model), the prior's root mean square, and the slopes are
-    recorded as ``disc_slope``; through three it is learned. The model's slopes are
+    recorded as ``disc_slope``; through three it is learned, also where another fitted
+    feature (two token counts) goes through two values only. The model's slopes are
     ``mean + rms * z`` at any point, and the draws read them without a spread."""
     from bayesmix.inference import build_model
     from bayesmix.laws import get_law
@@ -323,9 +324,14 @@ def test_the_spread_of_slopes_through_two_fitted_values_is_held_at_its_prior_roo
     names = ("a", "b", "c")
     truth = default_truth("capacity_noise", names, seed=0)
     rms = OBSERVATION_PRIORS["disc_slope_sd"]["sigma"]  # HalfNormal: sqrt(E[sd^2]) is its sigma
-    for sizes, learned in (([1e8, 3e8], False), ([1e8, 3e8, 9e8], True)):
-        table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=sizes, tokens_per_param=20.0, seed=0)
+    for sizes, tokens, learned in (([1e8, 3e8], None, False), ([1e8, 3e8, 9e8], None, True),
+                                   ([1e8, 3e8, 9e8], [2e9, 4e9], True)):
+        if tokens is None:
+            table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=sizes, tokens_per_param=20.0, seed=0)
+        else:
+            table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=sizes, tokens=tokens, seed=0)
         design = ObservationDesign.from_table(table, Scaling.from_table(table))
+        assert design.fitted_slopes.all() and design.features == (("log_n",) if tokens is None else ("log_n", "log_d"))
         assert design.learns_slope_spread is learned
         model, _ = build_model(get_law("capacity_noise"), table, design=design)
         assert ("disc_slope_sd" in model.named_vars) is learned

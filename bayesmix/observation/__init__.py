@@ -12,8 +12,9 @@ evidence for the default is).
 
 * ``delta_k(s)`` -- the **discrepancy**: the law's own error as a smooth function of
   scale, per domain. A linear part ``beta_k . e(s)`` (slopes partially pooled across
-  domains; their spread learned, except through two fitted values of a feature, where it
-  is held at its prior's root mean square: :attr:`ObservationDesign.learns_slope_spread`)
+  domains; their spread learned, except where every fitted feature goes through two
+  values only, where it is held at its prior's root mean square:
+  :attr:`ObservationDesign.learns_slope_spread`)
   plus a Gaussian process with a squared-exponential kernel of fixed length scale
   (:data:`DISCREPANCY_LENGTHSCALE` e-folds) and one amplitude shared by the domains,
   less its level and linear trend through the fitted scales (those are the law's and the
