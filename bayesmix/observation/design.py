@@ -229,13 +229,9 @@ class ObservationDesign:
         There ``sd`` is now held at a constant (:attr:`learns_slope_spread`), which makes
         the two forms the same model.
         """
-        fitted = self.fitted_slopes
-        if not fitted.any():
-            return False
-        # The scale points are rounded already (_distinct_scales).
-        return (n_domains * int(fitted.sum()) >= CENTRED_SLOPES_MIN
-                and all(len(np.unique(column)) >= CENTRED_SLOPES_MIN_VALUES
-                        for column in self.scale_points[:, fitted].T))
+        counts = self._fitted_value_counts()
+        return (bool(counts) and n_domains * len(counts) >= CENTRED_SLOPES_MIN
+                and all(count >= CENTRED_SLOPES_MIN_VALUES for count in counts))
 
     @property
     def learns_slope_spread(self) -> bool:
@@ -270,11 +266,13 @@ class ObservationDesign:
         through three sizes put the spread near 0.01, and held at 0.02 they leave the
         law's floor and amplitudes room for a second mode.
         """
-        fitted = self.fitted_slopes
-        if not fitted.any():
-            return True
-        return any(len(np.unique(column)) >= CENTRED_SLOPES_MIN_VALUES
-                   for column in self.scale_points[:, fitted].T)
+        counts = self._fitted_value_counts()
+        return not counts or any(count >= CENTRED_SLOPES_MIN_VALUES for count in counts)
+
+    def _fitted_value_counts(self) -> list[int]:
+        """Distinct values at the fitted scales of each feature whose slopes are fitted
+        (the scale points are rounded already: :func:`_distinct_scales`)."""
+        return [len(np.unique(column)) for column in self.scale_points[:, self.fitted_slopes].T]
 
     @property
     def marginal_mixture_effect(self) -> bool:

@@ -131,8 +131,9 @@ def _integrated_random(mu, cell_sigma, group_sigma, group_tau, groups, group_blo
 def _discrepancy_slopes(design: ObservationDesign, slope_mean, slope_sd, n_domains: int):
     """Add the discrepancy's slopes ``(feature, domain)``, partially pooled across domains
     (``slope_sd`` a variable, or a constant where the design does not learn the spread:
-    :attr:`ObservationDesign.learns_slope_spread`), with ``disc_slope_z`` (their standardised values) in the model either way; return the
-    slopes of the features fitted with the law (:attr:`ObservationDesign.fitted_slopes`),
+    :attr:`ObservationDesign.learns_slope_spread`), with ``disc_slope_z`` (their
+    standardised values) in the model either way; return the slopes of the features
+    fitted with the law (:attr:`ObservationDesign.fitted_slopes`),
     the ones the likelihood reads.
 
     Sampled centred, ``disc_slope ~ N(mean, sd)``, where the design says so
