@@ -269,9 +269,9 @@ def test_slopes_enter_the_likelihood_only_where_they_act_at_the_fitted_scales(re
     assert "disc_slope_z" in free and "disc_slope" not in free
 
 
-@pytest.mark.parametrize("domains, region, centred", [(8, "all", True), (7, "all", False), (8, "outside", False)])
+@pytest.mark.parametrize("domains, region, centred", [(7, "all", True), (6, "all", False), (7, "outside", False)])
 def test_fitted_slopes_are_sampled_centred_where_enough_of_them_pin_their_spread(domains, region, centred):
-    """Centred (``disc_slope`` free) with at least CENTRED_SLOPES_MIN = 8 fitted slopes
+    """Centred (``disc_slope`` free) with at least CENTRED_SLOPES_MIN = 7 fitted slopes
     (here domains x log_n); non-centred (``disc_slope_z`` free) with fewer, or where the
     slopes act beyond the fitted scales only. The standardised slopes are in the model
     either way, and a posterior reads the slopes from either form alike."""
@@ -279,12 +279,12 @@ def test_fitted_slopes_are_sampled_centred_where_enough_of_them_pin_their_spread
     from bayesmix.laws import get_law
     from bayesmix.observation.design import CENTRED_SLOPES_MIN
 
-    assert CENTRED_SLOPES_MIN == 8  # the cases below sit on either side of it
+    assert CENTRED_SLOPES_MIN == 7  # the cases below sit on either side of it
     names = tuple(f"d{i}" for i in range(domains))
     truth = default_truth("capacity_noise", names, seed=0)
     table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=[1e8, 3e8, 9e8], tokens_per_param=20.0, seed=0)
     design = ObservationDesign.from_table(table, Scaling.from_table(table), slope_region=region)
-    assert design.features == ("log_n",) and design.centred_slopes(domains) is centred
+    assert design.features == ("log_n",) and list(design.centred_features(domains)) == [centred]
     model, _ = build_model(get_law("capacity_noise"), table, design=design)
     free = {rv.name for rv in model.free_RVs}
     assert ("disc_slope" in free) is centred and ("disc_slope_z" in free) is not centred
@@ -306,7 +306,7 @@ def test_slopes_through_two_fitted_model_sizes_are_sampled_non_centred_however_m
         table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=sizes, tokens_per_param=20.0, seed=0)
         design = ObservationDesign.from_table(table, Scaling.from_table(table))
         assert design.features == ("log_n",) and design.fitted_slopes.all()  # every mixture at every size
-        assert design.centred_slopes(len(names)) is centred
+        assert list(design.centred_features(len(names))) == [centred]
         model, _ = build_model(get_law("capacity_noise"), table, design=design)
         assert ("disc_slope" in {rv.name for rv in model.free_RVs}) is centred
 
@@ -363,21 +363,54 @@ def test_a_feature_constant_at_the_fitted_scales_gets_prior_slopes_kept_out_of_t
     table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=[3e8], tokens=[2e9, 4e9, 8e9], seed=0)
     design = ObservationDesign.from_table(table, Scaling.from_table(table))
     assert design.features == ("log_n", "log_d") and design.slope_region == ("outside", "all")
-    assert design.centred_slopes(len(names)) and design.mixture_effect  # log_d pairs every mixture
+    assert list(design.centred_features(len(names))) == [False, True] and design.mixture_effect  # log_d pairs every mixture
     assert "slopes: log_n from the prior beyond the fitted scales, log_d fitted" in "\n".join(design.describe())
     model, _ = build_model(get_law("capacity_noise"), table, design=design)
     free = {rv.name for rv in model.free_RVs}
-    assert {"disc_slope_fitted", "disc_slope_beyond_z"} <= free and not {"disc_slope", "disc_slope_z"} & free
+    assert {"disc_slope_centred", "disc_slope_noncentred_z"} <= free and not {"disc_slope", "disc_slope_z"} & free
     reads = {v.name for v in ancestors(model["log_loss"].owner.inputs)}
-    assert "disc_slope_fitted" in reads and "disc_slope_beyond_z" not in reads
+    assert "disc_slope_centred" in reads and "disc_slope_noncentred_z" not in reads
     rng = np.random.default_rng(0)
     point = model.initial_point()
-    point.update({"disc_slope_fitted": rng.normal(size=(1, 8)), "disc_slope_beyond_z": rng.normal(size=(1, 8)),
+    point.update({"disc_slope_centred": rng.normal(size=(1, 8)), "disc_slope_noncentred_z": rng.normal(size=(1, 8)),
                   "disc_slope_mean": np.array([0.01, -0.02]), "disc_slope_sd_log__": np.log(0.03)})
     slope = model.compile_fn(model.replace_rvs_by_values([model["disc_slope"]])[0], inputs=model.value_vars,
                              on_unused_input="ignore")(point)
-    np.testing.assert_allclose(slope[1], point["disc_slope_fitted"][0])
-    np.testing.assert_allclose(slope[0], 0.01 + 0.03 * point["disc_slope_beyond_z"][0])
+    np.testing.assert_allclose(slope[1], point["disc_slope_centred"][0])
+    np.testing.assert_allclose(slope[0], 0.01 + 0.03 * point["disc_slope_noncentred_z"][0])
+
+
+def test_slopes_of_a_feature_through_three_values_are_centred_beside_non_centred_ones_through_two():
+    """Three model sizes at two token counts over 7 domains (SlimPajama fitted <= 680M has
+    this shape): the log_n slopes are pinned and sampled centred, the log_d slopes, a step
+    between two token counts, non-centred beside them; both are fitted (the likelihood
+    reads both), and ``disc_slope`` is ``[centred; mean + sd * z]`` in feature order."""
+    from pytensor.graph.traversal import ancestors
+
+    from bayesmix.inference import build_model
+    from bayesmix.laws import get_law
+
+    names = tuple(f"d{i}" for i in range(7))
+    truth = default_truth("capacity_noise", names, seed=0)
+    table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=[1e8, 3e8, 9e8], tokens=[2e9, 4e9], seed=0)
+    design = ObservationDesign.from_table(table, Scaling.from_table(table))
+    assert design.features == ("log_n", "log_d") and design.fitted_slopes.all() and design.learns_slope_spread
+    assert list(design.centred_features(len(names))) == [True, False]
+    model, _ = build_model(get_law("capacity_noise"), table, design=design)
+    free = {rv.name for rv in model.free_RVs}
+    assert {"disc_slope_centred", "disc_slope_noncentred_z", "disc_slope_sd"} <= free
+    assert not {"disc_slope", "disc_slope_z"} & free
+    reads = {v.name for v in ancestors(model["log_loss"].owner.inputs)}
+    assert {"disc_slope_centred", "disc_slope_noncentred_z"} <= reads
+    rng = np.random.default_rng(1)
+    point = model.initial_point()
+    point.update({"disc_slope_centred": rng.normal(size=(1, 7)), "disc_slope_noncentred_z": rng.normal(size=(1, 7)),
+                  "disc_slope_mean": np.array([-0.02, 0.01]), "disc_slope_sd_log__": np.log(0.015)})
+    slope, z = model.compile_fn(model.replace_rvs_by_values([model["disc_slope"], model["disc_slope_z"]]),
+                                inputs=model.value_vars, on_unused_input="ignore")(point)
+    np.testing.assert_allclose(slope[0], point["disc_slope_centred"][0])
+    np.testing.assert_allclose(slope[1], 0.01 + 0.015 * point["disc_slope_noncentred_z"][0])
+    np.testing.assert_allclose(z[1], point["disc_slope_noncentred_z"][0])
 
 
 def test_a_constant_feature_changes_nothing_at_its_fitted_value_and_carries_its_slopes_beyond_it():

@@ -133,43 +133,46 @@ def _discrepancy_slopes(design: ObservationDesign, slope_mean, slope_sd, n_domai
     (``slope_sd`` a variable, or a constant where the design does not learn the spread:
     :attr:`ObservationDesign.learns_slope_spread`), with ``disc_slope_z`` (their
     standardised values) in the model either way; return the slopes of the features
-    fitted with the law (:attr:`ObservationDesign.fitted_slopes`),
-    the ones the likelihood reads.
+    fitted with the law (:attr:`ObservationDesign.fitted_slopes`), the ones the
+    likelihood reads.
 
-    Sampled centred, ``disc_slope ~ N(mean, sd)``, where the design says so
-    (:meth:`ObservationDesign.centred_slopes`: fitted with the law, enough of them to
-    pin ``sd`` away from 0, and at three or more fitted values of each scale feature):
-    the data of every fitted scale pin each slope, so in the
-    non-centred form ``mean + sd * z`` each ``z`` is held on a curved ridge
-    ``z ~ (slope - mean) / sd`` and ``sd`` moves only along it. Otherwise non-centred:
-    slopes that act only beyond the fitted scales are drawn from their prior, and a few
-    fitted ones, or slopes through two fitted values (a level step the law's scale terms
-    also make), leave ``sd`` free to reach 0, where the centred form has a funnel.
-    Centred with some features' slopes acting beyond the fitted scales only (a feature
-    constant at the fitted scales): those are sampled non-centred, ``disc_slope_beyond_z``,
-    beside the centred ``disc_slope_fitted``, and ``disc_slope`` is their deterministic union.
+    The slopes of the features the design names (:meth:`ObservationDesign.centred_features`:
+    fitted with the law through three values or more, and enough of them to pin ``sd``
+    away from 0) are sampled centred, ``disc_slope ~ N(mean, sd)``: the data of every
+    fitted scale pin each of them, so in the non-centred form ``mean + sd * z`` each ``z``
+    is held on a curved ridge ``z ~ (slope - mean) / sd`` along which alone ``sd`` moves.
+    The other features' slopes are sampled non-centred: slopes that act only beyond the
+    fitted scales are drawn from their prior, and a few fitted ones, or slopes through two
+    fitted values (a level step the law's scale terms also make), leave ``sd`` free to
+    reach 0, where the centred form has a funnel. With both kinds the centred slopes are
+    ``disc_slope_centred``, the others ``disc_slope_noncentred_z``, and ``disc_slope`` is
+    their deterministic union in feature order.
     """
     import pymc as pm
     import pytensor.tensor as pt
 
     dims = ("scale_feature", "domain")
     fitted = design.fitted_slopes
-    inside, beyond = np.flatnonzero(fitted), np.flatnonzero(~fitted)
-    if not design.centred_slopes(n_domains):
+    centred = design.centred_features(n_domains)
+    if not centred.any():
         slope = slope_mean[:, None] + slope_sd * pm.Normal("disc_slope_z", 0.0, 1.0, dims=dims)
         if not design.learns_slope_spread:
             # The spread is a constant, not a recorded draw: record the slopes themselves.
             slope = pm.Deterministic("disc_slope", slope, dims=dims)
-        return slope if fitted.all() else slope[inside]
-    if fitted.all():
-        slope = fitted_slope = pm.Normal("disc_slope", slope_mean[:, None], slope_sd, dims=dims)
-    else:
-        pm.modelcontext(None).add_coords({"fitted_feature": [design.features[i] for i in inside],
-                                          "beyond_feature": [design.features[i] for i in beyond]})
-        fitted_slope = pm.Normal("disc_slope_fitted", slope_mean[inside, None], slope_sd,
-                                 dims=("fitted_feature", "domain"))
-        beyond_z = pm.Normal("disc_slope_beyond_z", 0.0, 1.0, dims=("beyond_feature", "domain"))
-        stacked = pt.concatenate([fitted_slope, slope_mean[beyond, None] + slope_sd * beyond_z], axis=0)
-        slope = pm.Deterministic("disc_slope", stacked[np.argsort(np.concatenate([inside, beyond]))], dims=dims)
+        return slope if fitted.all() else slope[np.flatnonzero(fitted)]
+    if centred.all():
+        slope = pm.Normal("disc_slope", slope_mean[:, None], slope_sd, dims=dims)
+        pm.Deterministic("disc_slope_z", (slope - slope_mean[:, None]) / slope_sd, dims=dims)
+        return slope if fitted.all() else slope[np.flatnonzero(fitted)]
+    pinned, loose = np.flatnonzero(centred), np.flatnonzero(~centred)
+    pm.modelcontext(None).add_coords({"centred_feature": [design.features[i] for i in pinned],
+                                      "noncentred_feature": [design.features[i] for i in loose]})
+    pinned_slope = pm.Normal("disc_slope_centred", slope_mean[pinned, None], slope_sd,
+                             dims=("centred_feature", "domain"))
+    loose_z = pm.Normal("disc_slope_noncentred_z", 0.0, 1.0, dims=("noncentred_feature", "domain"))
+    # Per feature, in feature order; the likelihood reads the fitted features' only.
+    rows = {i: pinned_slope[j] for j, i in enumerate(pinned)}
+    rows.update({i: slope_mean[i] + slope_sd * loose_z[j] for j, i in enumerate(loose)})
+    slope = pm.Deterministic("disc_slope", pt.stack([rows[i] for i in range(len(rows))]), dims=dims)
     pm.Deterministic("disc_slope_z", (slope - slope_mean[:, None]) / slope_sd, dims=dims)
-    return fitted_slope
+    return pt.stack([rows[i] for i in np.flatnonzero(fitted)])

@@ -23,6 +23,6 @@ RECORDED = ("sigma", "nu", "run_sd", "disc_slope_mean", "disc_slope_sd", "disc_s
             "disc_white", "mix_sd", "mix_z")
 #: The observation model's standard-normal latent variables (non-centred): many, each
 #: a priori N(0, 1); the sampler's whitening leaves them out of its dense block.
-LATENT = ("run_z", "mix_z", "disc_white", "disc_slope_beyond_z")
+LATENT = ("run_z", "mix_z", "disc_white")
 #: Hyperparameters checked by the diagnostics gate beside the law's parameters.
 GATED = ("sigma", "nu", "run_sd", "disc_slope_mean", "disc_slope_sd", "disc_amp", "mix_sd")
