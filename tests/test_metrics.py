@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bayesmix.metrics import coverage_band, pooled_coverage_band
+from bayesmix.metrics import coverage_band, domain_level_errors, pooled_coverage_band
 
 Z90 = stats.norm.ppf(0.95)
 
@@ -48,3 +48,20 @@ def test_pooled_band_of_independent_blocks_is_the_band_of_all_their_cells():
     exact = stats.binom.ppf([0.05, 0.95], 400, 0.9) / 400
     assert low == pytest.approx(exact[0], abs=0.005) and high == pytest.approx(exact[1], abs=0.005)
     assert math.isnan(pooled_coverage_band([])[0])
+
+
+def test_domain_level_errors_split_a_shared_offset_from_the_errors_within_a_domain():
+    """Predictions off by a factor per domain (e^0.02 and e^-0.01) and by +-1% around it:
+    the levels are those factors' logs, and with them taken out the MRE is that of the
+    +-1% alone, whatever the levels."""
+    observed = np.array([2.0, 2.5, 3.0, 1.0, 1.2, 1.4])
+    domain = np.array([0, 0, 0, 1, 1, 1])
+    wiggle = np.array([0.01, -0.01, 0.0, -0.01, 0.01, 0.0])  # mean 0 in each domain
+    level = np.where(domain == 0, 0.02, -0.01)
+    got = domain_level_errors(observed * np.exp(level + wiggle), observed, domain)
+    np.testing.assert_allclose(got["level_errors"], [0.02, -0.01])
+    assert got["mean_level_error"] == pytest.approx(0.005)
+    assert got["mre_within_domains"] == pytest.approx(np.mean(np.abs(np.expm1(wiggle))))
+    unshifted = domain_level_errors(observed * np.exp(wiggle), observed, domain)
+    assert unshifted["mre_within_domains"] == pytest.approx(got["mre_within_domains"])
+    np.testing.assert_allclose(unshifted["level_errors"], 0.0, atol=1e-12)
