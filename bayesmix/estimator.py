@@ -146,7 +146,11 @@ def prediction_frame(posterior, weights, model_size, tokens, *, seed=0) -> pd.Da
     """The prediction columns of ``bayesmix predict`` for any object with ``summarise``:
     ``pred_/sd_/q05_/q95_<d>`` for every target domain (the mixture's, then the
     evaluation-only ones the posterior predicts)."""
-    summary = posterior.summarise(weights, model_size, tokens, seed=seed)
+    return summary_frame(posterior, posterior.summarise(weights, model_size, tokens, seed=seed))
+
+
+def summary_frame(posterior, summary: dict) -> pd.DataFrame:
+    """:func:`prediction_frame`'s columns from a ``summary`` of ``posterior.summarise``."""
     columns = {}
     for key in ("pred", "sd", "q05", "q95"):
         values = summary["mean" if key == "pred" else key]

@@ -48,11 +48,19 @@ def test_predict_runs_cli_adds_columns_and_tracks_truth(tmp_path, truth_and_tabl
 
 
 def test_predict_scores_a_table_with_losses_against_them_whatever_its_column_order(tmp_path, truth_and_table,
-                                                                                   fake_fit_path, capsys):
+                                                                                   fake_fit_path, capsys,
+                                                                                   monkeypatch):
     """Losses 2% above the truth's expected loss: an MRE of 2% (1/1.02 of the observed
     loss, 1.96%) in whichever order the table's domain columns come; a table without
-    losses gets no score."""
+    losses gets no score. The columns and the score come from one set of predictive
+    draws (the posterior summarised once)."""
+    from bayesmix import posterior as posterior_module
     from bayesmix.data import RunTable
+
+    summarised = []
+    summary = posterior_module.predictive_summary
+    monkeypatch.setattr(posterior_module, "predictive_summary",
+                        lambda *args, **kwargs: summarised.append(1) or summary(*args, **kwargs))
 
     truth, table = truth_and_table
     mu = truth.expected_loss(table.weights, table.model_size, table.tokens)
@@ -64,6 +72,7 @@ def test_predict_scores_a_table_with_losses_against_them_whatever_its_column_ord
     assert main(["predict", str(fake_fit_path), "--runs", str(runs_csv), "--out", str(tmp_path / "p.csv")]) == 0
     err = capsys.readouterr().err
     assert f"scored against the {table.n_rows} rows' logged losses" in err
+    assert len(summarised) == 1
     mre = float(err.split("MRE ")[1].split("%")[0])
     assert mre == pytest.approx(100 * 0.02 / 1.02, abs=0.3)  # draws scatter 1% around the truth
     assert "90% coverage" in err and "if the fit were right" in err

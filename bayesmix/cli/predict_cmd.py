@@ -64,12 +64,13 @@ def mixture_vector(text, domains, eval_domains=()):
     return w / w.sum()
 
 
-def score_lines(posterior, table, *, seed: int) -> str:
+def score_lines(posterior, table, *, seed: int, summary: dict | None = None) -> str:
     """How the predictions of ``table``'s rows fare against its logged losses
-    (:func:`bayesmix.compare.heldout_scores`), for the terminal."""
+    (:func:`bayesmix.compare.heldout_scores`, given the predictions' ``summary`` where
+    there is one), for the terminal."""
     from ..compare import heldout_scores
 
-    blocks = heldout_scores(posterior, table, seed=seed, by_size=False).blocks
+    blocks = heldout_scores(posterior, table, seed=seed, by_size=False, summary=summary).blocks
 
     def line(name, block):
         low, high = block["coverage90_band"]
@@ -85,7 +86,8 @@ def score_lines(posterior, table, *, seed: int) -> str:
 def run(args) -> int:
     import pandas as pd
 
-    from ..estimator import prediction_frame
+    from ..estimator import prediction_frame, summary_frame
+    from ..posterior import observed_table
     from .common import check_scale, domain_order, load_posterior
 
     if args.out:
@@ -109,12 +111,17 @@ def run(args) -> int:
         # The table in the fit's domain order; the output keeps the user's columns.
         fitted_order = table.with_domain_order(domain_order(table.domains, domains, source=args.runs))
         check_scale(posterior, table.model_size, table.tokens, what=args.runs)
-        pred = prediction_frame(posterior, fitted_order.weights, table.model_size, table.tokens, seed=args.seed)
+        # One set of predictive draws for the columns and, where the table logs losses,
+        # for their scores (the rows as the posterior predicts them: observed_table).
+        scored = observed_table(posterior, fitted_order) if table.has_losses else fitted_order
+        summary = posterior.summarise(scored.weights, scored.model_size, scored.tokens, seed=args.seed,
+                                      keep_draws=table.has_losses)
+        pred = summary_frame(posterior, summary)
         out = pd.concat([table.to_frame().reset_index(drop=True), pred], axis=1)
         for note in table.notes:
             print(f"note: {note}", file=sys.stderr)
         if table.has_losses:
-            print(score_lines(posterior, fitted_order, seed=args.seed), file=sys.stderr)
+            print(score_lines(posterior, scored, seed=args.seed, summary=summary), file=sys.stderr)
         left_out = [d for d in table.eval_domains if d not in posterior.target_domains]
         if left_out:
             print(f"note: no pred_ columns for the evaluation-only {', '.join(left_out)}: law "

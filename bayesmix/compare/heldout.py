@@ -49,7 +49,7 @@ class HeldoutScores:
     blocks: dict
 
 
-def heldout_scores(posterior, table, *, seed: int = 0, by_size: bool = True) -> HeldoutScores:
+def heldout_scores(posterior, table, *, seed: int = 0, by_size: bool = True, summary: dict | None = None) -> HeldoutScores:
     """Score a posterior on held-out runs: cell predictions and summary blocks.
 
     The mean relative error (MRE) is that of the posterior-mean expected loss; the
@@ -82,6 +82,10 @@ def heldout_scores(posterior, table, *, seed: int = 0, by_size: bool = True) -> 
         Seed of the predictive draws.
     by_size : bool
         Also a block per model size.
+    summary : dict, optional
+        The posterior's :meth:`~bayesmix.posterior.PosteriorLike.summarise` of ``table``'s
+        rows with ``seed`` and ``keep_draws=True``, where the caller has it already
+        (``bayesmix predict`` reports the same predictions it scores).
 
     Returns
     -------
@@ -94,7 +98,9 @@ def heldout_scores(posterior, table, *, seed: int = 0, by_size: bool = True) -> 
         If ``table`` lacks a loss column of an evaluation-only domain of the posterior.
     """
     table = observed_table(posterior, table)
-    summary = posterior.summarise(table.weights, table.model_size, table.tokens, seed=seed, keep_draws=True)
+    if summary is None:
+        summary = posterior.summarise(table.weights, table.model_size, table.tokens, seed=seed, keep_draws=True)
+    summary = dict(summary)
     losses = np.asarray(table.losses, dtype=float)
     rows, doms = np.nonzero(np.isfinite(losses))
     draws = summary.pop("draws")[:, rows, doms]  # (S, cells): one joint outcome per draw
