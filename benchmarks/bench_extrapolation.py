@@ -159,7 +159,6 @@ def fold_tables(name: str):
 def score_fold(name: str, law: str, settings, seed: int, *, save=None) -> dict:
     from bayesmix.compare import heldout_scores, rank_mixtures
     from bayesmix.inference import fit_law
-    from bayesmix.metrics import domain_level_errors
 
     train, test = fold_tables(name)
     t0 = time.perf_counter()
@@ -182,10 +181,8 @@ def score_fold(name: str, law: str, settings, seed: int, *, save=None) -> dict:
     }
     # How much of the error is each domain's level at the new scale (mean over domains of
     # their mean log error), and the MRE with those levels taken out.
-    trained = scores.cells["cell_domain"] < posterior.n_domains
-    levels = domain_level_errors(scores.cells["mean"][trained], scores.cells["observed"][trained],
-                                 scores.cells["cell_domain"][trained])
-    out["mean_level_error"], out["mre_within_domains"] = levels["mean_level_error"], levels["mre_within_domains"]
+    out["mean_level_error"] = blocks["all_rows"]["mean_level_error"]
+    out["mre_within_domains"] = blocks["all_rows"]["mre_within_domains"]
     # Where the predictive spread comes from (medians over held-out cells, log-loss sd):
     # the expected loss across draws (parameters and the law's error at the new scale)
     # and the cell noise.

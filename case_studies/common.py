@@ -62,7 +62,7 @@ def format_metrics(metrics: dict) -> str:
 
     def line(name, m):
         lines.append(f"  {name:<22} rows {m['rows']:>4}  MRE {100 * m['mre_all_cells']:6.3f}%  "
-                     f"(positive-weight cells {100 * m['mre_positive_weight']:6.3f}%)  "
+                     f"(positive-weight cells {100 * m['mre_positive_weight']:6.3f}%{_levels(m)})  "
                      f"90% coverage {100 * m['coverage90']:5.1f}% {_band(m)}")
 
     line("all held-out rows", metrics["all_rows"])
@@ -74,6 +74,14 @@ def format_metrics(metrics: dict) -> str:
             lines.append(f"  {domain + ', ' + which.replace('_', ' '):<22} rows {m['rows']:>4}  "
                          f"MRE {100 * m['mre_all_cells']:6.3f}%  90% coverage {100 * m['coverage90']:5.1f}% {_band(m)}")
     return "\n".join(lines)
+
+
+def _levels(m: dict) -> str:
+    """The MRE within domains and the domains' mean level error (older JSON: none)."""
+    if "mre_within_domains" not in m:
+        return ""
+    return (f"; within domains {100 * m['mre_within_domains']:.3f}%, "
+            f"mean level error {100 * m['mean_level_error']:+.2f}%")
 
 
 def _band(m: dict) -> str:

@@ -340,6 +340,13 @@ def test_heldout_mre_is_the_known_factor_and_positive_weight_cells_differ_where_
     assert block["rows"] == 4
     assert block["mre_positive_weight"] == pytest.approx(0.02, rel=1e-9)
     assert block["mre_all_cells"] == pytest.approx((10 * 0.02 + 2 * 0.10) / 12, rel=1e-9)
+    # Levels: log 0.98 for the two domains always in the mixture, the mean of two log 0.98
+    # and two log 0.90 for books; within domains only books' cells are off its level, by
+    # half the two logs' difference either way.
+    books = (np.log(0.98) + np.log(0.90)) / 2
+    assert block["mean_level_error"] == pytest.approx((2 * np.log(0.98) + books) / 3, rel=1e-9)
+    half = (np.log(0.98) - np.log(0.90)) / 2
+    assert block["mre_within_domains"] == pytest.approx(2 * (np.expm1(half) - np.expm1(-half)) / 12, rel=1e-9)
     assert block["coverage90"] == 0.0  # every cell 2 % or more away from a 0.02 %-wide interval
     np.testing.assert_array_equal(scores.cells["trained"], design.weights.ravel() > 0)
     assert not scores.cells["eval_only"].any() and "eval_domains" not in scores.blocks

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UsageError
-from ..metrics import coverage_band, interval_coverage, mean_relative_error
+from ..metrics import coverage_band, domain_level_errors, interval_coverage, mean_relative_error
 from ..posterior import observed_table
 
 
@@ -37,7 +37,10 @@ class HeldoutScores:
     blocks : dict
         ``all_rows``, ``final_checkpoints`` and (``by_size``) ``by_model_size`` (keyed by
         ``f"{size:.4g}"``): each ``{"rows", "mre_all_cells", "mre_positive_weight",
-        "coverage90", "coverage90_band"}`` over the mixture's domains only; the band is the
+        "mean_level_error", "mre_within_domains", "coverage90", "coverage90_band"}`` over
+        the mixture's domains only; the level error and the MRE within domains split the
+        error into each domain's level and the rest
+        (:func:`~bayesmix.metrics.domain_level_errors`); the band is the
         central 90% range of the coverage these cells would show if the posterior were
         right (:func:`~bayesmix.metrics.coverage_band`), against which ``coverage90`` is
         read. When the posterior predicts
@@ -140,10 +143,14 @@ def _block(cells: dict, draws: np.ndarray, rows: np.ndarray, domains: np.ndarray
     are the cells' joint predictive draws."""
     at = rows[cells["cell_row"]] & domains
     observed, mean = cells["observed"][at], cells["mean"][at]
+    levels = (domain_level_errors(mean, observed, cells["cell_domain"][at]) if at.any()
+              else {"mean_level_error": float("nan"), "mre_within_domains": float("nan")})
     return {
         "rows": int(rows.sum()),
         "mre_all_cells": mean_relative_error(mean, observed),
         "mre_positive_weight": mean_relative_error(mean, observed, mask=cells["trained"][at]),
+        "mean_level_error": levels["mean_level_error"],
+        "mre_within_domains": levels["mre_within_domains"],
         "coverage90": interval_coverage(cells["lower"][at], cells["upper"][at], observed),
         "coverage90_band": list(coverage_band(draws[:, at], cells["lower"][at], cells["upper"][at])),
     }
