@@ -45,7 +45,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .laws import DOMAIN, Law
-from .priors import make_dist
+from .priors import make_dist, prior_draws
 
 #: Prior families with support on the positive half-line: the log change of variables
 #: needs it. A law whose level terms have another prior is sampled in natural coordinates.
@@ -80,8 +80,7 @@ def _prior_median_log(spec: dict) -> float:
     """A central value of ``log x`` under the prior (exact for LogNormal)."""
     if spec["dist"] in ("LogNormal", "Lognormal"):
         return float(spec.get("mu", 0.0))
-    draws = pm.draw(make_dist(spec), draws=2001, random_seed=0)
-    return float(np.median(np.log(np.asarray(draws, dtype=float))))
+    return float(np.median(np.log(prior_draws(spec, 2001))))
 
 
 def level_initial_values(law: Law, priors: dict, level_guess: np.ndarray) -> dict:

@@ -94,13 +94,18 @@ def make_dist(spec: dict):
         raise UsageError(f"prior {spec}: {err}") from None
 
 
+def prior_draws(spec: dict, n: int) -> np.ndarray:
+    """``n`` draws of a prior spec, seeded: a summary of a spec computed from its draws
+    is the same every time."""
+    return np.asarray(pm.draw(make_dist(spec), draws=n, random_seed=0), dtype=float)
+
+
 def root_mean_square(spec: dict) -> float:
     """``sqrt(E[x^2])`` of a prior spec: exact for a HalfNormal (its ``sigma``), else
-    from 100000 draws (seeded, so the same spec always gives the same value)."""
+    from 100000 draws (:func:`prior_draws`)."""
     if spec.get("dist") == "HalfNormal" and set(spec) <= {"dist", "sigma"}:
         return float(spec.get("sigma", 1.0))
-    draws = np.asarray(pm.draw(make_dist(spec), draws=100_000, random_seed=0), dtype=float)
-    return float(np.sqrt(np.mean(draws**2)))
+    return float(np.sqrt(np.mean(prior_draws(spec, 100_000) ** 2)))
 
 
 def _dist_kwargs(spec: dict) -> dict:
