@@ -148,12 +148,20 @@ def own_data_term(amplitude, exponent, h, d, left_out_share=0.0):
 
     PyTensor, ``h (..., K)`` and ``d`` in units of ``D_ref``.
     """
+    return amplitude * own_share_power(h, exponent, d, left_out_share, where_none=0.0)
+
+
+def own_share_power(h, exponent, scale=1.0, left_out_share=0.0, *, where_none):
+    """``(K scale s_i)^(-exponent)`` with ``s_i`` the domain's own share, or
+    ``left_out_share`` where a run gives it weight 0 (:func:`left_out_or_own_share`);
+    ``where_none`` where that share is 0 too (the domain saw none of its own data: a
+    convention of the law, not the limit). PyTensor, ``h (..., K)``."""
     import pytensor.tensor as pt
 
     share = left_out_or_own_share(h, left_out_share)
     active = pt.gt(share, 0)
-    own_tokens = d * h.shape[-1] * pt.switch(active, share, 1.0)
-    return pt.switch(active, amplitude * pt.exp(-exponent * pt.log(own_tokens)), 0.0)
+    scaled = scale * h.shape[-1] * pt.switch(active, share, 1.0)  # 1 where inactive: log stays finite
+    return pt.switch(active, pt.exp(-exponent * pt.log(scaled)), where_none)
 
 
 #: The share ``h0`` that a domain a run leaves out (weight 0) behaves as if it had, in a

@@ -12,7 +12,7 @@ import pytensor.tensor as pt
 
 from . import register
 from .base import (AMPLITUDE_PRIOR, DOMAIN, EXAMPLE_LEFT_OUT_SHARE, EXPONENT_PRIOR, IRREDUCIBLE_LOSS_PRIOR,
-                   LEFT_OUT_SHARE, MIN_POSITIVE_WEIGHT, Law, Param, left_out_or_own_share, with_left_out_share)
+                   LEFT_OUT_SHARE, MIN_POSITIVE_WEIGHT, Law, Param, own_share_power, with_left_out_share)
 
 CITATION = (
     "Ge, C., Ma, Z., Chen, D., Li, Y. and Ding, B. BiMix: Bivariate Data Mixing Law for Language "
@@ -83,10 +83,6 @@ class BiMixLaw(Law):
                 "h0": np.array(EXAMPLE_LEFT_OUT_SHARE)}
 
     def mean(self, p, h, n, d):
-        K = h.shape[-1]
-        seen = left_out_or_own_share(h, p["h0"])
-        active = pt.gt(seen, 0)
-        share = K * pt.switch(active, seen, 1.0)
-        proportion_factor = pt.switch(active, pt.exp(-p["alpha"] * pt.log(share)), 1.0)
+        proportion_factor = own_share_power(h, p["alpha"], left_out_share=p["h0"], where_none=1.0)
         token_term = p["B"] * pt.exp(-p["beta"] * pt.log(d))
         return proportion_factor * (token_term + p["C"])
