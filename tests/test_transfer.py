@@ -179,6 +179,7 @@ def test_the_cli_predicts_and_targets_an_evaluation_only_domain(tmp_path, capsys
     table.to_frame().to_csv(runs, index=False)
     pred = tmp_path / "pred.csv"
     assert main(["predict", str(fit), "--runs", str(runs), "--out", str(pred)]) == 0
+    assert "\n  e: MRE" in capsys.readouterr().err  # logged, so scored
     frame = pd.read_csv(pred)
     assert {f"{k}_e" for k in ("pred", "sd", "q05", "q95")} <= set(frame.columns)
     assert np.all((frame["q05_e"] < frame["loss_e"]) & (frame["loss_e"] < frame["q95_e"]))
@@ -192,6 +193,29 @@ def test_the_cli_predicts_and_targets_an_evaluation_only_domain(tmp_path, capsys
     assert main(["next", str(fit), *target, "--target-domain", "e", "--sizes", "100M", "--tokens-per-param", "20",
                  "--n-mixtures", "4", "--out", str(ranked)]) == 0
     assert len(pd.read_csv(ranked)) == 4
+
+
+def test_predict_scores_a_table_that_does_not_log_an_evaluation_only_domain_on_the_rest(tmp_path, capsys):
+    """Runs with the mixture's losses but no loss_e column, and a fit that predicts e:
+    pred_e is written, the mixture's domains are scored, e is not (before, the score
+    refused the table for its missing column)."""
+    import pandas as pd
+
+    from bayesmix.cli import main
+    from bayesmix.testing import fit_from_posterior, posterior_around_truth
+
+    truth = eval_truth()
+    fit = tmp_path / "fit.nc"
+    fit_from_posterior(posterior_around_truth(truth, n_draws=40, n_eval=1)).save(fit)
+    table = eval_table(truth, np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]]), model_sizes=(1e8,), tokens=(2e9,))
+    runs = tmp_path / "runs.csv"
+    table.to_frame().drop(columns=["loss_e"]).to_csv(runs, index=False)
+    pred = tmp_path / "pred.csv"
+    assert main(["predict", str(fit), "--runs", str(runs), "--out", str(pred)]) == 0
+    frame = pd.read_csv(pred)
+    assert "loss_e" not in frame.columns and np.all(np.isfinite(frame["pred_e"]))
+    err = capsys.readouterr().err
+    assert "trained domains: MRE" in err and "\n  e: MRE" not in err
 
 
 def test_a_law_that_cannot_predict_an_evaluation_only_domain_says_so(tmp_path, capsys):

@@ -68,6 +68,8 @@ def score_lines(posterior, table, *, seed: int, summary: dict | None = None) -> 
     """How the predictions of ``table``'s rows fare against its logged losses
     (:func:`bayesmix.compare.heldout_scores`, given the predictions' ``summary`` where
     there is one), for the terminal."""
+    import numpy as np
+
     from ..compare import heldout_scores
 
     blocks = heldout_scores(posterior, table, seed=seed, by_size=False, summary=summary).blocks
@@ -79,7 +81,8 @@ def score_lines(posterior, table, *, seed: int, summary: dict | None = None) -> 
 
     lines = [f"scored against the {table.n_rows} rows' logged losses (a test of the fit only where it did not see these runs):",
              line("trained domains", blocks["all_rows"])]
-    lines += [line(domain, parts["all_rows"]) for domain, parts in blocks.get("eval_domains", {}).items()]
+    lines += [line(domain, parts["all_rows"]) for domain, parts in blocks.get("eval_domains", {}).items()
+              if np.isfinite(parts["all_rows"]["coverage90"])]  # a domain the table does not log: no score
     return "\n".join(lines)
 
 
@@ -112,8 +115,10 @@ def run(args) -> int:
         fitted_order = table.with_domain_order(domain_order(table.domains, domains, source=args.runs))
         check_scale(posterior, table.model_size, table.tokens, what=args.runs)
         # One set of predictive draws for the columns and, where the table logs losses,
-        # for their scores (the rows as the posterior predicts them: observed_table).
-        scored = observed_table(posterior, fitted_order) if table.has_losses else fitted_order
+        # for their scores (the rows as the posterior predicts them: observed_table; an
+        # evaluation-only domain the table does not log is predicted, not scored).
+        scored = (observed_table(posterior, fitted_order.with_unlogged_evaluation_domains(posterior.eval_domains))
+                  if table.has_losses else fitted_order)
         summary = posterior.summarise(scored.weights, scored.model_size, scored.tokens, seed=args.seed,
                                       keep_draws=table.has_losses)
         pred = summary_frame(posterior, summary)

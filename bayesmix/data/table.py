@@ -248,6 +248,17 @@ class RunTable:
             extra=None if self.extra is None else self.extra.iloc[index].reset_index(drop=True),
         )
 
+    def with_unlogged_evaluation_domains(self, names) -> RunTable:
+        """The table with an evaluation-only loss column of NaN (not logged) for each of
+        ``names`` it does not have: a table of runs that a fit predicting those domains
+        can be scored on, their cells predicted but never scored."""
+        new = [str(n) for n in names if str(n) not in self.eval_domains]
+        if not new:
+            return self
+        logged = self.eval_losses if self.eval_losses is not None else np.zeros((self.n_rows, 0))
+        return dataclasses.replace(self, eval_domains=self.eval_domains + tuple(new),
+                                   eval_losses=np.column_stack([logged, np.full((self.n_rows, len(new)), np.nan)]))
+
     def with_evaluation_domains(self, names=None) -> RunTable:
         """The table with evaluation-only domains as domains of weight 0 in every run.
 
