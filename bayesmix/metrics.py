@@ -56,9 +56,11 @@ def domain_level_errors(pred, observed, domain) -> dict:
     dict
         ``level_errors`` (per domain, in the order of ``np.unique(domain)``), their mean
         ``mean_level_error``, and ``mre_within_domains``: the MRE of the predictions with
-        each domain's level error taken out.
+        each domain's level error taken out. NaN (no levels) when there is no cell.
     """
     log_error = np.log(np.asarray(pred, dtype=float) / np.asarray(observed, dtype=float))
+    if log_error.size == 0:
+        return {"level_errors": np.zeros(0), "mean_level_error": float("nan"), "mre_within_domains": float("nan")}
     _, which = np.unique(np.asarray(domain), return_inverse=True)
     levels = np.bincount(which, weights=log_error) / np.bincount(which)
     return {"level_errors": levels, "mean_level_error": float(levels.mean()),

@@ -65,3 +65,5 @@ def test_domain_level_errors_split_a_shared_offset_from_the_errors_within_a_doma
     unshifted = domain_level_errors(observed * np.exp(wiggle), observed, domain)
     assert unshifted["mre_within_domains"] == pytest.approx(got["mre_within_domains"])
     np.testing.assert_allclose(unshifted["level_errors"], 0.0, atol=1e-12)
+    empty = domain_level_errors([], [], [])
+    assert math.isnan(empty["mean_level_error"]) and math.isnan(empty["mre_within_domains"])

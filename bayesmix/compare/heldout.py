@@ -103,10 +103,9 @@ def heldout_scores(posterior, table, *, seed: int = 0, by_size: bool = True, sum
     table = observed_table(posterior, table)
     if summary is None:
         summary = posterior.summarise(table.weights, table.model_size, table.tokens, seed=seed, keep_draws=True)
-    summary = dict(summary)
     losses = np.asarray(table.losses, dtype=float)
     rows, doms = np.nonzero(np.isfinite(losses))
-    draws = summary.pop("draws")[:, rows, doms]  # (S, cells): one joint outcome per draw
+    draws = summary["draws"][:, rows, doms]  # (S, cells): one joint outcome per draw
     K = posterior.n_domains
     cells = {
         "cell_row": rows,
@@ -143,8 +142,7 @@ def _block(cells: dict, draws: np.ndarray, rows: np.ndarray, domains: np.ndarray
     are the cells' joint predictive draws."""
     at = rows[cells["cell_row"]] & domains
     observed, mean = cells["observed"][at], cells["mean"][at]
-    levels = (domain_level_errors(mean, observed, cells["cell_domain"][at]) if at.any()
-              else {"mean_level_error": float("nan"), "mre_within_domains": float("nan")})
+    levels = domain_level_errors(mean, observed, cells["cell_domain"][at])
     return {
         "rows": int(rows.sum()),
         "mre_all_cells": mean_relative_error(mean, observed),
