@@ -1,6 +1,6 @@
 """Calibration of extrapolation on simulated campaigns with known truths.
 
-    python benchmarks/bench_calibration.py                  # 20 prior truths + 3 + 3 misspecified
+    python benchmarks/bench_calibration.py                  # 20 prior truths + 6 + 6 misspecified
     python benchmarks/bench_calibration.py --prior 5 --misspecified 1 --draws 300 --tune 300
 
 Each dataset: K = 3 domains, 8 Dirichlet mixtures, model sizes 50M, 100M and 200M at 20
@@ -184,7 +184,7 @@ def score(truth, seed: int, settings, *, save=None, name="", target_tokens_per_p
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prior", type=int, default=20, help="datasets with truths from the prior")
-    parser.add_argument("--misspecified", type=int, default=3, help="datasets per misspecified law")
+    parser.add_argument("--misspecified", type=int, default=6, help="datasets per misspecified law")
     parser.add_argument("--discrepancy", default="auto", choices=("auto", "on", "off"))
     parser.add_argument("--discrepancy-scale", default="log", choices=("log", "reducible"),
                         help="what the discrepancy multiplies (FitSettings.discrepancy_scale)")

@@ -85,6 +85,35 @@ def test_discrepancy_far_from_the_fitted_scales_reverts_to_the_linear_part_and_w
         assert abs(far.std() / sd - 1) < 0.05
 
 
+@pytest.mark.parametrize("region", ["all", "outside"])
+def test_a_fitted_slope_drifts_beyond_the_fitted_scales_in_proportion_to_itself(region):
+    """Closed form of the drift alone (amplitude 0, so no smooth part and no constant
+    change): at ``b`` e-folds beyond the fitted range the discrepancy is the slope's line,
+    ``s (x - centre)``, with sd ``SLOPE_DRIFT |s| b^2 / 2`` (independent per domain); none
+    inside the range, and none for slopes that act outside only (drawn from their prior)."""
+    from bayesmix.observation.draws import SLOPE_DRIFT
+
+    design = _design([[-0.5], [0.0], [0.5]])
+    design = ObservationDesign(**{**design.__dict__, "slope_region": (region,)})
+    S, slopes = 4000, np.array([-0.12, 0.05])
+    draws = ObservationDraws(design, disc_slope=np.broadcast_to(slopes, (S, 1, 2)).copy(),
+                             disc_amp=np.zeros(S), disc_white=np.zeros((S, 3, 2)))
+    x = np.array([0.25, 1.5, 2.5])
+    delta = draws.discrepancy(np.exp(x), np.ones(3), seed=0)
+    line = (x[:, None] if region == "all" else np.maximum(x - 0.5, 0.0)[:, None]) * slopes
+    np.testing.assert_allclose(delta[:, 0], np.broadcast_to(line[0], (S, 2)), atol=1e-12)  # inside
+    for i, b in ((1, 1.0), (2, 2.0)):
+        sd = SLOPE_DRIFT * np.abs(slopes) * b**2 / 2 if region == "all" else np.zeros(2)
+        # 4000 draws: means within 4 standard errors, sds within 5% (sampling sd ~1.1%).
+        assert np.all(np.abs(delta[:, i].mean(0) - line[i]) <= 4 * sd / np.sqrt(S) + 1e-12)
+        if region == "all":
+            assert np.all(np.abs(delta[:, i].std(0) / sd - 1) < 0.05)
+        else:
+            assert np.all(delta[:, i].std(0) < 1e-12)
+    if region == "all":
+        assert abs(np.corrcoef(delta[:, 2].T)[0, 1]) < 0.1  # domains drift independently
+
+
 def test_discrepancy_spread_grows_with_distance_from_the_fitted_scales():
     design = _design([[-0.5], [0.5]])
     draws = _draws(design, S=400, K=1)
@@ -725,13 +754,17 @@ def test_the_discrepancy_on_the_reducible_loss_is_one_formula_for_numpy_and_pyte
     np.testing.assert_allclose(observation.discrepant_log_mean(np.log(mu), delta), np.log(mu) + delta, rtol=1e-12)
 
 
-def test_a_falling_discrepancy_on_the_reducible_loss_flattens_towards_the_floor_beyond_the_fitted_scales():
+def test_a_falling_discrepancy_on_the_reducible_loss_flattens_towards_the_floor_beyond_the_fitted_scales(monkeypatch):
     """The same draws of a discrepancy with a falling slope, carried far beyond the
     fitted scales: on the log-loss the prediction falls below the law's irreducible loss;
-    on the reducible loss it stays above it and its fall slows as the law's does."""
+    on the reducible loss it stays above it and its fall slows as the law's does. (The
+    slope's drift beyond the fitted scales is held at 0: the straight line is the subject.)"""
     import dataclasses
 
+    from bayesmix.observation import draws as observation_draws
     from bayesmix.testing import posterior_around_truth
+
+    monkeypatch.setattr(observation_draws, "SLOPE_DRIFT", 0.0)
 
     truth = default_truth("capacity_noise", ("a", "b", "c"), seed=1)
     base = posterior_around_truth(truth, n_draws=20, rel_sd=0.0)  # every draw the truth: floor known

@@ -39,7 +39,10 @@ evidence for the default is).
   kernel's Cholesky factor, computed once from the design). At a new scale the smooth part
   is drawn from its conditional (kriging) distribution given its values at the fitted
   scales, and the slopes carry on; fitted slopes may bend beyond the fitted scales, by a
-  change of sd ``amp / lengthscale`` per e-fold (:meth:`ObservationDraws._bend`). The
+  change of sd ``amp / lengthscale`` per e-fold and a drift whose sd grows by
+  ``SLOPE_DRIFT |slope|`` per e-fold (:meth:`ObservationDraws._bend`): a large fitted
+  slope marks a law that is wrong along that feature, whose error then need not go on
+  in a straight line. The
   spread grows with the distance from the fitted scales, which is what makes
   extrapolation honest.
 * ``eta_(m, k)`` -- the **mixture effect**: what a mixture does to domain ``k`` that the

@@ -7,9 +7,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..laws.base import EXPONENT_PRIOR
 from .design import KERNEL_JITTER, ObservationDesign, row_scale_index, scale_features, se_kernel
 from .mixture_effects import centre_within_blocks
 from .reducible import discrepant_log_mean, floor_for
+
+#: Relative drift of a fitted discrepancy slope beyond the fitted scales, per e-fold
+#: (:meth:`ObservationDraws._bend`): a typical scaling exponent, the median of the laws'
+#: exponent prior (:data:`bayesmix.laws.base.EXPONENT_PRIOR`).
+SLOPE_DRIFT = float(np.exp(EXPONENT_PRIOR["mu"]))  # 0.30
 
 
 @dataclass
@@ -125,8 +131,7 @@ class ObservationDraws:
                                       rng0.standard_normal((S, 1, K)))
         if fitted_at[0] >= 0:
             g_t = fitted[:, [fitted_at[0]]]
-        beyond = np.where(design.fitted_slopes, design.distance_beyond(new), 0.0)
-        change = rng0.standard_normal((S, beyond.shape[1], K)) * (self.disc_amp / design.lengthscale)[:, None, None]
+        bend = self._bend(new, rng0)  # the target's draw used rng0 so far: the same bend
         c_ct = cov[1:, 0] / cov[0, 0]
         cond_cov = cov[1:, 1:] - np.outer(c_ct, cov[0, 1:])
         cond_cov = (cond_cov + cond_cov.T) / 2 + KERNEL_JITTER * np.eye(len(new))
@@ -138,26 +143,44 @@ class ObservationDraws:
         at = fitted_at[1:]
         gp[:, at >= 0] = fitted[:, at[at >= 0]]
         linear = np.einsum("np,spk->snk", design.slope_distance(new), self.disc_slope)
-        delta = linear + self.disc_amp[:, None, None] * gp + np.einsum("np,spk->snk", beyond, change)
+        delta = linear + self.disc_amp[:, None, None] * gp + bend
         return delta[:, inverse, :]
 
     def _bend(self, new: np.ndarray, rng) -> np.ndarray:
-        """``(S, n, K)``: a change of the fitted slopes beyond the fitted scales, Normal with
-        sd ``amp / lengthscale`` per e-fold (the slope change the smooth part itself makes
-        over one length scale), times the distance beyond their range; along features whose
-        slopes act outside only, their prior already is that change, and it is 0.
+        """``(S, n, K)``: how the fitted slopes bend beyond the fitted scales, at ``new``.
 
-        Why: kriged, the smooth part's spread stops growing at ``amp`` a length scale away,
-        and fitted slopes are known to the precision of the fitted scales, so without it the
-        intervals far out stop widening: simulated truths of another law, scored at 4x the
-        largest fitted size, covered 42-63% of cells with 90% intervals; SlimPajama, fit
-        <= 680M and scored at 937M, 80%.
+        Two changes of slope, per domain and feature, times the distance ``b`` beyond the
+        fitted range: a constant change, Normal with sd ``amp / lengthscale`` per e-fold
+        (the slope change the smooth part itself makes over one length scale), and a drift
+        that grows with ``b``, Normal with sd :data:`SLOPE_DRIFT` ``|slope| b``, which
+        integrates to ``SLOPE_DRIFT |slope| b^2 / 2``. Along features whose slopes act
+        outside only, their prior already is that change, and both are 0.
+
+        Why the first: kriged, the smooth part's spread stops growing at ``amp`` a length
+        scale away, and fitted slopes are known to the precision of the fitted scales, so
+        without it the intervals far out stop widening: simulated truths of another law,
+        scored at 4x the largest fitted size, covered 42-63% of cells with 90% intervals;
+        SlimPajama, fit <= 680M and scored at 937M, 80%.
+
+        Why the second: a large fitted slope says the law's form is wrong along that
+        feature, and then how the error goes on is not known either. The log-error
+        between two power laws in ``x = log N`` changes its slope at a rate of the order
+        of their exponents (the log-slope of ``E + A e^(-alpha x)`` changes by ``alpha``
+        times the irreducible share per e-fold), so the drift's sd is a typical exponent
+        times the slope, with no sign assumed. Growing as ``b^2``, it barely touches a
+        step of a third of an e-fold (SlimPajama fitted <= 680M, scored at 937M: coverage
+        0.904 either way) and dominates at four times the largest size: truths of other
+        laws (``benchmarks/bench_calibration.py``, six datasets each) covered 0.74
+        (chinchilla_domain) and 0.42 (additive) without it, whose fits' slopes are
+        0.07-0.2 per e-fold, and prior truths, whose slopes are small, 0.90 either way.
         """
         design = self.design
         beyond = np.where(design.fitted_slopes, design.distance_beyond(new), 0.0)
         S, K = self.disc_white.shape[0], self.disc_white.shape[-1]
         change = rng.standard_normal((S, beyond.shape[1], K)) * (self.disc_amp / design.lengthscale)[:, None, None]
-        return np.einsum("np,spk->snk", beyond, change)
+        drift = rng.standard_normal((S, beyond.shape[1], K)) * SLOPE_DRIFT * np.abs(self.disc_slope)
+        return (np.einsum("np,spk->snk", beyond, change)
+                + 0.5 * np.einsum("np,spk->snk", beyond**2, drift))
 
     def known_mixture_effect(self, weights) -> tuple[np.ndarray | None, np.ndarray]:
         """The posterior effect of each row's mixture where it was seen in the fit
