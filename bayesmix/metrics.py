@@ -135,3 +135,56 @@ def pooled_coverage_band(inside_blocks, probs=(0.05, 0.95)) -> tuple[float, floa
     per_draw = inside / sum(b.shape[1] for b in blocks)
     low, high = np.quantile(per_draw, probs)
     return float(low), float(high)
+
+
+def scatter_around_lines(log_loss, x, groups, *, min_points: int = 4) -> dict:
+    """The runs' own scatter: how far runs of one group lie from a straight line in ``x``.
+
+    Runs of one mixture at one model size trained for several token counts should lie on
+    a smooth curve of ``log D``; over an e-fold or two, a line. What they scatter around
+    it (seed, schedule, data order) no law can predict, so it sets a floor under any
+    held-out MRE on runs like them.
+
+    Parameters
+    ----------
+    log_loss : array_like ``(runs, K)``
+        Log-losses (NaN: not logged; such cells are left out of their domain's lines).
+    x : array_like ``(runs,)``
+        The variable the lines run along (e.g. ``log D``).
+    groups : array_like ``(runs,)``
+        Runs of one group share a line (e.g. one key per mixture and model size).
+    min_points : int
+        Groups with fewer runs (of a domain) than this are left out: through 2 or 3
+        points a line leaves no or one degree of freedom for its scatter.
+
+    Returns
+    -------
+    dict
+        ``sd`` ``(K,)``: per domain the residual sd of the log-loss, pooled over groups
+        with the lines' two parameters per group taken out of the degrees of freedom;
+        ``mre_floor`` ``(K,)``: the MRE of an error-free prediction of such runs,
+        ``E|exp(eps) - 1| = exp(sd^2 / 2) (2 Phi(sd) - 1)`` for ``eps ~ N(0, sd^2)``;
+        ``groups`` and ``runs``: how many went in (per domain, ``(K,)``). NaN for a domain
+        without a group of ``min_points`` runs.
+    """
+    from scipy.special import ndtr
+
+    log_loss = np.atleast_2d(np.asarray(log_loss, dtype=float))
+    x, groups = np.asarray(x, dtype=float), np.asarray(groups)
+    K = log_loss.shape[1]
+    squares, dof = np.zeros(K), np.zeros(K)
+    n_groups, n_runs = np.zeros(K, dtype=int), np.zeros(K, dtype=int)
+    for group in np.unique(groups):
+        for k in range(K):
+            keep = (groups == group) & np.isfinite(log_loss[:, k])
+            if keep.sum() < min_points or np.ptp(x[keep]) == 0:
+                continue
+            design = np.column_stack([np.ones(keep.sum()), x[keep]])
+            coef, *_ = np.linalg.lstsq(design, log_loss[keep, k], rcond=None)
+            squares[k] += np.sum((log_loss[keep, k] - design @ coef) ** 2)
+            dof[k] += keep.sum() - 2
+            n_groups[k] += 1
+            n_runs[k] += keep.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.where(dof > 0, np.sqrt(squares / np.maximum(dof, 1)), np.nan)
+    return {"sd": sd, "mre_floor": np.exp(sd**2 / 2) * (2 * ndtr(sd) - 1), "groups": n_groups, "runs": n_runs}
