@@ -106,12 +106,37 @@ def test_predict_single_point(truth_and_table, fake_fit_path, capsys):
     assert f"{value:.2g}"[:3] in out
 
 
+def test_predict_explain_prints_each_domains_budget_whose_parts_add_in_variance(truth_and_table, fake_fit_path,
+                                                                                 capsys):
+    """``--explain`` with a single point: one row per domain with the four parts and the
+    total (% of the loss), the total the root of the parts' squares, and the parts those
+    of :func:`bayesmix.uncertainty.uncertainty_budget` on the same fit."""
+    from bayesmix.cli.common import load_posterior
+    from bayesmix.uncertainty import PARTS, uncertainty_budget
+
+    truth, _ = truth_and_table
+    mixture = ",".join(f"{d}={w}" for d, w in zip(truth.domains, [0.4, 0.3, 0.2, 0.1]))
+    assert main(["predict", str(fake_fit_path), "--mixture", mixture, "--model-size", "7B",
+                 "--tokens", "140B", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "where each domain's predictive sd comes from" in out
+    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in out.splitlines()
+            if line.split() and line.split()[0] in truth.domains and len(line.split()) == 6}
+    assert set(rows) == set(truth.domains)
+    budget = uncertainty_budget(load_posterior(str(fake_fit_path)), np.array([0.4, 0.3, 0.2, 0.1]), 7e9, 1.4e11)
+    for k, domain in enumerate(truth.domains):
+        *parts, total = rows[domain]
+        np.testing.assert_allclose(parts, [100 * budget[p][0, k] for p in PARTS], atol=0.006)
+        assert total == pytest.approx(np.sqrt(np.sum(np.square(parts))), abs=0.02)
+
+
 @pytest.mark.parametrize("argv_tail, message", [
     (["--mixture", "nope=1.0", "--model-size", "1B", "--tokens", "1B"], "unknown domains"),
     (["--mixture", "web=0.5,code=0.2", "--model-size", "1B", "--tokens", "1B"], "sum to"),
     (["--mixture", "web=1.0", "--model-size", "seven", "--tokens", "1B"], "cannot read model size"),
     (["--mixture", "web=1.0"], "needs --model-size"),
     ([], "give --runs"),
+    (["--runs", "runs.csv", "--explain"], "--explain explains one prediction"),
 ])
 def test_predict_bad_input_exits_2(fake_fit_path, capsys, argv_tail, message):
     assert main(["predict", str(fake_fit_path), *argv_tail]) == 2

@@ -17,7 +17,9 @@ mean of the expected loss), sd_<d>, q05_<d>, q95_<d> (loss a new run would log,
 observation noise included), for every trained domain and, where the fitted law predicts
 them (capacity_noise_transfer), every evaluation-only domain of the fitted table. A run
 table with logged losses is also scored against them (MRE, 90% coverage, and the range of
-coverage such a table would show if the fit were right), on stderr."""
+coverage such a table would show if the fit were right), on stderr. With --explain (and
+--mixture), also where each domain's interval width comes from: the fit's parameters, the
+law's error at a scale the fit did not see, a new mixture's effect and a new run's noise."""
 
 
 def add_parser(sub):
@@ -31,6 +33,8 @@ def add_parser(sub):
     p.add_argument("--model-size", default=None, help="N for --mixture, e.g. 7B")
     p.add_argument("--tokens", default=None, help="D for --mixture, e.g. 140B")
     p.add_argument("-o", "--out", default=None, metavar="PRED.csv", help="output CSV (default: print)")
+    p.add_argument("--explain", action="store_true",
+                   help="with --mixture: print the parts of each domain's predictive sd (the uncertainty budget)")
     add_seed_option(p, "of the draws thinned and simulated")
     add_table_options(p)
     p.set_defaults(func=run)
@@ -86,6 +90,28 @@ def score_lines(posterior, table, *, seed: int, summary: dict | None = None) -> 
     return "\n".join(lines)
 
 
+def budget_lines(posterior, weights, model_size, tokens) -> str:
+    """The uncertainty budget of one prediction (:func:`bayesmix.uncertainty.uncertainty_budget`)
+    as a table: per target domain, each part's sd of the log-loss, in % of the loss."""
+    import numpy as np
+
+    from ..uncertainty import PARTS, uncertainty_budget
+
+    budget = uncertainty_budget(posterior, weights, model_size, tokens)
+    heads = ["parameters", "law error at this scale", "new mixture", "run noise", "total"]
+    width = max(len(d) for d in posterior.target_domains) + 2
+    lines = ["where each domain's predictive sd comes from (sd of the log-loss, % of the loss; "
+             "the parts add in variance):",
+             " " * width + "  ".join(f"{h:>{max(len(h), 8)}}" for h in heads)]
+    for k, domain in enumerate(posterior.target_domains):
+        values = [budget[p][0, k] for p in PARTS] + [budget["total"][0, k]]
+        lines.append(f"{domain:<{width}}" + "  ".join(f"{100 * v:>{max(len(h), 8)}.2f}" for h, v in zip(heads, values)))
+    share = np.mean(budget[PARTS[1]][0] ** 2 / budget["total"][0] ** 2)
+    lines.append(f"the law's error at a scale the fit did not see is {100 * share:.0f}% of the predictive "
+                 "variance on average over the domains (0 at a fitted scale)")
+    return "\n".join(lines)
+
+
 def run(args) -> int:
     import pandas as pd
 
@@ -109,7 +135,11 @@ def run(args) -> int:
         frame = pd.DataFrame({f"weight_{d}": w[:, j] for j, d in enumerate(domains)})
         frame["model_size"], frame["n_tokens"] = N, D
         out = pd.concat([frame, prediction_frame(posterior, w, [N], [D], seed=args.seed)], axis=1)
+        explanation = budget_lines(posterior, w, N, D) if args.explain else None
     elif args.runs:
+        if args.explain:
+            raise UsageError("--explain explains one prediction: give it with --mixture, --model-size and --tokens")
+        explanation = None
         table = load_table_from_args(args, args.runs, require_losses=False)
         # The table in the fit's domain order; the output keeps the user's columns.
         fitted_order = table.with_domain_order(domain_order(table.domains, domains, source=args.runs))
@@ -140,4 +170,6 @@ def run(args) -> int:
     else:
         with pd.option_context("display.max_columns", 12, "display.width", 160):
             print(out.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if explanation:
+        print(explanation)
     return 0

@@ -80,6 +80,32 @@ class ObservationDraws:
         delta = linear + self.disc_amp[:, None, None] * gp + self._bend(new, rng)
         return delta[:, inverse, :]
 
+    def discrepancy_moments(self, n, d) -> tuple[np.ndarray, np.ndarray] | None:
+        """Given each posterior draw, the mean and variance of ``delta`` at each row's
+        scale, ``(S, rows, K)`` each: what :meth:`discrepancy` draws from.
+
+        The mean is the slopes' line plus the kriged smooth part (at a fitted scale, the
+        fitted value); the variance is what a scale the fit did not see draws afresh: the
+        smooth part's conditional spread and the slopes' bend and drift beyond the fitted
+        scales (:meth:`_bend`), 0 at a fitted scale. None without a discrepancy term.
+        """
+        if not self.design.discrepancy:
+            return None
+        design = self.design
+        new, inverse = np.unique(np.round(scale_features(n, d, design.features), 9), axis=0, return_inverse=True)
+        inverse = np.asarray(inverse).reshape(-1)
+        mean, cov, fitted, fitted_at = self._kriged(new)
+        S, K = self.disc_white.shape[0], self.disc_white.shape[-1]
+        gp_var = np.broadcast_to(np.clip(np.diag(cov), 0.0, None)[None, :, None], (S, len(new), K)).copy()
+        mean[:, fitted_at >= 0] = fitted[:, fitted_at[fitted_at >= 0]]
+        gp_var[:, fitted_at >= 0] = 0.0
+        amp = self.disc_amp[:, None, None]
+        beyond = np.where(design.fitted_slopes, design.distance_beyond(new), 0.0)
+        bend_var = (np.einsum("np,s->sn", beyond**2, (self.disc_amp / design.lengthscale) ** 2)[:, :, None]
+                    + 0.25 * np.einsum("np,spk->snk", beyond**4, (SLOPE_DRIFT * self.disc_slope) ** 2))
+        line = np.einsum("np,spk->snk", design.slope_distance(new), self.disc_slope)
+        return (line + amp * mean)[:, inverse], (amp**2 * gp_var + bend_var)[:, inverse]
+
     def _kriged(self, new: np.ndarray):
         """The smooth part's conditional (kriging) distribution at the scale points ``new``
         given its values at the fitted scales: per-draw means ``(S, n, K)`` and the shared
