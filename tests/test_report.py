@@ -27,9 +27,9 @@ from bayesmix.testing import fit_from_posterior, posterior_around_truth
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ALL_SECTIONS = [sid for sid, _ in SECTIONS]
-#: Figures of a full report: rank plots, PPC, loss-vs-scale, mixture bars, ELPD plot.
+#: Figures of a full report: rank plots, PPC, loss-vs-scale, the uncertainty budget, mixture bars, ELPD plot.
 FULL_FIGURES = ["diagnostics-rank", "ppc-observed-vs-predicted", "scaling-loss-vs-scale",
-                "recommendation-mixture", "comparison-elpd"]
+                "scaling-uncertainty-budget", "recommendation-mixture", "comparison-elpd"]
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -234,7 +234,9 @@ def test_sections_without_input_are_omitted_with_a_note(inputs, tmp_path):
     assert omitted == ["recommendation", "comparison", "next"]
     notes = {s: n for s, n in parsed.notes}
     assert "--recommend REC.json" in notes["recommendation"] and "--next NEXT.csv" in notes["next"]
-    assert len(parsed.images) == 3
+    assert len(parsed.images) == 4  # rank plots, PPC, loss against scale, its uncertainty budget
+    scaling = report.section("scaling").body
+    assert "of the predictive variance and the fit's parameters" in scaling and "predict --explain" in scaling
 
 
 def test_fit_without_stored_data_degrades_gracefully():
@@ -244,7 +246,17 @@ def test_fit_without_stored_data_degrades_gracefully():
     assert [s for s, c in parsed.sections.items() if "omitted" in c] == [
         "data", "ppc", "recommendation", "comparison", "next"]
     assert any("sample_stats group absent" in n for s, n in parsed.notes if s == "diagnostics")
-    assert report.figure_names() == ["diagnostics-rank", "scaling-loss-vs-scale"]
+    assert report.figure_names() == ["diagnostics-rank", "scaling-loss-vs-scale", "scaling-uncertainty-budget"]
+
+
+def test_a_fit_without_its_run_table_draws_its_scaling_curves_over_the_fitted_range():
+    """A shipped model stores no run table but its fitted ``scales``: the curves' fitted
+    range (the dotted "largest N fitted" line, the default target at 10 times it) and
+    tokens per parameter come from them, not from the reference scale."""
+    fit, _, _ = _simulated_fit(with_groups=False)
+    fit.attrs["scales"] = {"model_sizes": [1e8, 4e8], "tokens": [2e9, 8e9]}
+    body = build_report(fit).section("scaling").body
+    assert "Target: N = 4B parameters, D = 80B tokens" in body and "D = 20 N" in body
 
 
 def test_generic_json_renders_as_a_table_without_elpd_plot(inputs, tmp_path):
@@ -266,7 +278,7 @@ def test_format_png_writes_one_file_per_figure(inputs, tmp_path, run_cli):
     written = sorted(p.name for p in out.iterdir())
     assert written == sorted(f"{name}.png" for name in FULL_FIGURES)
     assert all((out / name).read_bytes().startswith(PNG_SIGNATURE) for name in written)
-    assert "wrote 5 figures" in stdout and "--next NEXT.csv" in stdout
+    assert "wrote 6 figures" in stdout and "--next NEXT.csv" in stdout
 
 
 @pytest.mark.parametrize("case", ["fit", "compare", "recommend", "next", "bad_json", "wrong_type", "bad_target"])

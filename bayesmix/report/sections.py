@@ -181,7 +181,7 @@ def ppc_section(posterior, table, seed) -> Section:
     return Section("ppc", section_title("ppc"), body, [("observed-vs-predicted", fig, caption)])
 
 
-def scaling_section(posterior, table, target_model_size, target_tokens, seed) -> Section:
+def scaling_section(posterior, table, target_model_size, target_tokens, seed, scales=None) -> Section:
     """The predicted loss against model size and tokens per domain, out to the target.
 
     Parameters
@@ -189,18 +189,22 @@ def scaling_section(posterior, table, target_model_size, target_tokens, seed) ->
     posterior : Posterior
     table : dict or None
         The fit's run table (:func:`bayesmix._az.table_groups`); None: curves at the
-        uniform mixture around the reference scale, without observed points.
+        uniform mixture over the fitted ``scales`` (else around the reference scale),
+        without observed points.
     target_model_size, target_tokens : float or None
         The target scale; None: 10 times the largest fitted model size (token count).
     seed : int
         Seed of the predictive noise draws.
+    scales : dict, optional
+        The fit's ``scales`` attribute (``model_sizes`` and ``tokens``, fitted range):
+        where a fit stores no run table (a shipped model), its fitted range.
 
     Returns
     -------
     Section
     """
     domains = list(posterior.target_domains)
-    frame = _scale_frame(posterior, table)
+    frame = _scale_frame(posterior, table, scales)
     target_N = float(target_model_size or 10 * frame.n_max)
     target_D = float(target_tokens or 10 * frame.d_max)
     curves = _scaling_curves(posterior, frame, target_N, target_D, seed)
@@ -218,7 +222,65 @@ def scaling_section(posterior, table, target_model_size, target_tokens, seed) ->
     caption = ("Loss (nats) against model size (parameters, left) and training tokens (right) per domain: "
                "fitted law (solid/dashed), 90% predictive band (grey), observed losses (open markers by model "
                "size), the largest fitted scale (dotted) and the target (star with 90% interval).")
-    return Section("scaling", section_title("scaling"), body, [("loss-vs-scale", fig, caption)])
+    figures = [("loss-vs-scale", fig, caption)]
+    budget = _budget_along_n(posterior, frame, curves["n_grid"], target_N)
+    if budget is not None:
+        figures.append(("uncertainty-budget", _budget_figure(budget, frame, target_N), BUDGET_CAPTION))
+        share = budget["shares"][-1]
+        body += (f"<p>At the target, the law's error at a scale the fit did not see is "
+                 f"{100 * share[1]:.0f}% of the predictive variance and the fit's parameters "
+                 f"{100 * share[0]:.0f}% (mean over domains; <code>bayesmix predict --explain</code> "
+                 "gives them per domain).</p>")
+    return Section("scaling", section_title("scaling"), body, figures)
+
+
+#: Fills of the budget's parts, dark to light in :data:`bayesmix.uncertainty.PARTS` order.
+BUDGET_GREYS = ("0.35", "0.6", "0.8", "0.93")
+BUDGET_CAPTION = ("Where the predictive band's width comes from along model size (D = N times the data's "
+                  "median tokens per parameter, the curves' mixture): left, the shares of the predictive "
+                  "variance of the log-loss (mean over domains) from the fit's parameters, the law's error "
+                  "at a scale the fit did not see, a new mixture's effect and a new run's noise "
+                  "(bayesmix.uncertainty); right, the total predictive sd in % of the loss (mean over "
+                  "domains, the range over domains shaded). Dotted: the largest fitted N; star: the target.")
+
+
+def _budget_along_n(posterior, frame, n_grid, target_N: float) -> dict | None:
+    """The uncertainty budget along ``n_grid`` and at the target (its last row): the parts'
+    shares of the variance and the total sd, per point averaged over domains; None where
+    the fit's parts do not add (:func:`bayesmix.uncertainty.uncertainty_budget` refuses)."""
+    from ..errors import UsageError
+    from ..uncertainty import PARTS, uncertainty_budget
+
+    N = np.r_[n_grid, target_N]
+    try:
+        budget = uncertainty_budget(posterior, np.tile(frame.mixture, (len(N), 1)), N, frame.ratio * N)
+    except UsageError:
+        return None
+    variance = np.stack([budget[p] ** 2 for p in PARTS], axis=-1)  # (points, T, parts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.nanmean(variance / variance.sum(axis=-1, keepdims=True), axis=1)
+    return {"N": N, "shares": shares, "total": budget["total"], "parts": PARTS}
+
+
+def _budget_figure(budget: dict, frame, target_N: float):
+    """Variance shares (stacked, left) and total predictive sd (right) against N."""
+    fig, axes = figure_grid(2, width=4.2, height=3.4, cols=2)
+    N, shares, total = budget["N"][:-1], budget["shares"][:-1], 100 * budget["total"][:-1]
+    axes[0].stackplot(N, shares.T, labels=budget["parts"], colors=BUDGET_GREYS, edgecolor="0.2", linewidth=0.4)
+    axes[0].set_ylim(0, 1)
+    axes[0].set_ylabel("share of predictive variance")
+    axes[1].fill_between(N, total.min(axis=1), total.max(axis=1), color="0.85", label="range over domains")
+    axes[1].plot(N, total.mean(axis=1), "-", color="0.0", lw=1.3, label="mean over domains")
+    axes[1].plot([target_N], [100 * budget["total"][-1].mean()], "*", color="0.0", ms=10, label="target")
+    axes[1].set_ylabel("predictive sd (% of loss)")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.axvline(frame.n_max, ls=":", color="0.4", lw=1)
+        ax.set_xlabel("model size N (parameters)")
+    axes[0].legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # the stack fills the axes
+    axes[1].legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    return fig
 
 
 @dataclass(frozen=True)
@@ -235,23 +297,28 @@ class _ScaleFrame:
     d_max: float
 
 
-def _scale_frame(posterior, table) -> _ScaleFrame:
+def _scale_frame(posterior, table, scales=None) -> _ScaleFrame:
     """The data's mean mixture, median tokens per parameter and scale ranges; without a
-    run table, the uniform mixture and the reference scale."""
+    run table, the uniform mixture and the fitted range of ``scales`` (the fit's
+    attribute: tokens per parameter at the range's geometric middle), or without it the
+    reference scale."""
     if table is not None:
         mixture = table["weights"].mean(axis=0)
         N_obs, D_obs = table["model_size"], table["tokens"]
         ratio = float(np.median(D_obs / N_obs))
         ranges = (N_obs.min(), N_obs.max(), D_obs.min(), D_obs.max())
-        mixture_text = "the mean training mixture"
+        return _ScaleFrame(mixture / mixture.sum(), "the mean training mixture", ratio, *ranges)
+    K = len(posterior.domains)
+    sizes = np.asarray((scales or {}).get("model_sizes") or [], dtype=float)
+    tokens = np.asarray((scales or {}).get("tokens") or [], dtype=float)
+    if sizes.size and tokens.size:
+        ranges = (sizes.min(), sizes.max(), tokens.min(), tokens.max())
+        ratio = float(np.sqrt(tokens.min() * tokens.max() / (sizes.min() * sizes.max())))
     else:
-        K = len(posterior.domains)
-        mixture = np.full(K, 1.0 / K)
         n_ref, d_ref = posterior.scaling.n_ref, posterior.scaling.d_ref
         ratio = d_ref / n_ref
         ranges = (n_ref / 4, n_ref, d_ref / 4, d_ref)
-        mixture_text = "the uniform mixture (the fit stores no run table)"
-    return _ScaleFrame(mixture / mixture.sum(), mixture_text, ratio, *ranges)
+    return _ScaleFrame(np.full(K, 1.0 / K), "the uniform mixture (the fit stores no run table)", ratio, *ranges)
 
 
 def _scaling_curves(posterior, frame: _ScaleFrame, target_N: float, target_D: float, seed) -> dict:
