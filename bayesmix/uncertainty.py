@@ -4,21 +4,27 @@ The log-loss a new run would log at a mixture and scale is, per posterior draw `
 
     log L = log mu_s(h, N, D) + delta_s(scale) + eta_s(mixture) + u + eps
 
-(:mod:`bayesmix.observation`). Given the draw, the law's mean, the discrepancy's part fixed
-by the fit (its slopes' line and the smooth part kriged from the fitted scales) and a
+(:mod:`bayesmix.observation`). Given the draw, the law's mean, the discrepancy's part the
+data pin (its fitted slopes' line and the smooth part kriged from the fitted scales) and a
 seen mixture's effect are known; what a scale the fit did not see, a new mixture, and a
 new run draw afresh is independent of them. By the law of total variance the
-predictive variance of ``log L`` is then exactly the sum of
+predictive variance of ``log L`` is then the sum of
 
-* ``parameters``: the variance over draws of what the draw fixes;
+* ``parameters``: the variance over draws of what the data pin;
 * ``law error beyond the fitted scales``: the mean over draws of the discrepancy's fresh
   variance at a new scale (:meth:`bayesmix.observation.ObservationDraws.discrepancy_moments`;
-  0 at a fitted scale);
+  0 at a fitted scale), plus the variance of the line that slopes acting outside the
+  fitted scales only draw from their prior
+  (:meth:`~bayesmix.observation.ObservationDraws.prior_slope_line`: along a feature the
+  table never varied, the law's error is its prior);
 * ``new mixture``: the mean variance of a mixture effect the fit did not see (0 for a
   mixture it saw, or without mixture effects);
 * ``run noise``: the mean variance of a new run's offset and cell noise.
 
-Standard deviations of the log-loss are relative errors of the loss, to first order.
+The sum is exact but for the covariance between the prior-drawn line and the rest, which
+is 0 unless the slopes' spread is learned from fitted slopes beside them; ``total`` is the
+exact predictive sd either way. Standard deviations of the log-loss are relative errors
+of the loss, to first order.
 """
 
 from __future__ import annotations
@@ -47,8 +53,9 @@ def uncertainty_budget(posterior, weights, model_size, tokens) -> dict[str, np.n
     -------
     dict
         One ``(rows, T)`` array of standard deviations (log-loss) per name in :data:`PARTS`,
-        and ``total``, the square root of the sum of their squares: the sd of the
-        log-loss of :meth:`~bayesmix.posterior.Posterior.predictive_loss`'s draws. A
+        and ``total``: the sd of the log-loss of
+        :meth:`~bayesmix.posterior.Posterior.predictive_loss`'s draws (the square root of
+        the sum of the parts' squares, but for the covariance in the module docstring). A
         Student-t fit with draws of ``nu <= 2`` has infinite run noise.
 
     Raises
@@ -68,12 +75,14 @@ def uncertainty_budget(posterior, weights, model_size, tokens) -> dict[str, np.n
     fixed = np.log(posterior.law_mean(weights, N, D))
     S, _, T = fixed.shape
     fresh_scale = np.zeros_like(fixed)
+    prior_line = np.zeros_like(fixed)
     new_mixture = np.zeros_like(fixed)
     if draws is not None:
         n, d = posterior.scaling.scale_inputs(N, D)
         moments = draws.discrepancy_moments(n, d)
         if moments is not None:
-            fixed = fixed + moments[0]
+            prior_line = draws.prior_slope_line(n, d)
+            fixed = fixed + moments[0] - prior_line
             fresh_scale = moments[1]
         effect, known = draws.known_mixture_effect(h)
         if effect is not None:
@@ -88,8 +97,10 @@ def uncertainty_budget(posterior, weights, model_size, tokens) -> dict[str, np.n
         noise = noise + cell[:, None, :]
     if posterior.run_sd is not None:
         noise = noise + (np.asarray(posterior.run_sd, dtype=float) ** 2)[:, None, None]
-    variances = {"parameters": fixed.var(axis=0), "law error beyond the fitted scales": fresh_scale.mean(axis=0),
+    variances = {"parameters": fixed.var(axis=0),
+                 "law error beyond the fitted scales": fresh_scale.mean(axis=0) + prior_line.var(axis=0),
                  "new mixture": new_mixture.mean(axis=0), "run noise": noise.mean(axis=0)}
     out = {name: np.sqrt(variances[name]) for name in PARTS}
-    out["total"] = np.sqrt(sum(variances.values()))
+    out["total"] = np.sqrt((fixed + prior_line).var(axis=0) + fresh_scale.mean(axis=0)
+                           + variances["new mixture"] + variances["run noise"])
     return out

@@ -16,7 +16,7 @@ from bayesmix.uncertainty import PARTS, uncertainty_budget
 S = 4000
 
 
-def _posterior(*, mixture_effect=True, run_sd=0.01, scale="log"):
+def _posterior(*, mixture_effect=True, run_sd=0.01, scale="log", region="all"):
     """capacity_noise around a truth, with a discrepancy fitted at 50M, 100M and 200M
     (20 tokens per parameter) and, optionally, mixture effects for two seen mixtures."""
     truth = default_truth("capacity_noise", ("a", "b", "c"), seed=1)
@@ -25,6 +25,7 @@ def _posterior(*, mixture_effect=True, run_sd=0.01, scale="log"):
     seen = np.array([[0.5, 0.3, 0.2], [0.2, 0.2, 0.6]])
     design = ObservationDesign(discrepancy=True, features=("log_n",), scale_points=fitted,
                                centre=fitted.mean(axis=0), discrepancy_scale=scale, mixture_effect=mixture_effect,
+                               slope_region=(region,),
                                mixtures=tuple(mixture_keys(seen)) if mixture_effect else ())
     rng = np.random.default_rng(3)
     mix_sd = np.abs(rng.normal(0.0, 0.01, (S, 3))) if mixture_effect else None
@@ -77,3 +78,23 @@ def test_student_t_noise_counts_its_variance_and_a_reducible_discrepancy_is_refu
     reducible, _ = _posterior(mixture_effect=False, scale="reducible")
     with pytest.raises(UsageError, match="discrepancy_scale='log'"):
         uncertainty_budget(reducible, np.full(3, 1 / 3), 1e8, 2e9)
+
+
+def test_slopes_drawn_from_their_prior_count_as_law_error_not_as_parameters():
+    """Slopes acting outside the fitted scales only never meet the data: at ``b`` e-folds
+    beyond, their line adds ``Var(slope) b^2`` to the law's error and nothing to the
+    parameters' part (against the same draws with those slopes at 0), and the total is
+    still the sd of the predictive draws."""
+    posterior, _ = _posterior(mixture_effect=False, region="outside")
+    h, N = np.full(3, 1 / 3), np.array([8e8])
+    budget = uncertainty_budget(posterior, h, N, 20 * N)
+    flat = dataclasses.replace(posterior, observation=dataclasses.replace(
+        posterior.observation, disc_slope=np.zeros_like(posterior.observation.disc_slope)))
+    without = uncertainty_budget(flat, h, N, 20 * N)
+    b = np.log(8e8 / 2e8)
+    slope_var = posterior.observation.disc_slope[:, 0, :].var(axis=0)
+    np.testing.assert_allclose(budget["law error beyond the fitted scales"][0] ** 2
+                               - without["law error beyond the fitted scales"][0] ** 2, slope_var * b**2, rtol=1e-9)
+    np.testing.assert_allclose(budget["parameters"], without["parameters"], rtol=1e-12)
+    log_draws = np.log(posterior.predictive_loss(h, N, 20 * N, seed=5))
+    np.testing.assert_allclose(budget["total"], log_draws.std(axis=0), rtol=0.05)

@@ -106,6 +106,17 @@ class ObservationDraws:
         line = np.einsum("np,spk->snk", design.slope_distance(new), self.disc_slope)
         return (line + amp * mean)[:, inverse], (amp**2 * gp_var + bend_var)[:, inverse]
 
+    def prior_slope_line(self, n, d) -> np.ndarray | None:
+        """``(S, rows, K)``: the part of ``delta`` at each row's scale that slopes acting
+        outside the fitted scales only make (their slopes never in the likelihood, drawn
+        from their prior), 0 along features whose slopes are fitted; part of the mean of
+        :meth:`discrepancy_moments`. None without a discrepancy term."""
+        if not self.design.discrepancy:
+            return None
+        design = self.design
+        outside = np.where(design.fitted_slopes, 0.0, design.distance_beyond(scale_features(n, d, design.features)))
+        return np.einsum("np,spk->snk", outside, self.disc_slope)
+
     def _kriged(self, new: np.ndarray):
         """The smooth part's conditional (kriging) distribution at the scale points ``new``
         given its values at the fitted scales: per-draw means ``(S, n, K)`` and the shared
