@@ -63,10 +63,7 @@ class ObservationDraws:
         """
         if not self.design.discrepancy:
             return None
-        design = self.design
-        feats = scale_features(n, d, design.features)
-        new, inverse = np.unique(np.round(feats, 9), axis=0, return_inverse=True)
-        inverse = np.asarray(inverse).reshape(-1)
+        new, inverse = self._distinct_scales(n, d)
         mean, cov, fitted, fitted_at = self._kriged(new)
         vals, vecs = np.linalg.eigh(cov)
         root = vecs * np.sqrt(np.clip(vals, 0.0, None))
@@ -76,8 +73,7 @@ class ObservationDraws:
         # At a fitted scale the conditional is the fitted value itself; the kernel's jitter
         # would otherwise leave a spread of ~1e-3 amplitudes there.
         gp[:, fitted_at >= 0] = fitted[:, fitted_at[fitted_at >= 0]]
-        linear = np.einsum("np,spk->snk", design.slope_distance(new), self.disc_slope)
-        delta = linear + self.disc_amp[:, None, None] * gp + self._bend(new, rng)
+        delta = self._slope_line(new) + self.disc_amp[:, None, None] * gp + self._bend(new, rng)
         return delta[:, inverse, :]
 
     def discrepancy_moments(self, n, d) -> tuple[np.ndarray, np.ndarray] | None:
@@ -91,9 +87,7 @@ class ObservationDraws:
         """
         if not self.design.discrepancy:
             return None
-        design = self.design
-        new, inverse = np.unique(np.round(scale_features(n, d, design.features), 9), axis=0, return_inverse=True)
-        inverse = np.asarray(inverse).reshape(-1)
+        new, inverse = self._distinct_scales(n, d)
         mean, cov, fitted, fitted_at = self._kriged(new)
         S, K = self.disc_white.shape[0], self.disc_white.shape[-1]
         gp_var = np.broadcast_to(np.clip(np.diag(cov), 0.0, None)[None, :, None], (S, len(new), K)).copy()
@@ -103,8 +97,7 @@ class ObservationDraws:
         beyond, change_sd, drift_sd = self._bend_scales(new)
         bend_var = (np.einsum("np,spk->snk", beyond**2, change_sd**2)
                     + 0.25 * np.einsum("np,spk->snk", beyond**4, drift_sd**2))
-        line = np.einsum("np,spk->snk", design.slope_distance(new), self.disc_slope)
-        return (line + amp * mean)[:, inverse], (amp**2 * gp_var + bend_var)[:, inverse]
+        return (self._slope_line(new) + amp * mean)[:, inverse], (amp**2 * gp_var + bend_var)[:, inverse]
 
     def prior_slope_line(self, n, d) -> np.ndarray | None:
         """``(S, rows, K)``: the part of ``delta`` at each row's scale that slopes acting
@@ -116,6 +109,18 @@ class ObservationDraws:
         design = self.design
         outside = np.where(design.fitted_slopes, 0.0, design.distance_beyond(scale_features(n, d, design.features)))
         return np.einsum("np,spk->snk", outside, self.disc_slope)
+
+    def _distinct_scales(self, n, d) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct scale points of the rows ``(m, P)`` (features rounded to 9
+        decimals, so that one scale is one point) and each row's index among them."""
+        points = np.round(scale_features(n, d, self.design.features), 9)
+        new, inverse = np.unique(points, axis=0, return_inverse=True)
+        return new, np.asarray(inverse).reshape(-1)
+
+    def _slope_line(self, new: np.ndarray) -> np.ndarray:
+        """``(S, m, K)``: the slopes' line at the scale points ``new`` (from the fitted
+        scales' centre, or beyond their range for slopes acting outside only)."""
+        return np.einsum("np,spk->snk", self.design.slope_distance(new), self.disc_slope)
 
     def _kriged(self, new: np.ndarray):
         """The smooth part's conditional (kriging) distribution at the scale points ``new``
@@ -156,9 +161,7 @@ class ObservationDraws:
         design = self.design
         S, K = self.disc_white.shape[0], self.disc_white.shape[-1]
         target = scale_features(np.atleast_1d(n0), np.atleast_1d(d0), design.features)
-        feats = scale_features(n, d, design.features)
-        new, inverse = np.unique(np.round(feats, 9), axis=0, return_inverse=True)
-        inverse = np.asarray(inverse).reshape(-1)
+        new, inverse = self._distinct_scales(n, d)
         points = np.concatenate([np.round(target, 9), new])
         mean, cov, fitted, fitted_at = self._kriged(points)
         rng0 = np.random.default_rng(given_seed)
@@ -179,8 +182,7 @@ class ObservationDraws:
               + np.einsum("nm,smk->snk", root, rng.standard_normal((S, len(new), K))))
         at = fitted_at[1:]
         gp[:, at >= 0] = fitted[:, at[at >= 0]]
-        linear = np.einsum("np,spk->snk", design.slope_distance(new), self.disc_slope)
-        delta = linear + self.disc_amp[:, None, None] * gp + bend
+        delta = self._slope_line(new) + self.disc_amp[:, None, None] * gp + bend
         return delta[:, inverse, :]
 
     def _bend(self, new: np.ndarray, rng) -> np.ndarray:
