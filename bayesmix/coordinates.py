@@ -36,6 +36,20 @@ design; "natural" remains on request). Measured, 2 chains, capacity laws whitene
   domains), ``capacity_noise``, 2 x (400+400), 20 fits (2 data sets x 10 seeds): max
   R-hat at most 1.04 in all 20 against 1.05-1.21 in 8 of 20, median min bulk ESS 174
   against 64, divergences in 2 fits against 7, about half the sampling time.
+
+Typical-share coordinates do the same for a law's mixture coefficients
+(:attr:`~bayesmix.laws.Law.share_terms`): a term ``C_ij (K h_j)^gamma_ij`` with ``C``
+defined at the uniform share ``1/K`` is pinned down by the data at the shares the runs
+actually gave domain ``j``, often far from ``1/K`` (Pile 17: a typical positive share of
+0.05/K to 3/K), so ``log C_ij`` and ``gamma_ij`` trade off along a ridge. The sampler
+works in ``u_ij = log C_ij + gamma_ij m_j``, the log of the term at the table's typical
+share (``m_j`` is the mean of ``log(K h_j)`` over the runs that give ``j`` a positive
+weight), and ``gamma``: a shear with Jacobian determinant 1, so the declared priors'
+density enters as a potential and the posterior is the same. Measured on the Pile 17
+comparison's folds (additive law, 2 x (500 + 500) on one core each, two fits side by
+side, the same seeds): 317 and 349 gradients per draw on folds 0 and 1 against 401 and
+714, bulk ESS 62 and 182 against 103 and 66, tail ESS 187 and 199 against 54 and 104,
+R-hat 1.02-1.03 against 1.02-1.05.
 """
 
 from __future__ import annotations
@@ -44,7 +58,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from .laws import DOMAIN, Law
+from .laws import DOMAIN, DOMAIN_J, Law
 from .priors import make_dist, prior_draws
 
 #: Prior families with support on the positive half-line: the log change of variables
@@ -55,6 +69,9 @@ POSITIVE_DISTRIBUTIONS = frozenset({
 })
 
 LEVEL = "log_level"
+
+#: Name of the model's data: the typical log share ``m_j`` of each training domain.
+TYPICAL_LOG_SHARE = "typical_log_share"
 
 
 def ratio_name(term: str) -> str:
@@ -138,3 +155,94 @@ def to_level_coordinates(law: Law, values: dict) -> dict:
     for term, part in zip(terms[1:], parts[1:]):
         out[ratio_name(term)] = np.log(part) - np.log(parts[0])
     return out
+
+
+def share_name(coefficient: str) -> str:
+    """Name of the free variable ``log coefficient + exponent * m`` (typical-share coordinates)."""
+    return f"log_{coefficient}_at_typical_share"
+
+
+def uses_share_coordinates(law: Law, priors: dict) -> bool:
+    """Whether ``law`` with these (resolved) priors samples its share terms in typical-share
+    coordinates: every coefficient needs a prior on the positive half-line."""
+    return bool(law.share_terms) and all(priors[coefficient]["dist"] in POSITIVE_DISTRIBUTIONS
+                                         for coefficient, _ in law.share_terms)
+
+
+def typical_log_share(weights) -> np.ndarray:
+    """``m_j``: the mean of ``log(K h_j)`` over the rows with ``h_j > 0``; 0 (the uniform
+    share) for a domain no row trains on.
+
+    Parameters
+    ----------
+    weights : array (rows, K)
+
+    Returns
+    -------
+    array (K,)
+    """
+    weights = np.asarray(weights, dtype=float)
+    positive = weights > 0
+    logs = np.where(positive, np.log(np.where(positive, weights * weights.shape[1], 1.0)), 0.0)
+    counts = positive.sum(axis=0)
+    return np.where(counts > 0, logs.sum(axis=0) / np.maximum(counts, 1), 0.0)
+
+
+def add_share_terms(law: Law, priors: dict, exponents: dict, weights) -> dict:
+    """Create the typical-share coordinates in the current PyMC model; return the coefficients.
+
+    Parameters
+    ----------
+    law : Law
+        A law with :attr:`~bayesmix.laws.Law.share_terms` (see :func:`uses_share_coordinates`).
+    priors : dict
+        Resolved priors; the coefficients' priors enter as one potential.
+    exponents : dict of str to TensorVariable
+        The exponents of the share terms, already in the model.
+    weights : array (rows, K)
+        The table's mixtures (:func:`typical_log_share`).
+
+    Returns
+    -------
+    dict of str to TensorVariable
+        The coefficients by name, as deterministics with dims ``(domain, domain_j)``.
+    """
+    share = typical_log_share(weights)
+    # Shared data, not a constant: compiled code serves every table of the same shape.
+    m = pm.Data(TYPICAL_LOG_SHARE, share, dims=DOMAIN_J)
+    out = {}
+    for coefficient, exponent in law.share_terms:
+        initial = _prior_median_log(priors[coefficient]) + _prior_median(priors[exponent]) * share
+        u = pm.Flat(share_name(coefficient), dims=(DOMAIN, DOMAIN_J),
+                    initval=np.broadcast_to(initial, (len(share), len(share))).copy())
+        log_coefficient = u - exponents[exponent] * m[None, :]
+        pm.Potential(f"{coefficient}_prior", _log_density_of_log(priors[coefficient], log_coefficient).sum())
+        out[coefficient] = pm.Deterministic(coefficient, pt.exp(log_coefficient), dims=(DOMAIN, DOMAIN_J))
+    return out
+
+
+def _prior_median(spec: dict) -> float:
+    return float(np.median(prior_draws(spec, 2001)))
+
+
+def to_share_coordinates(law: Law, values: dict, share: np.ndarray) -> dict:
+    """Map natural values of the share terms (e.g. a warm start) to typical-share
+    coordinates, with the table's typical log shares ``share``; other entries pass
+    through unchanged."""
+    out = dict(values)
+    for coefficient, exponent in law.share_terms:
+        if coefficient in values and exponent in values:
+            del out[coefficient]
+            out[share_name(coefficient)] = (np.log(np.asarray(values[coefficient], dtype=float))
+                                            + np.asarray(values[exponent], dtype=float) * share[None, :])
+    return out
+
+
+def to_sampler_coordinates(law: Law, model: pm.Model, values: dict) -> dict:
+    """Natural values (e.g. a warm start) in the coordinates ``model`` samples: level
+    and typical-share coordinates where the model uses them."""
+    if LEVEL in model.named_vars:
+        values = to_level_coordinates(law, values)
+    if TYPICAL_LOG_SHARE in model.named_vars:
+        values = to_share_coordinates(law, values, np.asarray(model[TYPICAL_LOG_SHARE].get_value()))
+    return values

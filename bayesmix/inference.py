@@ -21,7 +21,7 @@ from .gate import check_gate, diagnose, without_minor_mode_chains
 from .errors import UsageError
 from .fit_settings import DEFAULT_LAW, FitSettings
 from .laws import Law, get_law
-from .coordinates import add_level_terms, uses_level_coordinates
+from .coordinates import add_level_terms, add_share_terms, uses_level_coordinates, uses_share_coordinates
 from .posterior import Posterior, observed_table
 from .priors import make_rv, resolve_priors
 from .scaling import Scaling
@@ -75,7 +75,10 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         variables, see :mod:`bayesmix.coordinates`); "natural" samples each term with its
         own prior as a PyMC random variable (needed for prior predictive sampling);
         "auto" uses level coordinates wherever the law and its priors allow them, on
-        any design (measurements in :mod:`bayesmix.coordinates`).
+        any design (measurements in :mod:`bayesmix.coordinates`). Except under
+        "natural", the coefficients of the law's
+        :attr:`~bayesmix.laws.Law.share_terms` are sampled in typical-share coordinates
+        where their priors allow them (also an exact change of variables).
 
     Returns
     -------
@@ -87,6 +90,7 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
     law.check_table(table)
     priors = resolve_priors(law, priors)
     level = _level_coordinates(law, priors, coordinates)
+    shares = coordinates != "natural" and uses_share_coordinates(law, priors)
     scaling = scaling or Scaling.from_table(table)
     design = design or observation.ObservationDesign.from_table(
         table, scaling, likelihood=likelihood, run_effect=run_effect, discrepancy=discrepancy,
@@ -100,7 +104,7 @@ def build_model(law: Law, table, priors: dict | None = None, *, likelihood: str 
         weights = pm.Data("weights", np.asarray(table.weights, dtype=float))
         n_data = pm.Data("n", n[:, 0])[:, None]
         d_data = pm.Data("d", d[:, 0])[:, None]
-        params = _law_parameters(law, priors, level, table, scaling, n)
+        params = _law_parameters(law, priors, level, shares, table, scaling, n)
         mean = law.mean(params, weights, n_data, d_data)
         log_loss_ref = pm.Data("log_loss_ref", np.log(np.asarray(scaling.loss_ref, dtype=float)))
         log_mu = pt.log(mean) + log_loss_ref
@@ -144,18 +148,23 @@ def _model_coords(table) -> dict:
             "cell": np.arange(len(rows))}
 
 
-def _law_parameters(law: Law, priors: dict, level: bool, table, scaling: Scaling, n: np.ndarray) -> dict:
+def _law_parameters(law: Law, priors: dict, level: bool, shares: bool, table, scaling: Scaling,
+                    n: np.ndarray) -> dict:
     """The law's parameters as variables of the model in context: the level terms in level
-    coordinates where ``level``, the others from their priors (below the smallest model
+    coordinates where ``level``, the share terms' coefficients in typical-share
+    coordinates where ``shares``, the others from their priors (below the smallest model
     size where a parameter asks for it)."""
     p = {}
     if level:
         p.update(add_level_terms(law, priors, _typical_log_loss(table.losses, scaling.loss_ref)))
+    coefficients = {coefficient for coefficient, _ in law.share_terms} if shares else set()
     if any(param.below_model_size for param in law.params):
         smallest_size = pm.Data("smallest_model_size", float(np.min(n)))
     p.update({param.name: make_rv(param.name, priors[param.name], dims=param.dims or None,
                                   upper=smallest_size if param.below_model_size else None)
-              for param in law.params if param.name not in p})
+              for param in law.params if param.name not in p and param.name not in coefficients})
+    if shares:
+        p.update(add_share_terms(law, priors, p, table.weights))
     return p
 
 

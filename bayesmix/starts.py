@@ -11,7 +11,7 @@ import pymc as pm
 from scipy import optimize
 
 from .blas import one_blas_thread
-from .coordinates import LEVEL, to_level_coordinates
+from .coordinates import to_sampler_coordinates
 from .errors import FitRejectedError
 from .laws import Law
 from .nutpie_backend import compiled_logp_dlogp, transformed_point, whitened_order
@@ -144,7 +144,7 @@ def starting_point(law: Law, model: pm.Model, compiled, init: dict | None, setti
                             logp_dlogp=compiled_logp_dlogp(compiled) if compiled is not None else None)
         start = untransformed_point(model, point)
     else:
-        start = to_level_coordinates(law, init) if LEVEL in model.named_vars else dict(init)
+        start = to_sampler_coordinates(law, model, dict(init))
         point = transformed_point(model, {k: v for k, v in start.items()
                                            if k in {rv.name for rv in model.free_RVs}})
     free = {rv.name for rv in model.free_RVs}

@@ -1,4 +1,4 @@
-"""Level coordinates: when they are used, how values map into them, and bad input.
+"""Level and typical-share coordinates: when they are used, how values map into them, and bad input.
 
 The exactness of the change of variables (equal log densities at matching points) is
 checked for every law in tests/test_laws_contract.py.
@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayesmix.coordinates import LEVEL, level_initial_values, ratio_name, to_level_coordinates, uses_level_coordinates
+from bayesmix.coordinates import (LEVEL, TYPICAL_LOG_SHARE, level_initial_values, ratio_name, share_name,
+                                  to_level_coordinates, to_sampler_coordinates, typical_log_share,
+                                  uses_level_coordinates, uses_share_coordinates)
 from bayesmix.errors import UsageError
 from bayesmix.inference import build_model
 from bayesmix.laws import get_law
@@ -90,3 +92,38 @@ def test_auto_picks_level_coordinates_on_every_design_and_natural_on_request(tab
     free = {rv.name for rv in model.free_RVs}
     assert {"E", "c", "A"} <= free and not level_free & free
 
+
+
+def test_typical_log_share_averages_the_positive_shares_only():
+    weights = np.array([[0.5, 0.5, 0.0], [0.2, 0.8, 0.0], [0.25, 0.25, 0.5]])
+    expected = [np.mean(np.log(3 * np.array([0.5, 0.2, 0.25]))), np.mean(np.log(3 * np.array([0.5, 0.8, 0.25]))),
+                np.log(3 * 0.5)]
+    np.testing.assert_allclose(typical_log_share(weights), expected, rtol=1e-12)
+    # A domain no run trains on sits at the uniform share.
+    assert typical_log_share(np.array([[1.0, 0.0], [1.0, 0.0]]))[1] == 0.0
+
+
+def test_share_coordinates_are_the_log_term_at_the_typical_share_and_map_back(table):
+    law = get_law("additive")
+    model, _ = build_model(law, table)
+    assert share_name("C") in {rv.name for rv in model.free_RVs} and "C" in {v.name for v in model.deterministics}
+    share = np.asarray(model[TYPICAL_LOG_SHARE].get_value())
+    np.testing.assert_allclose(share, typical_log_share(table.weights))
+    rng = np.random.default_rng(1)
+    K = len(share)
+    values = {"C": rng.lognormal(1.8, 1.0, (K, K)), "gamma": rng.lognormal(-0.7, 0.5, (K, K)), "alpha": np.ones(K)}
+    moved = to_sampler_coordinates(law, model, values)
+    assert set(moved) == {share_name("C"), "gamma", "alpha"}
+    # The term C (K h)^gamma at the typical share h = exp(m) / K.
+    np.testing.assert_allclose(np.exp(moved[share_name("C")]), values["C"] * np.exp(values["gamma"] * share), rtol=1e-12)
+    # Natural coordinates (prior sampling) keep C as a random variable.
+    natural, _ = build_model(law, table, coordinates="natural")
+    assert "C" in {rv.name for rv in natural.free_RVs} and TYPICAL_LOG_SHARE not in natural.named_vars
+
+
+def test_a_coefficient_prior_off_the_positive_half_line_keeps_natural_share_coordinates(table):
+    law = get_law("additive")
+    priors = {"C": {"dist": "Normal", "mu": 5.0, "sigma": 1.0}}
+    assert uses_share_coordinates(law, resolve_priors(law)) and not uses_share_coordinates(law, resolve_priors(law, priors))
+    model, _ = build_model(law, table, priors)
+    assert "C" in {rv.name for rv in model.free_RVs} and share_name("C") not in model.named_vars

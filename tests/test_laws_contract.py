@@ -16,7 +16,7 @@ import pytensor.tensor as pt
 import pytest
 
 from bayesmix.data import RunTable
-from bayesmix.coordinates import LEVEL, to_level_coordinates, uses_level_coordinates
+from bayesmix.coordinates import LEVEL, to_sampler_coordinates, uses_level_coordinates
 from bayesmix.errors import UsageError
 from bayesmix.fit_settings import MASS_MATRICES, MAX_TREE_DEPTH_LIMIT
 from bayesmix.inference import Fit, build_model, fit_law
@@ -105,6 +105,9 @@ def test_declared_metadata(name):
     for term in law.level_terms:
         assert law.param(term).dims == (DOMAIN,), term
     assert bool(law.level_terms) == uses_level_coordinates(law, law.default_priors())
+    # Share terms pair a coefficient matrix with its exponents (see bayesmix.coordinates).
+    for coefficient, exponent in law.share_terms:
+        assert law.param(coefficient).dims == law.param(exponent).dims == (DOMAIN, DOMAIN_J), coefficient
 
 
 @pytest.mark.parametrize("name", LAWS)
@@ -238,9 +241,10 @@ def test_prior_predictive_sampling_in_the_pymc_model(name):
 
 
 @pytest.mark.parametrize("name", LAWS)
-def test_level_coordinates_give_exactly_the_natural_log_density(name):
-    """The change of variables to level coordinates has unit Jacobian: at matching points
-    the two models' log densities are equal, so the posterior is the same."""
+def test_sampler_coordinates_give_exactly_the_natural_log_density(name):
+    """The changes of variables to level and typical-share coordinates have unit
+    Jacobian: at matching points the two models' log densities are equal, so the
+    posterior is the same."""
     law, _, table = simulated(name)
     natural, _ = build_model(law, table, coordinates="natural")
     if not law.level_terms:
@@ -248,22 +252,26 @@ def test_level_coordinates_give_exactly_the_natural_log_density(name):
         assert {rv.name for rv in model.free_RVs} == {rv.name for rv in natural.free_RVs}
         return
     model, _ = build_model(law, table, coordinates="level")
-    assert LEVEL in model.named_vars and not set(law.level_terms) & {rv.name for rv in model.free_RVs}
+    coefficients = {coefficient for coefficient, _ in law.share_terms}
+    assert LEVEL in model.named_vars
+    assert not (set(law.level_terms) | coefficients) & {rv.name for rv in model.free_RVs}
     rng = np.random.default_rng(3)
     logp_natural, logp_level = natural.compile_logp(), model.compile_logp()
     for _ in range(3):
         point = {k: v + rng.normal(0.0, 0.5, np.shape(v)) for k, v in natural.initial_point().items()}
         terms = {t: np.exp(point[f"{t}_log__"]) for t in law.level_terms}
-        level = to_level_coordinates(law, terms)
+        terms.update({c: np.exp(point[f"{c}_log__"]) for c in coefficients})
+        exponents = {e: np.exp(point[f"{e}_log__"]) for _, e in law.share_terms}
+        moved = to_sampler_coordinates(law, model, {**terms, **exponents})
         mapped = {}
         for rv in model.free_RVs:
             value = model.rvs_to_values[rv].name
-            mapped[value] = level[rv.name] if rv.name in level else point[value]
+            mapped[value] = moved[rv.name] if rv.name in moved and rv.name not in exponents else point[value]
         np.testing.assert_allclose(logp_level(mapped), logp_natural(point), rtol=1e-10)
         # The deterministic terms are the natural values.
-        outs = model.replace_rvs_by_values([model[t] for t in law.level_terms])
+        outs = model.replace_rvs_by_values([model[t] for t in terms])
         got = pytensor.function(model.value_vars, outs, on_unused_input="ignore")
-        for t, value in zip(law.level_terms, got(*[mapped[v.name] for v in model.value_vars])):
+        for t, value in zip(terms, got(*[mapped[v.name] for v in model.value_vars])):
             np.testing.assert_allclose(value, terms[t], rtol=1e-10)
 
 

@@ -211,6 +211,12 @@ class Law:
     #: (log of their sum, log-ratios): an exact change of variables, see
     #: :mod:`bayesmix.coordinates`. Empty: natural coordinates.
     level_terms: ClassVar[tuple[str, ...]] = ()
+    #: Pairs ``(coefficient, exponent)`` of ``(domain, domain_j)`` matrices that enter the
+    #: law as ``coefficient_ij (K h_j)^exponent_ij`` (the coefficient is the term at the
+    #: uniform share ``1/K``). The sampler then works in typical-share coordinates (the
+    #: log of the term at the table's typical share of domain ``j``): an exact change of
+    #: variables, see :mod:`bayesmix.coordinates`.
+    share_terms: ClassVar[tuple[tuple[str, str], ...]] = ()
     #: Why the law cannot be fitted to runs at one model size and one token count, or
     #: empty when it can (the table is then refused with this reason).
     one_scale_refusal: ClassVar[str] = ""

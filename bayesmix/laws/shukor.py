@@ -119,6 +119,7 @@ class ShukorBase(Law):
     uses_model_size = True
     uses_tokens = True
     level_terms = ("E", "A", "B")
+    share_terms = (("C", "gamma"),)
     parametrization = 2
 
     def upgrade_draws(self, draws: dict, version: int) -> dict:
