@@ -23,7 +23,6 @@ after the other), so that workers do not oversubscribe the cores.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from typing import Callable, Iterable
 
@@ -56,8 +55,7 @@ class Executor:
 
     description = "executor"
 
-    def map(self, fn: Callable, tasks: Iterable, on_result: Callable | None = None,
-            affinity: Callable | None = None) -> list:
+    def map(self, fn: Callable, tasks: Iterable, on_result: Callable | None = None) -> list:
         """Run ``fn(task)`` for every task; return the results in task order.
 
         Parameters
@@ -65,15 +63,10 @@ class Executor:
         fn : callable
             A module-level (picklable) function of one task.
         tasks : iterable
-            Picklable tasks, the ones to start first first.
+            Picklable tasks.
         on_result : callable, optional
             Called as ``on_result(index, result)`` as soon as each task finishes (in
             completion order), e.g. to print progress.
-        affinity : callable, optional
-            ``affinity(task)`` is a key (e.g. a law's name) of what a worker prepares once
-            and reuses for later tasks with the same key (a compiled model): executors
-            that keep workers may send such tasks to a worker that has it. Results never
-            depend on it.
         """
         raise NotImplementedError
 
@@ -93,7 +86,7 @@ class SerialExecutor(Executor):
 
     description = "in process"
 
-    def map(self, fn, tasks, on_result=None, affinity=None):
+    def map(self, fn, tasks, on_result=None):
         out = []
         for index, task in enumerate(tasks):
             result = fn(task)
@@ -135,18 +128,13 @@ class LocalExecutor(Executor):
     half-initialised thread or compiler lock of the parent; each imports bayesmix once
     (a few seconds) and is reused for all its tasks. A script that uses this executor
     must guard its entry point with ``if __name__ == "__main__":``.
-
-    Each worker is a pool of its own, so that tasks with the same ``affinity`` key go to
-    the worker that already has what they share (:func:`_next_task`): in a comparison,
-    each law's model is compiled by one worker instead of by every worker (12-35 s each
-    on Pile 17).
     """
 
     description = "local processes"
 
     def __init__(self, jobs: int | None = None):
         self.jobs = jobs
-        self._lanes: list[_Lane] = []
+        self._pool = None
 
     def _workers(self) -> int:
         cores = default_jobs()
@@ -155,79 +143,40 @@ class LocalExecutor(Executor):
             raise UsageError(f"--jobs must be at least 1, got {jobs}")
         return min(jobs, cores)
 
-    def map(self, fn, tasks, on_result=None, affinity=None):
+    def map(self, fn, tasks, on_result=None):
         import concurrent.futures as cf
+        import multiprocessing
 
         tasks = list(tasks)
         if not tasks:
             return []
-        self._start_lanes(min(self._workers(), len(tasks)))
-        keys = [affinity(task) if affinity is not None else None for task in tasks]
-        pending = list(range(len(tasks)))
-        running: dict = {}
+        if self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(
+                max_workers=min(self._workers(), len(tasks)),
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(SINGLE_THREAD_ENV,),
+            )
+        # Workers are spawned during submit: give them the single-thread environment
+        # from the start, before they import numpy.
+        with _environment(SINGLE_THREAD_ENV):
+            futures = {self._pool.submit(fn, task): index for index, task in enumerate(tasks)}
         out = [None] * len(tasks)
         try:
-            while pending or running:
-                for lane in self._lanes:
-                    if pending and lane not in running.values():
-                        index = _next_task(pending, keys, lane.keys, [other.keys for other in self._lanes])
-                        pending.remove(index)
-                        lane.keys.add(keys[index])
-                        running[lane.pool.submit(fn, tasks[index])] = lane
-                        lane.index = index
-                done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
-                for future in done:
-                    lane = running.pop(future)
-                    out[lane.index] = future.result()
-                    if on_result is not None:
-                        on_result(lane.index, out[lane.index])
+            for future in cf.as_completed(futures):
+                index = futures[future]
+                out[index] = future.result()
+                if on_result is not None:
+                    on_result(index, out[index])
         except BaseException:
-            for future in running:
+            for future in futures:
                 future.cancel()
             raise
         return out
 
-    def _start_lanes(self, n: int) -> None:
-        """One single-process pool per worker ("lane"), kept across calls of :meth:`map`,
-        so that the scheduler knows which worker has prepared what."""
-        import concurrent.futures as cf
-        import multiprocessing
-
-        while len(self._lanes) < n:
-            # Workers are spawned during submit: give them the single-thread environment
-            # from the start, before they import numpy.
-            with _environment(SINGLE_THREAD_ENV):
-                pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                              initializer=_init_worker, initargs=(SINGLE_THREAD_ENV,))
-            self._lanes.append(_Lane(pool))
-
     def close(self):
-        for lane in self._lanes:
-            lane.pool.shutdown(wait=True, cancel_futures=True)
-        self._lanes = []
-
-
-@dataclasses.dataclass(eq=False)
-class _Lane:
-    """One worker process of a :class:`LocalExecutor`, the affinity keys of the tasks it
-    ran, and the index of the task it runs."""
-
-    pool: object
-    keys: set = dataclasses.field(default_factory=set)
-    index: int = -1
-
-
-def _next_task(pending: list, keys: list, own: set, every_lane: list) -> int:
-    """The first pending task whose key this worker has prepared; else the first whose
-    key no worker has (the worker prepares a new one while the others reuse theirs);
-    else the first. ``pending`` is in the caller's order (the most expensive first)."""
-    for index in pending:
-        if keys[index] in own:
-            return index
-    for index in pending:
-        if not any(keys[index] in lane_keys for lane_keys in every_lane):
-            return index
-    return pending[0]
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 class DaskExecutor(Executor):
@@ -276,7 +225,7 @@ class DaskExecutor(Executor):
         client = self._get_client()
         return f"Dask cluster at {client.scheduler.address}"
 
-    def map(self, fn, tasks, on_result=None, affinity=None):
+    def map(self, fn, tasks, on_result=None):
         from distributed import as_completed
 
         tasks = list(tasks)

@@ -833,31 +833,6 @@ def test_local_processes_and_dask_cluster_give_identical_results():
         assert a.scores["runs"] == b.scores["runs"]
 
 
-def test_a_worker_takes_the_tasks_of_what_it_has_prepared_first():
-    from bayesmix.executors import _next_task
-
-    keys = ["additive", "additive", "exponential", "exponential", "linear"]
-    pending = [0, 1, 2, 3, 4]
-    # A fresh worker while another compiles the additive law: the next law no one has.
-    assert _next_task(pending, keys, set(), [{"additive"}, set()]) == 2
-    # A worker that has the exponential law keeps to it, though an additive fit comes first.
-    assert _next_task(pending[1:], keys, {"exponential"}, [{"additive"}, {"exponential"}]) == 2
-    # Nothing of its own and every law taken: the first task (the most expensive).
-    assert _next_task([1, 4], keys, {"exponential"}, [{"additive", "linear"}, {"exponential"}]) == 1
-    # No keys at all (no affinity given): the caller's order.
-    assert _next_task([3, 1], [None] * 5, {None}, [{None}]) == 3
-
-
-def test_local_workers_return_results_in_task_order_with_affinity():
-    with make_executor(jobs=2) as local:
-        seen = []
-        got = local.map(abs, [-3, 4, -5, 6, -7], on_result=lambda i, r: seen.append(i),
-                        affinity=lambda task: task % 2)
-        # The workers are kept: a second call reuses them.
-        again = local.map(abs, [-1, 2])
-    assert got == [3, 4, 5, 6, 7] and sorted(seen) == [0, 1, 2, 3, 4] and again == [1, 2]
-
-
 def test_mre_over_trained_cells_counts_only_cells_with_positive_weight():
     """Regression: the trained-cells MRE must use the mask (it once equalled the all-cells MRE)."""
     import pandas as pd

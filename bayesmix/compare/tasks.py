@@ -281,9 +281,7 @@ def run_tasks(executor, tasks: list, on_result, store: TaskStore | None) -> list
         on_result(i, result)
 
     if todo:
-        # Fits of one law share its compiled model: keep them on one worker where possible.
-        results = executor.map(run_task, [tasks[i] for i in todo], on_result=finished,
-                               affinity=lambda task: task.law)
+        results = executor.map(run_task, [tasks[i] for i in todo], on_result=finished)
         for j, result in enumerate(results):
             outputs[todo[j]] = result
     return outputs
