@@ -80,6 +80,16 @@ chinchilla_domain 60, linear 22, bimix 17. Held-out MRE on trained cells: capaci
 **1.305%** (1.604% before; ELPD 1136.8 against 1090.6), additive 0.985% (ELPD 1286.9;
 its folds' R-hats at these short chains 1.02-1.11, before 1.02-1.08), the others as before.
 The additive and exponential laws are still 77% of the fit-seconds.
+
+With the exponential law on a diagonal mass matrix and the additive law's coefficients in
+typical-share coordinates (2026-12-06, main at e81ee82, the seven-law command above,
+nothing else running): 35 fits in **566 s wall** (bar 360 s: not met). Fit-seconds:
+additive 562 (NUTS 483), exponential 138 (NUTS 111; 409 before), capacity_noise 144,
+chinchilla_domain 113, capacity 78, linear 41, bimix 34. The additive law is now half the
+fit-seconds and its five folds the critical path of the two workers. Held-out MRE on
+trained cells as before within Monte Carlo error: additive 0.983%, capacity_noise 1.314%,
+exponential 4.858%. A run with the additive law's folds kept on the worker that compiled
+it (not kept) took 816 s: one worker ran all five in a row.
 """
 
 from __future__ import annotations
