@@ -46,7 +46,7 @@ def get_law(name: str, **options) -> Law:
 
 def register_jax_conversions() -> None:
     """Teach PyTensor's JAX backend the laws' own Ops (for JAX-based samplers); needs jax."""
-    from . import capacity_jax  # noqa: F401  (importing registers)
+    from . import capacity_jax, mixture_kernel_jax  # noqa: F401  (importing registers)
 
 
 # Importing the modules registers their laws.
