@@ -212,14 +212,17 @@ def add_share_terms(law: Law, priors: dict, exponents: dict, weights) -> dict:
     m = pm.Data(TYPICAL_LOG_SHARE, share, dims=DOMAIN_J)
     out = {}
     for coefficient, exponent in law.share_terms:
-        # The median commutes with the logarithm: exp of the log's median is the exponent's.
-        initial = _prior_median_log(priors[coefficient]) + np.exp(_prior_median_log(priors[exponent])) * share
+        initial = _prior_median_log(priors[coefficient]) + _prior_median(priors[exponent]) * share
         u = pm.Flat(share_name(coefficient), dims=(DOMAIN, DOMAIN_J),
                     initval=np.broadcast_to(initial, (len(share), len(share))).copy())
         log_coefficient = u - exponents[exponent] * m[None, :]
         pm.Potential(f"{coefficient}_prior", _log_density_of_log(priors[coefficient], log_coefficient).sum())
         out[coefficient] = pm.Deterministic(coefficient, pt.exp(log_coefficient), dims=(DOMAIN, DOMAIN_J))
     return out
+
+
+def _prior_median(spec: dict) -> float:
+    return float(np.median(prior_draws(spec, 2001)))
 
 
 def to_share_coordinates(law: Law, values: dict, share: np.ndarray) -> dict:
