@@ -23,12 +23,14 @@ after the other), so that workers do not oversubscribe the cores.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from typing import Callable, Iterable
 
 from .errors import UsageError
 
-__all__ = ["Executor", "SerialExecutor", "LocalExecutor", "DaskExecutor", "make_executor", "default_jobs"]
+__all__ = ["Executor", "SerialExecutor", "LocalExecutor", "DaskExecutor", "make_executor", "default_jobs",
+           "next_task"]
 
 #: Environment of worker processes: one thread per numerical library, since the
 #: workers already use every core between them.
@@ -55,7 +57,8 @@ class Executor:
 
     description = "executor"
 
-    def map(self, fn: Callable, tasks: Iterable, on_result: Callable | None = None) -> list:
+    def map(self, fn: Callable, tasks: Iterable, on_result: Callable | None = None,
+            affinity: Callable | None = None, cost: Callable | None = None) -> list:
         """Run ``fn(task)`` for every task; return the results in task order.
 
         Parameters
@@ -63,10 +66,18 @@ class Executor:
         fn : callable
             A module-level (picklable) function of one task.
         tasks : iterable
-            Picklable tasks.
+            Picklable tasks, the ones to start first first.
         on_result : callable, optional
             Called as ``on_result(index, result)`` as soon as each task finishes (in
             completion order), e.g. to print progress.
+        affinity : callable, optional
+            ``affinity(task)`` is a key (a law's name) of what a worker prepares once and
+            reuses for later tasks with the same key (a compiled model). Executors that
+            keep workers may send such tasks to a worker that has it
+            (:func:`next_task`). Results never depend on it.
+        cost : callable, optional
+            ``cost(task)``: its expected cost, in any unit (default 1 each); with
+            ``affinity``, keeps one key's tasks from piling up on one worker.
         """
         raise NotImplementedError
 
@@ -86,7 +97,7 @@ class SerialExecutor(Executor):
 
     description = "in process"
 
-    def map(self, fn, tasks, on_result=None):
+    def map(self, fn, tasks, on_result=None, affinity=None, cost=None):
         out = []
         for index, task in enumerate(tasks):
             result = fn(task)
@@ -128,13 +139,18 @@ class LocalExecutor(Executor):
     half-initialised thread or compiler lock of the parent; each imports bayesmix once
     (a few seconds) and is reused for all its tasks. A script that uses this executor
     must guard its entry point with ``if __name__ == "__main__":``.
+
+    Each worker is a pool of its own, so that tasks with the same ``affinity`` key go to
+    the worker that already has what they share (:func:`next_task`): in a comparison,
+    each law's model is compiled by about one worker instead of by every worker (10-20 s
+    each on Pile 17).
     """
 
     description = "local processes"
 
     def __init__(self, jobs: int | None = None):
         self.jobs = jobs
-        self._pool = None
+        self._lanes: list[_Lane] = []
 
     def _workers(self) -> int:
         cores = default_jobs()
@@ -143,40 +159,96 @@ class LocalExecutor(Executor):
             raise UsageError(f"--jobs must be at least 1, got {jobs}")
         return min(jobs, cores)
 
-    def map(self, fn, tasks, on_result=None):
+    def map(self, fn, tasks, on_result=None, affinity=None, cost=None):
         import concurrent.futures as cf
-        import multiprocessing
 
         tasks = list(tasks)
         if not tasks:
             return []
-        if self._pool is None:
-            self._pool = cf.ProcessPoolExecutor(
-                max_workers=min(self._workers(), len(tasks)),
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(SINGLE_THREAD_ENV,),
-            )
-        # Workers are spawned during submit: give them the single-thread environment
-        # from the start, before they import numpy.
-        with _environment(SINGLE_THREAD_ENV):
-            futures = {self._pool.submit(fn, task): index for index, task in enumerate(tasks)}
+        self._start_lanes(min(self._workers(), len(tasks)))
+        keys = [affinity(task) if affinity is not None else None for task in tasks]
+        costs = [float(cost(task)) if cost is not None else 1.0 for task in tasks]
+        pending = list(range(len(tasks)))
+        running: dict = {}
         out = [None] * len(tasks)
         try:
-            for future in cf.as_completed(futures):
-                index = futures[future]
-                out[index] = future.result()
-                if on_result is not None:
-                    on_result(index, out[index])
+            while pending or running:
+                for lane in self._lanes:
+                    if pending and lane not in running.values():
+                        index = next_task(pending, keys, costs, lane.keys, [other.keys for other in self._lanes])
+                        pending.remove(index)
+                        lane.keys.add(keys[index])
+                        lane.index = index
+                        running[lane.pool.submit(fn, tasks[index])] = lane
+                done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    lane = running.pop(future)
+                    out[lane.index] = future.result()
+                    if on_result is not None:
+                        on_result(lane.index, out[lane.index])
         except BaseException:
-            for future in futures:
+            for future in running:
                 future.cancel()
             raise
         return out
 
+    def _start_lanes(self, n: int) -> None:
+        """One single-process pool per worker ("lane"), kept across calls of :meth:`map`,
+        so that the scheduler knows which worker has prepared what."""
+        import concurrent.futures as cf
+        import multiprocessing
+
+        while len(self._lanes) < n:
+            # Workers are spawned during submit: give them the single-thread environment
+            # from the start, before they import numpy.
+            with _environment(SINGLE_THREAD_ENV):
+                pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                              initializer=_init_worker, initargs=(SINGLE_THREAD_ENV,))
+            self._lanes.append(_Lane(pool))
+
     def close(self):
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for lane in self._lanes:
+            lane.pool.shutdown(wait=True, cancel_futures=True)
+        self._lanes = []
+
+
+@dataclasses.dataclass(eq=False)
+class _Lane:
+    """One worker process of a :class:`LocalExecutor`, the affinity keys of the tasks it
+    ran, and the index of the task it runs."""
+
+    pool: object
+    keys: set = dataclasses.field(default_factory=set)
+    index: int = -1
+
+
+def next_task(pending: list, keys: list, costs: list, own: set, every_worker: list) -> int:
+    """The task a free worker takes next, from ``pending`` (indices, in the caller's order:
+    the most expensive first).
+
+    In this order of preference: a task whose key the worker has prepared (``own``); a
+    task of a key whose pending cost is more than one worker's share of all pending cost
+    (one worker alone would finish it last: the others join it, preparing the key once
+    each); a task of a key no worker has prepared (``every_worker``: each worker's keys);
+    the first task. Simulated with the measured fit times of the seven-law Pile 17
+    comparison (2 workers; each law compiled about once instead of once per worker):
+    479 s against 514 s in task order; where one law is most of the work, 759 s against
+    755 s (without the second rule: 788 s).
+    """
+    for index in pending:
+        if keys[index] in own:
+            return index
+    share = sum(costs[index] for index in pending) / max(len(every_worker), 1)
+    by_key: dict = {}
+    for index in pending:
+        by_key.setdefault(keys[index], []).append(index)
+    for indices in by_key.values():
+        if sum(costs[index] for index in indices) > share:
+            return indices[0]
+    for index in pending:
+        if not any(keys[index] in worker_keys for worker_keys in every_worker):
+            return index
+    return pending[0]
 
 
 class DaskExecutor(Executor):
@@ -225,7 +297,7 @@ class DaskExecutor(Executor):
         client = self._get_client()
         return f"Dask cluster at {client.scheduler.address}"
 
-    def map(self, fn, tasks, on_result=None):
+    def map(self, fn, tasks, on_result=None, affinity=None, cost=None):
         from distributed import as_completed
 
         tasks = list(tasks)

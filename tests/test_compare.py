@@ -833,6 +833,35 @@ def test_local_processes_and_dask_cluster_give_identical_results():
         assert a.scores["runs"] == b.scores["runs"]
 
 
+def test_a_free_worker_keeps_to_what_it_has_prepared_unless_one_key_outweighs_a_worker():
+    from bayesmix.executors import next_task
+
+    keys = ["additive"] * 3 + ["exponential"] * 2 + ["linear"]
+    costs = [10.0] * 3 + [3.0] * 2 + [1.0]
+    everything = list(range(6))
+    # A worker that has the exponential law keeps to it, though additive fits come first.
+    assert next_task(everything[1:], keys, costs, {"exponential"}, [{"additive"}, {"exponential"}]) == 3
+    # A fresh worker while another runs the additive law: its two pending fits (20 of 27)
+    # are more than one of two workers' share, so it joins it rather than start a new law.
+    assert next_task(everything[1:], keys, costs, set(), [{"additive"}, set()]) == 1
+    # With the additive law's pending work no more than a worker's share, it starts a new law.
+    assert next_task([2, 5], keys, [1.0] * 6, set(), [{"additive"}, set()]) == 5
+    # Nothing of its own, no key outweighs a worker, every key taken: the first task.
+    assert next_task([2, 5], keys, [1.0] * 6, {"exponential"}, [{"additive", "linear"}, {"exponential"}]) == 2
+    # No keys at all (no affinity given): the caller's order.
+    assert next_task([3, 1], [None] * 6, [1.0] * 6, {None}, [{None}, {None}]) == 3
+
+
+def test_local_workers_return_results_in_task_order_with_affinity():
+    with make_executor(jobs=2) as local:
+        seen = []
+        got = local.map(abs, [-3, 4, -5, 6, -7], on_result=lambda i, r: seen.append(i),
+                        affinity=lambda task: task % 2, cost=abs)
+        # The workers are kept: a second call reuses them.
+        again = local.map(abs, [-1, 2])
+    assert got == [3, 4, 5, 6, 7] and sorted(seen) == [0, 1, 2, 3, 4] and again == [1, 2]
+
+
 def test_mre_over_trained_cells_counts_only_cells_with_positive_weight():
     """Regression: the trained-cells MRE must use the mask (it once equalled the all-cells MRE)."""
     import pandas as pd

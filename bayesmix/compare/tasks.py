@@ -281,7 +281,11 @@ def run_tasks(executor, tasks: list, on_result, store: TaskStore | None) -> list
         on_result(i, result)
 
     if todo:
-        results = executor.map(run_task, [tasks[i] for i in todo], on_result=finished)
+        from ..laws import get_law
+
+        # Fits of one law share its compiled model: keep them on few workers.
+        results = executor.map(run_task, [tasks[i] for i in todo], on_result=finished,
+                               affinity=lambda task: task.law, cost=lambda task: get_law(task.law).relative_cost)
         for j, result in enumerate(results):
             outputs[todo[j]] = result
     return outputs
