@@ -44,7 +44,7 @@ def vector_exp(x, out):
 
     numba calls the C library's scalar ``exp`` once per element (about 4 ns here), which
     made the powers most of the additive law's gradient; this loop runs about 5x faster
-    on AVX2 and AVX-512 machines. Cody-Waite reduction ``x = m ln 2 + r``, ``|r| <= ln2/2``,
+    (measured on an AVX-512 machine: 6.6 us against 27 us for 6400 values). Cody-Waite reduction ``x = m ln 2 + r``, ``|r| <= ln2/2``,
     a degree-13 Taylor polynomial for ``exp(r)`` (truncation error below 2e-17) and the
     factor ``2^m`` added to the exponent bits. Results below ``exp(-708)`` are flushed to
     0 (not to denormals); above the largest double they are ``inf``; NaN stays NaN. Only
