@@ -44,9 +44,10 @@ def vector_exp(x, out):
 
     numba calls the C library's scalar ``exp`` once per element (about 4 ns here), which
     made the powers most of the additive law's gradient; this loop runs about 5x faster
-    (measured on an AVX-512 machine: 6.6 us against 27 us for 6400 values). Cody-Waite reduction ``x = m ln 2 + r``, ``|r| <= ln2/2``,
-    a degree-13 Taylor polynomial for ``exp(r)`` (truncation error below 2e-17) and the
-    factor ``2^m`` added to the exponent bits. Results below ``exp(-708)`` are flushed to
+    (measured on an AVX-512 machine: 6.6 us against 27 us for 6400 values). Cody-Waite
+    reduction ``x = m ln 2 + r``, ``|r| <= ln2/2``, a degree-13 Taylor polynomial for
+    ``exp(r)`` (truncation error below 2e-17) and the factor ``2^m`` added to the
+    exponent bits. Results below ``exp(-708)`` are flushed to
     0 (not to denormals); above the largest double they are ``inf``; NaN stays NaN. Only
     contraction into fused multiply-adds is allowed: reassociation would fold the two
     parts of ``ln 2`` into one and lose 7 digits at ``|x| ~ 700``.
@@ -82,16 +83,19 @@ def mixture_mean_reference(log_C, gamma, log_share, active):
     return pt.mean(pt.switch(active[..., None, :], powered, 0.0), axis=-1)
 
 
-def _powers(log_C, gamma, log_share, active):
-    """NumPy: the powers ``(rows, K, K)`` (0 where a weight is 0) and their means ``(rows, K)``."""
-    powered = np.where(active[:, None, :] > 0,
-                       np.exp(log_C[None, :, :] + gamma[None, :, :] * log_share[:, None, :]), 0.0)
+def mixture_powers(log_C, gamma, log_share, active, xp=np):
+    """:class:`MixtureMean` on arrays: the means ``(rows, K)`` and the powers
+    ``(rows, K, K)`` (0 where a weight is 0), with the array module ``xp`` (NumPy for
+    PyTensor's Python backend, ``jax.numpy`` for its JAX backend)."""
+    powered = xp.where(active[:, None, :] > 0,
+                       xp.exp(log_C[None, :, :] + gamma[None, :, :] * log_share[:, None, :]), 0.0)
     return powered.mean(axis=-1), powered
 
 
-def _gradients(grad_mean, powered, gamma, log_share):
-    """NumPy: the gradients of ``sum_ri grad_mean_ri S_ri`` with respect to ``log C``,
-    ``gamma`` and ``log_share`` from the kept powers."""
+def mixture_mean_gradients(grad_mean, powered, gamma, log_share):
+    """:class:`MixtureMeanGrad` on arrays (NumPy or JAX): the gradients of
+    ``sum_ri grad_mean_ri S_ri`` with respect to ``log C``, ``gamma`` and ``log_share``
+    from the kept powers."""
     K = powered.shape[-1]
     weighted = grad_mean[:, :, None] * powered / K  # (rows, i, j)
     return (weighted.sum(axis=0), (weighted * log_share[:, None, :]).sum(axis=0),
@@ -115,7 +119,7 @@ class MixtureMean(Op):
         return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, outputs):
-        mean, powered = _powers(*(np.asarray(v, dtype=float) for v in inputs))
+        mean, powered = mixture_powers(*(np.asarray(v, dtype=float) for v in inputs))
         outputs[0][0] = mean
         outputs[1][0] = powered
 
@@ -147,7 +151,7 @@ class MixtureMeanGrad(Op):
         return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, outputs):
-        for slot, value in zip(outputs, _gradients(*(np.asarray(v, dtype=float) for v in inputs))):
+        for slot, value in zip(outputs, mixture_mean_gradients(*(np.asarray(v, dtype=float) for v in inputs))):
             slot[0] = value
 
     def infer_shape(self, node, shapes):
