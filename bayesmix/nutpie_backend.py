@@ -18,7 +18,7 @@ import pytensor.tensor as pt
 
 from . import _az, extension, observation, pilot
 from .errors import UsageError
-from .gate import MAX_RHAT, diagnose, without_minor_mode_chains
+from .gate import MAX_RHAT, chain_logp, diagnose, without_minor_mode_chains
 from .blas import one_blas_thread
 from .laws import Law
 
@@ -483,7 +483,7 @@ def run_pilot(compiled, settings: FitSettings, progressbar: bool, whitened_block
         idata = _sample_nutpie(compiled, pilot_settings, dict(draws=draws, tune=tune, chains=settings.chains,
                                                               random_seed=seed, progressbar=progressbar),
                                store_unconstrained=True, maxdepth=pilot.PILOT_MAXDEPTH)
-    main, report = pilot.main_mode_draws(_az.chain_stat(idata, "unconstrained_draw"), _az.chain_stat(idata, "logp"))
+    main, report = pilot.main_mode_draws(_az.chain_stat(idata, "unconstrained_draw"), chain_logp(idata))
     if whitened_block is not None:
         with one_blas_thread():
             compiled, main, moved = recentred_at_main_mode(compiled, whitened_block, main)

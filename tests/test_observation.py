@@ -339,6 +339,38 @@ def test_fitted_slopes_are_sampled_centred_where_enough_of_them_pin_their_spread
     assert "disc_slope_z" in model.named_vars
 
 
+def test_the_centred_slopes_jacobian_gives_the_non_centred_models_log_density(monkeypatch):
+    """The model with centred slopes records ``centred_log_jacobian`` = J log sd; added to
+    its log density it is the log density of the same point in the non-centred model
+    (``disc_slope_z = (disc_slope - mean) / sd``), exactly: what chains are compared on."""
+    from bayesmix.inference import build_model
+    from bayesmix.laws import get_law
+
+    names = tuple(f"d{i}" for i in range(7))
+    truth = default_truth("capacity_noise", names, seed=0)
+    table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=[1e8, 3e8, 9e8], tokens_per_param=20.0, seed=0)
+    design = ObservationDesign.from_table(table, Scaling.from_table(table))
+    centred_model, _ = build_model(get_law("capacity_noise"), table, design=design)
+    assert "disc_slope" in {rv.name for rv in centred_model.free_RVs}
+    monkeypatch.setattr(ObservationDesign, "centred_features", lambda self, n: np.zeros(len(self.features), bool))
+    plain_model, _ = build_model(get_law("capacity_noise"), table, design=design)
+    assert "disc_slope_z" in {rv.name for rv in plain_model.free_RVs}
+    assert observation.CENTRED_LOG_JACOBIAN not in plain_model.named_vars
+
+    rng = np.random.default_rng(3)
+    point = {k: v + 0.3 * rng.standard_normal(np.shape(v)) for k, v in centred_model.initial_point().items()}
+    sd = np.exp(point["disc_slope_sd_log__"])
+    slope_mean = point["disc_slope_mean"]
+    plain = {k: v for k, v in point.items() if k != "disc_slope"}
+    plain["disc_slope_z"] = (point["disc_slope"] - slope_mean[:, None]) / sd
+    recorded = centred_model.replace_rvs_by_values([centred_model[observation.CENTRED_LOG_JACOBIAN]])
+    jacobian = centred_model.compile_fn(recorded, inputs=[centred_model.rvs_to_values[centred_model["disc_slope_sd"]]],
+                                        point_fn=True)({"disc_slope_sd_log__": point["disc_slope_sd_log__"]})[0]
+    assert float(jacobian) == pytest.approx(7 * np.log(sd))
+    np.testing.assert_allclose(float(centred_model.compile_logp()(point)) + float(jacobian),
+                               float(plain_model.compile_logp()(plain)), rtol=1e-10)
+
+
 def test_slopes_through_two_fitted_model_sizes_are_sampled_non_centred_however_many():
     """Through two fitted values of a feature a slope is a level step between them that
     the law's scale terms make as well, so its spread can reach 0: non-centred even with

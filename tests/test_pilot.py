@@ -272,6 +272,27 @@ def test_a_fit_drops_the_chains_that_settled_in_a_minor_mode_and_says_so():
     assert none == {} and same.posterior.sizes["chain"] == 4
 
 
+def test_a_chain_in_a_funnels_neck_is_compared_in_standardised_coordinates():
+    """A chain whose centred slopes sit in the funnel's neck (spread near 0) has a log
+    density as high as the main mode's in the sampler's coordinates; with the Jacobian
+    that the model records (``centred_log_jacobian``: J log sd) it is far below, and
+    dropped as a minor mode. Without the record the sampler's log density is used as is."""
+    from bayesmix import observation
+    from bayesmix.gate import chain_logp, without_minor_mode_chains
+
+    idata, logp = _trace_with_logp([100.0, 100.5, 101.0, 99.0])
+    assert without_minor_mode_chains(idata)[1] == {}
+    np.testing.assert_array_equal(chain_logp(idata), logp)
+    spread = np.array([0.012, 8e-6, 0.012, 0.012])[:, None] * np.ones_like(logp)
+    jacobian = 14 * np.log(spread)
+    idata = _az.from_draws({"x": idata.posterior["x"].values, observation.CENTRED_LOG_JACOBIAN: jacobian},
+                           sample_stats={"logp": logp})
+    np.testing.assert_allclose(chain_logp(idata), logp + jacobian)
+    _, dropped = without_minor_mode_chains(idata)
+    assert dropped["minor_mode_chains"] == [1]
+    assert dropped["minor_mode_logp_gap"] == pytest.approx(14 * np.log(0.012 / 8e-6) + logp[2].mean() - logp[1].mean())
+
+
 def _linear_trace_with_a_crossing(seed: int = 8):
     """A linear law's trace of 4 x 1000 draws whose ``w_n[b]`` crosses as in
     :func:`_crossing_chains`; returns the law, the draws and the trace."""

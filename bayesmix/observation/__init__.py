@@ -95,10 +95,11 @@ from .likelihood import add_likelihood
 from .mixture_effects import (block_average, centre_within_blocks, conditional_mixture_effects,
                               mixture_effect_conditional, mixture_marginal_logp)
 from .reducible import discrepant_log_mean
-from .variables import GATED, LATENT, OBSERVATION_PRIORS, RECORDED
+from .variables import CENTRED_LOG_JACOBIAN, GATED, LATENT, OBSERVATION_PRIORS, RECORDED
 
 __all__ = [
-    "DISCREPANCY_LENGTHSCALE", "DISCREPANCY_SCALES", "GATED", "KERNEL_JITTER", "LATENT", "LIKELIHOODS",
+    "CENTRED_LOG_JACOBIAN", "DISCREPANCY_LENGTHSCALE", "DISCREPANCY_SCALES", "GATED", "KERNEL_JITTER", "LATENT",
+    "LIKELIHOODS",
     "MIXTURE_DECIMALS", "OBSERVATION_PRIORS", "PAIRED_SHARE", "QUADRATURE_NODES", "RECORDED", "SLOPE_REGIONS",
     "SWITCHES", "ObservationDesign", "ObservationDraws", "add_likelihood", "add_noise", "block_average",
     "cell_logpdf", "cell_sd", "centre_within_blocks", "conditional_mixture_effects", "discrepant_log_mean",

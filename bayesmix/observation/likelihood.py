@@ -7,6 +7,7 @@ import numpy as np
 from .design import ObservationDesign
 from .mixture_effects import block_average, mixture_marginal_logp
 from .reducible import discrepant_log_mean, floor_for
+from .variables import CENTRED_LOG_JACOBIAN
 
 
 def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scaling, log_floor=None) -> None:
@@ -20,6 +21,8 @@ def add_likelihood(design: ObservationDesign, table, log_mu, priors: dict, scali
     ``disc_slope_z`` (feature, domain), ``disc_amp``, ``disc_white`` (scale, domain)
     (discrepancy), ``mix_sd`` (domain) and ``mix_z`` (mixture, domain)
     (mixture effect); and the observed ``log_loss`` over the cells with a logged loss.
+    Where slopes are sampled centred, the deterministic
+    :data:`~bayesmix.observation.CENTRED_LOG_JACOBIAN` records their Jacobian.
     """
     import pymc as pm
 
@@ -160,6 +163,10 @@ def _discrepancy_slopes(design: ObservationDesign, slope_mean, slope_sd, n_domai
             # The spread is a constant, not a recorded draw: record the slopes themselves.
             slope = pm.Deterministic("disc_slope", slope, dims=dims)
         return slope if fitted.all() else slope[np.flatnonzero(fitted)]
+    # The centred slopes' Jacobian, for comparing chains' log densities (see
+    # CENTRED_LOG_JACOBIAN): a chain in the funnel's neck, all slopes at their mean and
+    # the spread near 0, otherwise looks as likely as the main mode.
+    pm.Deterministic(CENTRED_LOG_JACOBIAN, n_domains * int(centred.sum()) * pt.log(slope_sd))
     if centred.all():
         slope = pm.Normal("disc_slope", slope_mean[:, None], slope_sd, dims=dims)
         pm.Deterministic("disc_slope_z", (slope - slope_mean[:, None]) / slope_sd, dims=dims)

@@ -24,5 +24,11 @@ RECORDED = ("sigma", "nu", "run_sd", "disc_slope_mean", "disc_slope_sd", "disc_s
 #: The observation model's standard-normal latent variables (non-centred): many, each
 #: a priori N(0, 1); the sampler's whitening leaves them out of its dense block.
 LATENT = ("run_z", "mix_z", "disc_white")
+#: Deterministic of a model whose variables include centred hierarchical ones (``x ~
+#: N(mu, s)`` with ``s`` a variable): the sum of ``log s`` over their elements. Added to a
+#: draw's log density it gives the density in coordinates where they are standardised,
+#: ``z = (x - mu) / s`` (:func:`bayesmix.gate.chain_logp`): there a funnel's neck is as
+#: wide as its mouth, so its density no longer outbids a mode with far more mass.
+CENTRED_LOG_JACOBIAN = "centred_log_jacobian"
 #: Hyperparameters checked by the diagnostics gate beside the law's parameters.
 GATED = ("sigma", "nu", "run_sd", "disc_slope_mean", "disc_slope_sd", "disc_amp", "mix_sd")
