@@ -34,44 +34,11 @@ def _negative_logp(logp_dlogp, point: np.ndarray, free: np.ndarray):
     return negative
 
 
-def with_centred_jacobian(model: pm.Model, logp_dlogp):
-    """``logp_dlogp`` plus the Jacobian that the model records for its centred hierarchical
-    variables (:data:`bayesmix.observation.CENTRED_LOG_JACOBIAN`) and its gradient: the log
-    density in coordinates where those variables are standardised. ``logp_dlogp`` itself
-    where the model records none.
-
-    The centred density has no maximum: it grows without bound as a spread goes to 0 with
-    its variables at their mean, and a search of it ends in the funnel's neck, a point no
-    chain should start from or be whitened at. SlimPajama 7's default fit: every seed's
-    MAP search (0-9) ended with ``disc_slope_sd`` below 5e-5, against 0.012 in the
-    posterior. The standardised density's maximum is the mode of the non-centred form.
-    """
-    import pytensor
-    from pymc.pytensorf import join_nonshared_inputs
-
-    from .observation import CENTRED_LOG_JACOBIAN
-
-    if CENTRED_LOG_JACOBIAN not in model.named_vars:
-        return logp_dlogp
-    [jacobian] = model.replace_rvs_by_values([model[CENTRED_LOG_JACOBIAN]])
-    [jacobian], joined = join_nonshared_inputs(model.initial_point(), [jacobian], model.value_vars)
-    jacobian_and_gradient = pytensor.function([joined], [jacobian, pytensor.grad(jacobian, joined)])
-
-    def standardised(x):
-        logp, grad = logp_dlogp(x)
-        value, jacobian_grad = jacobian_and_gradient(np.asarray(x, dtype="float64"))
-        return logp + float(value), np.asarray(grad, dtype=float) + jacobian_grad
-
-    return standardised
-
-
 def find_map(model: pm.Model, *, starts: int = 4, seed: int = 0, logp_dlogp=None) -> tuple[dict, float]:
     """Best of several L-BFGS-B MAP searches from jittered starts (unconstrained space).
 
     The law posteriors can have separated modes; the chains start at draws of the Laplace
-    approximation at the best of several optima (:func:`dispersed_starts`). The density
-    searched is the one with the model's centred hierarchical variables standardised
-    (:func:`with_centred_jacobian`), whose maximum is not a funnel's neck.
+    approximation at the best of several optima (:func:`dispersed_starts`).
 
     Parameters
     ----------
@@ -86,8 +53,7 @@ def find_map(model: pm.Model, *, starts: int = 4, seed: int = 0, logp_dlogp=None
 
     Returns
     -------
-    (point, logp) : the transformed-space point of the best optimum and its log density
-    (with the Jacobian).
+    (point, logp) : the transformed-space point of the best optimum and its log density.
     """
     from pymc.blocking import DictToArrayBijection
     from pymc.initial_point import make_initial_point_fn
@@ -97,7 +63,6 @@ def find_map(model: pm.Model, *, starts: int = 4, seed: int = 0, logp_dlogp=None
         func.set_extra_values({})
     else:
         func = logp_dlogp
-    func = with_centred_jacobian(model, func)
     ip_fn = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
     value_names = [v.name for v in model.value_vars]
     order, block = whitened_order(model)

@@ -371,39 +371,6 @@ def test_the_centred_slopes_jacobian_gives_the_non_centred_models_log_density(mo
                                float(plain_model.compile_logp()(plain)), rtol=1e-10)
 
 
-@pytest.mark.parametrize("domains", [7, 6])
-def test_the_map_search_adds_the_centred_slopes_jacobian_and_its_gradient(domains):
-    """The MAP search's density (:func:`bayesmix.starts.with_centred_jacobian`): the
-    model's log density plus J log sd with 7 centred slopes, its gradient that of the sum
-    (central differences); the model's own function where no slopes are centred (6)."""
-    from bayesmix.inference import build_model
-    from bayesmix.laws import get_law
-    from bayesmix.starts import with_centred_jacobian
-
-    names = tuple(f"d{i}" for i in range(domains))
-    truth = default_truth("capacity_noise", names, seed=0)
-    table, _ = simulate_runs(truth, n_mixtures=4, model_sizes=[1e8, 3e8, 9e8], tokens_per_param=20.0, seed=0)
-    model, _ = build_model(get_law("capacity_noise"), table)
-    logp_dlogp = model.logp_dlogp_function(ravel_inputs=True)
-    logp_dlogp.set_extra_values({})
-    searched = with_centred_jacobian(model, logp_dlogp)
-    if domains == 6:
-        assert searched is logp_dlogp
-        return
-    sizes = [int(np.prod(np.shape(v))) for v in model.initial_point().values()]
-    sd_at = int(np.sum(sizes[:[v.name for v in model.value_vars].index("disc_slope_sd_log__")]))
-    rng = np.random.default_rng(1)
-    x = np.concatenate([np.ravel(v) for v in model.initial_point().values()]) + 0.2 * rng.standard_normal(sum(sizes))
-    value, grad = searched(x)
-    assert value == pytest.approx(logp_dlogp(x)[0] + 7 * x[sd_at], rel=1e-12)
-    step = 1e-6
-    for i in [sd_at, 0, int(rng.integers(len(x)))]:
-        e = np.zeros_like(x)
-        e[i] = step
-        assert grad[i] == pytest.approx((searched(x + e)[0] - searched(x - e)[0]) / (2 * step), rel=1e-5, abs=1e-4)
-    assert grad[sd_at] == pytest.approx(logp_dlogp(x)[1][sd_at] + 7, rel=1e-12)
-
-
 def test_slopes_through_two_fitted_model_sizes_are_sampled_non_centred_however_many():
     """Through two fitted values of a feature a slope is a level step between them that
     the law's scale terms make as well, so its spread can reach 0: non-centred even with
