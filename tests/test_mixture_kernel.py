@@ -8,7 +8,8 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from bayesmix.laws.mixture_kernel import MixtureMean, mixture_mean, mixture_mean_reference, vector_exp
+from bayesmix.laws.fast_exp import vector_exp
+from bayesmix.laws.mixture_kernel import MixtureMean, mixture_mean, mixture_mean_reference
 from bayesmix.laws.shukor import mixture_term
 
 
