@@ -6,7 +6,7 @@ import pytensor.tensor as pt
 import pytest
 from scipy.optimize import minimize
 
-from bayesmix.laws.capacity import capacity_split
+from bayesmix.laws.capacity_split import capacity_split
 
 
 @pytest.fixture(scope="module", params=["FAST_RUN", "NUMBA"])

@@ -10,217 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytensor.tensor as pt
-from pytensor.gradient import disconnected_grad, disconnected_type
-from pytensor.graph.basic import Apply
-from pytensor.graph.op import Op
-from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
 
 from . import register
 from .base import (AMPLITUDE_PRIOR, DOMAIN, EXAMPLE_LEFT_OUT_SHARE, IRREDUCIBLE_LOSS_PRIOR, LEFT_OUT_SHARE,
                    MIN_POSITIVE_WEIGHT, Law, Param, own_data_params, own_data_term, with_left_out_share)
+from .capacity_kernel import capacity_term
+from .capacity_split import capacity_split
 
 CITATION = (
     "Dai, J. and Zheng, Y. Explaining Data Mixing Scaling Laws. ICML 2026. "
     "Eq. 1 (capacity competition) and Eq. 3 (capacity competition + noise reduction)."
 )
-
-#: Most Newton iterations of the multiplier solve. Started left of the root of a convex,
-#: decreasing function, Newton converges monotonically; 9 steps reach machine
-#: precision on 200 random instances (K 2-17, b 0.02-1, H down to 1e-4 N); 12 leave margin.
-SOLVER_ITERATIONS = 12
-
-#: A row's solve stops once the budget holds to this relative error,
-#: ``|log(sum_i x_i) - log(n + (K-1) H)| <= tolerance``: the quantity the split is for,
-#: so stopping never leaves a worse split than running on (a size step alone would:
-#: where a domain leaves the floor the slope jumps and Newton can creep). Measured on
-#: the Pile 17 mixtures with parameters drawn from the capacity priors, n = 1-10^4:
-#: 4-6 Newton steps instead of 12, and a capacity law's log-density gradient about 20%
-#: cheaper (one step costs ~4 us on 34 rows x 17 domains). Rows that do not get there
-#: take all :data:`SOLVER_ITERATIONS` steps, as before.
-SOLVER_RESIDUAL_TOLERANCE = 1e-13
-
-#: Version of the numba loop of :class:`NewtonMultiplier` (see its funcify).
-NUMBA_IMPLEMENTATION_VERSION = 2
-
-
-def _newton_rows(lw, ex, lh, bl, act, iterations, tolerance=SOLVER_RESIDUAL_TOLERANCE):
-    """The Newton solve on 2-D arrays ``(rows, K)`` (NumPy; see :func:`capacity_split`)."""
-    with np.errstate(all="ignore"):
-        t = np.min(np.where(act, lw - bl / ex, np.inf), axis=-1, keepdims=True)
-        running = np.ones(t.shape, dtype=bool)
-        for _ in range(iterations):
-            log_x_free = (lw - t) * ex
-            clamped = ~act | (log_x_free < lh)
-            x = np.exp(np.where(clamped, lh, log_x_free))
-            total = np.sum(x, axis=-1, keepdims=True)
-            slope = -np.sum(np.where(clamped, 0.0, x * ex), axis=-1, keepdims=True) / total
-            residual = np.log(total) - bl[:, :1]
-            # As the numba loop: a row whose budget holds takes no further step.
-            running &= ~(np.abs(residual) <= tolerance)
-            if not running.any():
-                break
-            t = t - np.where(running, residual / slope, 0.0)
-    return t
-
-
-class NewtonMultiplier(Op):
-    """``t = log lam`` of the capacity split by Newton steps (at most ``iterations``; a
-    row stops once its budget holds to the relative error ``tolerance``).
-
-    Inputs, all of one shape ``(..., K)``: ``log(h_i b_i c_i)``, ``1/(b_i+1)``,
-    ``log H``, ``log(n + (K-1) H)`` and the activity mask (``h_i > 0``); output ``t``
-    with shape ``(..., 1)``. One Op instead of the unrolled iterations keeps the graph
-    small (the capacity law's model compiled in 80 s with them unrolled) and runs the
-    loop in one pass over each row under numba. It has no gradient of its own:
-    :func:`capacity_split` uses it under ``disconnected_grad`` and differentiates one
-    Newton step in the graph.
-    """
-
-    __props__ = ("iterations", "tolerance")
-
-    def __init__(self, iterations: int = SOLVER_ITERATIONS, tolerance: float = SOLVER_RESIDUAL_TOLERANCE):
-        self.iterations = int(iterations)
-        self.tolerance = float(tolerance)
-
-    def make_node(self, log_w, expo, log_H, budget_log, active):
-        inputs = [pt.as_tensor_variable(v).astype("float64") for v in (log_w, expo, log_H, budget_log, active)]
-        ndim = inputs[0].type.ndim
-        if any(v.type.ndim != ndim for v in inputs):
-            raise TypeError("NewtonMultiplier: broadcast the inputs to one shape first")
-        out = pt.TensorType("float64", shape=(None,) * (ndim - 1) + (1,))()
-        return Apply(self, inputs, [out])
-
-    def perform(self, node, inputs, outputs):
-        lw, ex, lh, bl, act = (np.asarray(v, dtype=float) for v in inputs)
-        K = lw.shape[-1]
-        flat = [v.reshape(-1, K) for v in (lw, ex, lh, bl)]
-        t = _newton_rows(*flat, act.reshape(-1, K) > 0, self.iterations, self.tolerance)
-        outputs[0][0] = t.reshape(lw.shape[:-1] + (1,))
-
-    def infer_shape(self, node, shapes):
-        return [tuple(shapes[0][:-1]) + (1,)]
-
-    def connection_pattern(self, node):
-        return [[False] for _ in node.inputs]
-
-    def L_op(self, inputs, outputs, output_grads):
-        return [disconnected_type() for _ in inputs]
-
-
-@register_funcify_default_op_cache_key(NewtonMultiplier)
-def _numba_newton_multiplier(op, node, **kwargs):
-    iterations = op.iterations
-    tolerance = op.tolerance
-
-    # error_model="numpy": a zero slope (every active domain at the floor, far in the
-    # tails) gives inf/nan as in the graph it replaces, not a ZeroDivisionError that
-    # would abort the caller's log-density evaluation.
-    @numba_njit(error_model="numpy")
-    def rows(lw, ex, lh, bl, act):
-        M, K = lw.shape
-        out = np.empty((M, 1))
-        for m in range(M):
-            t = np.inf
-            for k in range(K):
-                if act[m, k] > 0:
-                    t = min(t, lw[m, k] - bl[m, k] / ex[m, k])
-            for _ in range(iterations):
-                total = 0.0
-                free = 0.0
-                for k in range(K):
-                    log_x = (lw[m, k] - t) * ex[m, k]
-                    if act[m, k] > 0 and log_x >= lh[m, k]:
-                        x = np.exp(log_x)
-                        total += x
-                        free += x * ex[m, k]
-                    else:
-                        total += np.exp(lh[m, k])
-                residual = np.log(total) - bl[m, 0]
-                if abs(residual) <= tolerance:
-                    break
-                t = t - residual / (-free / total)
-            out[m, 0] = t
-        return out
-
-    @numba_njit(error_model="numpy")
-    def newton_multiplier(lw, ex, lh, bl, act):
-        K = lw.shape[-1]
-        t = rows(np.ascontiguousarray(lw).reshape((-1, K)), np.ascontiguousarray(ex).reshape((-1, K)),
-                 np.ascontiguousarray(lh).reshape((-1, K)), np.ascontiguousarray(bl).reshape((-1, K)),
-                 np.ascontiguousarray(act).reshape((-1, K)))
-        return t.reshape(lw.shape[:-1] + (1,))
-
-    # The integer joins PyTensor's on-disk cache key (type and props): raise it when the
-    # loop changes, or a machine's cache keeps serving the old code.
-    return newton_multiplier, NUMBA_IMPLEMENTATION_VERSION
-
-
-def newton_multiplier(log_w, expo, log_H, budget_log, active, iterations: int = SOLVER_ITERATIONS):
-    """``t = log lam`` of the capacity split, inputs broadcast to one shape (see
-    :class:`NewtonMultiplier`)."""
-    return NewtonMultiplier(iterations)(*pt.broadcast_arrays(log_w, expo, log_H, budget_log, active))
-
-
-def capacity_split(h, b, c, H, n, iterations: int = SOLVER_ITERATIONS, return_multiplier: bool = False):
-    """Differentiable KKT solution of the capacity allocation, vectorised over rows.
-
-    Solves ``x_i = max(H, (h_i b_i c_i / lam)^(1/(b_i+1)))`` with ``lam`` such that
-    ``sum_i x_i = n + (K-1) H``; domains with ``h_i = 0`` get ``x_i = H``.
-
-    The multiplier is found in log space, ``t = log lam``, by Newton's method on
-    ``f(t) = log(sum_i x_i(t)) - log(n + (K-1) H)``. ``f`` is convex and decreasing, so
-    Newton started left of the root (at the smallest ``t`` where one domain alone takes
-    the whole budget) never overshoots: no bracketing or line search is needed, and a
-    row stops once its budget holds to :data:`SOLVER_RESIDUAL_TOLERANCE` (at most
-    ``iterations`` steps). The iterations run outside the gradient, in one compact
-    Op (:class:`NewtonMultiplier`); one Newton step inside the graph then gives exactly
-    the implicit-function gradient ``dt/dtheta = -(df/dtheta) / (df/dt)``.
-
-    Parameters
-    ----------
-    h : tensor ``(..., rows, K)``
-    b, c : tensors broadcastable to ``h`` (per-domain exponent and amplitude, > 0)
-    H : tensor broadcastable to ``(..., rows, 1)`` (minimum capacity, > 0)
-    n : tensor ``(..., rows, 1)`` (model size, same units as ``H``; must exceed ``H``)
-    iterations : int
-        Most Newton steps of the disconnected solve.
-    return_multiplier : bool
-        Also return ``t = log lam`` and the solve's residual ``f(t)``.
-
-    Returns
-    -------
-    x : tensor ``(..., rows, K)``
-    """
-    K = h.shape[-1]
-    budget_log = pt.log(n + (K - 1) * H)
-    active = pt.gt(h, 0)
-    log_w = pt.log(pt.switch(active, h, 1.0) * b * c)  # log(h_i b_i c_i)
-    expo = 1.0 / (b + 1.0)
-    log_H = pt.log(H)
-
-    def residual(t, log_w, expo, log_H, budget_log):
-        log_x_free = (log_w - t) * expo
-        clamped = pt.or_(pt.invert(active), pt.lt(log_x_free, log_H))
-        log_x = pt.switch(clamped, log_H + pt.zeros_like(log_x_free), log_x_free)
-        x = pt.exp(log_x)
-        total = pt.sum(x, axis=-1, keepdims=True)
-        f = pt.log(total) - budget_log
-        slope = -pt.sum(pt.switch(clamped, 0.0, x * expo), axis=-1, keepdims=True) / total
-        return f, slope, clamped, log_x
-
-    lw, ex, lh, bl = (disconnected_grad(v) for v in (log_w, expo, log_H, budget_log))
-    t = newton_multiplier(lw, ex, lh, bl, active, iterations)
-    t = disconnected_grad(t)
-    # One Newton step in the graph: value unchanged at convergence, implicit gradient.
-    f, slope, _, _ = residual(t, log_w, expo, log_H, budget_log)
-    t_star = t - f / slope
-    log_x_free = (log_w - t_star) * expo
-    _, _, clamped, _ = residual(t, lw, ex, lh, bl)
-    x = pt.switch(clamped, H + pt.zeros_like(log_x_free), pt.exp(log_x_free))
-    if return_multiplier:
-        f_final, _, _, _ = residual(t_star, log_w, expo, log_H, budget_log)
-        return x, t_star, f_final
-    return x
 
 
 def solver_residual(posterior, table, max_draws: int = 200) -> float:
@@ -267,9 +67,7 @@ def _capacity_term(p, h, n):
     exponents, and makes ``E + c + A`` the loss near the reference point, which level
     coordinates (:mod:`bayesmix.coordinates`) rely on.
     """
-    c_paper = paper_amplitude(p["c"], p["b"], h.shape[-1])
-    x = capacity_split(h, p["b"], c_paper, p["H"], n)
-    return c_paper * pt.exp(-p["b"] * pt.log(x))
+    return capacity_term(h, p["b"], paper_amplitude(p["c"], p["b"], h.shape[-1]), p["H"], n)
 
 
 #: NUTS tree-depth cap of ``capacity_noise`` and ``capacity`` (127 leapfrog steps), each

@@ -1,8 +1,12 @@
-"""JAX form of the capacity split's Newton Op, for JAX-based samplers (``--sampler numpyro``).
+"""JAX forms of the capacity split's Newton Op and the fused capacity-term Ops, for JAX-based
+samplers (``--sampler numpyro``).
 
 Imported only when such a sampler is used (:func:`bayesmix.laws.register_jax_conversions`):
-JAX is optional and slow to import. The loop is that of :func:`bayesmix.laws.capacity._newton_rows`
-as a ``fori_loop``; a row whose budget holds takes no further step.
+JAX is optional and slow to import. The loop is that of :func:`bayesmix.laws.capacity_split.newton_rows`
+as a ``fori_loop``; a row whose budget holds takes no further step. The capacity-term
+Ops run :mod:`bayesmix.laws.capacity_kernel`'s array forms with ``jax.numpy``; JAX
+differentiates :class:`~bayesmix.laws.capacity_kernel.CapacityTerm`'s form itself (the
+loop under ``stop_gradient``, the final Newton step differentiated, as in the graph).
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import jax
 import jax.numpy as jnp
 from pytensor.link.jax.dispatch import jax_funcify
 
-from .capacity import NewtonMultiplier
+from .capacity_kernel import CapacityTerm, CapacityTermGrad, capacity_term_arrays, capacity_term_gradients
+from .capacity_split import NewtonMultiplier
 
 
 @jax_funcify.register(NewtonMultiplier)
@@ -39,3 +44,21 @@ def _jax_newton_multiplier(op, **kwargs):
         return jax.lax.stop_gradient(t)
 
     return newton_multiplier
+
+
+@jax_funcify.register(CapacityTerm)
+def _jax_capacity_term(op, **kwargs):
+    solve = _jax_newton_multiplier(NewtonMultiplier(op.iterations, op.tolerance))
+
+    def capacity_term(h, b, c, H, n):
+        return capacity_term_arrays(h, b, c, H, n, xp=jnp, solve=solve)
+
+    return capacity_term
+
+
+@jax_funcify.register(CapacityTermGrad)
+def _jax_capacity_term_grad(op, **kwargs):
+    def capacity_term_grad(grad_term, term, log_x, floor, h, b, c, H, n):
+        return capacity_term_gradients(grad_term, term, log_x, floor, h, b, c, H, n, xp=jnp)
+
+    return capacity_term_grad

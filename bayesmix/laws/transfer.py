@@ -32,7 +32,8 @@ import pytensor.tensor as pt
 
 from . import register
 from .base import DOMAIN, DOMAIN_J, Param
-from .capacity import CAPACITY_PARAMS, CITATION, NOISE_PARAMS, CapacityBase, capacity_split, paper_amplitude
+from .capacity import CAPACITY_PARAMS, CITATION, NOISE_PARAMS, CapacityBase, paper_amplitude
+from .capacity_split import capacity_split
 
 TRANSFER_CITATION = (
     CITATION + " Transfer between domains (an effective data share and capacity through a "
