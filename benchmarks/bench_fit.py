@@ -27,6 +27,18 @@ Tables:
 that PyTensor and numba keep on disk is then warm. ``--cold`` points PyTensor's compile
 cache at an empty folder for the first fit, as on a fresh machine.
 
+With the capacity term as one fused numba Op (main at 65e0bf3, 2026-12-07, nothing else
+running, library defaults): ``--tables slimpajama7 --seed S`` **74.8, 72.5 and 101.2 s**
+wall for seeds 0-2 (bar 90 s: met for seeds 0 and 1), compile 21-24 s, MAP 1.5-2.3 s,
+pilot 6.0-10.4 s, NUTS 38, 36 and 55 s; 33, 35 and 32 gradients per draw; seed 2 ran on
+to 1500 draws per chain; R-hat 1.010, no divergence. One gradient of the default model,
+min of 15 x 200 evaluations: 188 us against 256 us before (Pile 17 88 against 125 us).
+The gradient figures this script prints (200 evaluations once, after the fit) vary by
++-30% between runs on this machine: the same process measured 199-320 us in twelve
+blocks of 2000 evaluations at one point. Of the warm compile's ~20 s, 13-15 s is numba
+compiling nutpie's C callback around PyTensor's function, which itself loads from
+PyTensor's cache (0.7 s): numba cannot cache the callback (it closes over the data).
+
 The simulated table with the slopes' spread held at its prior's root mean square where
 they go through two fitted values (main at 53e5842, 2026-12-06, nothing else running,
 library defaults, ``--tables simulated``): **461 s** wall (bar 600 s: met; about 30 min
