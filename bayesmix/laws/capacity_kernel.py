@@ -35,11 +35,12 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
 
 from .fast_exp import vector_exp
-from .capacity_split import SOLVER_ITERATIONS, SOLVER_RESIDUAL_TOLERANCE, capacity_split, newton_rows
+from .capacity_split import SOLVER_ITERATIONS, SOLVER_RESIDUAL_TOLERANCE, capacity_split, newton_rows, newton_solve
 
 #: Version of the numba loops below: it joins PyTensor's on-disk cache key, so raise it
-#: when a loop changes, or a machine's cache keeps serving the old code.
-NUMBA_IMPLEMENTATION_VERSION = 1
+#: when a loop changes (or :func:`~bayesmix.laws.capacity_split.newton_solve`, which the
+#: cached code includes), or a machine's cache keeps serving the old code.
+NUMBA_IMPLEMENTATION_VERSION = 2
 
 
 def capacity_term_reference(h, b, c, H, n):
@@ -159,72 +160,33 @@ def _numba_capacity_term(op, node, **kwargs):
     iterations = op.iterations
     tolerance = op.tolerance
 
-    # All rows take their Newton steps together, so that each step's exponentials are
-    # one vectorised call (vector_exp, ~5x numba's scalar exp) over the table; a row
-    # whose budget holds keeps its multiplier and sums. error_model="numpy": a zero slope
-    # (every active domain at the floor, far in the tails) gives inf/nan as the graph
-    # does, not a ZeroDivisionError.
     @numba_njit(error_model="numpy")
     def capacity_term(h, b, c, H_array, n):
         rows, K = h.shape
         H = H_array.item()
         log_H = np.log(H)
-        expo = 1.0 / (b + 1.0)
         log_bc = np.log(b * c)
         log_w = np.empty((rows, K))
-        t = np.empty(rows)
-        budget_log = np.empty(rows)
+        expo = np.empty((rows, K))
+        log_floor = np.full((rows, K), log_H)
+        budget_log = np.empty((rows, 1))
+        active = np.empty((rows, K))
         for r in range(rows):
-            budget_log[r] = np.log(n[r, 0] + (K - 1) * H)
-            t[r] = np.inf
+            budget_log[r, 0] = np.log(n[r, 0] + (K - 1) * H)
             for k in range(K):
-                if h[r, k] > 0:
-                    log_w[r, k] = np.log(h[r, k]) + log_bc[k]
-                    t[r] = min(t[r], log_w[r, k] - budget_log[r] / expo[k])
-                else:
-                    log_w[r, k] = log_bc[k]
+                active[r, k] = 1.0 if h[r, k] > 0 else 0.0
+                log_w[r, k] = np.log(h[r, k]) + log_bc[k] if h[r, k] > 0 else log_bc[k]
+                expo[r, k] = 1.0 / (b[k] + 1.0)
+        t, total, free, residual = newton_solve(log_w, expo, log_floor, budget_log, active, iterations, tolerance)
         exponent = np.empty((rows, K))
-        x = np.empty((rows, K))
-        total = np.empty(rows)
-        free = np.empty(rows)
-        residual = np.empty(rows)
-        running = np.ones(rows, dtype=np.bool_)
-        # The loop of NewtonMultiplier, ending with each row's sums at its final t.
-        for step in range(iterations + 1):
-            for r in range(rows):
-                for k in range(K):
-                    exponent[r, k] = (log_w[r, k] - t[r]) * expo[k]
-            vector_exp(exponent.reshape(-1), x.reshape(-1))
-            still = False
-            for r in range(rows):
-                if not running[r]:
-                    continue
-                row_total = 0.0
-                row_free = 0.0
-                for k in range(K):
-                    if h[r, k] > 0 and exponent[r, k] >= log_H:
-                        row_total += x[r, k]
-                        row_free += x[r, k] * expo[k]
-                    else:
-                        row_total += H
-                total[r] = row_total
-                free[r] = row_free
-                residual[r] = np.log(row_total) - budget_log[r]
-                if abs(residual[r]) <= tolerance or step == iterations:
-                    running[r] = False
-                else:
-                    t[r] -= residual[r] / (-row_free / row_total)
-                    still = True
-            if not still:
-                break
         # The final Newton step (the graph's), the floor decided at t as there.
         log_x = np.empty((rows, K))
         floor = np.empty((rows, K))
         for r in range(rows):
             t_star = t[r] - residual[r] / (-free[r] / total[r])
             for k in range(K):
-                at_floor = not (h[r, k] > 0 and (log_w[r, k] - t[r]) * expo[k] >= log_H)
-                value = log_H if at_floor else (log_w[r, k] - t_star) * expo[k]
+                at_floor = not (h[r, k] > 0 and (log_w[r, k] - t[r]) * expo[r, k] >= log_H)
+                value = log_H if at_floor else (log_w[r, k] - t_star) * expo[r, k]
                 log_x[r, k] = value
                 floor[r, k] = 1.0 if at_floor else 0.0
                 exponent[r, k] = -b[k] * value
