@@ -230,6 +230,10 @@ def format_diagnostics(diag: dict) -> str:
         rows.append(("pilot restarts", f"{diag['pilot_restarted_chains']}",
                      f"chains moved out of a minor mode ({diag['pilot_max_logp_gap']:.0f} nats below)"
                      if diag["pilot_restarted_chains"] else "no minor mode seen"))
+    if diag.get("pilot_started_from_probes"):
+        rows.append(("pilot probes", "main mode",
+                     f"the kept run starts at draws of the {diag['pilot_probe_chains']} probe chains (run with a "
+                     "parameter with separated modes moved up and down): every pilot chain was 10+ nats below them"))
     if diag.get("pilot_recentred"):
         rows.append(("pilot re-centred", "yes",
                      "the pilot's main-mode draws lay away from the MAP: whitened again at their optimum"))

@@ -18,6 +18,13 @@ two chains are left to compare. The pilot's per-chain log densities and the chai
 moved are recorded in the fit's diagnostics (``pilot_*``), so that a user sees when the
 posterior had a minor mode.
 
+Chains started around one MAP point can all miss a mode. For a law that names a
+parameter along which its posterior has separated modes (:attr:`bayesmix.laws.Law.mode_probe`,
+the capacity laws' floor ``H``), the pilot also runs :data:`PROBE_CHAINS` short chains from
+each of two probes: the main mode's best draw with that parameter's unconstrained
+coordinate moved by :data:`PROBE_STEPS` and the other coordinates at their optimum given
+it. The probe chains join the pilot's in the choice of the main mode, by the same rule.
+
 Modes of similar log density are not minor: the pilot leaves their chains where they
 are, and R-hat refuses the fit. :func:`separated_chain_groups` then tells the user which
 chains settled where (the fit's ``chain_groups`` diagnostic), so that a refusal says
@@ -62,6 +69,14 @@ PILOT_MAXDEPTH = 6
 #: the mass unless it is far wider.
 MODE_GAP_NATS = 10.0
 
+#: The probes' steps along the probed parameter's unconstrained coordinate (log scale for
+#: a positive parameter): a factor 5 up and down. The capacity floor's modes on SlimPajama
+#: 7 lie a factor 5 and 2.8 apart (0.012, 0.06, 0.17 N_ref); one step from any of them
+#: starts a probe in or next to another.
+PROBE_STEPS = (float(np.log(5.0)), -float(np.log(5.0)))
+#: Chains run from each probe (the pilot's tuning and draws; two share the machine's cores).
+PROBE_CHAINS = 2
+
 #: Chains sit in separated places when their central intervals of this probability
 #: for one quantity do not overlap: chains of one mode, even poorly mixed ones, share
 #: most of their range; a quantile rule is also blind to the quantity's scale (the
@@ -76,13 +91,19 @@ class PilotReport:
     chain_logp: tuple[float, ...]
     restarted: tuple[int, ...]
     recentred: bool = False
+    #: Probe chains (:data:`PROBE_CHAINS` per probe), the last of ``chain_logp``.
+    probe_chains: int = 0
+    #: Whether every chain of the main mode was a probe chain: the kept run then starts
+    #: at probe chains' draws (in another mode, or in the same one better adapted).
+    started_from_probes: bool = False
 
     def to_diagnostics(self) -> dict:
         """Flat entries for a fit's diagnostics."""
         best = max(self.chain_logp)
         gap = max((best - self.chain_logp[c] for c in self.restarted), default=0.0)
         return {"pilot_restarted_chains": len(self.restarted), "pilot_max_logp_gap": float(gap),
-                "pilot_recentred": int(self.recentred)}
+                "pilot_recentred": int(self.recentred), "pilot_probe_chains": self.probe_chains,
+                "pilot_started_from_probes": int(self.started_from_probes)}
 
 
 def minor_mode_chains(logp: np.ndarray) -> np.ndarray:
@@ -253,7 +274,7 @@ def pilot_lengths(tune: int) -> tuple[int, int]:
     return max(PILOT_MIN_TUNE, int(round(PILOT_TUNE_FRACTION * tune))), PILOT_DRAWS
 
 
-def main_mode_draws(positions: np.ndarray, logp: np.ndarray) -> tuple[np.ndarray, PilotReport]:
+def main_mode_draws(positions: np.ndarray, logp: np.ndarray, probe_chains: int = 0) -> tuple[np.ndarray, PilotReport]:
     """The pilot's draws of the main mode and what the pilot saw.
 
     Parameters
@@ -262,6 +283,9 @@ def main_mode_draws(positions: np.ndarray, logp: np.ndarray) -> tuple[np.ndarray
         The pilot's draws in the compiled model's coordinates.
     logp : ndarray (chains, draws)
         Their log densities.
+    probe_chains : int
+        How many of the last chains are probe chains: they take part in the choice of
+        the main mode; only the others can be restarted.
 
     Returns
     -------
@@ -275,7 +299,11 @@ def main_mode_draws(positions: np.ndarray, logp: np.ndarray) -> tuple[np.ndarray
     half = positions.shape[1] // 2
     draws = positions[kept, half:].reshape(-1, positions.shape[-1])
     draws = draws[np.all(np.isfinite(draws), axis=1) & np.isfinite(logp[kept, half:].ravel())]
-    report = PilotReport(tuple(float(v) for v in np.mean(logp, axis=1)), tuple(int(c) for c in minor))
+    pilot_chains = len(logp) - probe_chains
+    found = bool(probe_chains) and bool(np.all(kept >= pilot_chains))
+    report = PilotReport(tuple(float(v) for v in np.mean(logp, axis=1)),
+                         tuple(int(c) for c in minor if c < pilot_chains), probe_chains=probe_chains,
+                         started_from_probes=found)
     return draws, report
 
 

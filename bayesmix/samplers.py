@@ -166,7 +166,7 @@ class NutpieBackend(Backend):
 
     def start(self, prepared, law, init, settings, progressbar):
         from .blas import one_blas_thread
-        from .nutpie_backend import nutpie_starts, run_pilot, whitened_order
+        from .nutpie_backend import nutpie_starts, probe_position, run_pilot, whitened_order
         from .starts import starting_point
 
         t0 = time.perf_counter()
@@ -177,7 +177,9 @@ class NutpieBackend(Backend):
         prepared.timing["map_seconds"] = time.perf_counter() - t0
         if settings.pilot and init is None and settings.chains > 1:
             block = whitened_order(model)[1] if prepared.precondition else None
-            prepared.compiled, report = run_pilot(prepared.compiled, settings, progressbar, whitened_block=block)
+            probe = probe_position(model, law.mode_probe) if prepared.precondition else None
+            prepared.compiled, report = run_pilot(prepared.compiled, settings, progressbar, whitened_block=block,
+                                                  probe=probe)
             prepared.pilot = {**report.to_diagnostics(),
                               "pilot_seconds": time.perf_counter() - t0 - prepared.timing["map_seconds"]}
         return prepared

@@ -55,7 +55,24 @@ def test_the_kept_run_keeps_its_main_mode_chains_but_never_fewer_than_two():
 
 def test_the_report_names_the_gap():
     report = PilotReport((10.0, -40.0, 9.0), (1,))
-    assert report.to_diagnostics() == {"pilot_restarted_chains": 1, "pilot_max_logp_gap": 50.0, "pilot_recentred": 0}
+    assert report.to_diagnostics() == {"pilot_restarted_chains": 1, "pilot_max_logp_gap": 50.0, "pilot_recentred": 0,
+                                       "pilot_probe_chains": 0, "pilot_started_from_probes": 0}
+
+
+def test_probe_chains_join_the_choice_of_the_main_mode_but_are_never_restarted():
+    """Two pilot chains and two probe chains (the last two). Where only the probes reach
+    the best mode, the main-mode draws are theirs and the report says a probe found it;
+    where a pilot chain is there too, both are kept and no probe 'found' anything. Probe
+    chains in a minor mode are not counted as restarts."""
+    rng = np.random.default_rng(3)
+    positions = np.arange(4)[:, None, None] + np.zeros((4, 10, 2))
+    low, high = -100.0 + rng.normal(0, 1, (1, 10)), rng.normal(0, 1, (1, 10))
+    draws, report = main_mode_draws(positions, np.concatenate([low, low, high, high]), probe_chains=2)
+    assert set(np.unique(draws[:, 0])) == {2.0, 3.0}
+    assert report.started_from_probes and report.restarted == (0, 1) and report.probe_chains == 2
+    draws, report = main_mode_draws(positions, np.concatenate([high, low, high, low]), probe_chains=2)
+    assert set(np.unique(draws[:, 0])) == {0.0, 2.0}
+    assert not report.started_from_probes and report.restarted == (1,)
 
 
 def test_main_mode_draws_keep_the_second_half_of_the_main_chains_and_finite_draws():
@@ -407,3 +424,59 @@ def test_the_pilot_samples_at_its_own_target_acceptance_and_the_kept_run_at_the_
     assert seen == [PILOT_TARGET_ACCEPT, 0.8] == [pilot_target_accept(0.99), pilot_target_accept(0.8)]
     # Its trees are capped below nutpie's default depth of 10.
     assert depths == [PILOT_MAXDEPTH, PILOT_MAXDEPTH] and PILOT_MAXDEPTH < 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("probed", [True, False])
+def test_probe_chains_find_a_mode_along_the_probed_parameter_that_every_chain_missed(probed):
+    """``h`` has two modes a factor 5 apart on its log scale (``log h`` at 0 and log 5, sd
+    0.05: 32 sd apart, where no chain crosses), the second heavier by 18 nats; ``y`` is a nuisance. Every chain
+    starts in the light mode, where NUTS keeps it. The probe along ``h`` (the light
+    mode's best draw with ``log h`` moved by log 5, ``y`` re-optimised) starts chains in
+    the heavy mode, and they win the choice of the main mode: the kept run starts
+    there. Without the probe every start stays in the light mode (the test's control)."""
+    import pymc as pm
+
+    from bayesmix.inference import FitSettings
+    from bayesmix.nutpie_backend import compiled_nutpie_model, preconditioned_model, probe_position, run_pilot
+    from bayesmix.nutpie_backend import whitened_order
+
+    with pm.Model() as model:
+        log_h = pm.NormalMixture("log_h", w=np.array([1e-8, 1 - 1e-8]), mu=np.array([0.0, np.log(5.0)]),
+                                 sigma=np.array([0.05, 0.05]))
+        pm.Deterministic("h", pm.math.exp(log_h))
+        pm.Normal("y", mu=0.5 * log_h, sigma=1.0)
+    _, block = whitened_order(model)
+    position = probe_position(model, "log_h")
+    assert position is not None and probe_position(model, "h") is None and probe_position(model, None) is None
+    compiled = compiled_nutpie_model(preconditioned_model(model)).with_data(
+        precond_mean=np.zeros(2), precond_chol=np.eye(2))
+    rng = np.random.default_rng(0)
+    start = np.zeros(2)
+    start[position] = 0.02  # nutpie refuses a start with a zero gradient
+    compiled = dataclasses.replace(compiled, initial_point_func=lambda seed: start + 0.02 * rng.standard_normal(2))
+    settings = FitSettings(chains=4, tune=200, draws=100, seed=0, cores=1, extend_draws=1, target_accept=0.95)
+    started, report = run_pilot(compiled, settings, progressbar=False, whitened_block=block,
+                                probe=position if probed else None)
+    points = np.array([started.initial_point_func(seed) for seed in range(20)])
+    mean, chol = (np.asarray(started.shared_data[key]) for var, key in started.shared_var_keys.items()
+                  if var.name in ("precond_mean", "precond_chol"))
+    log_h_at = (mean + points @ chol.T)[:, position]
+    if probed:
+        assert report.probe_chains >= 2 and report.started_from_probes
+        assert np.all(np.abs(log_h_at - np.log(5.0)) < 0.3)  # within 6 sd of the heavy mode
+        assert report.to_diagnostics()["pilot_started_from_probes"] == 1
+    else:
+        assert report.probe_chains == 0 and not report.started_from_probes
+        assert np.all(np.abs(log_h_at) < 0.3)
+
+
+def test_the_fit_table_says_when_the_kept_run_starts_at_probe_chains():
+    from bayesmix.gate import format_diagnostics
+
+    diag = {"max_rhat": 1.0, "min_ess_bulk": 500, "min_ess_tail": 500, "divergences": 0,
+            **PilotReport((5150.0, 5151.0, 5263.0, 5262.0), (0, 1), probe_chains=2,
+                          started_from_probes=True).to_diagnostics()}
+    assert "probe chains" in format_diagnostics(diag)
+    diag["pilot_started_from_probes"] = 0
+    assert "probe chains" not in format_diagnostics(diag)

@@ -231,6 +231,12 @@ class Law:
     #: the compilation 10-20 s longer, which a law that samples well anyway does not
     #: earn back.
     whitened_sampling: ClassVar[bool] = False
+    #: A scalar parameter along which this law's posterior can have separated modes that
+    #: every chain of the pilot may miss, or None. Where a fit is whitened, the pilot also
+    #: runs short chains from points with this parameter moved up and down from its main
+    #: mode (:func:`bayesmix.nutpie_backend.probe_chains`); they join the pilot's chains in
+    #: the choice of the main mode.
+    mode_probe: ClassVar[str | None] = None
     #: nutpie's mass matrix for this law by default (:attr:`bayesmix.fit_settings.FitSettings.mass_matrix`):
     #: "low_rank" learns the strongest posterior correlations, at a cost in every leapfrog
     #: step that grows with the sampler's coordinates; "diag" where they are few or weak

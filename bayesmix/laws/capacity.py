@@ -89,6 +89,11 @@ class CapacityBase(Law):
     # (min bulk ESS 147 against 82), capacity_noise 50 s against 76 s; nutpie's first 150
     # tuning draws took 700-800 gradients each in the original coordinates, 150-270 whitened.
     whitened_sampling = True
+    # The floor H can have separated modes: SlimPajama 7 (final checkpoints, default
+    # model) near 0.012, 0.06 and 0.17 N_ref, typical log densities about 5246, 5263 and
+    # 5250; the MAP search ends near the first, and in about one seed of eight no chain of
+    # the pilot or the kept run reached the second (every chain near 0.012, R-hat 1.01).
+    mode_probe = "H"
     irreducible_loss = "E"
     # As an exponent b_i goes to 0 the capacity term turns into a constant that trades with
     # E_i: the ratio c_i/E_i is then free, a funnel whose neck diverges. Pile 4, default
