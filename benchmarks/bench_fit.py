@@ -27,7 +27,7 @@ Tables:
 that PyTensor and numba keep on disk is then warm. ``--cold`` points PyTensor's compile
 cache at an empty folder for the first fit, as on a fresh machine.
 
-With the capacity term as one fused numba Op (main at 65e0bf3, 2026-12-07, nothing else
+With the capacity term as one fused numba Op (main at bea2f6b, 2026-12-07, nothing else
 running, library defaults): ``--tables slimpajama7 --seed S`` **74.8, 72.5 and 101.2 s**
 wall for seeds 0-2 (bar 90 s: met for seeds 0 and 1), compile 21-24 s, MAP 1.5-2.3 s,
 pilot 6.0-10.4 s, NUTS 38, 36 and 55 s; 33, 35 and 32 gradients per draw; seed 2 ran on
