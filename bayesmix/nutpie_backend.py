@@ -521,12 +521,14 @@ def _probe_start(compiled, block: int, centre: np.ndarray, position: int, step: 
     return np.concatenate([np.linalg.solve(chol, shift[:block]), shift[block:]])
 
 
-def probe_chains(compiled, block: int, position: int, main: np.ndarray, settings: FitSettings, run_pilot_chains):
+def probe_chains(compiled, block: int, position: int, main: np.ndarray, settings: FitSettings, run_pilot_chains,
+                 first_stream: int = 1):
     """The pilot's probes along one parameter (:mod:`bayesmix.pilot`): from the best of
     the main mode's draws ``main`` (whitened), the parameter's coordinate (``position``)
     moved by each of :data:`bayesmix.pilot.PROBE_STEPS` and the rest re-optimised, and
     :data:`~bayesmix.pilot.PROBE_CHAINS` pilot chains run from each probe by
-    ``run_pilot_chains(compiled, chains, stream)``.
+    ``run_pilot_chains(compiled, chains, stream)`` (streams from ``first_stream`` on, one
+    per probe, so that each round's chains draw their own numbers).
 
     Returns their draws ``(chains, draws, n_dim)`` and log densities ``(chains, draws)``,
     empty where no probe had a finite start. A probe chain that went back to the main
@@ -538,7 +540,7 @@ def probe_chains(compiled, block: int, position: int, main: np.ndarray, settings
     best = main[int(np.argmax([logp_dlogp(x)[0] for x in main]))]
     centre = mean + np.concatenate([chol @ best[:block], best[block:]])
     positions, logps = [], []
-    for stream, step in enumerate(pilot.PROBE_STEPS, start=1):
+    for stream, step in enumerate(pilot.PROBE_STEPS, start=first_stream):
         with one_blas_thread():
             start = _probe_start(compiled, block, centre, position, step)
         if start is None:
@@ -578,15 +580,18 @@ def run_pilot(compiled, settings: FitSettings, progressbar: bool, whitened_block
     idata = run_pilot_chains(compiled, settings.chains, 0)
     positions, logp = _az.chain_stat(idata, "unconstrained_draw"), chain_logp(idata)
     probes = 0
-    if probe is not None and whitened_block is not None:
-        main, _ = pilot.main_mode_draws(positions, logp)
-        if len(main):
-            probe_positions, probe_logp = probe_chains(compiled, whitened_block, probe, main, settings,
-                                                       run_pilot_chains)
-            if len(probe_logp) and probe_logp.shape[1] == logp.shape[1]:
-                positions = np.concatenate([positions, probe_positions])
-                logp = np.concatenate([logp, probe_logp])
-                probes = len(probe_logp)
+    for probe_round in range(pilot.PROBE_ROUNDS if probe is not None and whitened_block is not None else 0):
+        main, report = pilot.main_mode_draws(positions, logp, probe_chains=probes)
+        # A further round only from a main mode that the last round's probe chains set.
+        if not len(main) or (probe_round and not report.started_from_probes):
+            break
+        probe_positions, probe_logp = probe_chains(compiled, whitened_block, probe, main, settings,
+                                                   run_pilot_chains, first_stream=1 + probe_round * len(pilot.PROBE_STEPS))
+        if not len(probe_logp) or probe_logp.shape[1] != logp.shape[1]:
+            break
+        positions = np.concatenate([positions, probe_positions])
+        logp = np.concatenate([logp, probe_logp])
+        probes += len(probe_logp)
     main, report = pilot.main_mode_draws(positions, logp, probe_chains=probes)
     if whitened_block is not None:
         with one_blas_thread():

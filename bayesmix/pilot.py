@@ -76,6 +76,12 @@ MODE_GAP_NATS = 10.0
 PROBE_STEPS = (float(np.log(5.0)), -float(np.log(5.0)))
 #: Chains run from each probe (the pilot's tuning and draws; two share the machine's cores).
 PROBE_CHAINS = 2
+#: Most rounds of probes. A round after the first runs only where the last one's probe
+#: chains became the main mode, from their draws: a probe from a pilot chain still far from
+#: its mode's typical set can slide back (SlimPajama 7, seed 0: the pilot's chains 90 nats
+#: below typical, the probe up back at H ~ 1.2% of N_ref), and a probe from the better
+#: adapted probe chains of that mode starts where the others did.
+PROBE_ROUNDS = 2
 
 #: Chains sit in separated places when their central intervals of this probability
 #: for one quantity do not overlap: chains of one mode, even poorly mixed ones, share
