@@ -23,7 +23,9 @@ parameter along which its posterior has separated modes (:attr:`bayesmix.laws.La
 the capacity laws' floor ``H``), the pilot also runs :data:`PROBE_CHAINS` short chains from
 each of two probes: the main mode's best draw with that parameter's unconstrained
 coordinate moved by :data:`PROBE_STEPS` and the other coordinates at their optimum given
-it. The probe chains join the pilot's in the choice of the main mode, by the same rule.
+it. The probe chains join the pilot's in the choice of the main mode, by the same rule;
+where they become the main mode, a second round probes from their draws
+(:data:`PROBE_ROUNDS`).
 
 Modes of similar log density are not minor: the pilot leaves their chains where they
 are, and R-hat refuses the fit. :func:`separated_chain_groups` then tells the user which
