@@ -408,17 +408,28 @@ def _shared_value(compiled, name: str) -> np.ndarray:
     raise KeyError(name)
 
 
+def negative_logp(logp_dlogp, point: np.ndarray, free: np.ndarray):
+    """``y -> (-logp, -gradient)`` over the coordinates ``free`` of ``point`` (the others
+    held), with a large finite value where the density is not finite: the objective of
+    the L-BFGS searches (MAP, re-centring, probes)."""
+    def negative(y):
+        x = point.copy()
+        x[free] = y
+        logp, grad = logp_dlogp(x)
+        if not np.isfinite(logp):
+            return 1e30, np.zeros_like(y)
+        return -float(logp), -np.asarray(grad, dtype=float)[free]
+
+    return negative
+
+
 def _local_optimum(compiled, start: np.ndarray) -> np.ndarray:
     """The L-BFGS maximum of ``compiled``'s log density nearest ``start`` (``start``
     itself where the search ends at a non-finite or lower density)."""
     from scipy import optimize
 
     logp_dlogp = compiled_logp_dlogp(compiled)
-
-    def negative(x):
-        value, grad = logp_dlogp(x)
-        return (1e30, np.zeros_like(x)) if not np.isfinite(value) else (-value, -grad)
-
+    negative = negative_logp(logp_dlogp, start, np.ones(len(start), dtype=bool))
     with np.errstate(all="ignore"):
         result = optimize.minimize(negative, start, jac=True, method="L-BFGS-B",
                                    options={"maxiter": RECENTRE_MAXITER})
@@ -504,15 +515,8 @@ def _probe_start(compiled, block: int, centre: np.ndarray, position: int, step: 
     offset[position] = step
     free = np.ones(len(centre), dtype=bool)
     free[position] = False
-
-    def negative(y):
-        x = offset.copy()
-        x[free] = y
-        value, grad = logp_dlogp(x)
-        return (1e30, np.zeros(free.sum())) if not np.isfinite(value) else (-value, -grad[free])
-
     with np.errstate(all="ignore"):
-        result = optimize.minimize(negative, offset[free], jac=True, method="L-BFGS-B",
+        result = optimize.minimize(negative_logp(logp_dlogp, offset, free), offset[free], jac=True, method="L-BFGS-B",
                                    options={"maxiter": RECENTRE_MAXITER})
     if not np.isfinite(result.fun) or result.fun >= 1e30:
         return None
@@ -585,8 +589,9 @@ def run_pilot(compiled, settings: FitSettings, progressbar: bool, whitened_block
         # A further round only from a main mode that the last round's probe chains set.
         if not len(main) or (probe_round and not report.started_from_probes):
             break
+        first_stream = 1 + probe_round * len(pilot.PROBE_STEPS)
         probe_positions, probe_logp = probe_chains(compiled, whitened_block, probe, main, settings,
-                                                   run_pilot_chains, first_stream=1 + probe_round * len(pilot.PROBE_STEPS))
+                                                   run_pilot_chains, first_stream=first_stream)
         if not len(probe_logp) or probe_logp.shape[1] != logp.shape[1]:
             break
         positions = np.concatenate([positions, probe_positions])

@@ -14,24 +14,10 @@ from .blas import one_blas_thread
 from .coordinates import to_sampler_coordinates
 from .errors import FitRejectedError
 from .laws import Law
-from .nutpie_backend import compiled_logp_dlogp, transformed_point, whitened_order
+from .nutpie_backend import compiled_logp_dlogp, negative_logp, transformed_point, whitened_order
 
 if TYPE_CHECKING:
     from .inference import FitSettings
-
-
-def _negative_logp(logp_dlogp, point: np.ndarray, free: np.ndarray):
-    """``y -> (-logp, -gradient)`` over the coordinates ``free`` of ``point`` (the others
-    held), with a large finite value where the density is not finite."""
-    def negative(y):
-        x = point.copy()
-        x[free] = y
-        logp, grad = logp_dlogp(x)
-        if not np.isfinite(logp):
-            return 1e30, np.zeros_like(y)
-        return -float(logp), -np.asarray(grad, dtype=float)[free]
-
-    return negative
 
 
 def find_map(model: pm.Model, *, starts: int = 4, seed: int = 0, logp_dlogp=None) -> tuple[dict, float]:
@@ -83,7 +69,7 @@ def find_map(model: pm.Model, *, starts: int = 4, seed: int = 0, logp_dlogp=None
             x[~moving] = 0.0
             for free in ((moving, np.ones_like(moving)) if not moving.all() else (moving,)):
                 with np.errstate(all="ignore"):
-                    res = optimize.minimize(_negative_logp(func, x, free), x[free], jac=True, method="L-BFGS-B",
+                    res = optimize.minimize(negative_logp(func, x, free), x[free], jac=True, method="L-BFGS-B",
                                             options={"maxiter": 3000})
                 x[free] = res.x
             if np.isfinite(res.fun) and -res.fun > best_logp:
