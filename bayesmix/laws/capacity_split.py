@@ -63,7 +63,7 @@ class NewtonMultiplier(Op):
     ``log H``, ``log(n + (K-1) H)`` and the activity mask (``h_i > 0``); output ``t``
     with shape ``(..., 1)``. One Op instead of the unrolled iterations keeps the graph
     small (the capacity law's model compiled in 80 s with them unrolled) and runs the
-    loop in one pass over each row under numba. It has no gradient of its own:
+    loop under numba (:func:`newton_solve`, all rows' steps together). It has no gradient of its own:
     :func:`capacity_split` uses it under ``disconnected_grad`` and differentiates one
     Newton step in the graph.
     """
