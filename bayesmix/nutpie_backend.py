@@ -16,7 +16,7 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from . import _az, extension, observation, pilot
+from . import _az, extension, nutpie_compile, observation, pilot
 from .errors import UsageError
 from .gate import MAX_RHAT, chain_logp, diagnose, without_minor_mode_chains
 from .blas import one_blas_thread
@@ -78,17 +78,15 @@ def compiled_nutpie_model(model: pm.Model):
     """nutpie's compiled ``model`` with ``model``'s data, compiled once per signature.
 
     Compiling takes 5-30 s on Pile 17 (the capacity laws the most), often more than
-    sampling a cheap law; the folds of a comparison differ only in their data, so a
-    process compiles each law once and later fits swap in their data (``with_data``).
-    Set the chains' starts with :func:`nutpie_starts`.
+    sampling a cheap law, and 1-3 s where numba's disk cache holds the callbacks from an
+    earlier process (:mod:`bayesmix.nutpie_compile`); the folds of a comparison differ
+    only in their data, so a process compiles each law once and later fits swap in their
+    data (``with_data``). Set the chains' starts with :func:`nutpie_starts`.
     """
-
-    import nutpie
-
     key = model_signature(model)
     compiled = _COMPILED_MODELS.pop(key, None)
     if compiled is None:
-        compiled = nutpie.compile_pymc_model(model, jitter_rvs=set())
+        compiled = nutpie_compile.compile_pymc_model(model)
     else:
         # Data the compiled graph does not read (pruned from it) is not swapped in.
         known = {var.name for var in compiled.shared_var_keys}

@@ -229,9 +229,7 @@ def test_a_law_compiled_once_samples_new_data_exactly_as_a_fresh_compile(monkeyp
     """The folds of a comparison reuse one nutpie compilation per law and process; the
     draws on the second data set must be those of a fresh compilation, bit for bit, also
     in whitened coordinates (whose centre and factor are data of the compiled model)."""
-    import nutpie
-
-    from bayesmix import nutpie_backend
+    from bayesmix import nutpie_backend, nutpie_compile
     from bayesmix.inference import build_model, fit_law
     from bayesmix.laws import get_law
     from bayesmix.nutpie_backend import model_signature
@@ -252,8 +250,8 @@ def test_a_law_compiled_once_samples_new_data_exactly_as_a_fresh_compile(monkeyp
     assert model_signature(build_model(law, four)[0]) != model_signature(build_model(law, second)[0])
 
     compiles = []
-    original = nutpie.compile_pymc_model
-    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: compiles.append(1) or original(*a, **k))
+    original = nutpie_compile.compile_pymc_model
+    monkeypatch.setattr(nutpie_compile, "compile_pymc_model", lambda *a, **k: compiles.append(1) or original(*a, **k))
     settings = dict(draws=60, tune=60, chains=2, seed=5, map_starts=1, progressbar=False, sampler="nutpie",
                     extend_draws=1,
                     precondition=precondition)
