@@ -109,6 +109,24 @@ running, three runs back to back): **393 s and 472 s wall** with affinity agains
 without it (the commit before). Compile-seconds 84 and 107 against 191; NUTS-seconds 592
 and 700 against 746, the machine's variation between runs. Held-out scores identical in
 all three (the same seeds: additive ELPD 1258.6, MRE on trained cells 0.988%).
+
+With nutpie's C callbacks read from numba's disk cache (``bayesmix.nutpie_compile``;
+2026-12-07, main at 04c5ba9, the same command, nothing else running, the callbacks
+compiled by earlier runs of the same laws): **339 s wall** (bar 360 s: met), against 408 s
+with main at 7513829 an hour before. Compile-seconds 59 against 145 (capacity_noise 4
+against 42); NUTS-seconds 504 and 514. Fit-seconds: additive 320 (NUTS 283), exponential
+109, capacity_noise 77, chinchilla_domain 67, capacity 46, bimix 21, linear 21. Held-out
+MRE on trained cells: additive 0.988%, capacity_noise 1.310%, capacity 1.689%,
+chinchilla_domain 1.776%, bimix 1.857%, exponential 4.858%, linear 6.330%. The same
+laws compared two at a time (``--laws exponential``, ``--laws capacity_noise,linear``)
+give the same scores digit for digit; the run at 7513829 did not (capacity_noise ELPD
+1137.1 against 1142.5, exponential 710.2 against 685.4, with fold R-hats up to 1.26):
+with nutpie's own callbacks a law's fold could depend on what its worker had compiled
+before, not taken apart further. The additive law alone is still 47% of the
+fit-seconds: its trees capped at depth 8 it took 233 fit-seconds against 389 (``--laws
+additive``, fold R-hats 1.03-1.07 against 1.02-1.13), but a default Pile 17 fit at depth 8
+cut every tree and ended at R-hat 1.06 (refused; 270 s) where depth 10 passed (1.010,
+497 s, 729 gradients per draw at 0.99): not kept.
 """
 
 from __future__ import annotations
