@@ -122,6 +122,17 @@ mixtures, 0.2-0.5%: MRE 0.48%, 0.25% with each domain's mean error taken out.
 chinchilla_domain (same fold and seed): -0.33% to +0.81%, +0.16% on average, MRE 0.43%,
 0.27% without the domains' mean errors. So the gap to chinchilla_domain is in the level
 each domain extrapolates to, not in how the mixtures are told apart.
+
+With the fused capacity term, its one Newton loop and the pilot's probes (2026-12-07,
+main at 0904d7f, defaults, ``--laws capacity_noise``, nothing else running): sp-310 MRE
+0.67%, coverage 99.8% (band 0.63-1.00), Spearman 0.982, regret 0.0017, R-hat 1.10
+(refused: c[commoncrawl], as at 53e5842), 40 gradients per draw, 87 s; sp-680 MRE 0.50%,
+coverage 89.6% (band 0.60-1.00), Spearman 0.987, regret 0.0017, 40 gradients per draw,
+130 s, max R-hat 1.53 on c[github] over all chains: one chain in a mode of c[github] that
+stacking weights 0.74 against the other three chains' 0.26, R-hat 1.01 within each group,
+so the gate keeps both modes weighted (``bayesmix fit ... --filter-model-size
+122M,310M,680M``: the same table, 90 s); pile4 MRE 2.25%, 16/16 (band 0.69-1.00),
+R-hat 1.00, 39 s. Scores within 0.03 points of 12-06's; the fits 2-5x faster.
 """
 
 from __future__ import annotations
