@@ -132,7 +132,8 @@ coverage 89.6% (band 0.60-1.00), Spearman 0.987, regret 0.0017, 40 gradients per
 stacking weights 0.74 against the other three chains' 0.26, R-hat 1.01 within each group,
 so the gate keeps both modes weighted (``bayesmix fit ... --filter-model-size
 122M,310M,680M``: the same table, 90 s); pile4 MRE 2.25%, 16/16 (band 0.69-1.00),
-R-hat 1.00, 39 s. Scores within 0.03 points of 12-06's; the fits 2-5x faster.
+R-hat 1.00, 39 s. Scores within 0.03 points of 12-06's; sp-680 ran on to 3000 draws per
+chain while its chains disagreed (65 s at 53e5842).
 """
 
 from __future__ import annotations
