@@ -51,7 +51,9 @@ pilot's four: 6-7 s before them), NUTS 27-30 s, 31-32 gradients per draw, R-hat
 1.000-1.010, no divergence. ``--tables simulated``: **542.7 s** (bar 600 s: met; compile
 37 s, MAP 16 s, pilot 193 s, NUTS 251 s, 1.34 ms a gradient, 31 gradients per draw, R-hat
 1.010, bulk ESS 1129, no divergence): the probes tripled its pilot (69 s at 53e5842) and
-took most of what the faster gradient saved.
+took most of what the faster gradient saved. ``--tables pile17 --cold --second-process``
+(main at 896c717): **125.9 s** from an empty compile cache (bar 150 s; compile 65.8 s,
+NUTS 29.0 s, R-hat 1.010), then 48.3 s in a second process (compile 3.7 s).
 
 The simulated table with the slopes' spread held at its prior's root mean square where
 they go through two fitted values (main at 53e5842, 2026-12-06, nothing else running,
