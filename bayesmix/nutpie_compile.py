@@ -132,16 +132,16 @@ def _compile_cached(model, parts: dict):
     templates = {key: _template(value) for key, value in shared_data.items()}
     layout = repr([(key, str(value.dtype), value.ndim) for key, value in shared_data.items()])
 
-    def callback(source, name, fn, fn_pt, graph_key, constants):
+    def callback(source, name, signature, fn, fn_pt, graph_key, constants):
         keys = [shared_var_keys[var] for var in fn_pt.get_shared()]
         extract = parts["make_extraction_fn"](fn, templates, keys, user_data.dtype)
         key = _callback_key(graph_key, layout, keys, constants)
-        return _cached_cfunc(source, name, {"extract": extract, **constants}, key, _signature(name))
+        return _cached_cfunc(source, name, {"extract": extract, **constants}, key, signature)
 
-    logp_cfunc = callback(_LOGP_SOURCE, "logp_callback", logp_fn, logp_fn_pt, graph_keys[0],
-                          {"N_DIM": int(n_dim)})
-    expand_cfunc = callback(_EXPAND_SOURCE, "expand_callback", expand_fn, expand_fn_pt, graph_keys[1],
-                            {"N_DIM": int(n_dim), "N_EXPANDED": int(n_expanded)})
+    logp_cfunc = callback(_LOGP_SOURCE, "logp_callback", _logp_signature(), logp_fn, logp_fn_pt,
+                          graph_keys[0], {"N_DIM": int(n_dim)})
+    expand_cfunc = callback(_EXPAND_SOURCE, "expand_callback", _expand_signature(), expand_fn, expand_fn_pt,
+                            graph_keys[1], {"N_DIM": int(n_dim), "N_EXPANDED": int(n_expanded)})
     dims, coords = parts["_prepare_dims_and_coords"](model, shape_info, reparameterized)
     return parts["CompiledPyMCModel"](
         _n_dim=n_dim, dims=dims, _coords=coords,
@@ -171,13 +171,20 @@ def _callback_key(graph_key: str, layout: str, keys: list[str], constants: dict)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _signature(name: str):
-    """The C signatures nutpie's sampler calls (nutpie 0.16's, ``_make_c_*_func``)."""
+def _logp_signature():
+    """The C signature nutpie's sampler calls the log density by (nutpie 0.16's
+    ``_make_c_logp_func``): dimension, position, gradient out, log density out, user data."""
     from numba import types
 
-    if name == "logp_callback":
-        return types.int64(types.uint64, types.CPointer(types.double), types.CPointer(types.double),
-                           types.CPointer(types.double), types.voidptr)
+    return types.int64(types.uint64, types.CPointer(types.double), types.CPointer(types.double),
+                       types.CPointer(types.double), types.voidptr)
+
+
+def _expand_signature():
+    """The C signature of the draws' expansion (nutpie 0.16's ``_make_c_expand_func``):
+    dimension, expanded length, position, values out, user data."""
+    from numba import types
+
     return types.int64(types.uint64, types.uint64, types.CPointer(types.double),
                        types.CPointer(types.double), types.voidptr)
 
