@@ -256,7 +256,7 @@ def format_diagnostics(diag: dict) -> str:
         rows.append(("mass matrix", diag["mass_matrix"].replace("_", "-"),
                      f"{diag['sampler_coordinates']} sampler coordinates"))
     if "compile_seconds" in diag:
-        rows.append(("compile time", f"{diag['compile_seconds']:.1f} s", "about 0 when reused"))
+        rows.append(("compile time", f"{diag['compile_seconds']:.1f} s", "about 0 reused in a process, a few s from the disk cache"))
     rows.append(("solver residual", f"{diag.get('solver_residual', float('nan')):.1e}", "capacity laws: < 1e-8"))
     # Law.fit_checks: one ratio per parameter bounded by the model size.
     suffix = SMALLEST_SIZE_RATIO_SUFFIX
