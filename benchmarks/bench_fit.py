@@ -212,7 +212,8 @@ def child(args) -> dict:
     diag = fit.diagnostics
     keys = ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences", "gradients_per_draw", "compile_seconds",
             "map_seconds", "pilot_seconds", "sampling_seconds", "draws_per_chain", "worst_rhat_param",
-            "treedepth_hits", "max_tree_depth", "target_accept", "first_target_accept")
+            "treedepth_hits", "max_tree_depth", "target_accept", "first_target_accept",
+            "pilot_restarted_chains", "pilot_max_logp_gap", "pilot_probe_chains", "pilot_started_from_probes")
     out.update({k: diag.get(k) for k in keys})
     out.update(fit_wall=fit_wall, process_wall=process_wall,
                gradient_seconds=gradient_seconds(fit, table, settings.for_law(law)))
@@ -264,6 +265,11 @@ def report(result: dict, which: str) -> None:
     retried = (f"; sampled again at {result['target_accept']:g} after divergences at {result['first_target_accept']:g}"
                if result.get("first_target_accept") else "")
     print(f"  trees cut at depth {result.get('max_tree_depth')}: {result.get('treedepth_hits')}{retried}")
+    if result.get("pilot_restarted_chains") or result.get("pilot_probe_chains"):
+        print(f"  pilot: {result.get('pilot_restarted_chains') or 0} chains restarted, up to "
+              f"{result.get('pilot_max_logp_gap') or 0.0:.0f} nats below the main mode; "
+              f"{result.get('pilot_probe_chains') or 0} probe chains"
+              + (", whose mode the kept run starts in" if result.get("pilot_started_from_probes") else ""))
 
 
 def main(argv=None) -> int:
