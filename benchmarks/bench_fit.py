@@ -54,6 +54,13 @@ pilot's four: 6-7 s before them), NUTS 27-30 s, 31-32 gradients per draw, R-hat
 took most of what the faster gradient saved. ``--tables pile17 --cold --second-process``
 (main at 896c717): **125.9 s** from an empty compile cache (bar 150 s; compile 65.8 s,
 NUTS 29.0 s, R-hat 1.010), then 48.3 s in a second process (compile 3.7 s).
+``--tables simulated`` again with its callbacks cached (main at 9de13fe, which prints the
+pilot's line): **481.4 s** (compile 3.5 s, MAP 14.8 s, pilot 186.9 s, NUTS 234.1 s, the
+same draws), and the pilot line says why the pilot costs what it does: its four chains,
+started around the best MAP optimum, sat 9866 nats below the mode the probe chains found
+(H moved by x5 and /5), so a second probe round ran (8 probe chains) and the kept run
+starts from the probes' mode. The MAP search misses this table's main mode; the fit of
+53e5842 (before the probes) may have sampled the minor one with every chain.
 
 The simulated table with the slopes' spread held at its prior's root mean square where
 they go through two fitted values (main at 53e5842, 2026-12-06, nothing else running,
