@@ -156,7 +156,7 @@ def _compile_cached(model, parts: dict):
 def _template(value: np.ndarray) -> np.ndarray:
     """An empty read-only array of ``value``'s dtype and rank: numba types the data by it,
     and embeds it in the compiled code, which a table's data must not be."""
-    template = np.zeros((0,) * value.ndim, dtype=value.dtype) if value.ndim else np.zeros((), dtype=value.dtype)
+    template = np.zeros((0,) * value.ndim, dtype=value.dtype)  # rank 0: shape ()
     template.flags.writeable = False
     return template
 
