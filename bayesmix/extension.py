@@ -27,8 +27,13 @@ CHECKPOINTS = (1.0, 1.5, 2.0, 3.0, 4.0)
 DEFAULT_EXTEND = 4.0
 #: Slack of the projection in :func:`more_draws_can_help`: R-hat - 1 shrinks about as
 #: 1 / draws for chains that only mix slowly; a fit runs on while that projection, to the
-#: most draws allowed, is within this factor of the gate's threshold.
-PROJECTION_SLACK = 2.0
+#: most draws allowed, is within this factor of the gate's threshold. The projection is
+#: pessimistic where the excess is one chain's early excursion into a tail, whose weight
+#: in the chain means falls as 1 / draws and in R-hat nearer 1 / draws^2: SlimPajama 7
+#: fitted <= 310M (``benchmarks/bench_extrapolation.py --folds sp-310``, seed 0), R-hat
+#: 1.10 after 1000 draws (one chain deep in the lower tail of ``c[commoncrawl]``), 1.01
+#: after 4000. With a slack of 2 that fit stopped at 1000 draws and was refused.
+PROJECTION_SLACK = 3.0
 #: Seconds between looks at a running sampler.
 POLL_SECONDS = 2.0
 
@@ -47,7 +52,7 @@ def slow_mixing_explains(rhat: float, max_rhat: float, draws: float, limit: floa
     """Whether chains at ``rhat`` after ``draws`` draws could reach ``max_rhat`` within
     ``limit`` draws by mixing slowly: R-hat - 1 shrinks about as 1 / draws, so the
     projection ``(rhat - 1) * draws / limit`` must be within :data:`PROJECTION_SLACK`
-    times ``max_rhat - 1`` (from 1000 of at most 4000 draws, R-hat up to 1.08)."""
+    times ``max_rhat - 1`` (from 1000 of at most 4000 draws, R-hat up to 1.12)."""
     return (rhat - 1.0) * draws / limit <= PROJECTION_SLACK * (max_rhat - 1.0)
 
 
