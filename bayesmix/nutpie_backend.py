@@ -108,7 +108,8 @@ def _n_coordinates(model: pm.Model, shapes: dict | None = None) -> int:
 
 def raveled(model: pm.Model, point: dict) -> np.ndarray:
     """A point of ``model``'s value variables as one vector, in their order (that of
-    nutpie's coordinates and of :func:`find_map`)."""
+    :func:`bayesmix.starts.find_map` and of nutpie's coordinates of an unwhitened model;
+    a whitened one orders them by :func:`whitened_order`)."""
     return np.concatenate([np.asarray(point[v.name], dtype="float64").ravel() for v in model.value_vars])
 
 
@@ -214,6 +215,26 @@ def compiled_logp_dlogp(compiled):
         return float(logp), grad
 
     return logp_dlogp
+
+
+def value_order_logp_dlogp(compiled, model: pm.Model, precondition: bool):
+    """``x -> (logp, gradient)`` of a nutpie-compiled model of ``model`` on a point raveled
+    in the order of ``model.value_vars`` (:func:`raveled`), which :func:`bayesmix.starts.find_map`
+    searches in. A preconditioned model (:func:`preconditioned_model`, still at mean 0 and
+    chol I) takes its coordinates in :func:`whitened_order` instead: the log density is
+    evaluated there and its gradient put back in the value variables' order."""
+    logp_dlogp = compiled_logp_dlogp(compiled)
+    if not precondition:
+        return logp_dlogp
+    order, _ = whitened_order(model)
+
+    def in_value_order(x):
+        value, grad = logp_dlogp(np.asarray(x, dtype="float64")[order])
+        reordered = np.empty_like(grad)
+        reordered[order] = grad
+        return value, reordered
+
+    return in_value_order
 
 
 def _preconditions(law: Law, model: pm.Model, settings: FitSettings) -> bool:

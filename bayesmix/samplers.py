@@ -166,12 +166,13 @@ class NutpieBackend(Backend):
 
     def start(self, prepared, law, init, settings, progressbar):
         from .blas import one_blas_thread
-        from .nutpie_backend import nutpie_starts, probe_position, run_pilot, whitened_order
+        from .nutpie_backend import nutpie_starts, probe_position, run_pilot, value_order_logp_dlogp, whitened_order
         from .starts import starting_point
 
         t0 = time.perf_counter()
         model = prepared.model
-        point, prepared.start = starting_point(law, model, prepared.compiled, init, settings)
+        logp_dlogp = value_order_logp_dlogp(prepared.compiled, model, prepared.precondition)
+        point, prepared.start = starting_point(law, model, logp_dlogp, init, settings)
         with one_blas_thread():
             prepared.compiled = nutpie_starts(prepared.compiled, model, point, prepared.precondition, settings.seed)
         prepared.timing["map_seconds"] = time.perf_counter() - t0

@@ -14,7 +14,7 @@ from .blas import one_blas_thread
 from .coordinates import to_sampler_coordinates
 from .errors import FitRejectedError
 from .laws import Law
-from .nutpie_backend import compiled_logp_dlogp, negative_logp, transformed_point, whitened_order
+from .nutpie_backend import negative_logp, transformed_point, whitened_order
 
 if TYPE_CHECKING:
     from .inference import FitSettings
@@ -105,15 +105,17 @@ def untransformed_point(model: pm.Model, point: dict) -> dict:
     return out
 
 
-def starting_point(law: Law, model: pm.Model, compiled, init: dict | None, settings: FitSettings):
+def starting_point(law: Law, model: pm.Model, logp_dlogp, init: dict | None, settings: FitSettings):
     """Where the chains start: the best MAP point, or ``init`` (a warm start).
 
     Parameters
     ----------
     law : Law
     model : pm.Model
-    compiled : nutpie compiled model or None
-        Its log density and gradient serve the MAP search where given.
+    logp_dlogp : callable or None
+        ``x -> (logp, gradient)`` on the raveled point in ``model.value_vars`` order, for
+        the MAP search (:func:`find_map`; the nutpie fit passes its compiled model's,
+        :func:`bayesmix.nutpie_backend.value_order_logp_dlogp`); None: PyMC's.
     init : dict, optional
         Values by parameter name in natural coordinates; None: search the MAP point
         (``settings.map_starts`` searches, seeded by ``settings.seed``).
@@ -126,8 +128,7 @@ def starting_point(law: Law, model: pm.Model, compiled, init: dict | None, setti
         initial values of the model's free variables.
     """
     if init is None:
-        point, _ = find_map(model, starts=settings.map_starts, seed=settings.seed,
-                            logp_dlogp=compiled_logp_dlogp(compiled) if compiled is not None else None)
+        point, _ = find_map(model, starts=settings.map_starts, seed=settings.seed, logp_dlogp=logp_dlogp)
         start = untransformed_point(model, point)
     else:
         start = to_sampler_coordinates(law, model, dict(init))
