@@ -455,6 +455,19 @@ def _local_optimum(compiled, start: np.ndarray) -> np.ndarray:
     return result.x if np.isfinite(result.fun) and -result.fun >= logp_dlogp(start)[0] else start
 
 
+def _best_draw(compiled, draws: np.ndarray) -> np.ndarray:
+    """The draw (a row of ``draws``, ``compiled``'s coordinates) of highest log density."""
+    logp_dlogp = compiled_logp_dlogp(compiled)
+    return draws[int(np.argmax([logp_dlogp(x)[0] for x in draws]))]
+
+
+def _unwhitened(compiled, block: int, z: np.ndarray) -> np.ndarray:
+    """``(n, n_dim)`` whitened coordinates of ``compiled`` as raveled coordinates in
+    :func:`whitened_order`: ``mean + [chol @ z_w, z_l]``."""
+    mean, chol = _shared_value(compiled, PRECOND_MEAN), _shared_value(compiled, PRECOND_CHOL)
+    return mean + np.concatenate([z[:, :block] @ chol.T, z[:, block:]], axis=1)
+
+
 def recentred_at_main_mode(compiled, block: int, draws: np.ndarray):
     """A whitened model re-centred on the pilot's main mode, where the pilot found its
     draws far from the whitening's centre; and the draws in the new coordinates.
@@ -483,16 +496,10 @@ def recentred_at_main_mode(compiled, block: int, draws: np.ndarray):
     """
     if len(draws) == 0 or np.mean(np.sum(draws[:, :block] ** 2, axis=1)) / block <= RECENTRE_MEAN_SQUARE:
         return compiled, draws, False
-    logp_dlogp = compiled_logp_dlogp(compiled)
-    best = draws[int(np.argmax([logp_dlogp(x)[0] for x in draws]))]
-    mean, chol = _shared_value(compiled, PRECOND_MEAN), _shared_value(compiled, PRECOND_CHOL)
-
-    def unwhitened(z):  # (n, n_dim) whitened -> raveled coordinates in whitened_order
-        return mean + np.concatenate([z[:, :block] @ chol.T, z[:, block:]], axis=1)
-
-    centre = unwhitened(_local_optimum(compiled, best)[None, :])[0]
+    best = _best_draw(compiled, draws)
+    centre = _unwhitened(compiled, block, _local_optimum(compiled, best)[None, :])[0]
     moved = _whitened_at_ordered(compiled, centre, block)
-    offset = unwhitened(draws) - centre
+    offset = _unwhitened(compiled, block, draws) - centre
     new_chol = _shared_value(moved, PRECOND_CHOL)
     new_draws = np.concatenate([np.linalg.solve(new_chol, offset[:, :block].T).T, offset[:, block:]], axis=1)
     return moved, new_draws, True
@@ -558,10 +565,8 @@ def probe_chains(compiled, block: int, position: int, main: np.ndarray, settings
     mode is kept too: it is a chain of that mode adapted from a good start, where the
     pilot's own chains can still be far below their mode's typical log density
     (SlimPajama 7, seed 0: 90 nats), and the kept run may start from its draws."""
-    mean, chol = _shared_value(compiled, PRECOND_MEAN), _shared_value(compiled, PRECOND_CHOL)
-    logp_dlogp = compiled_logp_dlogp(compiled)
-    best = main[int(np.argmax([logp_dlogp(x)[0] for x in main]))]
-    centre = mean + np.concatenate([chol @ best[:block], best[block:]])
+    best = _best_draw(compiled, main)
+    centre = _unwhitened(compiled, block, best[None, :])[0]
     positions, logps = [], []
     for stream, step in enumerate(pilot.PROBE_STEPS, start=first_stream):
         with one_blas_thread():
