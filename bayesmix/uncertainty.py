@@ -21,6 +21,14 @@ predictive variance of ``log L`` is then the sum of
   mixture it saw, or without mixture effects);
 * ``run noise``: the mean variance of a new run's offset and cell noise.
 
+Beside the parts, ``discrepancy_shift``: the posterior mean of the discrepancy at the
+point (its fitted slopes' line and the smooth part kriged from the fitted scales), the
+log-offset the observation model adds to the law's own mean. Where the law and the
+discrepancy's slopes explain the same trend over scale, the posterior can give it to the
+slopes (``benchmarks/bench_extrapolation.py``, ``law_level@<size>``: SlimPajama 7's fits
+<= 680M hand them the whole fall of the loss with model size); a large shift then says the
+prediction's level rests on the discrepancy's extrapolation more than on the law's.
+
 The sum is exact but for the covariance between the prior-drawn line and the rest, which
 is 0 unless the slopes' spread is learned from fitted slopes beside them; ``total`` is the
 exact predictive sd either way. Standard deviations of the log-loss are relative errors
@@ -56,7 +64,9 @@ def uncertainty_budget(posterior, weights, model_size, tokens) -> dict[str, np.n
         and ``total``: the sd of the log-loss of
         :meth:`~bayesmix.posterior.Posterior.predictive_loss`'s draws (the square root of
         the sum of the parts' squares, but for the covariance in the module docstring). A
-        Student-t fit with draws of ``nu <= 2`` has infinite run noise.
+        Student-t fit with draws of ``nu <= 2`` has infinite run noise. And
+        ``discrepancy_shift``: the posterior mean of the discrepancy there (log-loss; 0
+        without one).
 
     Raises
     ------
@@ -77,6 +87,7 @@ def uncertainty_budget(posterior, weights, model_size, tokens) -> dict[str, np.n
     fresh_scale = np.zeros_like(fixed)
     prior_line = np.zeros_like(fixed)
     new_mixture = np.zeros_like(fixed)
+    shift = np.zeros((rows, T))
     if draws is not None:
         n, d = posterior.scaling.scale_inputs(N, D)
         moments = draws.discrepancy_moments(n, d)
@@ -84,6 +95,7 @@ def uncertainty_budget(posterior, weights, model_size, tokens) -> dict[str, np.n
             prior_line = draws.prior_slope_line(n, d)
             fixed = fixed + moments[0] - prior_line
             fresh_scale = moments[1]
+            shift = moments[0].mean(axis=0)
         effect, known = draws.known_mixture_effect(h)
         if effect is not None:
             fixed = fixed + effect
@@ -103,4 +115,5 @@ def uncertainty_budget(posterior, weights, model_size, tokens) -> dict[str, np.n
     out = {name: np.sqrt(variances[name]) for name in PARTS}
     out["total"] = np.sqrt((fixed + prior_line).var(axis=0) + fresh_scale.mean(axis=0)
                            + variances["new mixture"] + variances["run noise"])
+    out["discrepancy_shift"] = shift
     return out

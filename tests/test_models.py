@@ -139,6 +139,29 @@ def test_predict_from_shipped_artifact(name, run_cli, tmp_path):
         assert 0 < lo <= mean <= hi < np.log(256)
 
 
+def test_predict_explain_says_what_the_discrepancy_adds_to_the_law_s_mean(run_cli):
+    """SlimPajama's model extrapolated to 3B: ``--explain`` prints, per domain, the
+    discrepancy's mean at that scale (% of the loss), those of
+    :func:`bayesmix.uncertainty.uncertainty_budget`; fitted on two sizes whose loss falls
+    faster than the law's own trend, it lowers every domain's predicted loss there."""
+    from bayesmix.cli.common import load_posterior
+    from bayesmix.uncertainty import uncertainty_budget
+
+    name = "slimpajama7-capacity_noise"
+    domains = read_card(MODELS / name)["domains"]
+    weights = np.full(len(domains), 1 / len(domains))
+    mixture = ",".join(f"{d}={w:.6f}" for d, w in zip(domains, weights))
+    code, stdout, stderr = run_cli("predict", str(MODELS / name), "--mixture", mixture, "--model-size", "3B",
+                                   "--tokens", "60B", "--explain")
+    assert code == 0, stderr
+    block = stdout.split("what the discrepancy adds to the law's mean here")[1].splitlines()[1:len(domains) + 1]
+    printed = {line.split()[0]: float(line.split()[1]) for line in block}
+    assert list(printed) == list(domains)
+    shift = uncertainty_budget(load_posterior(str(MODELS / name)), weights, 3e9, 6e10)["discrepancy_shift"][0]
+    np.testing.assert_allclose([printed[d] for d in domains], 100 * shift, atol=0.006)
+    assert all(value < 0 for value in printed.values())
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_recommend_from_shipped_artifact(name, run_cli, tmp_path):
     card = read_card(MODELS / name)

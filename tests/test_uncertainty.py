@@ -98,3 +98,21 @@ def test_slopes_drawn_from_their_prior_count_as_law_error_not_as_parameters():
     np.testing.assert_allclose(budget["parameters"], without["parameters"], rtol=1e-12)
     log_draws = np.log(posterior.predictive_loss(h, N, 20 * N, seed=5))
     np.testing.assert_allclose(budget["total"], log_draws.std(axis=0), rtol=0.05)
+
+
+def test_the_discrepancy_shift_is_the_mean_offset_of_the_predictive_draws_from_the_law():
+    """Without mixture effects the predictive draws' log-loss is the law's log-mean plus the
+    discrepancy plus zero-mean noise: its mean offset from the law is the shift, within
+    four Monte Carlo standard errors; 0 without a discrepancy; at 4x beyond the fitted
+    scales, slopes near -0.05 per e-fold make it negative."""
+    posterior, _ = _posterior(mixture_effect=False)
+    h = np.full((2, 3), 1 / 3)
+    N = np.array([1e8, 8e8])
+    budget = uncertainty_budget(posterior, h, N, 20 * N)
+    offset = np.log(posterior.predictive_loss(h, N, 20 * N, seed=5)) - np.log(posterior.law_mean(h, N, 20 * N))
+    np.testing.assert_allclose(budget["discrepancy_shift"], offset.mean(axis=0),
+                               atol=4 * float(offset.std(axis=0).max()) / np.sqrt(S))
+    assert np.all(budget["discrepancy_shift"][1] < -0.02)
+    truth = default_truth("capacity_noise", ("a", "b", "c"), seed=1)
+    law_only = posterior_around_truth(truth, n_draws=100, rel_sd=0.03, sigma=0.02, seed=2)
+    assert np.all(uncertainty_budget(law_only, h[0], 1e9, 2e10)["discrepancy_shift"] == 0)

@@ -19,7 +19,8 @@ them (capacity_noise_transfer), every evaluation-only domain of the fitted table
 table with logged losses is also scored against them (MRE, 90% coverage, and the range of
 coverage such a table would show if the fit were right), on stderr. With --explain (and
 --mixture), also where each domain's interval width comes from: the fit's parameters, the
-law's error at a scale the fit did not see, a new mixture's effect and a new run's noise."""
+law's error at a scale the fit did not see, a new mixture's effect and a new run's noise;
+and what the discrepancy adds to the law's own mean there."""
 
 
 def add_parser(sub):
@@ -109,6 +110,14 @@ def budget_lines(posterior, weights, model_size, tokens) -> str:
     share = np.mean(budget[PARTS[1]][0] ** 2 / budget["total"][0] ** 2)
     lines.append(f"the law's error at a scale the fit did not see is {100 * share:.0f}% of the predictive "
                  "variance on average over the domains (0 at a fitted scale)")
+    shift = budget["discrepancy_shift"][0]
+    if np.any(shift != 0):
+        lines.append("what the discrepancy adds to the law's mean here (its fitted slopes' line and smooth part; "
+                     "% of the loss):")
+        lines += [f"{domain:<{width}}{100 * value:+9.2f}" for domain, value in zip(posterior.target_domains, shift)]
+        lines.append(f"on average {100 * np.mean(np.abs(shift)):.1f}% of the loss: where this is large, the "
+                     "predicted level rests on how the discrepancy extrapolates more than on the law's own "
+                     "trend over scale")
     return "\n".join(lines)
 
 
