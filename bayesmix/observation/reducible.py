@@ -42,6 +42,13 @@ def discrepant_log_mean(log_mean, delta, log_floor=None, math=np):
     fits had R-hat 1.13-1.41 (two places for the split between the capacity and data
     terms, which the line on their sum leaves freer); on the log-loss none.
 
+    The three real folds again after the MAP start's fix (2026-12-07, main at 3dbb222,
+    ``bench_extrapolation.py --laws capacity_noise [--discrepancy-scale reducible]``, seed
+    0), log-loss against reducible: SlimPajama <= 310M 0.998, 0.65% (R-hat 1.04, refused)
+    against 0.94, 1.15% (R-hat 1.01); <= 680M 0.89, 0.50% against 0.78, 0.47%; Pile 4 1.00,
+    2.25% against 1.00, 2.23%. The reducible form now covers the <= 310M fold as the issue
+    asks but doubles its error, and under-covers the <= 680M fold: still neither wins both.
+
     Parameters
     ----------
     log_mean, delta : array or tensor, broadcastable
