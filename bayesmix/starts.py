@@ -35,7 +35,9 @@ def find_map(model: pm.Model, *, starts: int = 4, seed: int = 0, logp_dlogp=None
         ``x -> (logp, gradient)`` on the model's raveled unconstrained point (the order
         of ``model.value_vars``); default: PyTensor's compiled function. The nutpie fit
         passes its numba-compiled one (2.7x faster per call on the capacity law, and
-        compiled already).
+        compiled already), read in that order by
+        :func:`bayesmix.nutpie_backend.value_order_logp_dlogp` (a whitened model orders its
+        coordinates otherwise).
 
     Returns
     -------

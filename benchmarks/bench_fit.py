@@ -60,7 +60,11 @@ same draws), and the pilot line says why the pilot costs what it does: its four 
 started around the best MAP optimum, sat 9866 nats below the mode the probe chains found
 (H moved by x5 and /5), so a second probe round ran (8 probe chains) and the kept run
 starts from the probes' mode. The MAP search misses this table's main mode; the fit of
-53e5842 (before the probes) may have sampled the minor one with every chain.
+53e5842 (before the probes) may have sampled the minor one with every chain. Why: until
+3dbb222 the MAP search of a whitened fit read its coordinates out of order and returned a
+scrambled point (README, "Chains"). Since (main at 3dbb222, same command): **451.2 s**
+(compile 4.4 s, MAP 26.8 s, pilot 126.8 s, NUTS 248.3 s, R-hat 1.010, bulk ESS 866, no
+divergence), no pilot chain restarted and one round of probes.
 
 The simulated table with the slopes' spread held at its prior's root mean square where
 they go through two fitted values (main at 53e5842, 2026-12-06, nothing else running,
