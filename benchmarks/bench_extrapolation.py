@@ -159,7 +159,25 @@ capacity_noise fitted alone cannot follow the sizes (-1.6% to +3.0% per domain; 
 answers its share and how it answers N, and the mixtures, four cells in five of the
 likelihood, set it. Pile 4 likewise (-1.3%, +0.9%, +0.2% at 90M, 200M, 440M). So over
 scale the two laws differ by what the slopes leave to each law's curvature, which is
-where sp-680's gap (0.50% against 0.43%) sits.
+where sp-680's gap (0.50% against 0.43%) sits. sp-680's fitted scales are three points in
+(log N, log D), and per domain the law's level and the discrepancy's two slopes are three
+coefficients, so the fit passes nearly through each fitted size's level and the prediction
+at 937M is the law's own error there less the plane's continuation. Worked by hand from
+the ``law_level`` figures above: capacity_noise's error is +7.1% at 937M and the plane's
+continuation about +6.7% (6.1% per e-fold of N from 122M to 310M; the 680M point's
+departure from that line, -0.24%, given to the token slope, 680M being the one size at
+25.9B tokens), leaving +0.4% (measured mean level error +0.39%); chinchilla_domain +4.9%
+against about +4.8%, leaving +0.1% (measured +0.16%). The capacity law's own error grows
+slightly faster than linearly in log N beyond 680M, and no plane through the fitted sizes
+follows that.
+
+chinchilla_domain again at main 89650e4 (2026-12-07, defaults, ``--laws chinchilla_domain``,
+nothing else running): sp-310 MRE 0.78%, coverage 99.8% (band 0.63-1.00), Spearman 0.980,
+regret 0.0017, R-hat 1.01, 124 s; sp-680 MRE 0.43%, coverage 97.1% (band 0.59-1.00),
+Spearman 0.985, regret 0.0017, R-hat 1.01, 155 s; pile4 MRE 2.58%, 16/16, R-hat 1.00, 9 s.
+Its sp-310 intervals are as wide as capacity_noise's (median expected-loss sd 1.89% against
+1.84%, coverage 99.8% both): the width there is the observation model's, what two fitted
+sizes and one token count leave to the discrepancy's priors, not the law's.
 """
 
 from __future__ import annotations
