@@ -107,6 +107,13 @@ def _nuts_stats(stats) -> dict:
     return out
 
 
+def array_rhat(values) -> np.ndarray:
+    """ArviZ's rank-normalised split R-hat of each column of ``values (chains, draws, n)``."""
+    values = np.asarray(values, dtype=float)
+    data = xr.Dataset({"x": (("chain", "draw", "column"), values)})
+    return np.asarray(az.rhat(data)["x"].values, dtype=float)
+
+
 def drop_posterior_vars(idata, names) -> None:
     """Remove ``names`` (where present) from the posterior group, in place."""
     posterior = _dataset(idata, "posterior")
@@ -188,11 +195,13 @@ def load(path):
     return xr.load_datatree(path, engine="h5netcdf")
 
 
-def from_draws(draws: dict, dims: dict | None = None, coords: dict | None = None, sample_stats: dict | None = None):
+def from_draws(draws: dict, dims: dict | None = None, coords: dict | None = None, sample_stats: dict | None = None,
+               log_likelihood: dict | None = None):
     """A fit's tree from arrays shaped ``(chain, draw, ...)``: the posterior ``draws`` and,
-    optionally, sampler statistics (``logp``, ``diverging``, ...)."""
-    groups = {"posterior": draws} if sample_stats is None else {"posterior": draws, "sample_stats": sample_stats}
-    return az.from_dict(groups, dims=dims, coords=coords)
+    optionally, sampler statistics (``logp``, ``diverging``, ...) and pointwise
+    log-likelihoods (``loss``, dims ``row, domain``)."""
+    groups = {"posterior": draws, "sample_stats": sample_stats, "log_likelihood": log_likelihood}
+    return az.from_dict({name: group for name, group in groups.items() if group is not None}, dims=dims, coords=coords)
 
 
 def thin(idata, max_draws: int):
@@ -337,6 +346,16 @@ def pointwise_loglik(idata, var: str = "loss") -> tuple[np.ndarray, np.ndarray]:
     ll = idata.log_likelihood[var].transpose("chain", "draw", "row", "domain").values
     run_ids = np.asarray(idata.constant_data["run_id"].values, dtype=str)
     return np.asarray(ll, dtype=float), run_ids
+
+
+def pointwise_loglik_cells(idata, max_cells: int, var: str = "loss") -> np.ndarray:
+    """At most ``max_cells`` cells (evenly spaced over rows x domains) of the stored
+    pointwise log-likelihood, ``(chain, draw, cells)``, read without the others."""
+    cells = idata.log_likelihood[var].transpose("chain", "draw", "row", "domain").stack(cell=("row", "domain"))
+    n = cells.sizes["cell"]
+    if n > max_cells:
+        cells = cells.isel(cell=np.linspace(0, n - 1, max_cells).astype(int))
+    return np.asarray(cells.values, dtype=float)
 
 
 def draws_dataarray(values: np.ndarray, domains, name: str = "loss"):
