@@ -106,6 +106,12 @@ def test_predict_single_point(truth_and_table, fake_fit_path, capsys):
     assert f"{value:.2g}"[:3] in out
 
 
+def _budget_rows(text: str, domains) -> dict:
+    """The budget table's rows (four parts and the total, % of the loss) by domain."""
+    return {line.split()[0]: [float(v) for v in line.split()[1:]] for line in text.splitlines()
+            if line.split() and line.split()[0] in domains and len(line.split()) == 6}
+
+
 def test_predict_explain_prints_each_domains_budget_whose_parts_add_in_variance(truth_and_table, fake_fit_path,
                                                                                  capsys):
     """``--explain`` with a single point: one row per domain with the four parts and the
@@ -120,14 +126,47 @@ def test_predict_explain_prints_each_domains_budget_whose_parts_add_in_variance(
                  "--tokens", "140B", "--explain"]) == 0
     out = capsys.readouterr().out
     assert "where each domain's predictive sd comes from" in out
-    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in out.splitlines()
-            if line.split() and line.split()[0] in truth.domains and len(line.split()) == 6}
+    rows = _budget_rows(out, truth.domains)
     assert set(rows) == set(truth.domains)
     budget = uncertainty_budget(load_posterior(str(fake_fit_path)), np.array([0.4, 0.3, 0.2, 0.1]), 7e9, 1.4e11)
     for k, domain in enumerate(truth.domains):
         *parts, total = rows[domain]
         np.testing.assert_allclose(parts, [100 * budget[p][0, k] for p in PARTS], atol=0.006)
         assert total == pytest.approx(np.sqrt(np.sum(np.square(parts))), abs=0.02)
+
+
+@pytest.mark.parametrize("candidates", [False, True])
+def test_recommend_explain_prints_the_budget_of_the_mixture_it_recommends(truth_and_table, fake_fit_path, tmp_path,
+                                                                           capsys, candidates):
+    """``recommend --explain``: the uncertainty budget at the target of the recommended
+    mixture (read back from ``--out``), or with ``--candidates`` of the best-ranked one,
+    named; the same figures as :func:`bayesmix.uncertainty.uncertainty_budget` there."""
+    import json
+
+    from bayesmix.cli.common import load_posterior
+    from bayesmix.uncertainty import PARTS, uncertainty_budget
+
+    truth, _ = truth_and_table
+    out = tmp_path / "rec.json"
+    argv = ["recommend", str(fake_fit_path), "--target-model-size", "7B", "--target-tokens", "140B",
+            "--max-draws", "50", "--restarts", "1", "--explain", "--out", str(out)]
+    if candidates:
+        mixes = tmp_path / "mixes.csv"
+        mixes.write_text("name," + ",".join(truth.domains) + "\nflat,0.25,0.25,0.25,0.25\nskewed,0.7,0.1,0.1,0.1\n")
+        argv += ["--candidates", str(mixes)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    chosen = result["candidates"][0] if candidates else result
+    weights = np.array([chosen["mixture"][d] for d in truth.domains])
+    header = text.split("where each domain's predictive sd comes from")[0].splitlines()[-1]
+    assert header.startswith(f"the best-ranked candidate, {chosen['name']}," if candidates
+                             else "the recommended mixture at 7B")
+    rows = _budget_rows(text.split(header)[1], truth.domains)
+    assert set(rows) == set(truth.domains)
+    budget = uncertainty_budget(load_posterior(str(fake_fit_path)), weights, 7e9, 1.4e11)
+    for k, domain in enumerate(truth.domains):
+        np.testing.assert_allclose(rows[domain][:-1], [100 * budget[p][0, k] for p in PARTS], atol=0.006)
 
 
 @pytest.mark.parametrize("argv_tail, message", [

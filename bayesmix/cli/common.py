@@ -360,3 +360,33 @@ def check_scale(posterior, model_size, tokens, *, what: str = "target") -> None:
                   f"{EXTRAPOLATION_FACTOR:g}x outside the fitted {label}s ({format_quantity(lo)} to "
                   f"{format_quantity(hi)}); the prediction there rests on the law's form, not on data",
                   file=sys.stderr)
+
+
+def budget_lines(posterior, weights, model_size, tokens) -> str:
+    """The uncertainty budget of one prediction (:func:`bayesmix.uncertainty.uncertainty_budget`)
+    as a table: per target domain, each part's sd of the log-loss, in % of the loss."""
+    import numpy as np
+
+    from ..uncertainty import PARTS, uncertainty_budget
+
+    budget = uncertainty_budget(posterior, weights, model_size, tokens)
+    heads = ["parameters", "law error at this scale", "new mixture", "run noise", "total"]
+    width = max(len(d) for d in posterior.target_domains) + 2
+    lines = ["where each domain's predictive sd comes from (sd of the log-loss, % of the loss; "
+             "the parts add in variance):",
+             " " * width + "  ".join(f"{h:>{max(len(h), 8)}}" for h in heads)]
+    for k, domain in enumerate(posterior.target_domains):
+        values = [budget[p][0, k] for p in PARTS] + [budget["total"][0, k]]
+        lines.append(f"{domain:<{width}}" + "  ".join(f"{100 * v:>{max(len(h), 8)}.2f}" for h, v in zip(heads, values)))
+    share = np.mean(budget[PARTS[1]][0] ** 2 / budget["total"][0] ** 2)
+    lines.append(f"the law's error at a scale the fit did not see is {100 * share:.0f}% of the predictive "
+                 "variance on average over the domains (0 at a fitted scale)")
+    shift = budget["discrepancy_shift"][0]
+    if np.any(shift != 0):
+        lines.append("what the discrepancy adds to the law's mean here (its fitted slopes' line and smooth part; "
+                     "% of the loss):")
+        lines += [f"{domain:<{width}}{100 * value:+9.2f}" for domain, value in zip(posterior.target_domains, shift)]
+        lines.append(f"on average {100 * np.mean(np.abs(shift)):.1f}% of the loss: where this is large, the "
+                     "predicted level rests on how the discrepancy extrapolates more than on the law's own "
+                     "trend over scale")
+    return "\n".join(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import parse_weights, require_positive, target_decision_from_args
+from .common import budget_lines, parse_weights, require_positive, target_decision_from_args
 from .options import (add_command, add_decision_options, add_input_argument, add_max_draws_option, add_seed_option,
                       add_target_scale_options)
 
@@ -28,7 +28,12 @@ d=TOKENS and --max-epochs E, the weight obeys h_d * D <= E * TOKENS_d. Constrain
 cannot all hold are refused, naming the ones that conflict (exit status 2).
 
 With --candidates FILE the given mixtures are ranked by the risk measure instead, with
-the probability that each one is the best."""
+the probability that each one is the best.
+
+With --explain, also where the recommended (or best-ranked) mixture's per-domain
+uncertainty at the target comes from: the fit's parameters, the law's error at a scale
+the fit did not see, a new mixture's effect and a new run's noise; and what the
+discrepancy adds to the law's own mean there (as `bayesmix predict --explain`)."""
 
 EPILOG = """\
 mixture files (--baseline FILE, --candidates FILE): a CSV with an optional 'name'
@@ -64,6 +69,9 @@ def add_parser(sub):
                       help="starting points of the optimisation (default 4)")
     add_seed_option(run_, "of the draws thinned and simulated")
     p.add_argument("-o", "--out", metavar="REC.json", help="also write the result as JSON")
+    p.add_argument("--explain", action="store_true",
+                   help="also print the parts of each domain's predictive sd at the recommended (or best-ranked) "
+                        "mixture and target scale (the uncertainty budget)")
     p.set_defaults(func=run)
     return p
 
@@ -106,7 +114,25 @@ def run(args) -> int:
                            constraints=constraints, baselines=baselines, n_restarts=args.restarts,
                            max_draws=args.max_draws, seed=args.seed)
     print(result.format_table())
+    if args.explain:
+        print("\n" + _explanation(posterior, result, model_size, tokens))
     if args.out:
         result.to_json(args.out)
         print(f"\nwritten: {args.out}")
     return 0
+
+
+def _explanation(posterior, result, model_size, tokens) -> str:
+    """The uncertainty budget (:func:`bayesmix.cli.common.budget_lines`) of the recommended
+    mixture, or of the best-ranked candidate, at the target scale."""
+    import numpy as np
+
+    from ..units import format_quantity
+
+    if hasattr(result, "mixture"):
+        which, mixture = "the recommended mixture", result.mixture
+    else:
+        best = int(np.argmin(result.risk_values))
+        which, mixture = f"the best-ranked candidate, {result.names[best]},", result.mixtures[best]
+    header = f"{which} at {format_quantity(model_size)} parameters and {format_quantity(tokens)} tokens:"
+    return header + "\n" + budget_lines(posterior, np.asarray(mixture, dtype=float)[None], model_size, tokens)
