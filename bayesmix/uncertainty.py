@@ -45,6 +45,17 @@ from .errors import UsageError
 PARTS = ("parameters", "law error beyond the fitted scales", "new mixture", "run noise")
 
 
+def budget_refusal(posterior) -> str | None:
+    """Why :func:`uncertainty_budget` cannot split ``posterior``'s predictive sd into
+    parts, or None where it can: the parts add on the log-loss only where the discrepancy
+    is an offset to it (``discrepancy_scale="log"``, the default)."""
+    draws = posterior.observation
+    if draws is not None and draws.design.discrepancy_scale != "log":
+        return ("the uncertainty budget needs the discrepancy on the log loss (the default "
+                f"discrepancy_scale='log'); this fit has '{draws.design.discrepancy_scale}'")
+    return None
+
+
 def uncertainty_budget(posterior, weights, model_size, tokens) -> dict[str, np.ndarray]:
     """The parts of the predictive sd of the log-loss at each row, ``(rows, T)`` each.
 
@@ -74,10 +85,10 @@ def uncertainty_budget(posterior, weights, model_size, tokens) -> dict[str, np.n
         Where the fit's discrepancy scales the law's reducible loss
         (``discrepancy_scale="reducible"``): its parts do not add on the log scale there.
     """
+    refusal = budget_refusal(posterior)
+    if refusal:
+        raise UsageError(refusal)
     draws = posterior.observation
-    if draws is not None and draws.design.discrepancy_scale != "log":
-        raise UsageError("the uncertainty budget needs the discrepancy on the log loss (the default "
-                         f"discrepancy_scale='log'); this fit has '{draws.design.discrepancy_scale}'")
     h = np.atleast_2d(posterior.full_weights(weights))
     rows = h.shape[0]
     N = np.broadcast_to(np.asarray(model_size, dtype=float), (rows,))

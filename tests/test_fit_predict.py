@@ -169,6 +169,21 @@ def test_recommend_explain_prints_the_budget_of_the_mixture_it_recommends(truth_
         np.testing.assert_allclose(rows[domain][:-1], [100 * budget[p][0, k] for p in PARTS], atol=0.006)
 
 
+def test_recommend_explain_refuses_a_fit_it_cannot_explain_before_optimising(fake_fit_path, tmp_path, capsys,
+                                                                             monkeypatch):
+    """A fit whose budget's parts do not add (a reducible discrepancy) is refused at once,
+    with the reason, exit status 2 and nothing written, not after the optimisation."""
+    import bayesmix.uncertainty
+
+    monkeypatch.setattr(bayesmix.uncertainty, "budget_refusal", lambda posterior: "the parts do not add here")
+    out = tmp_path / "rec.json"
+    assert main(["recommend", str(fake_fit_path), "--target-model-size", "7B", "--target-tokens", "140B",
+                 "--explain", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "--explain: the parts do not add here" in captured.err and "Traceback" not in captured.err
+    assert "recommended mixture" not in captured.out and not out.exists()
+
+
 @pytest.mark.parametrize("argv_tail, message", [
     (["--mixture", "nope=1.0", "--model-size", "1B", "--tokens", "1B"], "unknown domains"),
     (["--mixture", "web=0.5,code=0.2", "--model-size", "1B", "--tokens", "1B"], "sum to"),

@@ -11,7 +11,7 @@ from bayesmix.errors import UsageError
 from bayesmix.observation import ObservationDesign, ObservationDraws, mixture_keys
 from bayesmix.simulate import default_truth
 from bayesmix.testing import posterior_around_truth
-from bayesmix.uncertainty import PARTS, uncertainty_budget
+from bayesmix.uncertainty import PARTS, budget_refusal, uncertainty_budget
 
 S = 4000
 
@@ -78,6 +78,7 @@ def test_student_t_noise_counts_its_variance_and_a_reducible_discrepancy_is_refu
     reducible, _ = _posterior(mixture_effect=False, scale="reducible")
     with pytest.raises(UsageError, match="discrepancy_scale='log'"):
         uncertainty_budget(reducible, np.full(3, 1 / 3), 1e8, 2e9)
+    assert "discrepancy_scale='log'" in budget_refusal(reducible) and budget_refusal(posterior) is None
 
 
 def test_slopes_drawn_from_their_prior_count_as_law_error_not_as_parameters():

@@ -98,9 +98,12 @@ def _parse_baselines(values, domains):
 
 def run(args) -> int:
     from ..decide import load_mixtures, rank_candidates, recommend
+    from ..uncertainty import budget_refusal
 
     require_positive(args, "max_draws", "restarts")
     posterior, model_size, tokens, objective, constraints = target_decision_from_args(args)
+    if args.explain and budget_refusal(posterior):
+        raise UsageError(f"--explain: {budget_refusal(posterior)}")
     if args.candidates:
         if args.baseline:
             raise UsageError("--baseline compares with an optimised mixture; with --candidates "
@@ -114,11 +117,11 @@ def run(args) -> int:
                            constraints=constraints, baselines=baselines, n_restarts=args.restarts,
                            max_draws=args.max_draws, seed=args.seed)
     print(result.format_table())
-    if args.explain:
-        print("\n" + _explanation(posterior, result, model_size, tokens))
     if args.out:
         result.to_json(args.out)
         print(f"\nwritten: {args.out}")
+    if args.explain:
+        print("\n" + _explanation(posterior, result, model_size, tokens))
     return 0
 
 
