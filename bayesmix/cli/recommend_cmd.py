@@ -130,9 +130,10 @@ def _explanation(posterior, result, model_size, tokens) -> str:
     mixture, or of the best-ranked candidate, at the target scale."""
     import numpy as np
 
+    from ..decide import Recommendation
     from ..units import format_quantity
 
-    if hasattr(result, "mixture"):
+    if isinstance(result, Recommendation):
         which, mixture = "the recommended mixture", result.mixture
     else:
         best = int(np.argmin(result.risk_values))
