@@ -102,8 +102,9 @@ def run(args) -> int:
 
     require_positive(args, "max_draws", "restarts")
     posterior, model_size, tokens, objective, constraints = target_decision_from_args(args)
-    if args.explain and budget_refusal(posterior):
-        raise UsageError(f"--explain: {budget_refusal(posterior)}")
+    refusal = budget_refusal(posterior) if args.explain else None
+    if refusal:
+        raise UsageError(f"--explain: {refusal}")
     if args.candidates:
         if args.baseline:
             raise UsageError("--baseline compares with an optimised mixture; with --candidates "
